@@ -1,13 +1,46 @@
 """labkit: the helper library behind the hands-on Docker course.
 
+In a notebook::
+
+    import labkit
+    %docker run hello-world                  # a real CLI command; a failure fails the cell
+    labkit.check("welcome.first-container")  # checked against the live daemon
+
 Example:
     >>> import labkit
-    >>> labkit.sh("docker run --rm busybox echo hi")  # doctest: +SKIP
-    hi
+    >>> labkit.sh("echo hi", quiet=True).output
+    'hi\\n'
 """
 
+from __future__ import annotations
+
+from typing import Any
+
+from labkit.cleanup import reset
 from labkit.errors import LabkitError
+from labkit.exercises import check, hint, setup, solution, solve
 from labkit.shell import sh
 
-__all__ = ["LabkitError", "sh"]
+__all__ = ["LabkitError", "check", "hint", "reset", "setup", "sh", "solution", "solve"]
 __version__ = "0.1.0"
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext labkit``: registers the ``%docker`` magic."""
+    from labkit.magics import register
+
+    register(ipython)
+
+
+def _auto_register() -> None:
+    """``import labkit`` in a notebook is enough for ``%docker``."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    ipython = get_ipython()
+    if ipython is not None:
+        load_ipython_extension(ipython)
+
+
+_auto_register()

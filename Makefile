@@ -1,0 +1,43 @@
+# The two commands a newcomer needs: `make lab` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+LABKIT := $(VENV)/bin/labkit
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+.PHONY: lab test bench engine images venv unit clean
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	@touch $@
+
+venv: $(VENV)/.installed
+
+# A Docker engine that answers (installs and starts Debian's when run as root on Debian).
+engine:
+	@scripts/provision-docker
+
+# Every image the lessons use, built offline when nothing can be pulled, and the local mirror.
+images: venv engine
+	$(LABKIT) images ensure
+	$(LABKIT) registry up
+
+lab: images
+	$(PY) -m labkit.lab
+
+# Unit tests, integration tests against the real daemon, and nbval on every notebook.
+test: images
+	$(PY) -m pytest tests notebooks --nbval --nbval-current-env \
+		--nbval-sanitize-with tests/nbval-sanitize.cfg -p no:cacheprovider
+
+unit: venv
+	$(PY) -m pytest tests/unit -p no:cacheprovider
+
+bench: images
+	$(PY) -m labkit.bench
+
+clean:
+	-$(LABKIT) reset
+	-$(LABKIT) registry down

@@ -1,0 +1,82 @@
+"""``labkit reset``: remove everything labkit and the lessons created.
+
+Everything labkit creates carries a ``labkit.session`` label and is removed by
+label; containers the lessons ask learners to create by name (or from a given
+image) are removed through the exercises that own them. The course's own images
+(``labkit images ensure``) are infrastructure and stay.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import docker.errors
+
+from labkit import engine
+
+
+@dataclass(frozen=True)
+class ResetReport:
+    """How many of each kind of resource a reset removed."""
+
+    containers: int = 0
+    networks: int = 0
+    volumes: int = 0
+    images: int = 0
+
+    def __str__(self) -> str:
+        parts = [f"{n} {kind}" for kind, n in vars(self).items() if n]
+        return "removed " + ", ".join(parts) if parts else "nothing to remove: the lab is clean"
+
+
+def remove_labelled(session: str | None = None) -> ResetReport:
+    """Remove containers, networks, volumes and images carrying labkit's session label.
+
+    Args:
+        session: only this session's resources; ``None`` for every session's.
+
+    Raises:
+        DaemonUnavailable: the daemon did not answer.
+    """
+    label = f"{engine.LABEL_SESSION}={session}" if session else engine.LABEL_SESSION
+    client = engine.client()
+    counts = {"containers": 0, "networks": 0, "volumes": 0, "images": 0}
+    with engine.converted():
+        for container in client.containers.list(all=True, filters={"label": label}):
+            try:
+                container.remove(force=True, v=True)
+                counts["containers"] += 1
+            except docker.errors.NotFound:
+                pass
+        for network in client.networks.list(filters={"label": label}):
+            try:
+                network.remove()
+                counts["networks"] += 1
+            except docker.errors.NotFound:
+                pass
+        for volume in client.volumes.list(filters={"label": label}):
+            try:
+                volume.remove(force=True)
+                counts["volumes"] += 1
+            except docker.errors.NotFound:
+                pass
+        for image in client.images.list(filters={"label": label}):
+            try:
+                client.images.remove(image.id, force=True)
+                counts["images"] += 1
+            except docker.errors.NotFound:
+                pass
+    return ResetReport(**counts)
+
+
+def reset(session: str | None = None) -> ResetReport:
+    """Remove everything labkit created, and every exercise's containers and state.
+
+    Raises:
+        DaemonUnavailable: the daemon did not answer.
+    """
+    from labkit.exercises import reset_all
+
+    owned = reset_all() if session is None else 0
+    labelled = remove_labelled(session)
+    return ResetReport(labelled.containers + owned, labelled.networks, labelled.volumes, labelled.images)

@@ -1,0 +1,204 @@
+"""The ``labkit`` command: doctor, reset, images, registry and exercises.
+
+Exit codes: 0 success (or "passed" for ``check``), 1 "not yet" (``check``) or
+"not ready" (``doctor``), 2 could not do the job (one line on stderr says why).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from labkit.errors import LabkitError
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from labkit.doctor import run_doctor
+
+    report = run_doctor()
+    if args.json:
+        _print_json(report.to_dict())
+    else:
+        print(report.render_text())
+    return 0 if report.ready else 1
+
+
+def _cmd_reset(args: argparse.Namespace) -> int:
+    from labkit.cleanup import reset
+
+    print(reset(session=args.session))
+    return 0
+
+
+def _cmd_images(args: argparse.Namespace) -> int:
+    from labkit import images
+
+    if args.action == "ensure":
+        images.ensure(args.names or None)
+    elif args.action == "list":
+        for state in images.status():
+            mark = "✔" if state.present else "✗"
+            origin = " (built offline by labkit)" if state.offline_built else ""
+            print(f"{mark} {state.name:<28} {state.source}{origin}")
+        return 0 if all(s.present for s in images.status()) else 1
+    elif args.action == "bundle":
+        images.bundle(args.file, args.names or None)
+    elif args.action == "load":
+        images.load(args.file)
+    return 0
+
+
+def _cmd_registry(args: argparse.Namespace) -> int:
+    from labkit import registry
+
+    if args.action == "up":
+        status = registry.up()
+    elif args.action == "down":
+        stopped = registry.down()
+        print("registry stopped" if stopped else "no registry started by labkit was running")
+        return 0
+    else:
+        status = registry.status()
+    if args.json:
+        _print_json(vars(status) if not hasattr(status, "to_dict") else status.to_dict())
+    else:
+        state = "running" if status.running else "not running"
+        print(f"registry {state} at {status.url}" + (f" (pid {status.pid})" if status.pid else ""))
+        for repo in status.repositories:
+            print(f"  {repo}")
+    return 0 if status.running or args.action == "status" else 2
+
+
+def _cmd_exercise(args: argparse.Namespace) -> int:
+    from labkit import exercises
+
+    if args.action == "list":
+        rows = [(e.id, e.lesson, e.title) for e in exercises.all_exercises()]
+        if args.json:
+            _print_json([{"id": i, "lesson": lesson, "title": t} for i, lesson, t in rows])
+        else:
+            for exercise_id, lesson, title in rows:
+                print(f"{exercise_id:<32} lesson {lesson}  {title}")
+        return 0
+    if args.action == "setup":
+        info = exercises.setup(args.id)
+        if args.json:
+            _print_json(info)
+        else:
+            exercise = exercises.get(args.id)
+            print(f"{exercise.id}: ready. {exercise.prompt}")
+            for key, value in info.items():
+                if key != "exercise":
+                    print(f"  {key}: {value}")
+        return 0
+    if args.action == "solve":
+        result = exercises.solve(args.id, quiet=args.json)
+        if args.json:
+            _print_json(result.to_dict())
+        else:
+            print(result)
+        return 0 if result.passed else 1
+    if args.action == "show":
+        exercise = exercises.get(args.id)
+        print(f"{exercise.id} (lesson {exercise.lesson}): {exercise.title}\n{exercise.prompt}")
+        return 0
+    return 2
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from labkit import exercises
+
+    result = exercises.check(args.id, answer=args.answer)
+    if args.json:
+        _print_json(result.to_dict())
+    else:
+        print(result)
+    return 0 if result.passed else 1
+
+
+def _cmd_hint(args: argparse.Namespace) -> int:
+    from labkit import exercises
+
+    print(exercises.hint(args.id, args.level))
+    return 0
+
+
+def _cmd_solution(args: argparse.Namespace) -> int:
+    from labkit import exercises
+
+    print(exercises.solution(args.id))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="labkit", description="Hands-on Docker course helper.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("doctor", help="is this machine ready for the lab?")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_doctor)
+
+    p = sub.add_parser("reset", help="remove everything the lab created")
+    p.add_argument("--session", help="only this labkit.session's resources")
+    p.set_defaults(func=_cmd_reset)
+
+    p = sub.add_parser("images", help="the course's images, offline")
+    p.add_argument("action", choices=["ensure", "list", "bundle", "load"])
+    p.add_argument("file", nargs="?", help="the bundle file (bundle, load)")
+    p.add_argument("--names", nargs="*", help="only these images")
+    p.set_defaults(func=_cmd_images)
+
+    p = sub.add_parser("registry", help="the local registry mirror on 127.0.0.1:5000")
+    p.add_argument("action", choices=["up", "down", "status"])
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_registry)
+
+    p = sub.add_parser("exercise", help="list, set up or solve exercises")
+    p.add_argument("action", choices=["list", "setup", "solve", "show"])
+    p.add_argument("id", nargs="?")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_exercise)
+
+    p = sub.add_parser("check", help="check an exercise against the live daemon (exit 0 passed, 1 not yet)")
+    p.add_argument("id")
+    p.add_argument("--answer", help="your answer, for exercises that ask for a value")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_check)
+
+    p = sub.add_parser("hint", help="a hint for an exercise")
+    p.add_argument("id")
+    p.add_argument("--level", type=int, default=1)
+    p.set_defaults(func=_cmd_hint)
+
+    p = sub.add_parser("solution", help="the reference solution of an exercise")
+    p.add_argument("id")
+    p.set_defaults(func=_cmd_solution)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "images" and args.action in ("bundle", "load") and not args.file:
+        parser.error(f"images {args.action} needs a FILE")
+    if args.command == "exercise" and args.action != "list" and not args.id:
+        parser.error(f"exercise {args.action} needs an exercise ID (see `labkit exercise list`)")
+    try:
+        return int(args.func(args))
+    except LabkitError as e:
+        print(f"labkit: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("labkit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

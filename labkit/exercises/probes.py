@@ -1,0 +1,80 @@
+"""Small readers of live daemon state, shared by exercise checks.
+
+Each returns plain facts; deciding what they mean is the check's job.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import docker
+import docker.errors
+from docker.models.containers import Container
+
+
+def normalize_ref(ref: str) -> str:
+    """``docker.io/library/hello-world:latest`` → ``hello-world:latest``.
+
+    Example:
+        >>> normalize_ref("docker.io/library/busybox")
+        'busybox:latest'
+    """
+    ref = ref.strip()
+    for prefix in ("docker.io/", "index.docker.io/", "registry-1.docker.io/"):
+        if ref.startswith(prefix):
+            ref = ref[len(prefix) :]
+    if ref.startswith("library/"):
+        ref = ref[len("library/") :]
+    last = ref.rsplit("/", 1)[-1]
+    if "@" not in ref and ":" not in last:
+        ref += ":latest"
+    return ref
+
+
+def image_id(client: docker.DockerClient, ref: str) -> str | None:
+    """The id of a local image, or ``None`` when the daemon does not have it."""
+    try:
+        return str(client.images.get(ref).id)
+    except docker.errors.ImageNotFound:
+        return None
+
+
+def containers_from(client: docker.DockerClient, ref: str) -> list[Container]:
+    """Every container (any state) created from image ``ref``, however the learner spelled it.
+
+    Matches the image the container was created from by id, and also by name,
+    so ``hello-world``, ``hello-world:latest`` and ``docker.io/library/hello-world``
+    are one image, and a container survives its image being re-pulled.
+    """
+    wanted_id = image_id(client, ref)
+    wanted_name = normalize_ref(ref)
+    found = []
+    # The list endpoint is one call; inspect (reload) only the matches.
+    for container in client.containers.list(all=True, sparse=True):
+        attrs = container.attrs
+        listed = str(attrs.get("Image", ""))
+        if (wanted_id and attrs.get("ImageID") == wanted_id) or (listed and normalize_ref(listed) == wanted_name):
+            try:
+                container.reload()
+            except docker.errors.NotFound:  # removed between the list and the inspect
+                continue
+            found.append(container)
+    return found
+
+
+def state(container: Container) -> dict[str, Any]:
+    """The parts of a container's state checks talk about."""
+    raw = container.attrs.get("State", {})
+    return {
+        "status": raw.get("Status"),
+        "exit_code": raw.get("ExitCode"),
+        "started": raw.get("StartedAt", "").startswith("0001") is False,
+    }
+
+
+def describe(container: Container) -> str:
+    """``name (status, exit N)`` for messages and evidence."""
+    s = state(container)
+    if s["status"] == "exited":
+        return f"{container.name} (exited with code {s['exit_code']})"
+    return f"{container.name} ({s['status']})"

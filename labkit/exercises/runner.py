@@ -1,0 +1,221 @@
+"""Check, hint, set up, solve and reset exercises against the live daemon."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import docker.errors
+
+from labkit import engine
+from labkit.errors import LabkitError
+from labkit.exercises.model import CheckResult, Context, Exercise
+from labkit.exercises.probes import containers_from
+from labkit.exercises.registry import all_exercises, get
+from labkit.paths import state_dir
+from labkit.shell import sh
+
+
+def _store_path() -> Path:
+    return state_dir() / "exercises.json"
+
+
+def _load_store() -> dict[str, dict[str, Any]]:
+    try:
+        data = json.loads(_store_path().read_text())
+    except FileNotFoundError:
+        return {"answers": {}, "setup": {}}
+    except (OSError, ValueError):
+        # A damaged store must not block a learner: start over, keep the damaged copy.
+        with contextlib.suppress(OSError):
+            _store_path().replace(_store_path().with_suffix(".damaged.json"))
+        return {"answers": {}, "setup": {}}
+    data.setdefault("answers", {})
+    data.setdefault("setup", {})
+    return data
+
+
+def _save_store(data: dict[str, dict[str, Any]]) -> None:
+    path = _store_path()
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".exercises.", suffix=".json")
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def _context(exercise: Exercise, answer: str | None = None) -> Context:
+    store = _load_store()
+    recorded = store["answers"].get(exercise.id)
+    return Context(
+        exercise=exercise,
+        client=engine.client(),
+        answer=answer if answer is not None else recorded,
+        setup=store["setup"].get(exercise.id),
+    )
+
+
+def record_answer(exercise_id: str, answer: str) -> None:
+    """Remember a learner's answer so a later check without one re-checks it."""
+    store = _load_store()
+    store["answers"][exercise_id] = answer
+    _save_store(store)
+
+
+def check(exercise_id: str, answer: str | int | None = None) -> CheckResult:
+    """Check an exercise against the live daemon.
+
+    Args:
+        exercise_id: e.g. ``"welcome.first-container"``.
+        answer: for answer exercises, the learner's value (recorded for later checks).
+
+    Returns:
+        A result, passed or not; a wrong state is never an exception.
+
+    Raises:
+        UnknownExercise: no such exercise.
+        DaemonUnavailable: the daemon did not answer, so nothing could be checked.
+
+    Example:
+        >>> check("welcome.first-container")  # doctest: +SKIP
+        ✔ welcome.first-container — passed: ...
+    """
+    exercise = get(exercise_id)
+    text = None if answer is None else str(answer).strip()
+    if text is not None and exercise.is_answer:
+        record_answer(exercise.id, text)
+    ctx = _context(exercise, text)
+    if exercise.is_answer and ctx.answer is None:
+        return CheckResult(
+            exercise.id,
+            exercise.title,
+            False,
+            "No answer recorded yet.",
+            f'Submit one: check("{exercise.id}", answer=...) or `labkit check {exercise.id} --answer VALUE`.',
+        )
+    with engine.converted():
+        verdict = exercise.check(ctx)
+    hint = verdict.hint if not verdict.passed else None
+    if not verdict.passed and hint is None and exercise.hints:
+        hint = exercise.hints[0]
+    return CheckResult(exercise.id, exercise.title, verdict.passed, verdict.message, hint, dict(verdict.evidence))
+
+
+def hint(exercise_id: str, level: int = 1) -> str:
+    """Hint tier ``level`` (1 = a nudge; the last tier nearly gives it away).
+
+    Raises:
+        UnknownExercise: no such exercise.
+    """
+    exercise = get(exercise_id)
+    if not exercise.hints:
+        return "No hints for this one: read the prompt again."
+    level = max(1, min(int(level), len(exercise.hints)))
+    return f"Hint {level}/{len(exercise.hints)}: {exercise.hints[level - 1]}"
+
+
+def solution(exercise_id: str) -> str:
+    """The reference solution as the commands a learner would type."""
+    return "\n".join(get(exercise_id).solution)
+
+
+def _remove(container: Any) -> bool:
+    try:
+        container.remove(force=True, v=True)
+        return True
+    except docker.errors.NotFound:
+        return False
+
+
+def reset_exercise(exercise: Exercise) -> int:
+    """Remove the containers an exercise owns (its names, its images, its setup); forget its state.
+
+    Returns:
+        How many containers were removed.
+    """
+    client = engine.client()
+    removed = 0
+    with engine.converted():
+        for container in client.containers.list(all=True, filters={"label": f"labkit.exercise={exercise.id}"}):
+            removed += _remove(container)
+        for name in exercise.names:
+            found = engine.find_container(name)
+            if found is not None and found.name == name:
+                removed += _remove(found)
+        for image in exercise.images:
+            for container in containers_from(client, image):
+                removed += _remove(container)
+    store = _load_store()
+    if exercise.id in store["answers"] or exercise.id in store["setup"]:
+        store["answers"].pop(exercise.id, None)
+        store["setup"].pop(exercise.id, None)
+        _save_store(store)
+    return removed
+
+
+def exercise_labels(exercise: Exercise) -> dict[str, str]:
+    """Labels for what an exercise's setup creates."""
+    return engine.labels(exercise.lesson, **{"labkit.exercise": exercise.id})
+
+
+def setup(exercise_id: str) -> dict[str, Any]:
+    """Reset an exercise, then create its starting state.
+
+    Returns:
+        What the learner needs to know (container names, paths); ``{}`` when
+        the exercise needs no setup.
+
+    Raises:
+        UnknownExercise: no such exercise.
+        LabkitError: the starting state could not be created (the partial state is removed).
+    """
+    exercise = get(exercise_id)
+    reset_exercise(exercise)
+    info: dict[str, Any] = {"exercise": exercise.id}
+    if exercise.setup is not None:
+        ctx = _context(exercise)
+        try:
+            with engine.converted():
+                info.update(exercise.setup(ctx))
+        except BaseException:
+            reset_exercise(exercise)
+            raise
+    store = _load_store()
+    store["setup"][exercise.id] = info
+    _save_store(store)
+    return info
+
+
+def solve(exercise_id: str, *, quiet: bool = False) -> CheckResult:
+    """Apply the reference solution for real, then check it.
+
+    For answer exercises, records the reference answer computed live.
+
+    Raises:
+        UnknownExercise: no such exercise.
+        CommandFailed: a reference command failed (a bug in the exercise, or a broken setup).
+    """
+    exercise = get(exercise_id)
+    if exercise.setup is not None and _load_store()["setup"].get(exercise.id) is None:
+        setup(exercise.id)
+    for command in exercise.solution:
+        sh(command, lesson=exercise.lesson, quiet=quiet)
+    if exercise.reference_answer is not None:
+        ctx = _context(exercise)
+        with engine.converted():
+            record_answer(exercise.id, exercise.reference_answer(ctx))
+    return check(exercise.id)
+
+
+def reset_all() -> int:
+    """Reset every exercise. Returns how many containers were removed."""
+    removed = sum(reset_exercise(exercise) for exercise in all_exercises())
+    with contextlib.suppress(FileNotFoundError):
+        _store_path().unlink()
+    return removed
+
+
+__all__ = ["check", "hint", "solution", "setup", "solve", "reset_exercise", "reset_all", "record_answer", "LabkitError"]

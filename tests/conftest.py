@@ -1,0 +1,70 @@
+"""Shared fixtures: a real daemon for ``docker`` tests, and a leak check over the whole run."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+# Tests never touch the learner's own state: answers, registry pid files and setup
+# records go to a throwaway folder for the whole run (subprocesses inherit it).
+os.environ.setdefault("LABKIT_STATE_DIR", os.path.join(os.environ.get("TMPDIR", "/tmp"), f"labkit-test-state-{os.getpid()}"))
+
+_before: set[str] = set()
+
+
+def _labelled_containers() -> set[str]:
+    from labkit import engine
+
+    try:
+        return {c.id for c in engine.client().containers.list(all=True, filters={"label": engine.LABEL_SESSION})}
+    except Exception:  # no daemon: the docker fixture reports that as a failure
+        return set()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    _before.update(_labelled_containers())
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run when it leaves labelled containers behind."""
+    leaked = _labelled_containers() - _before
+    if leaked:
+        from labkit import engine
+
+        names = []
+        for container_id in sorted(leaked):
+            try:
+                c = engine.client().containers.get(container_id)
+                names.append(f"{c.name} (lesson {c.labels.get(engine.LABEL_LESSON)})")
+                c.remove(force=True)
+            except Exception:
+                names.append(container_id[:12])
+        print(f"\nLEAK: the run left {len(leaked)} labkit-labelled container(s): {', '.join(names)}")
+        session.exitstatus = 1
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[object]:
+    """The real daemon; a missing daemon fails the test (CI must not skip)."""
+    from labkit import engine
+    from labkit.errors import DaemonUnavailable
+
+    try:
+        client = engine.client()
+    except DaemonUnavailable as e:
+        pytest.fail(f"these tests need a real Docker daemon: {e}")
+    yield client
+
+
+@pytest.fixture
+def tracked(docker_client: object) -> Iterator[list[object]]:
+    """Containers a test creates; force-removed afterwards whatever happened."""
+    created: list[object] = []
+    yield created
+    for container in created:
+        try:
+            container.remove(force=True)  # type: ignore[attr-defined]
+        except Exception:
+            pass

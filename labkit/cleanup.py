@@ -29,16 +29,20 @@ class ResetReport:
         return "removed " + ", ".join(parts) if parts else "nothing to remove: the lab is clean"
 
 
-def remove_labelled(session: str | None = None) -> ResetReport:
+def remove_labelled(session: str | None = None, lesson: str | None = None) -> ResetReport:
     """Remove containers, networks, volumes and images carrying labkit's session label.
 
     Args:
         session: only this session's resources; ``None`` for every session's.
+        lesson: only this lesson's resources (``labkit.lesson`` label).
 
     Raises:
         DaemonUnavailable: the daemon did not answer.
     """
-    label = f"{engine.LABEL_SESSION}={session}" if session else engine.LABEL_SESSION
+    if lesson:
+        label = f"{engine.LABEL_LESSON}={lesson}"
+    else:
+        label = f"{engine.LABEL_SESSION}={session}" if session else engine.LABEL_SESSION
     client = engine.client()
     counts = {"containers": 0, "networks": 0, "volumes": 0, "images": 0}
     with engine.converted():
@@ -69,14 +73,22 @@ def remove_labelled(session: str | None = None) -> ResetReport:
     return ResetReport(**counts)
 
 
-def reset(session: str | None = None) -> ResetReport:
+def reset(session: str | None = None, lesson: str | None = None) -> ResetReport:
     """Remove everything labkit created, and every exercise's containers and state.
+
+    Args:
+        session: only what this ``labkit.session`` created (exercises are left alone).
+        lesson: only this lesson: its exercises and what carries its ``labkit.lesson`` label.
+            A notebook calls ``labkit.reset(lesson="00")`` first and last, so it runs twice in a row.
 
     Raises:
         DaemonUnavailable: the daemon did not answer.
     """
-    from labkit.exercises import reset_all
+    from labkit.exercises import all_exercises, reset_all, reset_exercise
 
-    owned = reset_all() if session is None else 0
-    labelled = remove_labelled(session)
+    if lesson is not None:
+        owned = sum(reset_exercise(e) for e in all_exercises() if e.lesson == lesson)
+    else:
+        owned = reset_all() if session is None else 0
+    labelled = remove_labelled(session, lesson)
     return ResetReport(labelled.containers + owned, labelled.networks, labelled.volumes, labelled.images)

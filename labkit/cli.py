@@ -33,7 +33,7 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 def _cmd_reset(args: argparse.Namespace) -> int:
     from labkit.cleanup import reset
 
-    print(reset(session=args.session))
+    print(reset(session=args.session, lesson=args.lesson))
     return 0
 
 
@@ -147,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("reset", help="remove everything the lab created")
     p.add_argument("--session", help="only this labkit.session's resources")
+    p.add_argument("--lesson", help="only this lesson's exercises and resources, e.g. 00")
     p.set_defaults(func=_cmd_reset)
 
     p = sub.add_parser("images", help="the course's images, offline")

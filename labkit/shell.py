@@ -22,8 +22,6 @@ from labkit import engine
 from labkit.errors import CommandFailed, CommandNotFound, WaitTimeout
 
 _RUN_OR_CREATE = re.compile(r"^(\s*docker\s+(?:container\s+)?(?:run|create))(?=\s)")
-# Characters that need a real shell; anything else is split with shlex and run directly.
-_SHELL_SYNTAX = frozenset("|&;<>()$`\\*?[]#~{}\n")
 _BASH = shutil.which("bash")
 
 
@@ -55,12 +53,11 @@ def labelled(command: str, lesson: str) -> str:
 
 
 def _argv(command: str) -> list[str]:
-    """Plain commands run directly; anything with shell syntax runs in bash with pipefail."""
-    if not _SHELL_SYNTAX & set(command):
-        try:
-            return shlex.split(command)
-        except ValueError:
-            pass
+    """Run through a shell, as a terminal would: builtins, pipes, ``$(pwd)`` all work.
+
+    bash with pipefail where there is bash, so ``docker ... | base64`` fails when docker does;
+    a simple command is exec'd by the shell, so this costs a millisecond or two.
+    """
     if _BASH:
         return [_BASH, "-o", "pipefail", "-c", command]
     return ["/bin/sh", "-c", command]
@@ -167,6 +164,6 @@ def sh(
     expected = (expect,) if isinstance(expect, int) else expect
     if expected is not None and exit_code not in expected:
         if exit_code == 127 and "not found" in output:
-            raise CommandNotFound(shlex.split(command)[0] if command.strip() else command)
+            raise CommandNotFound(command.split()[0] if command.strip() else command)
         raise CommandFailed(command, exit_code, output, tuple(expected))
     return Completed(command, exit_code, output)

@@ -1,0 +1,81 @@
+"""Every exercise against the real daemon: not passed after reset and setup, passed after solve."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from labkit import exercises
+from labkit.exercises import all_exercises
+
+pytestmark = pytest.mark.docker
+
+
+@pytest.mark.parametrize("exercise_id", [e.id for e in all_exercises()])
+def test_setup_is_not_yet_and_solve_passes(exercise_id: str, docker_client: object) -> None:
+    exercise = exercises.get(exercise_id)
+    try:
+        exercises.reset_exercise(exercise)
+        exercises.setup(exercise_id)
+        before = exercises.check(exercise_id)
+        assert not before.passed, f"{exercise_id} passes with no work: {before}"
+        assert before.hint, f"{exercise_id} gives no hint when not passed"
+        after = exercises.solve(exercise_id, quiet=True)
+        assert after.passed, f"{exercise_id} fails after its reference solution: {after}"
+        assert exercises.check(exercise_id).passed  # and stays passed when checked again
+    finally:
+        exercises.reset_exercise(exercise)
+
+
+def _labkit(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "labkit.cli", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_cli_check_exit_codes_follow_reset_and_solve(docker_client: object) -> None:
+    assert _labkit("reset").returncode == 0
+    not_yet = _labkit("check", "welcome.first-container")
+    assert not_yet.returncode == 1, not_yet.stdout + not_yet.stderr
+    assert "not yet" in not_yet.stdout
+    solved = _labkit("exercise", "solve", "welcome.first-container")
+    assert solved.returncode == 0, solved.stdout + solved.stderr
+    passed = _labkit("check", "welcome.first-container", "--json")
+    assert passed.returncode == 0 and '"passed": true' in passed.stdout
+    assert _labkit("reset").returncode == 0
+    assert _labkit("check", "welcome.first-container").returncode == 1
+
+
+class TestFirstContainerNearMisses:
+    """welcome.first-container names what it found instead of a container that ran hello-world."""
+
+    @pytest.fixture(autouse=True)
+    def _clean(self, docker_client: object) -> object:
+        exercises.reset_exercise(exercises.get("welcome.first-container"))
+        yield
+        exercises.reset_exercise(exercises.get("welcome.first-container"))
+
+    def test_created_but_never_started(self, tracked: list[object], docker_client: object) -> None:
+        from labkit import engine
+
+        tracked.append(docker_client.containers.create("hello-world", labels=engine.labels("test")))  # type: ignore[attr-defined]
+        result = exercises.check("welcome.first-container")
+        assert not result.passed
+        assert "created but never started" in result.message and "docker start -a" in (result.hint or "")
+
+    def test_another_image_does_not_count(self, docker_client: object) -> None:
+        from labkit.shell import sh
+
+        sh("docker run --rm busybox true", quiet=True, lesson="test")
+        sh("docker run --name lk-test-not-hello busybox true", quiet=True, lesson="test")
+        try:
+            result = exercises.check("welcome.first-container")
+            assert not result.passed and "No container made from hello-world" in result.message
+        finally:
+            sh("docker rm -f lk-test-not-hello", quiet=True)
+
+    def test_any_spelling_of_the_image_counts(self, docker_client: object) -> None:
+        from labkit.shell import sh
+
+        sh("docker container run docker.io/library/hello-world:latest", quiet=True, lesson="test")
+        assert exercises.check("welcome.first-container").passed

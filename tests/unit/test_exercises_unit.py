@@ -1,0 +1,141 @@
+"""The exercise framework's pure logic: ids, results, hints, answers (no daemon: a stand-in client)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from labkit import engine
+from labkit.errors import UnknownExercise
+from labkit.exercises import (
+    CheckResult,
+    Exercise,
+    all_exercises,
+    check,
+    get,
+    hint,
+    not_yet,
+    passed,
+    record_answer,
+    register,
+    solution,
+)
+from labkit.exercises import runner
+from labkit.exercises.probes import normalize_ref
+
+
+@pytest.fixture
+def state_dir(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("LABKIT_STATE_DIR", str(tmp_path))
+    # Pure logic only: the check functions below never touch the client.
+    monkeypatch.setattr(engine, "client", lambda: object())
+    return tmp_path
+
+
+def _answer_check(ctx: Any) -> Any:
+    if ctx.answer == "42":
+        return passed("Right.", answer=ctx.answer)
+    if ctx.answer == "41":
+        return not_yet("Off by one.", "Count again from zero.")
+    return not_yet("Not that.")
+
+
+ANSWER = register(
+    Exercise(
+        id="unit.answer",
+        lesson="99",
+        title="An answer",
+        prompt="Say 42.",
+        check=_answer_check,
+        hints=("Think.", "Six times seven.", "42"),
+        solution=("echo 42",),
+        reference_answer=lambda ctx: "42",
+    )
+)
+
+
+def test_every_exercise_id_is_unique_dotted_and_complete() -> None:
+    exercises = all_exercises()
+    assert len({e.id for e in exercises}) == len(exercises)
+    for e in exercises:
+        assert e.id == e.id.lower() and "." in e.id and " " not in e.id
+        assert e.title and e.prompt and e.hints, e.id
+        assert e.solution or e.reference_answer, f"{e.id} has no reference solution"
+
+
+def test_unknown_id_suggests_the_closest() -> None:
+    with pytest.raises(UnknownExercise) as info:
+        get("welcome.first-containr")
+    assert "welcome.first-container" in str(info.value)
+    with pytest.raises(UnknownExercise) as info:
+        get("zzz")
+    assert "labkit exercise list" in str(info.value)
+
+
+def test_ids_forgive_case_and_spaces() -> None:
+    assert get("  Welcome.First-Container ").id == "welcome.first-container"
+
+
+def test_answer_is_recorded_and_rechecked(state_dir: Any) -> None:
+    first = check("unit.answer")
+    assert not first.passed and "No answer recorded" in first.message
+    wrong = check("unit.answer", answer=" 41 ")
+    assert not wrong.passed and wrong.hint == "Count again from zero."
+    again = check("unit.answer")  # no answer given: re-checks the recorded one
+    assert again.message == "Off by one."
+    assert check("unit.answer", answer=42).passed
+    assert check("unit.answer").passed
+
+
+def test_generic_hint_when_the_check_names_no_near_miss(state_dir: Any) -> None:
+    assert check("unit.answer", answer="7").hint == "Think."
+
+
+def test_damaged_store_is_set_aside_not_fatal(state_dir: Any) -> None:
+    (state_dir / "exercises.json").write_text("{not json")
+    record_answer("unit.answer", "42")
+    assert json.loads((state_dir / "exercises.json").read_text())["answers"]["unit.answer"] == "42"
+    assert (state_dir / "exercises.damaged.json").exists()
+
+
+def test_hint_levels_are_clamped() -> None:
+    assert hint("unit.answer", 0) == "Hint 1/3: Think."
+    assert hint("unit.answer", 2) == "Hint 2/3: Six times seven."
+    assert hint("unit.answer", 99) == "Hint 3/3: 42"
+
+
+def test_solution_is_the_commands() -> None:
+    assert solution("welcome.first-container") == "docker run hello-world"
+
+
+def test_result_renders_the_same_every_time() -> None:
+    result = CheckResult("x.y", "Title", False, "Found <nothing>.", "Try `docker run`.", {"b": 2, "a": "<1>"})
+    assert result._repr_html_() == result._repr_html_()
+    html = result._repr_html_()
+    assert "&lt;nothing&gt;" in html and 'data-status="not yet"' in html
+    assert html.index("<code>a</code>") < html.index("<code>b</code>")
+    assert str(result).splitlines()[0] == "✗ x.y — not yet: Found <nothing>."
+    assert not result
+    ok = CheckResult("x.y", "Title", True, "Done.")
+    assert ok and "✔" in str(ok) and ok.to_dict()["status"] == "passed"
+
+
+@pytest.mark.parametrize(
+    ("ref", "normal"),
+    [
+        ("hello-world", "hello-world:latest"),
+        ("docker.io/library/hello-world:latest", "hello-world:latest"),
+        ("library/busybox", "busybox:latest"),
+        ("labkit/hello-dock", "labkit/hello-dock:latest"),
+        ("localhost:5000/lab/hello-dock:v1", "localhost:5000/lab/hello-dock:v1"),
+        ("localhost:5000/lab/x", "localhost:5000/lab/x:latest"),
+    ],
+)
+def test_image_references_normalize(ref: str, normal: str) -> None:
+    assert normalize_ref(ref) == normal
+
+
+def test_runner_store_lives_in_the_state_dir(state_dir: Any) -> None:
+    assert runner._store_path().parent == state_dir

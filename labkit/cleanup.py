@@ -25,7 +25,7 @@ class ResetReport:
     images: int = 0
 
     def __str__(self) -> str:
-        parts = [f"{n} {kind}" for kind, n in vars(self).items() if n]
+        parts = [f"{n} {kind if n != 1 else kind[:-1]}" for kind, n in vars(self).items() if n]
         return "removed " + ", ".join(parts) if parts else "nothing to remove: the lab is clean"
 
 

@@ -2,6 +2,8 @@
 
 Unlike ``!docker ...``, a failing command fails the cell, so nbval notices.
 A lesson that shows an error on purpose writes ``%docker --expect=125 run nosuch``.
+The line goes to the shell untouched: Go templates such as ``--format "{{.Names}}"``
+and ``$(pwd)`` work as in a terminal (IPython's ``{var}`` expansion is off).
 """
 
 from __future__ import annotations
@@ -26,4 +28,6 @@ def docker_magic(line: str) -> Completed:
 
 def register(ipython: Any) -> None:
     """Register ``%docker`` in an IPython shell (idempotent)."""
-    ipython.register_magic_function(docker_magic, magic_kind="line", magic_name="docker")
+    from IPython.core.magic import no_var_expand
+
+    ipython.register_magic_function(no_var_expand(docker_magic), magic_kind="line", magic_name="docker")

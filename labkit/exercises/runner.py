@@ -156,12 +156,25 @@ def reset_exercise(exercise: Exercise) -> int:
     return removed
 
 
+class SetupInfo(dict[str, Any]):
+    """What setup reports: a dict (for ``--json``) that shows itself as a friendly line."""
+
+    def __str__(self) -> str:
+        exercise = get(self["exercise"])
+        lines = [f"Ready: {exercise.id} — {exercise.prompt}"]
+        lines.extend(f"  {key}: {value}" for key, value in sorted(self.items()) if key != "exercise")
+        return "\n".join(lines)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(str(self))
+
+
 def exercise_labels(exercise: Exercise) -> dict[str, str]:
     """Labels for what an exercise's setup creates."""
     return engine.labels(exercise.lesson, **{"labkit.exercise": exercise.id})
 
 
-def setup(exercise_id: str) -> dict[str, Any]:
+def setup(exercise_id: str) -> SetupInfo:
     """Reset an exercise, then create its starting state.
 
     Returns:
@@ -174,7 +187,7 @@ def setup(exercise_id: str) -> dict[str, Any]:
     """
     exercise = get(exercise_id)
     reset_exercise(exercise)
-    info: dict[str, Any] = {"exercise": exercise.id}
+    info = SetupInfo(exercise=exercise.id)
     if exercise.setup is not None:
         ctx = _context(exercise)
         try:
@@ -184,7 +197,7 @@ def setup(exercise_id: str) -> dict[str, Any]:
             reset_exercise(exercise)
             raise
     store = _load_store()
-    store["setup"][exercise.id] = info
+    store["setup"][exercise.id] = dict(info)
     _save_store(store)
     return info
 

@@ -82,11 +82,14 @@ class WaitTimeout(LabkitError):
 
 
 class ImageMissing(LabkitError):
-    """An image the lesson needs is not on the daemon."""
+    """An image the lesson needs is not on the daemon, and could not be pulled."""
 
     def __init__(self, image: str) -> None:
         self.image = image
-        super().__init__(f"image {image} is not available", "run `labkit images ensure` (works offline)")
+        super().__init__(
+            f"image {image} is not on this daemon and could not be pulled",
+            "run `labkit images ensure` and `labkit registry up` (both work offline), or check the name",
+        )
 
 
 class PortInUse(LabkitError):

@@ -19,10 +19,35 @@ import time
 from dataclasses import dataclass
 
 from labkit import engine
-from labkit.errors import CommandFailed, CommandNotFound, WaitTimeout
+from labkit.errors import CommandFailed, CommandNotFound, ImageMissing, LabkitError, PortInUse, WaitTimeout
 
 _RUN_OR_CREATE = re.compile(r"^(\s*docker\s+(?:container\s+)?(?:run|create))(?=\s)")
 _BASH = shutil.which("bash")
+_PORT_TAKEN = re.compile(r"(?:Bind for [\d.:\[\]]*:(\d+) failed: port is already allocated|listen tcp[46]? [^:]*:(\d+): bind: address already in use)")
+_PULL_FAILED = re.compile(r"Unable to find image '([^']+)' locally.*?(?:no such host|connection refused|pull access denied|toomanyrequests|i/o timeout)", re.S)
+
+
+def _explain(command: str, exit_code: int, output: str, expected: tuple[int, ...]) -> LabkitError:
+    """The clearest error for a failed command: a taken port or an image that cannot be pulled get their own."""
+    port = _PORT_TAKEN.search(output)
+    if port:
+        number = int(port.group(1) or port.group(2))
+        return PortInUse(number, _port_holder(number))
+    image = _PULL_FAILED.search(output)
+    if image:
+        return ImageMissing(image.group(1))
+    return CommandFailed(command, exit_code, output, expected)
+
+
+def _port_holder(port: int) -> str:
+    try:
+        for container in engine.client().containers.list(sparse=True):
+            for binding in container.attrs.get("Ports") or []:
+                if binding.get("PublicPort") == port:
+                    return f"container {(container.attrs.get('Names') or ['?'])[0].lstrip('/')}"
+    except LabkitError:
+        pass
+    return "another program"
 
 
 @dataclass(frozen=True)
@@ -165,5 +190,5 @@ def sh(
     if expected is not None and exit_code not in expected:
         if exit_code == 127 and "not found" in output:
             raise CommandNotFound(command.split()[0] if command.strip() else command)
-        raise CommandFailed(command, exit_code, output, tuple(expected))
+        raise _explain(command, exit_code, output, tuple(expected))
     return Completed(command, exit_code, output)

@@ -10,7 +10,7 @@ import pytest
 
 from labkit import engine, wait
 from labkit.cleanup import remove_labelled, reset
-from labkit.errors import CommandFailed, WaitTimeout
+from labkit.errors import CommandFailed, ImageMissing, PortInUse, WaitTimeout
 from labkit.shell import sh
 
 pytestmark = pytest.mark.docker
@@ -30,10 +30,27 @@ def test_sh_runs_the_real_cli_and_labels_what_it_creates(docker_client: object) 
 
 def test_sh_fails_on_a_docker_error_and_accepts_a_declared_one(docker_client: object) -> None:
     with pytest.raises(CommandFailed) as info:
-        sh("docker run --rm no-such-image-labkit-test", quiet=True)
-    assert info.value.exit_code == 125
-    assert sh("docker run --rm no-such-image-labkit-test", expect=125, quiet=True).exit_code == 125
+        sh("docker run --rm busybox sh -c 'echo bad >&2; exit 3'", quiet=True)
+    assert info.value.exit_code == 3 and "bad" in str(info.value)
     assert sh("docker run --rm busybox sh -c 'exit 3'", expect=3, quiet=True).exit_code == 3
+    assert sh("docker run --rm no-such-image-labkit-test", expect=125, quiet=True).exit_code == 125
+
+
+def test_an_image_that_cannot_be_pulled_says_how_to_get_it(docker_client: object) -> None:
+    with pytest.raises(ImageMissing) as info:
+        sh("docker run --rm no-such-image-labkit-test", quiet=True)
+    assert "no-such-image-labkit-test" in str(info.value) and "labkit images ensure" in str(info.value)
+
+
+def test_a_taken_port_names_its_holder(docker_client: object) -> None:
+    name = "lk-test-port-holder"
+    sh(f"docker run -d --name {name} -p 127.0.0.1:18089:80 busybox sleep 60", quiet=True, lesson="test")
+    try:
+        with pytest.raises(PortInUse) as info:
+            sh("docker run --rm -p 127.0.0.1:18089:80 busybox true", quiet=True, lesson="test")
+        assert info.value.port == 18089 and name in str(info.value)
+    finally:
+        sh(f"docker rm -f {name}", quiet=True)
 
 
 def test_reset_removes_labelled_containers_networks_and_volumes(docker_client: object) -> None:

@@ -1,0 +1,276 @@
+"""``make bench``: what labkit costs over the raw docker CLI, how fast checks answer, how long the notebooks take.
+
+Prints a table, then one JSON line (always the last line) for CI to parse. Everything
+the bench creates carries its own session label and is removed at the end, also on
+an error or Ctrl-C; answers and setup records go to a throwaway state folder.
+
+Example:
+    $ .venv/bin/python -m labkit.bench --quick --skip-notebooks
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from labkit import engine, exercises, paths
+from labkit.cleanup import remove_labelled
+from labkit.errors import CommandFailed, LabkitError
+from labkit.shell import sh
+from labkit.wait import until
+
+COMMAND = ["docker", "run", "--rm", "busybox", "true"]
+RATIO_TARGET = 1.10
+CHECK_P95_TARGET_MS = 300.0
+REQUIRED_KEYS = ("overhead_ratio_sh", "overhead_ratio_sdk", "check_p50_ms", "check_p95_ms", "notebooks_wall_s")
+WAYS = {"raw": "raw docker CLI", "sh": "labkit.sh", "sdk": "docker SDK"}
+MARK = {True: "✔", False: "✗"}
+
+
+def percentile(samples: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0-100), linear between the closest ranks (numpy's default method).
+
+    Raises:
+        ValueError: there are no samples.
+
+    Example:
+        >>> percentile([4, 1, 3, 2], 50)
+        2.5
+    """
+    if not samples:
+        raise ValueError("percentile of no samples")
+    ordered = sorted(samples)
+    position = (len(ordered) - 1) * q / 100
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def ratio(samples: Sequence[float], baseline: Sequence[float]) -> float:
+    """Median of ``samples`` over median of ``baseline``: 1.0 means no overhead."""
+    return percentile(samples, 50) / percentile(baseline, 50)
+
+
+@dataclass(frozen=True)
+class NotebookRun:
+    """One notebook executed end to end: its wall time and, if a cell failed, a one-line summary."""
+
+    name: str
+    seconds: float
+    error: str | None = None
+
+
+@dataclass
+class Report:
+    """Everything measured; :func:`summary` and :func:`render` turn it into figures and text."""
+
+    context: Mapping[str, str]
+    runs: Mapping[str, Sequence[float]]  # way ("raw", "sh", "sdk") -> milliseconds per run
+    checks_ms: Sequence[float]
+    exercise_count: int
+    notebooks: Sequence[NotebookRun] | None = None  # None: skipped
+    notes: list[str] = field(default_factory=list)
+
+
+def summary(report: Report) -> dict[str, Any]:
+    """The figures of the final JSON line: the required keys first, then raw medians and counts."""
+    raw = report.runs["raw"]
+    checks = report.checks_ms or [0.0]
+    notebooks = report.notebooks or []
+    return {
+        "overhead_ratio_sh": round(ratio(report.runs["sh"], raw), 3),
+        "overhead_ratio_sdk": round(ratio(report.runs["sdk"], raw), 3),
+        "check_p50_ms": round(percentile(checks, 50), 2),
+        "check_p95_ms": round(percentile(checks, 95), 2),
+        "notebooks_wall_s": round(float(sum(n.seconds for n in notebooks)), 2),
+        **{f"{way}_median_ms": round(percentile(report.runs[way], 50), 1) for way in WAYS},
+        "runs": len(raw),
+        "check_samples": len(report.checks_ms),
+        "notebooks": len(notebooks),
+        "notebooks_failed": [n.name for n in notebooks if n.error],
+    }
+
+
+def render(report: Report) -> str:
+    """The readable table, then the JSON line as the very last line."""
+    figures = summary(report)
+    ctx = report.context
+    lines = [f"labkit bench — {', '.join(f'{k} {v}' for k, v in ctx.items())}", ""]
+    lines.append(f"`{' '.join(COMMAND)}`: {figures['runs']} interleaved runs per way (warm-up round discarded)")
+    lines.append(f"  {'way':<16}{'median ms':>10}{'p95 ms':>9}{'ratio':>8}  target")
+    for way, label in WAYS.items():
+        samples = report.runs[way]
+        line = f"  {label:<16}{percentile(samples, 50):>10.1f}{percentile(samples, 95):>9.1f}"
+        if way != "raw":
+            value = figures[f"overhead_ratio_{way}"]
+            line += f"{value:>8.3f}  ≤ {RATIO_TARGET:.2f} {MARK[value <= RATIO_TARGET]}"
+        lines.append(line)
+    p95 = figures["check_p95_ms"]
+    lines += ["", f"check(): {report.exercise_count} exercise(s), {figures['check_samples']} samples"]
+    lines.append(f"  p50 {figures['check_p50_ms']:.1f} ms, p95 {p95:.1f} ms  target p95 ≤ {CHECK_P95_TARGET_MS:.0f} ms {MARK[p95 <= CHECK_P95_TARGET_MS]}")
+    lines += ["", "notebooks (nbclient, end to end):"]
+    if report.notebooks is None:
+        lines.append("  skipped (--skip-notebooks)")
+    elif not report.notebooks:
+        lines.append("  no notebooks in notebooks/: 0.0 s")
+    for run in report.notebooks or []:
+        lines.append(f"  {run.name:<32}{run.seconds:>8.1f} s" + (f"  FAILED: {run.error}" if run.error else ""))
+    if report.notebooks:
+        lines.append(f"  {'total':<32}{figures['notebooks_wall_s']:>8.1f} s")
+    lines += [f"note: {note}" for note in report.notes]
+    return "\n".join([*lines, "", json.dumps(figures, ensure_ascii=False)])
+
+
+def time_runs(ways: Mapping[str, Callable[[], object]], runs: int, rng: random.Random) -> dict[str, list[float]]:
+    """Time every way ``runs`` times, round-robin in a fresh random order each round, so drift hits all alike.
+
+    One extra warm-up round runs first and is discarded. Returns milliseconds per way.
+    """
+    samples: dict[str, list[float]] = {name: [] for name in ways}
+    for round_number in range(runs + 1):
+        order = list(ways)
+        rng.shuffle(order)
+        for name in order:
+            start = time.perf_counter()
+            ways[name]()
+            elapsed_ms = (time.perf_counter() - start) * 1000
+            if round_number:
+                samples[name].append(elapsed_ms)
+    return samples
+
+
+def time_checks(check: Callable[[str], object], ids: Sequence[str], repeat: int) -> list[float]:
+    """Milliseconds per ``check(id)``, ``repeat`` times for every id, in whatever state the daemon is in."""
+    samples = []
+    for _ in range(repeat):
+        for exercise_id in ids:
+            start = time.perf_counter()
+            check(exercise_id)
+            samples.append((time.perf_counter() - start) * 1000)
+    return samples
+
+
+def _docker_ways() -> dict[str, Callable[[], object]]:
+    client = engine.client()
+
+    def raw() -> None:
+        done = subprocess.run(COMMAND, capture_output=True, text=True)
+        if done.returncode:
+            raise CommandFailed(" ".join(COMMAND), done.returncode, done.stdout + done.stderr)
+
+    def sdk() -> None:
+        with engine.converted("busybox"):
+            client.containers.run("busybox", "true", remove=True, labels=engine.labels("bench"))
+
+    return {"raw": raw, "sh": lambda: sh("docker run --rm busybox true", lesson="bench", quiet=True), "sdk": sdk}
+
+
+def run_notebooks(folder: Path) -> list[NotebookRun]:
+    """Execute every ``*.ipynb`` in ``folder`` with this interpreter's kernel; nothing is written back."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    results = []
+    for path in sorted(folder.glob("*.ipynb")):
+        where = {"cell": "before the first cell"}
+        client = NotebookClient(
+            nbformat.read(path, as_version=4), timeout=600, kernel_name="python3",
+            resources={"metadata": {"path": str(folder)}},
+            on_cell_start=lambda cell, cell_index: where.update(cell=f"cell {cell_index} (id {cell.get('id', '?')})"),
+        )
+        # Whatever kernelspec "python3" resolves to, run this venv's ipykernel.
+        client.create_kernel_manager().kernel_spec.argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+        start, error = time.perf_counter(), None
+        try:
+            client.execute()
+        except CellExecutionError as e:
+            error = f"{where['cell']}: {e.ename}: {str(e.evalue).splitlines()[0] if e.evalue else ''}"
+        except Exception as e:  # a dead kernel or a cell timeout fails this notebook, reported in one line
+            error = f"{where['cell']}: {type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:200]}"
+        results.append(NotebookRun(path.name, time.perf_counter() - start, error))
+    return results
+
+
+def machine_context() -> dict[str, str]:
+    """Daemon and host facts for the table header."""
+    version = engine.client().version()
+    return {
+        "daemon": f"{version.get('Version')} (API {version.get('ApiVersion')})",
+        "kernel": f"{version.get('KernelVersion')} {version.get('Arch')}",
+        "CPUs": str(os.cpu_count()),
+        "Python": platform.python_version(),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the bench; 0 when it completed, 1 when a notebook failed, 2 when labkit could not run it."""
+    parser = argparse.ArgumentParser(prog="python -m labkit.bench", description="labkit overhead, check latency and notebook wall time.")
+    parser.add_argument("--runs", type=int, default=21, help="timed runs per way (default 21)")
+    parser.add_argument("--checks", type=int, default=30, help="checks per exercise (default 30)")
+    parser.add_argument("--quick", action="store_true", help="5 runs and 5 checks each, for development")
+    parser.add_argument("--skip-notebooks", action="store_true", help="do not execute the notebooks")
+    parser.add_argument("--seed", type=int, default=None, help="seed for the order within each round")
+    args = parser.parse_args(argv)
+    runs, checks = (5, 5) if args.quick else (max(args.runs, 1), max(args.checks, 1))
+    inherited = os.environ.get("LABKIT_SESSION", "")
+    if inherited and not inherited.startswith("bench-"):
+        # Cleanup removes by session: never share one with a learner's lab.
+        env = {**os.environ, "LABKIT_SESSION": f"bench-{secrets.token_hex(4)}"}
+        os.execve(sys.executable, [sys.executable, "-m", "labkit.bench", *(sys.argv[1:] if argv is None else argv)], env)
+    try:
+        client = engine.client()
+    except LabkitError as e:  # nothing created yet, so nothing to clean up
+        print(f"labkit bench: {e}", file=sys.stderr)
+        return e.exit_code
+    state = tempfile.mkdtemp(prefix="labkit-bench-")
+    # Notebook kernels inherit these: same session label, throwaway state and workspace, this venv first on PATH.
+    os.environ.update(
+        LABKIT_SESSION=engine.session_id(), LABKIT_STATE_DIR=state, LABKIT_WORKSPACE=os.path.join(state, "work"),
+        PATH=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]),
+    )
+    try:
+        until(lambda: client.images.list(name="busybox:latest"), "image busybox:latest (being rebuilt?)", timeout=120)
+        ids = [exercise.id for exercise in exercises.all_exercises()]
+        report = Report(
+            context=machine_context(),
+            runs=time_runs(_docker_ways(), runs, random.Random(args.seed)),
+            checks_ms=time_checks(exercises.check, ids, checks),
+            exercise_count=len(ids),
+            notebooks=None if args.skip_notebooks else run_notebooks(paths.REPO_DIR / "notebooks"),
+        )
+    except LabkitError as e:
+        print(f"labkit bench: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("labkit bench: interrupted; removing what it created", file=sys.stderr)
+        return 130
+    finally:
+        try:
+            removed = remove_labelled(session=engine.session_id())
+            if removed.containers or removed.images:
+                print(f"labkit bench: cleanup {removed}", file=sys.stderr)
+        except LabkitError as e:
+            print(f"labkit bench: cleanup failed: {e}", file=sys.stderr)
+        shutil.rmtree(state, ignore_errors=True)
+    if runs < 20:
+        report.notes.append(f"{runs} runs per way: fewer than the 20 a comparable figure needs")
+    print(render(report), flush=True)
+    return 1 if any(n.error for n in report.notebooks or []) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

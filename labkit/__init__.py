@@ -20,9 +20,10 @@ from labkit.cleanup import reset
 from labkit.doctor import run_doctor as doctor
 from labkit.errors import LabkitError
 from labkit.exercises import check, hint, setup, solution, solve
+from labkit.interactive import interactive
 from labkit.shell import sh
 
-__all__ = ["LabkitError", "check", "doctor", "hint", "reset", "setup", "sh", "solution", "solve"]
+__all__ = ["LabkitError", "check", "doctor", "hint", "interactive", "reset", "setup", "sh", "solution", "solve"]
 __version__ = "0.1.0"
 
 

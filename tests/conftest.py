@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Iterator
 
 import pytest
@@ -10,6 +11,9 @@ import pytest
 # Tests never touch the learner's own state: answers, registry pid files and setup
 # records go to a throwaway folder for the whole run (subprocesses inherit it).
 os.environ.setdefault("LABKIT_STATE_DIR", os.path.join(os.environ.get("TMPDIR", "/tmp"), f"labkit-test-state-{os.getpid()}"))
+# One labkit.session for the whole run, notebook kernels included (they inherit the
+# environment), so the leak check below looks at this run's resources only.
+os.environ.setdefault("LABKIT_SESSION", f"test-{os.getpid()}-{secrets.token_hex(3)}")
 
 _before: set[str] = set()
 
@@ -18,7 +22,8 @@ def _labelled_containers() -> set[str]:
     from labkit import engine
 
     try:
-        return {c.id for c in engine.client().containers.list(all=True, filters={"label": engine.LABEL_SESSION})}
+        label = f"{engine.LABEL_SESSION}={engine.session_id()}"
+        return {c.id for c in engine.client().containers.list(all=True, filters={"label": label})}
     except Exception:  # no daemon: the docker fixture reports that as a failure
         return set()
 
@@ -28,7 +33,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Fail the run when it leaves labelled containers behind."""
+    """Fail the run when it leaves containers labelled with its session behind."""
     leaked = _labelled_containers() - _before
     if leaked:
         from labkit import engine

@@ -9,10 +9,14 @@ image) are removed through the exercises that own them. The course's own images
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import docker.errors
 
 from labkit import engine
+
+def _already_going(e: docker.errors.APIError) -> bool:
+    return e.status_code == 409 and "already in progress" in str(e)
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,9 @@ class ResetReport:
     def __str__(self) -> str:
         parts = [f"{n} {kind if n != 1 else kind[:-1]}" for kind, n in vars(self).items() if n]
         return "removed " + ", ".join(parts) if parts else "nothing to remove: the lab is clean"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(str(self))
 
 
 def remove_labelled(session: str | None = None, lesson: str | None = None) -> ResetReport:
@@ -52,6 +59,10 @@ def remove_labelled(session: str | None = None, lesson: str | None = None) -> Re
                 counts["containers"] += 1
             except docker.errors.NotFound:
                 pass
+            except docker.errors.APIError as e:
+                if not _already_going(e):
+                    raise
+                counts["containers"] += 1
         for network in client.networks.list(filters={"label": label}):
             try:
                 network.remove()

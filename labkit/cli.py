@@ -40,18 +40,26 @@ def _cmd_reset(args: argparse.Namespace) -> int:
 def _cmd_images(args: argparse.Namespace) -> int:
     from labkit import images
 
+    if args.action in ("bundle", "load"):
+        if not args.args:
+            raise SystemExit(f"labkit images {args.action}: needs a FILE")
+        path, names = args.args[0], args.args[1:]
+        if args.action == "bundle":
+            images.bundle(path, names or None)
+        else:
+            images.load(path)
+        return 0
+    names = args.args or None
     if args.action == "ensure":
-        images.ensure(args.names or None)
+        images.ensure(names)
     elif args.action == "list":
-        for state in images.status():
+        wanted = None if names is None else {images.find(n).name for n in names}
+        states = [s for s in images.status() if wanted is None or s.name in wanted]
+        for state in states:
             mark = "✔" if state.present else "✗"
             origin = " (built offline by labkit)" if state.offline_built else ""
             print(f"{mark} {state.name:<28} {state.source}{origin}")
-        return 0 if all(s.present for s in images.status()) else 1
-    elif args.action == "bundle":
-        images.bundle(args.file, args.names or None)
-    elif args.action == "load":
-        images.load(args.file)
+        return 0 if all(s.present for s in states) else 1
     return 0
 
 
@@ -152,8 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("images", help="the course's images, offline")
     p.add_argument("action", choices=["ensure", "list", "bundle", "load"])
-    p.add_argument("file", nargs="?", help="the bundle file (bundle, load)")
-    p.add_argument("--names", nargs="*", help="only these images")
+    p.add_argument("args", nargs="*", metavar="ARG", help="ensure|list [NAME...]; bundle FILE [NAME...]; load FILE")
     p.set_defaults(func=_cmd_images)
 
     p = sub.add_parser("registry", help="the local registry mirror on 127.0.0.1:5000")
@@ -187,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "images" and args.action in ("bundle", "load") and not args.file:
+    if args.command == "images" and args.action in ("bundle", "load") and not args.args:
         parser.error(f"images {args.action} needs a FILE")
     if args.command == "exercise" and args.action != "list" and not args.id:
         parser.error(f"exercise {args.action} needs an exercise ID (see `labkit exercise list`)")

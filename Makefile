@@ -27,10 +27,14 @@ images: venv engine
 lab: images
 	$(PY) -m labkit.lab
 
-# Unit tests, integration tests against the real daemon, and nbval on every notebook.
+NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval-sanitize.cfg -p no:cacheprovider
+
+# Unit tests, integration tests against the real daemon, and nbval on every notebook;
+# then every notebook once more, with no cleanup in between: lessons must be re-runnable.
 test: images
-	$(PY) -m pytest tests notebooks --nbval --nbval-current-env \
-		--nbval-sanitize-with tests/nbval-sanitize.cfg -p no:cacheprovider
+	$(PY) -m pytest tests notebooks $(NBVAL)
+	@echo "== every notebook again, straight after the first run =="
+	$(PY) -m pytest notebooks $(NBVAL) -q
 
 unit: venv
 	$(PY) -m pytest tests/unit -p no:cacheprovider

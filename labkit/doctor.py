@@ -125,8 +125,7 @@ def run_doctor() -> Report:
     )
     report.rows.append(Row("Storage driver", "ok", str(info.get("Driver"))))
 
-    mirrors = [m.rstrip("/") for m in (info.get("RegistryConfig") or {}).get("Mirrors") or []]
-    has_mirror = registry.MIRROR_URL in mirrors
+    has_mirror = registry.MIRROR_URL in registry.daemon_mirrors(info)
     report.rows.append(
         Row(
             "Registry mirror",

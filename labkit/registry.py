@@ -441,16 +441,38 @@ def seed(base: str, out: TextIO = sys.stdout) -> None:
         print(f"{label} pushed as {entry.registry_path}:{entry.tag} in {time.monotonic() - started:.1f} s", file=out, flush=True)
 
 
+def daemon_mirrors(info: dict[str, Any] | None = None) -> list[str]:
+    """The registry mirrors the daemon is configured with (from ``docker info``).
+
+    Raises:
+        DaemonUnavailable: the daemon did not answer.
+    """
+    if info is None:
+        with engine.converted():
+            info = engine.client().info()
+    return [m.rstrip("/") for m in (info.get("RegistryConfig") or {}).get("Mirrors") or []]
+
+
+def serves_daemon() -> bool:
+    """True when a ``docker pull`` of a Docker Hub image on this daemon is answered by this registry.
+
+    Lessons use it before removing an image to show a pull: without the mirror,
+    an offline machine could not get the image back.
+    """
+    try:
+        return port() == DEFAULT_PORT and MIRROR_URL in daemon_mirrors() and status().running
+    except LabkitError:
+        return False
+
+
 def _mirror_note(listen_port: int) -> str | None:
     """A warning when the daemon will not ask this registry for Docker Hub images."""
     if listen_port != DEFAULT_PORT:
         return f"note: the daemon's mirror must be {MIRROR_URL} for `docker run hello-world` to use this registry; it listens on {listen_port}"
     try:
-        with engine.converted():
-            info = engine.client().info()
+        mirrors = daemon_mirrors()
     except LabkitError:
         return None
-    mirrors = [m.rstrip("/") for m in (info.get("RegistryConfig") or {}).get("Mirrors") or []]
     if MIRROR_URL in mirrors:
         return None
     return f"note: this daemon does not use {MIRROR_URL} as its registry mirror, so `docker run` will not pull from it (`labkit doctor` says how to set it)"

@@ -104,7 +104,14 @@ def check(exercise_id: str, answer: str | int | None = None) -> CheckResult:
     return CheckResult(exercise.id, exercise.title, verdict.passed, verdict.message, hint, dict(verdict.evidence))
 
 
-def hint(exercise_id: str, level: int = 1) -> str:
+class Hint(str):
+    """A hint: a plain string that a notebook shows without quotes."""
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(str(self))
+
+
+def hint(exercise_id: str, level: int = 1) -> Hint:
     """Hint tier ``level`` (1 = a nudge; the last tier nearly gives it away).
 
     Raises:
@@ -112,9 +119,9 @@ def hint(exercise_id: str, level: int = 1) -> str:
     """
     exercise = get(exercise_id)
     if not exercise.hints:
-        return "No hints for this one: read the prompt again."
+        return Hint("No hints for this one: read the prompt again.")
     level = max(1, min(int(level), len(exercise.hints)))
-    return f"Hint {level}/{len(exercise.hints)}: {exercise.hints[level - 1]}"
+    return Hint(f"Hint {level}/{len(exercise.hints)}: {exercise.hints[level - 1]}")
 
 
 def solution(exercise_id: str) -> str:

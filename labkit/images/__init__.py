@@ -96,6 +96,15 @@ def status() -> list[ImageState]:
     return [_state(entry, local.get(entry.name), "present") for entry in CATALOG]
 
 
+def _drop_old(image_id: str) -> None:
+    """Remove the image a rebuild replaced, unless a container still uses it."""
+    try:
+        with engine.converted():
+            engine.client().images.remove(image_id)
+    except LabkitError:
+        pass  # still used by a container (or already gone): it does no harm
+
+
 def _seconds(value: float) -> str:
     return f"{value:.1f} s" if value < 10 else f"{value:.0f} s"
 
@@ -129,11 +138,15 @@ def ensure(names: list[str] | None = None, *, out: TextIO = sys.stdout) -> list[
     for entry in entries:
         started = time.monotonic()
         summary = local.get(entry.name)
-        if summary is not None:
+        stale = summary is not None and entry.is_stale(summary.get("Labels"))
+        if summary is not None and not stale:
             states.append(_state(entry, summary, "present"))
             print(f"{entry.name:<26} present", file=out, flush=True)
             continue
-        why = "LABKIT_OFFLINE=1" if offline() else try_pull(entry.name)
+        if stale:
+            why = "its build context changed since it was built"
+        else:
+            why = "LABKIT_OFFLINE=1" if offline() else try_pull(entry.name)
         if why is None and (summary := _local(entry.repository).get(entry.name)) is not None:
             state = _state(entry, summary, "pulled", time.monotonic() - started)
             print(f"{entry.name:<26} pulled in {_seconds(state.seconds)}", file=out, flush=True)
@@ -144,8 +157,10 @@ def ensure(names: list[str] | None = None, *, out: TextIO = sys.stdout) -> list[
             state = _state(entry, summary, "built", time.monotonic() - started, why)
             if summary is None:
                 raise LabkitError(f"{entry.name} was built but the daemon does not list it", "run `labkit doctor`")
+            if stale:
+                _drop_old(str(local[entry.name]["Id"]))
             how = _HOW.get(entry.build, f"from contexts/{entry.context}/Dockerfile")
-            pull_note = why if why.startswith("LABKIT_") else f"pull: {why}"
+            pull_note = why if why.startswith(("LABKIT_", "its build")) else f"pull: {why}"
             print(f"{entry.name:<26} built in {_seconds(state.seconds)} {how} ({pull_note})", file=out, flush=True)
         states.append(state)
     return states

@@ -7,6 +7,7 @@ built ``FROM``.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,8 @@ from labkit.exercises.probes import normalize_ref
 
 #: Every catalog image carries this label, whose value is its catalog name.
 LABEL_IMAGE = "labkit.image"
+#: Dockerfile images carry a digest of their build context, so a changed context is rebuilt.
+LABEL_CONTEXT = "labkit.context"
 #: Dockerfiles and files for the images built with ``docker build``.
 CONTEXTS_DIR = Path(__file__).resolve().parent / "contexts"
 
@@ -80,10 +83,28 @@ class CatalogImage:
         to an empty value on labkit's own images (an empty label means "no").
 
         Example:
-            >>> CatalogImage("busybox:latest", "busybox-static").labels()
+            >>> CatalogImage("busybox:latest", "busybox-static").labels()  # doctest: +NORMALIZE_WHITESPACE
             {'labkit.image': 'busybox:latest', 'labkit.offline-build': 'busybox-static'}
         """
-        return {LABEL_IMAGE: self.name, LABEL_OFFLINE: "" if self.own else self.build}
+        labels = {LABEL_IMAGE: self.name, LABEL_OFFLINE: "" if self.own else self.build}
+        if self.build == "dockerfile":
+            labels[LABEL_CONTEXT] = self.context_digest()
+        return labels
+
+    def context_digest(self) -> str:
+        """A digest of the build context's file names, exec bits and contents (not their times)."""
+        digest = hashlib.sha256()
+        for path in sorted(p for p in self.context_dir.rglob("*") if p.is_file()):
+            data = path.read_bytes()
+            digest.update(f"{path.relative_to(self.context_dir).as_posix()}\0{data.startswith(b'#!')}\0{len(data)}\0".encode())
+            digest.update(data)
+        return digest.hexdigest()[:16]
+
+    def is_stale(self, labels: dict[str, str] | None) -> bool:
+        """True when an image on the daemon was built from an older version of this entry's context."""
+        if self.build != "dockerfile" or labels is None or LABEL_IMAGE not in labels:
+            return False  # pulled from elsewhere, or not built by labkit: leave it alone
+        return labels.get(LABEL_CONTEXT) != self.context_digest()
 
 
 CATALOG: tuple[CatalogImage, ...] = (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import re
 import sys
 import tarfile
@@ -319,3 +320,24 @@ def test_offline_skips_the_pull_attempt(monkeypatch: pytest.MonkeyPatch) -> None
     assert calls == [] and built == ["busybox:latest", "hello-world:latest"]
     assert [s.source for s in states] == ["built", "built"] and all(s.offline_built for s in states)
     assert all("(LABKIT_OFFLINE=1)" in line for line in out.getvalue().splitlines())
+
+
+def test_a_changed_build_context_marks_the_image_stale(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from labkit.images import catalog
+
+    monkeypatch.setattr(catalog, "CONTEXTS_DIR", tmp_path)
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "Dockerfile").write_text("FROM busybox\nCOPY index.html /www/\n")
+    (tmp_path / "site" / "index.html").write_text("<p>one</p>")
+    entry = catalog.CatalogImage("labkit/site:latest", "dockerfile", context="site")
+    built = entry.labels()
+    assert built[catalog.LABEL_CONTEXT] == entry.context_digest()
+    assert not entry.is_stale(built)
+    os.utime(tmp_path / "site" / "index.html", (0, 0))  # a touched file is not a change
+    assert not entry.is_stale(built)
+    (tmp_path / "site" / "index.html").write_text("<p>two</p>")
+    assert entry.is_stale(built)
+    # Images labkit did not build (pulled from a real registry) are never "stale".
+    assert not entry.is_stale({"maintainer": "someone"})
+    assert not entry.is_stale(None)
+    assert not catalog.CatalogImage("busybox:latest", "busybox-static").is_stale({catalog.LABEL_IMAGE: "busybox:latest"})

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import pkgutil
 
+import labkit.exercises
 from labkit.errors import UnknownExercise
 from labkit.exercises.model import Exercise
 
-#: Lesson modules, in course order; each registers its exercises on import.
-LESSON_MODULES = ("labkit.exercises.welcome",)
+#: Modules of this package that hold machinery, not lessons. Every other module is a
+#: lesson module that registers its exercises on import: adding a lesson is adding a file.
+MACHINERY = frozenset({"model", "probes", "registry", "runner"})
 
 _EXERCISES: dict[str, Exercise] = {}
 _loaded = False
@@ -23,18 +26,28 @@ def register(exercise: Exercise) -> Exercise:
     return exercise
 
 
+def lesson_modules() -> list[str]:
+    """The lesson modules in ``labkit/exercises/``, by name."""
+    return sorted(
+        f"labkit.exercises.{m.name}"
+        for m in pkgutil.iter_modules(labkit.exercises.__path__)
+        if m.name not in MACHINERY and not m.name.startswith("_")
+    )
+
+
 def _load() -> None:
     global _loaded
     if not _loaded:
-        for module in LESSON_MODULES:
+        for module in lesson_modules():
             importlib.import_module(module)
         _loaded = True
 
 
 def all_exercises() -> list[Exercise]:
-    """Every exercise, in course order."""
+    """Every exercise, in course order (by lesson, then as defined)."""
     _load()
-    return list(_EXERCISES.values())
+    order = {exercise_id: n for n, exercise_id in enumerate(_EXERCISES)}
+    return sorted(_EXERCISES.values(), key=lambda e: (e.lesson, order[e.id]))
 
 
 def get(exercise_id: str) -> Exercise:

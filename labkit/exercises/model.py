@@ -63,6 +63,8 @@ class Exercise:
         reference_answer: for answer exercises, computes the right value live.
         names: containers the learner is asked to create by name; ``reset`` removes them.
         images: images whose containers belong to this exercise; ``reset`` removes those containers.
+        teardown: removes what setup made that is not a labelled container (a process,
+            a folder, an image tag); ``reset`` calls it, so it must be idempotent.
     """
 
     id: str
@@ -76,6 +78,7 @@ class Exercise:
     reference_answer: Callable[[Context], str] | None = None
     names: tuple[str, ...] = ()
     images: tuple[str, ...] = ()
+    teardown: Callable[[Context], None] | None = None
 
     @property
     def is_answer(self) -> bool:

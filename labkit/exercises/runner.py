@@ -155,6 +155,8 @@ def reset_exercise(exercise: Exercise) -> int:
         for image in exercise.images:
             for container in containers_from(client, image):
                 removed += _remove(container)
+        if exercise.teardown is not None:
+            exercise.teardown(_context(exercise))
     store = _load_store()
     if exercise.id in store["answers"] or exercise.id in store["setup"]:
         store["answers"].pop(exercise.id, None)

@@ -77,7 +77,7 @@ def test_stderr_is_interleaved_like_a_terminal() -> None:
 )
 def test_run_and_create_get_labkit_labels(command: str) -> None:
     words = shlex.split(labelled(command, "05"))
-    assert f"labkit.lesson=05" in words
+    assert "labkit.lesson=05" in words
     assert f"{engine.LABEL_SESSION}={engine.session_id()}" in words
     # The labels go right after the subcommand, before the learner's own options.
     assert words.index("--label") == (3 if words[1] == "container" else 2)

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from labkit.cleanup import reset
+from labkit.cleanup import begin, reset
 from labkit.doctor import run_doctor as doctor
 from labkit.errors import LabkitError
 from labkit.exercises import check, hint, setup, solution, solve
 from labkit.interactive import interactive
 from labkit.shell import sh
 
-__all__ = ["LabkitError", "check", "doctor", "hint", "interactive", "reset", "setup", "sh", "solution", "solve"]
+__all__ = ["LabkitError", "begin", "check", "doctor", "hint", "interactive", "reset", "setup", "sh", "solution", "solve"]
 __version__ = "0.1.0"
 
 

@@ -27,13 +27,18 @@ class ResetReport:
     networks: int = 0
     volumes: int = 0
     images: int = 0
+    #: Things exercise teardowns removed that are not containers (processes, registry tags, files).
+    other: int = 0
 
     def __str__(self) -> str:
-        parts = [f"{n} {kind if n != 1 else kind[:-1]}" for kind, n in vars(self).items() if n]
+        parts = [f"{n} {kind if n != 1 or kind == 'other' else kind[:-1]}" for kind, n in vars(self).items() if n]
         return "removed " + ", ".join(parts) if parts else "nothing to remove: the lab is clean"
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         printer.text(str(self))
+
+    def __add__(self, other: ResetReport) -> ResetReport:
+        return ResetReport(*(a + b for a, b in zip(vars(self).values(), vars(other).values(), strict=True)))
 
 
 def remove_labelled(session: str | None = None, lesson: str | None = None) -> ResetReport:
@@ -98,8 +103,19 @@ def reset(session: str | None = None, lesson: str | None = None) -> ResetReport:
     from labkit.exercises import all_exercises, reset_all, reset_exercise
 
     if lesson is not None:
-        owned = sum(reset_exercise(e) for e in all_exercises() if e.lesson == lesson)
+        owned = sum((reset_exercise(e) for e in all_exercises() if e.lesson == lesson), ResetReport())
     else:
-        owned = reset_all() if session is None else 0
-    labelled = remove_labelled(session, lesson)
-    return ResetReport(labelled.containers + owned, labelled.networks, labelled.volumes, labelled.images)
+        owned = reset_all() if session is None else ResetReport()
+    return owned + remove_labelled(session, lesson)
+
+
+def begin(lesson: str) -> ResetReport:
+    """Start a lesson: label what this kernel creates with it, and clear what it left last time.
+
+    The first cell of every notebook calls it, so a notebook can run again from the top.
+
+    Raises:
+        DaemonUnavailable: the daemon did not answer.
+    """
+    engine.set_lesson(lesson)
+    return reset(lesson=lesson)

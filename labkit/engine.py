@@ -36,6 +36,20 @@ _client: docker.DockerClient | None = None
 _client_host: str | None = None
 
 
+_lesson = "notebook"
+
+
+def current_lesson() -> str:
+    """The lesson this process is in: the ``labkit.lesson`` label of what it creates."""
+    return _lesson
+
+
+def set_lesson(lesson: str) -> None:
+    """Label what this process creates from now on with ``labkit.lesson=<lesson>``."""
+    global _lesson
+    _lesson = str(lesson)
+
+
 def session_id() -> str:
     """The value of the ``labkit.session`` label on everything this process creates."""
     return _SESSION

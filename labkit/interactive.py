@@ -556,7 +556,7 @@ def interactive(
     *,
     prompt: str | None = None,
     shell: bool | None = None,
-    lesson: str = "notebook",
+    lesson: str | None = None,
     label: bool = True,
     timeout: float = 30.0,
     start_timeout: float = 60.0,

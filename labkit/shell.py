@@ -66,13 +66,14 @@ class Completed:
         """The output was already streamed into the cell; show nothing twice."""
 
 
-def labelled(command: str, lesson: str) -> str:
+def labelled(command: str, lesson: str | None = None) -> str:
     """Add labkit's labels to a ``docker run``/``create`` so ``labkit reset`` can remove it.
 
     Example:
         >>> labelled("docker run --rm busybox true", "05").split()[:3]
         ['docker', 'run', '--label']
     """
+    lesson = lesson if lesson is not None else engine.current_lesson()
     tags = " ".join(f"--label {shlex.quote(f'{k}={v}')}" for k, v in engine.labels(lesson).items())
     return _RUN_OR_CREATE.sub(lambda m: f"{m.group(1)} {tags}", command, count=1)
 
@@ -92,7 +93,7 @@ def sh(
     command: str,
     expect: int | tuple[int, ...] | None = 0,
     *,
-    lesson: str = "notebook",
+    lesson: str | None = None,
     label: bool = True,
     quiet: bool = False,
     timeout: float = 300.0,
@@ -103,7 +104,8 @@ def sh(
     Args:
         command: a shell command line, e.g. ``"docker run hello-world"``.
         expect: the exit code(s) the lesson expects; ``None`` accepts any.
-        lesson: the ``labkit.lesson`` label put on containers it creates.
+        lesson: the ``labkit.lesson`` label put on containers it creates (default: the
+            lesson :func:`labkit.begin` set, else ``notebook``).
         label: add labkit's labels to ``docker run``/``create`` (the command shown is unchanged).
         quiet: capture without printing.
         timeout: seconds before the command is stopped.

@@ -64,7 +64,8 @@ class Exercise:
         names: containers the learner is asked to create by name; ``reset`` removes them.
         images: images whose containers belong to this exercise; ``reset`` removes those containers.
         teardown: removes what setup made that is not a labelled container (a process,
-            a folder, an image tag); ``reset`` calls it, so it must be idempotent.
+            a folder, an image tag); ``reset`` calls it, so it must be idempotent. It may
+            return how many things it removed.
     """
 
     id: str
@@ -78,7 +79,7 @@ class Exercise:
     reference_answer: Callable[[Context], str] | None = None
     names: tuple[str, ...] = ()
     images: tuple[str, ...] = ()
-    teardown: Callable[[Context], None] | None = None
+    teardown: Callable[[Context], int | None] | None = None
 
     @property
     def is_answer(self) -> bool:

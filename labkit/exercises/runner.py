@@ -12,6 +12,7 @@ from typing import Any
 import docker.errors
 
 from labkit import engine
+from labkit.cleanup import ResetReport
 from labkit.errors import LabkitError
 from labkit.exercises.model import CheckResult, Context, Exercise
 from labkit.exercises.probes import containers_from
@@ -137,11 +138,12 @@ def _remove(container: Any) -> bool:
         return False
 
 
-def reset_exercise(exercise: Exercise) -> int:
-    """Remove the containers an exercise owns (its names, its images, its setup); forget its state.
+def reset_exercise(exercise: Exercise) -> ResetReport:
+    """Remove the containers an exercise owns (its names, its images, its setup) and what its
+    teardown removes; forget its state.
 
     Returns:
-        How many containers were removed.
+        What was removed.
     """
     client = engine.client()
     removed = 0
@@ -155,14 +157,13 @@ def reset_exercise(exercise: Exercise) -> int:
         for image in exercise.images:
             for container in containers_from(client, image):
                 removed += _remove(container)
-        if exercise.teardown is not None:
-            exercise.teardown(_context(exercise))
+        other = exercise.teardown(_context(exercise)) if exercise.teardown is not None else None
     store = _load_store()
     if exercise.id in store["answers"] or exercise.id in store["setup"]:
         store["answers"].pop(exercise.id, None)
         store["setup"].pop(exercise.id, None)
         _save_store(store)
-    return removed
+    return ResetReport(containers=removed, other=int(other or 0))
 
 
 class SetupInfo(dict[str, Any]):
@@ -232,9 +233,9 @@ def solve(exercise_id: str, *, quiet: bool = False) -> CheckResult:
     return check(exercise.id)
 
 
-def reset_all() -> int:
-    """Reset every exercise. Returns how many containers were removed."""
-    removed = sum(reset_exercise(exercise) for exercise in all_exercises())
+def reset_all() -> ResetReport:
+    """Reset every exercise, and forget every recorded answer."""
+    removed = sum((reset_exercise(exercise) for exercise in all_exercises()), ResetReport())
     with contextlib.suppress(FileNotFoundError):
         _store_path().unlink()
     return removed

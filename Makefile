@@ -24,7 +24,9 @@ images: venv engine
 	$(LABKIT) images ensure
 	$(LABKIT) registry up
 
+# The VM of lesson 01 is optional on a learner's machine: without qemu its half is skipped.
 lab: images
+	-@$(LABKIT) vm prepare
 	$(PY) -m labkit.lab
 
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval-sanitize.cfg -p no:cacheprovider

@@ -27,11 +27,19 @@ __all__ = ["LabkitError", "begin", "check", "doctor", "hint", "interactive", "re
 __version__ = "0.1.0"
 
 
+def _show_labkit_error(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: int | None = None) -> list[str]:
+    """A labkit error in a cell is one readable line, not a traceback; the cell still fails."""
+    stb = [f"\x1b[31mlabkit:\x1b[0m {value}"]
+    shell._showtraceback(etype, value, stb)  # IPython leaves showing a custom traceback to the handler
+    return stb
+
+
 def load_ipython_extension(ipython: Any) -> None:
-    """``%load_ext labkit``: registers the ``%docker`` magic."""
+    """``%load_ext labkit``: registers the ``%docker`` magic and shows labkit errors as one line."""
     from labkit.magics import register
 
     register(ipython)
+    ipython.set_custom_exc((LabkitError,), _show_labkit_error)
 
 
 def _auto_register() -> None:

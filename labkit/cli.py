@@ -84,6 +84,19 @@ def _cmd_registry(args: argparse.Namespace) -> int:
     return 0 if status.running or args.action == "status" else 2
 
 
+def _cmd_vm(args: argparse.Namespace) -> int:
+    from labkit import vm
+
+    print(vm.prepare())
+    return 0
+
+
+def _cmd_trace(args: argparse.Namespace) -> int:
+    from labkit import trace
+
+    return int(trace.command(args))
+
+
 def _cmd_exercise(args: argparse.Namespace) -> int:
     from labkit import exercises
 
@@ -168,6 +181,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_registry)
 
+    p = sub.add_parser("vm", help="the VM of lesson 01: fetch and build its kernel and initramfs ahead of class")
+    p.add_argument("action", choices=["prepare"])
+    p.set_defaults(func=_cmd_vm)
+
+    p = sub.add_parser("trace", help="a recording proxy in front of the daemon: watch the API calls the CLI makes")
+    p.add_argument("action", choices=["start", "stop", "show", "host"])
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--socket", help="start: the unix socket to listen on (default: <state dir>/trace/docker.sock)")
+    where.add_argument("--tcp", type=int, metavar="PORT", help="start: listen on 127.0.0.1:PORT instead")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--raw", action="store_true", help="show: real paths, times and connection numbers")
+    p.set_defaults(func=_cmd_trace)
+
     p = sub.add_parser("exercise", help="list, set up or solve exercises")
     p.add_argument("action", choices=["list", "setup", "solve", "show"])
     p.add_argument("id", nargs="?")
@@ -206,6 +232,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("labkit: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `labkit ... | head`: the reader left; say nothing more, like other Unix tools.
+        sys.stdout = None  # type: ignore[assignment]
+        return 0
 
 
 if __name__ == "__main__":

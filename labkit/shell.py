@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from labkit import engine
 from labkit.errors import CommandFailed, CommandNotFound, ImageMissing, LabkitError, PortInUse, WaitTimeout
 
-_RUN_OR_CREATE = re.compile(r"^(\s*docker\s+(?:container\s+)?(?:run|create))(?=\s)")
+# `docker run`/`create`, maybe after environment assignments (`DOCKER_HOST=… docker run …`).
+_RUN_OR_CREATE = re.compile(r"^(\s*(?:[A-Za-z_][A-Za-z0-9_]*=\S*\s+)*docker\s+(?:container\s+)?(?:run|create))(?=\s)")
 _BASH = shutil.which("bash")
 _PORT_TAKEN = re.compile(r"(?:Bind for [\d.:\[\]]*:(\d+) failed: port is already allocated|listen tcp[46]? [^:]*:(\d+): bind: address already in use)")
 _PULL_FAILED = re.compile(r"Unable to find image '([^']+)' locally.*?(?:no such host|connection refused|pull access denied|toomanyrequests|i/o timeout)", re.S)

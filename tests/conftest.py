@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
 
 import pytest
 
 # Tests never touch the learner's own state: answers, registry pid files and setup
 # records go to a throwaway folder for the whole run (subprocesses inherit it).
+_OWN_STATE = "LABKIT_STATE_DIR" not in os.environ
 os.environ.setdefault("LABKIT_STATE_DIR", os.path.join(os.environ.get("TMPDIR", "/tmp"), f"labkit-test-state-{os.getpid()}"))
 # One labkit.session for the whole run, notebook kernels included (they inherit the
 # environment), so the leak check below looks at this run's resources only.
@@ -48,6 +50,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                 names.append(container_id[:12])
         print(f"\nLEAK: the run left {len(leaked)} labkit-labelled container(s): {', '.join(names)}")
         session.exitstatus = 1
+    if _OWN_STATE:
+        shutil.rmtree(os.environ["LABKIT_STATE_DIR"], ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -29,9 +29,9 @@ def test_expected_code_is_declared_first(ran: list[tuple[str, Any]], line: str, 
 
 
 def test_templates_are_not_expanded_by_ipython() -> None:
-    from IPython.testing.globalipapp import start_ipython
+    from IPython.testing.globalipapp import get_ipython
 
-    ip = start_ipython()
+    ip = get_ipython()
     assert ip is not None
     magics.register(ip)
     seen: list[str] = []
@@ -42,3 +42,19 @@ def test_templates_are_not_expanded_by_ipython() -> None:
     finally:
         magics.sh = original  # type: ignore[assignment]
     assert seen == ['docker ps --format "{{.Names}}"']
+
+
+def test_a_labkit_error_fails_the_cell_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from IPython.testing.globalipapp import get_ipython
+
+    import labkit
+
+    ip = get_ipython()
+    assert ip is not None
+    labkit.load_ipython_extension(ip)
+    result = ip.run_cell("import labkit; raise labkit.LabkitError('the thing failed', 'do this')")
+    assert not result.success and isinstance(result.error_in_exec, labkit.LabkitError)
+    shown = capsys.readouterr()
+    text = shown.out + shown.err
+    assert "labkit:" in text and "the thing failed — do this" in text
+    assert "Traceback" not in text

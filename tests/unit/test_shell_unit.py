@@ -73,6 +73,7 @@ def test_stderr_is_interleaved_like_a_terminal() -> None:
         "docker container run -d -p 8080:80 labkit/hello-dock",
         "  docker create --name x busybox",
         "docker container create busybox",
+        "DOCKER_HOST=unix:///tmp/x.sock docker run --rm hello-world",
     ],
 )
 def test_run_and_create_get_labkit_labels(command: str) -> None:
@@ -80,7 +81,8 @@ def test_run_and_create_get_labkit_labels(command: str) -> None:
     assert "labkit.lesson=05" in words
     assert f"{engine.LABEL_SESSION}={engine.session_id()}" in words
     # The labels go right after the subcommand, before the learner's own options.
-    assert words.index("--label") == (3 if words[1] == "container" else 2)
+    start = 1 if words[0].startswith("DOCKER_HOST=") else 0
+    assert words.index("--label") == start + (3 if words[start + 1] == "container" else 2)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,103 @@
+"""labkit trace against the real daemon: the CLI works through the proxy, and the trace shows what it did."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from labkit import engine, trace
+from labkit.interactive import interactive
+from labkit.shell import sh
+
+pytestmark = pytest.mark.docker
+
+
+@pytest.fixture
+def proxy(docker_client: object) -> Iterator[trace.TraceStatus]:
+    status = trace.start()
+    try:
+        yield status
+    finally:
+        trace.stop(remove_log=True)
+
+
+def _calls() -> list[tuple[str, str, int | None]]:
+    return [(c.method, c.route, c.status) for c in trace.load()]
+
+
+def test_docker_run_through_the_proxy_records_create_start_wait(proxy: trace.TraceStatus) -> None:
+    socket_file = Path(proxy.socket)
+    assert stat.S_ISSOCK(socket_file.stat().st_mode) and stat.S_IMODE(socket_file.stat().st_mode) == 0o600
+    out = sh(f"DOCKER_HOST={proxy.docker_host} docker run --rm hello-world", quiet=True).output
+    assert "Hello from labkit" in out or "Hello from Docker" in out
+    calls = _calls()
+    assert ("POST", "/containers/create", 201) in calls
+    assert ("POST", "/containers/{id}/start", 204) in calls
+    assert ("POST", "/containers/{id}/wait", 200) in calls
+    attach = [c for c in trace.load() if c.route == "/containers/{id}/attach"]
+    assert attach and attach[0].hijacked and attach[0].status == 101
+    assert {c.api for c in trace.load() if c.api} == {engine.client().version()["ApiVersion"]}
+
+
+def test_interactive_session_through_the_proxy(proxy: trace.TraceStatus, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", proxy.docker_host)
+    engine.reset_client()
+    try:
+        with interactive("docker run --rm -it busybox sh", lesson="test", show=False) as term:
+            assert term.run("echo through the proxy") == "through the proxy\n"
+            assert term.exit() == 0
+    finally:
+        monkeypatch.delenv("DOCKER_HOST")
+        engine.reset_client()
+    attach = [c for c in trace.load() if c.route == "/containers/{id}/attach"]
+    assert attach and "stdin=1" in attach[0].query and attach[0].hijacked
+
+
+def test_exec_and_curl_through_the_proxy(proxy: trace.TraceStatus, tracked: list[object]) -> None:
+    container = engine.client().containers.run("busybox", ["sleep", "60"], detach=True, labels=engine.labels("test"))
+    tracked.append(container)
+    out = sh(f"DOCKER_HOST={proxy.docker_host} docker exec {container.id} echo hi from exec", quiet=True).output
+    assert out == "hi from exec\n"
+    listed = sh(f"curl -s --unix-socket {proxy.socket} http://localhost/v1.41/containers/json", quiet=True).output
+    assert container.id in {c["Id"] for c in json.loads(listed)}
+    calls = _calls()
+    assert ("POST", "/containers/{id}/exec", 201) in calls
+    assert ("POST", "/exec/{id}/start", 101) in calls
+    assert ("GET", "/containers/json", 200) in calls
+
+
+def test_stop_ends_the_process_and_removes_the_socket(docker_client: object) -> None:
+    status = trace.start()
+    try:
+        assert status.running and status.pid is not None
+        pid = status.pid
+        assert Path(f"/proc/{pid}").exists()
+        assert trace.start().pid != pid  # a new start is a new recording: the old process goes
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+        pid = trace.status().pid
+    finally:
+        assert trace.stop(remove_log=True)
+    assert pid is not None and not os.path.exists(f"/proc/{pid}/cmdline") or not trace._alive(pid)  # type: ignore[arg-type]
+    assert not Path(status.socket).exists()
+    assert not trace.status().running
+    assert trace.stop() is False  # nothing left to stop, and nothing else is signalled
+
+
+def test_tcp_listener(docker_client: object) -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    status = trace.start(tcp=port)
+    try:
+        assert status.docker_host == f"tcp://127.0.0.1:{port}"
+        sh(f"DOCKER_HOST={status.docker_host} docker version --format '{{{{.Server.APIVersion}}}}'", quiet=True)
+        assert ("GET", "/version", 200) in _calls()
+    finally:
+        trace.stop(remove_log=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -13,24 +14,29 @@ from labkit.exercises import all_exercises
 pytestmark = pytest.mark.docker
 
 
+def _labkit(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "labkit.cli", *args], capture_output=True, text=True, timeout=300)
+
+
 @pytest.mark.parametrize("exercise_id", [e.id for e in all_exercises()])
 def test_setup_is_not_yet_and_solve_passes(exercise_id: str, docker_client: object) -> None:
+    """What an instructor types: reset, setup, check (1, with a hint), solve, check (0)."""
     exercise = exercises.get(exercise_id)
     try:
-        exercises.reset_exercise(exercise)
-        exercises.setup(exercise_id)
-        before = exercises.check(exercise_id)
-        assert not before.passed, f"{exercise_id} passes with no work: {before}"
-        assert before.hint, f"{exercise_id} gives no hint when not passed"
-        after = exercises.solve(exercise_id, quiet=True)
-        assert after.passed, f"{exercise_id} fails after its reference solution: {after}"
-        assert exercises.check(exercise_id).passed  # and stays passed when checked again
+        assert _labkit("reset", "--lesson", exercise.lesson).returncode == 0
+        setup = _labkit("exercise", "setup", exercise_id, "--json")
+        assert setup.returncode == 0, setup.stderr
+        assert json.loads(setup.stdout)["exercise"] == exercise_id
+        before = _labkit("check", exercise_id, "--json")
+        verdict = json.loads(before.stdout)
+        assert before.returncode == 1, f"{exercise_id} passes with no work: {verdict}"
+        assert verdict["hint"], f"{exercise_id} gives no hint when not passed"
+        solved = _labkit("exercise", "solve", exercise_id)
+        assert solved.returncode == 0, f"{exercise_id} fails after its reference solution: {solved.stdout}{solved.stderr}"
+        again = _labkit("check", exercise_id)
+        assert again.returncode == 0, again.stdout  # and stays passed when checked again
     finally:
         exercises.reset_exercise(exercise)
-
-
-def _labkit(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "labkit.cli", *args], capture_output=True, text=True, timeout=120)
 
 
 def test_cli_check_exit_codes_follow_reset_and_solve(docker_client: object) -> None:

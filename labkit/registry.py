@@ -23,7 +23,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -35,7 +34,7 @@ from typing import Any, Literal, TextIO
 
 import docker.errors
 
-from labkit import engine, paths, wait
+from labkit import engine, paths, procs, wait
 from labkit.errors import LabkitError, NotSupported, PortInUse, WaitTimeout
 
 DEFAULT_PORT = 5000
@@ -59,7 +58,6 @@ _SINGLE_IMAGE = (MANIFEST_TYPES[0], MANIFEST_TYPES[2])
 #: Local URLs only: never send them through an HTTP proxy from the environment.
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 #: Registry processes started by this Python process, so they are reaped, not left as zombies.
-_children: dict[int, subprocess.Popen[bytes]] = {}
 
 
 @dataclass(frozen=True)
@@ -210,57 +208,18 @@ def registry_program() -> str | None:
     return shutil.which("docker-registry") or ("/usr/bin/docker-registry" if os.access("/usr/bin/docker-registry", os.X_OK) else None)
 
 
-def _start_time(pid: int) -> str | None:
-    """The process's start time in clock ticks since boot: a pid reused later has another."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[-1].split()
-    return fields[19] if len(fields) > 19 else None
-
-
-def _alive(pid: int) -> bool:
-    child = _children.get(pid)
-    if child is not None:
-        if child.poll() is None:
-            return True
-        del _children[pid]
-        return False
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
-
-
 def _pid_file() -> Path:
     return _folder() / "registry.pid"
 
 
 def _recorded() -> dict[str, Any] | None:
     """The pid file's record of the process labkit started, if any."""
-    try:
-        record = json.loads(_pid_file().read_text())
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) and isinstance(record.get("pid"), int) else None
+    return procs.read_record(_pid_file())
 
 
 def _is_ours(record: dict[str, Any]) -> bool:
-    """The recorded process still runs, is the same process (start time) and is a registry.
-
-    Where ``/proc`` cannot tell, the answer is no: labkit never signals a process
-    it cannot identify.
-    """
-    pid = int(record["pid"])
-    if not _alive(pid) or _start_time(pid) != record.get("start"):
-        return False
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return bool(argv) and Path(argv[0].decode(errors="replace")).name == "docker-registry" and b"serve" in argv
+    """The recorded process still runs, is the same process (start time) and is a registry."""
+    return procs.is_running(record, lambda argv: Path(argv[0].decode(errors="replace")).name == "docker-registry" and b"serve" in argv)
 
 
 def _log_tail(log: Path, offset: int, lines: int = 3) -> str:
@@ -291,8 +250,7 @@ def _start_process(program: str, listen_port: int, out: TextIO) -> int:
         proc = subprocess.Popen(
             [program, "serve", str(config)], stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT, cwd=folder, start_new_session=True
         )
-    _children[proc.pid] = proc
-    _pid_file().write_text(json.dumps({"pid": proc.pid, "start": _start_time(proc.pid), "program": program, "config": str(config)}))
+    _pid_file().write_text(json.dumps({**procs.track(proc), "program": program, "config": str(config)}))
     base = f"http://127.0.0.1:{listen_port}"
 
     def answering() -> bool:
@@ -314,14 +272,7 @@ def _start_process(program: str, listen_port: int, out: TextIO) -> int:
 
 def _stop_process(pid: int) -> None:
     """SIGTERM, a deadline, then SIGKILL."""
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    try:
-        wait.until(lambda: not _alive(pid), f"registry process {pid} to stop", timeout=STOP_TIMEOUT)
-    except WaitTimeout:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        wait.until(lambda: not _alive(pid), f"registry process {pid} to stop after SIGKILL", timeout=5.0)
+    procs.terminate(pid, "registry process", STOP_TIMEOUT)
 
 
 # --- the container fallback ---------------------------------------------------------------
@@ -555,3 +506,8 @@ def status() -> RegistryStatus:
     pid = int(record["pid"]) if record is not None and _is_ours(record) else None
     managed = pid is not None or (_container_file().exists() and _our_container() is not None)
     return RegistryStatus(running, base, pid, managed, repositories(base) if running else [])
+
+
+# Kept for the tests that identify processes the way the registry does.
+_start_time = procs.start_time
+_alive = procs.alive

@@ -10,14 +10,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from labkit import engine, paths, wait
+from labkit import engine, paths, procs, wait
 from labkit.errors import DaemonUnavailable, LabkitError, WaitTimeout
 from labkit.trace.proxy import _connect, parse_address
 
@@ -57,7 +56,6 @@ def _output_file() -> Path:
 
 
 #: Proxy processes started by this Python process, reaped when they end.
-_children: dict[int, subprocess.Popen[bytes]] = {}
 
 
 @dataclass(frozen=True)
@@ -92,46 +90,17 @@ class TraceStatus:
         printer.text(str(self))
 
 
-def _start_time(pid: int) -> str | None:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
-    except OSError:
-        return None
-    return fields[19] if len(fields) > 19 else None
-
-
-def _alive(pid: int) -> bool:
-    child = _children.get(pid)
-    if child is not None:
-        if child.poll() is None:
-            return True
-        del _children[pid]
-        return False
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
+_start_time = procs.start_time
+_alive = procs.alive
 
 
 def _recorded() -> dict[str, Any] | None:
-    try:
-        record = json.loads(_pid_file().read_text())
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) and isinstance(record.get("pid"), int) else None
+    return procs.read_record(_pid_file())
 
 
 def _is_ours(record: dict[str, Any]) -> bool:
     """The recorded pid is still that process (same start time) running ``labkit.trace serve``."""
-    pid = int(record["pid"])
-    if not _alive(pid) or _start_time(pid) != record.get("start"):
-        return False
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return b"labkit.trace" in argv and b"serve" in argv
+    return procs.is_running(record, lambda argv: b"labkit.trace" in argv and b"serve" in argv)
 
 
 def status() -> TraceStatus:
@@ -224,8 +193,7 @@ def start(socket_file: str | Path | None = None, tcp: int | None = None, *, out:
             cwd=folder(),
             start_new_session=True,  # not in the caller's process group: Ctrl-C in a shell leaves it running
         )
-    _children[proc.pid] = proc
-    _pid_file().write_text(json.dumps({"pid": proc.pid, "start": _start_time(proc.pid), "listen": listen, "upstream": upstream, "log": str(log)}))
+    _pid_file().write_text(json.dumps({**procs.track(proc), "listen": listen, "upstream": upstream, "log": str(log)}))
 
     def listening() -> bool:
         if proc.poll() is not None:
@@ -266,14 +234,7 @@ def stop(remove_log: bool = False) -> bool:
     if record is not None:
         pid = int(record["pid"])
         if _is_ours(record):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-            try:
-                wait.until(lambda: not _alive(pid), f"trace proxy {pid} to stop", timeout=STOP_TIMEOUT)
-            except WaitTimeout:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-                wait.until(lambda: not _alive(pid), f"trace proxy {pid} to stop after SIGKILL", timeout=5.0)
+            procs.terminate(pid, "trace proxy", STOP_TIMEOUT)
             stopped = True
         listen = str(record.get("listen", ""))
         if listen.startswith("unix://"):

@@ -180,24 +180,33 @@ class Stream:
         self.buf += data
         return True
 
+    def _take_until(self, separator: bytes, too_long: str) -> bytes | None:
+        """Bytes up to and including ``separator``, or ``None`` when the peer closed first.
+
+        Raises:
+            ProtocolError: more than :data:`MAX_HEAD` bytes arrived without the separator.
+        """
+        while True:
+            end = self.buf.find(separator)
+            if end >= 0:
+                taken = bytes(self.buf[: end + len(separator)])
+                del self.buf[: end + len(separator)]
+                return taken
+            if len(self.buf) > MAX_HEAD:
+                raise ProtocolError(too_long)
+            if not self._fill():
+                return None
+
     def read_head(self) -> bytes | None:
         """Bytes up to and including the blank line, or ``None`` on a clean end before a head.
 
         Raises:
             ProtocolError: the peer closed mid-head, or the head is too large.
         """
-        while True:
-            end = self.buf.find(b"\r\n\r\n")
-            if end >= 0:
-                head = bytes(self.buf[: end + 4])
-                del self.buf[: end + 4]
-                return head
-            if len(self.buf) > MAX_HEAD:
-                raise ProtocolError("head too large")
-            if not self._fill():
-                if self.buf.strip():
-                    raise ProtocolError("connection closed in the middle of a head")
-                return None
+        head = self._take_until(b"\r\n\r\n", "head too large")
+        if head is None and self.buf.strip():
+            raise ProtocolError("connection closed in the middle of a head")
+        return head
 
     def read_line(self) -> bytes:
         """One line including its CRLF.
@@ -205,16 +214,10 @@ class Stream:
         Raises:
             ProtocolError: the peer closed first.
         """
-        while True:
-            end = self.buf.find(b"\r\n")
-            if end >= 0:
-                line = bytes(self.buf[: end + 2])
-                del self.buf[: end + 2]
-                return line
-            if len(self.buf) > MAX_HEAD:
-                raise ProtocolError("line too long")
-            if not self._fill():
-                raise ProtocolError("connection closed in the middle of a chunk header")
+        line = self._take_until(b"\r\n", "line too long")
+        if line is None:
+            raise ProtocolError("connection closed in the middle of a chunk header")
+        return line
 
     def read_some(self, limit: int) -> bytes:
         """Up to ``limit`` bytes: what is buffered, else one ``recv``; ``b""`` at the end."""

@@ -58,7 +58,8 @@ class Exercise:
         prompt: what the learner is asked to do.
         check: reads live daemon state and returns a :class:`Verdict`.
         hints: tiers, from a nudge to nearly the answer.
-        solution: the reference commands, run for real by ``labkit exercise solve``.
+        solution: the reference commands, run for real by ``labkit exercise solve``; a ``{key}``
+            placeholder is replaced by the value setup reported under ``key``.
         setup: creates the starting state and returns what the learner needs to know.
         reference_answer: for answer exercises, computes the right value live.
         names: containers the learner is asked to create by name; ``reset`` removes them.

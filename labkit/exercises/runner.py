@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -125,9 +126,37 @@ def hint(exercise_id: str, level: int = 1) -> Hint:
     return Hint(f"Hint {level}/{len(exercise.hints)}: {exercise.hints[level - 1]}")
 
 
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+def fill(command: str, values: dict[str, Any] | None) -> str:
+    """Put what setup reported into a solution command: ``{path}`` → the path setup made.
+
+    Only ``{word}`` placeholders naming a reported value are replaced, so Go templates
+    such as ``{{.State.Status}}`` pass through untouched.
+
+    Example:
+        >>> fill("docker save -o {tar} labkit/hello-dock", {"tar": "/tmp/x.tar"})
+        'docker save -o /tmp/x.tar labkit/hello-dock'
+        >>> fill("docker inspect -f '{{.Id}}' x", {"Id": "no"})
+        "docker inspect -f '{{.Id}}' x"
+    """
+    if not values:
+        return command
+    return _PLACEHOLDER.sub(
+        lambda m: str(values[m.group(1)]) if m.group(1) in values and not _in_go_template(command, m) else m.group(0),
+        command,
+    )
+
+
+def _in_go_template(command: str, match: re.Match[str]) -> bool:
+    return command[max(0, match.start() - 1) : match.start()] == "{" or command[match.end() : match.end() + 1] == "}"
+
+
 def solution(exercise_id: str) -> str:
-    """The reference solution as the commands a learner would type."""
-    return "\n".join(get(exercise_id).solution)
+    """The reference solution as the commands a learner would type (with setup's values filled in)."""
+    exercise = get(exercise_id)
+    return "\n".join(fill(command, _load_store()["setup"].get(exercise.id)) for command in exercise.solution)
 
 
 def _remove(container: Any) -> bool:
@@ -224,8 +253,9 @@ def solve(exercise_id: str, *, quiet: bool = False) -> CheckResult:
     exercise = get(exercise_id)
     if exercise.setup is not None and _load_store()["setup"].get(exercise.id) is None:
         setup(exercise.id)
+    reported = _load_store()["setup"].get(exercise.id)
     for command in exercise.solution:
-        sh(command, lesson=exercise.lesson, quiet=quiet)
+        sh(fill(command, reported), lesson=exercise.lesson, quiet=quiet)
     if exercise.reference_answer is not None:
         ctx = _context(exercise)
         with engine.converted():

@@ -23,8 +23,24 @@ from labkit.exercises import check, hint, setup, solution, solve
 from labkit.interactive import interactive
 from labkit.shell import sh
 
-__all__ = ["LabkitError", "begin", "check", "doctor", "hint", "interactive", "reset", "setup", "sh", "solution", "solve"]
+__all__ = [
+    "LabkitError", "begin", "check", "dashboard", "doctor", "exercise", "hint", "interactive",
+    "reset", "setup", "sh", "solution", "solve", "trace_view",
+]  # fmt: skip
 __version__ = "0.1.0"
+
+
+#: Widgets import ipywidgets (about 0.3 s), so they load on first use.
+_WIDGETS = {"exercise": "labkit.widgets", "trace_view": "labkit.widgets", "dashboard": "labkit.dashboard"}
+
+
+def __getattr__(name: str) -> Any:
+    """``labkit.exercise``, ``labkit.dashboard`` and ``labkit.trace_view`` import their widgets when first used."""
+    if name in _WIDGETS:
+        import importlib
+
+        return getattr(importlib.import_module(_WIDGETS[name]), name)
+    raise AttributeError(f"module 'labkit' has no attribute {name!r}")
 
 
 def _show_labkit_error(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: int | None = None) -> list[str]:

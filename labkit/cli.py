@@ -1,4 +1,4 @@
-"""The ``labkit`` command: doctor, reset, images, registry and exercises.
+"""The ``labkit`` command: doctor, reset, images, registry, exercises, and release/progress/grade for classrooms.
 
 Exit codes: 0 success (or "passed" for ``check``), 1 "not yet" (``check``) or
 "not ready" (``doctor``), 2 could not do the job (one line on stderr says why).
@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from labkit.errors import LabkitError
@@ -158,6 +159,50 @@ def _cmd_solution(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_release(args: argparse.Namespace) -> int:
+    from labkit import release
+
+    print(release.release(args.out, args.source))
+    return 0
+
+
+def _cmd_progress(args: argparse.Namespace) -> int:
+    from labkit import grade, progress
+
+    try:
+        events, damaged = progress.read()
+    except OSError as e:
+        raise LabkitError(f"cannot read your progress record {progress.store_path()} ({e.strerror or e})", "check its permissions") from e
+    learner = progress.learner_name()
+    book = grade.Gradebook()
+    book.add(learner, events, damaged)
+    (row,) = book.learners()
+    if args.json:
+        # Not _print_json: its sorted keys would lose the course order of the exercises.
+        print(json.dumps({"learner": learner, "store": str(progress.store_path()), **book.to_json()["learners"][learner]}, indent=2))
+        return 0
+    print(f"{learner}: {row.total}/{len(row.exercises)} exercises passed ({row.percent:.1f}%) — record: {progress.store_path()}")
+    for exercise_id, record in [*row.exercises.items(), *row.unknown.items()]:
+        mark = "✔" if record.passed else ("✗" if record.attempts else "·")
+        state = "passed" if record.passed else ("not yet" if record.attempts else "not started")
+        detail = ", ".join(part for part in (f"{record.attempts} check(s)" * bool(record.attempts), f"hint level {record.hints_used}" * bool(record.hints_used)) if part)
+        print(f"  {mark} {exercise_id:<32} {state:<12} {detail}")
+    if damaged:
+        print(f"  ({damaged} damaged line(s) in the record were skipped)")
+    return 0
+
+
+def _cmd_grade(args: argparse.Namespace) -> int:
+    from labkit import grade
+
+    book = grade.grade_dir(args.dir)
+    for learner in book.learners():
+        print(learner.summary())
+    csv_path, json_path = book.write(args.out or args.dir)
+    print(f"wrote {csv_path} and {json_path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="labkit", description="Hands-on Docker course helper.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -214,6 +259,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("solution", help="the reference solution of an exercise")
     p.add_argument("id")
     p.set_defaults(func=_cmd_solution)
+
+    p = sub.add_parser("release", help="write the student notebooks: solutions replaced by prompts, outputs cleared")
+    p.add_argument("--out", type=Path, default=None, help="folder to write to (default: build/student)")
+    p.add_argument("--from", dest="source", type=Path, default=None, help="the solution notebooks (default: the course's)")
+    p.set_defaults(func=_cmd_release)
+
+    p = sub.add_parser("progress", help="your progress record: every check and hint, per exercise")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_progress)
+
+    p = sub.add_parser("grade", help="a gradebook (CSV + results.json) from a folder of learners' progress records")
+    p.add_argument("dir", type=Path, help="one folder or NAME.jsonl per learner")
+    p.add_argument("--out", type=Path, default=None, help="where to write gradebook.csv and results.json (default: DIR)")
+    p.set_defaults(func=_cmd_grade)
+    from labkit.classroom.cli import add_parser as add_classroom_parser
+
+    add_classroom_parser(sub)
     return parser
 
 

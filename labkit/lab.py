@@ -1,8 +1,10 @@
-"""``make lab``: copy the lessons into the learner's workspace and start JupyterLab there.
+"""``make lab``: put the lessons into the learner's workspace and start JupyterLab there.
 
-The workspace lives outside the checkout (default ``~/labkit-work``), so a
-learner's edits never dirty the repository. Copies the learner already has are
-kept; new lessons are added.
+Learners get the **student versions** (``labkit release``: each exercise's
+solution replaced by its prompt, outputs cleared); ``--solutions`` gives an
+instructor the solution notebooks instead. The workspace lives outside the
+checkout (default ``~/labkit-work``), so a learner's edits never dirty the
+repository. Copies the learner already has are kept; new lessons are added.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ import os
 import shutil
 import socket
 import sys
+import tempfile
 from pathlib import Path
 
+from labkit.errors import LabkitError
 from labkit.paths import REPO_DIR, workspace_dir
 
 #: JupyterLab's usual port is the one the seed publishes hello-dock on; the lab uses another.
@@ -39,6 +43,19 @@ def sync_workspace(source: Path, workspace: Path) -> tuple[list[str], list[str]]
     return copied, kept
 
 
+def sync_student_workspace(source: Path, workspace: Path) -> tuple[list[str], list[str]]:
+    """Like :func:`sync_workspace`, with the student versions of the notebooks in ``source``.
+
+    Raises:
+        ReleaseError: a notebook cannot be released (nothing is copied then).
+    """
+    from labkit.release import release
+
+    with tempfile.TemporaryDirectory(prefix="labkit-student-") as tmp:
+        release(Path(tmp), source)
+        return sync_workspace(Path(tmp), workspace)
+
+
 def free_port(preferred: int) -> int:
     """``preferred`` if nothing listens there, else the next free port that no lesson uses."""
     port = preferred
@@ -58,10 +75,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workspace", type=Path, default=workspace_dir())
     parser.add_argument("--port", type=int, default=int(os.environ.get("LABKIT_PORT", DEFAULT_PORT)))
     parser.add_argument("--no-start", action="store_true", help="prepare the workspace only")
+    parser.add_argument("--solutions", action="store_true", help="copy the solution notebooks (instructors), not the student versions")
     args = parser.parse_args(argv)
 
     workspace = args.workspace.expanduser().resolve()
-    copied, kept = sync_workspace(REPO_DIR / "notebooks", workspace)
+    source = REPO_DIR / "notebooks"
+    try:
+        copied, kept = sync_workspace(source, workspace) if args.solutions else sync_student_workspace(source, workspace)
+    except LabkitError as e:
+        print(f"labkit: {e}", file=sys.stderr)
+        return e.exit_code
     print(f"workspace: {workspace}")
     if copied:
         print(f"  copied: {', '.join(copied)}")

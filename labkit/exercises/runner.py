@@ -75,7 +75,8 @@ def check(exercise_id: str, answer: str | int | None = None) -> CheckResult:
         answer: for answer exercises, the learner's value (recorded for later checks).
 
     Returns:
-        A result, passed or not; a wrong state is never an exception.
+        A result, passed or not; a wrong state is never an exception. It is also added
+        to the learner's progress record (:mod:`labkit.progress`), best-effort.
 
     Raises:
         UnknownExercise: no such exercise.
@@ -86,6 +87,12 @@ def check(exercise_id: str, answer: str | int | None = None) -> CheckResult:
         ✔ welcome.first-container — passed: ...
     """
     exercise = get(exercise_id)
+    result = _check(exercise, answer)
+    _record("check", result, exercise)
+    return result
+
+
+def _check(exercise: Exercise, answer: str | int | None) -> CheckResult:
     text = None if answer is None else str(answer).strip()
     if text is not None and exercise.is_answer:
         record_answer(exercise.id, text)
@@ -106,6 +113,16 @@ def check(exercise_id: str, answer: str | int | None = None) -> CheckResult:
     return CheckResult(exercise.id, exercise.title, verdict.passed, verdict.message, hint, dict(verdict.evidence))
 
 
+def _record(kind: str, shown: CheckResult | str, exercise: Exercise, level: int = 0) -> None:
+    """Add what the learner was shown to the progress record (best-effort: never raises)."""
+    try:
+        from labkit import progress
+
+        progress.record(progress.make_event(kind, shown, exercise=exercise.id, lesson=exercise.lesson, hint_level=level))
+    except Exception:  # noqa: BLE001, S110 - recording is a side channel; the learner's check or hint comes first
+        pass
+
+
 class Hint(str):
     """A hint: a plain string that a notebook shows without quotes."""
 
@@ -114,16 +131,19 @@ class Hint(str):
 
 
 def hint(exercise_id: str, level: int = 1) -> Hint:
-    """Hint tier ``level`` (1 = a nudge; the last tier nearly gives it away).
+    """Hint tier ``level`` (1 = a nudge; the last tier nearly gives it away), added to the progress record.
 
     Raises:
         UnknownExercise: no such exercise.
     """
     exercise = get(exercise_id)
     if not exercise.hints:
-        return Hint("No hints for this one: read the prompt again.")
-    level = max(1, min(int(level), len(exercise.hints)))
-    return Hint(f"Hint {level}/{len(exercise.hints)}: {exercise.hints[level - 1]}")
+        shown, level = Hint("No hints for this one: read the prompt again."), max(1, int(level))
+    else:
+        level = max(1, min(int(level), len(exercise.hints)))
+        shown = Hint(f"Hint {level}/{len(exercise.hints)}: {exercise.hints[level - 1]}")
+    _record("hint", shown, exercise, level)
+    return shown
 
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")

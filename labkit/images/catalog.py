@@ -112,6 +112,7 @@ CATALOG: tuple[CatalogImage, ...] = (
     CatalogImage("hello-world:latest", "dockerfile", needs=("busybox:latest",), context="hello-world", summary="the first `docker run`"),
     CatalogImage("debian:bookworm", "debootstrap", cmd=("bash",), summary="a full distribution with apt"),
     CatalogImage("labkit/hello-dock:latest", "dockerfile", needs=("busybox:latest",), context="hello-dock", summary="a web page on port 80"),
+    CatalogImage("labkit/rmbyext:latest", "dockerfile", needs=("busybox:latest",), context="rmbyext", summary="deletes files by extension in the folder mounted at /zone"),
 )
 
 

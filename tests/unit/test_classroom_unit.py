@@ -1,0 +1,129 @@
+"""Classroom logic without a server: the live view's rules, names, hosts, batching, the store, the queue."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from labkit.classroom import client, view
+from labkit.classroom.server import banner, is_loopback, listen_host
+from labkit.classroom.store import Store
+from labkit.errors import LabkitError
+
+
+def _event(kind: str = "check", passed: bool = False, at: str = "2026-11-27T21:30:00.000Z", level: int = 0) -> dict[str, Any]:
+    return {"id": uuid.uuid4().hex, "kind": kind, "learner": "ada", "exercise": "welcome.first-container",
+            "lesson": "00", "passed": passed, "hint_level": level, "at": at}  # fmt: skip
+
+
+NOW = view.parse_time("2026-11-27T21:31:00.000Z")
+RECEIVED = "2026-11-27T21:30:30.000Z"
+
+
+def _cell(events: list[dict[str, Any]], now: float = NOW) -> dict[str, Any]:
+    row = view.learner_row("ada", [(e, RECEIVED) for e in events], now)
+    return dict(row["cells"]["welcome.first-container"])
+
+
+def test_latest_check_decides_passed() -> None:
+    assert _cell([_event(passed=True), _event(at="2026-11-27T21:30:01.000Z")])["passed"] is False
+    cell = _cell([_event(), _event(passed=True, at="2026-11-27T21:30:01.000Z")])
+    assert cell["passed"] is True and cell["attempts"] == 2
+
+
+def test_stuck_after_three_failures_or_a_hint_but_not_once_passed() -> None:
+    assert not _cell([_event(), _event()])["stuck"]
+    assert _cell([_event(), _event(), _event()])["stuck"]
+    hinted = _cell([_event(kind="hint", level=2)])
+    assert hinted["stuck"] and hinted["hint_level"] == 2 and hinted["passed"] is None
+    later = "2026-11-27T21:30:05.000Z"
+    assert not _cell([_event(), _event(), _event(), _event(passed=True, at=later)])["stuck"]
+
+
+def test_stuck_needs_recent_activity() -> None:
+    cell = _cell([_event(), _event(), _event()], now=NOW + view.STUCK_WINDOW + 60)
+    assert cell["struggling"] and not cell["stuck"]
+
+
+def test_event_time_is_never_after_arrival() -> None:
+    future = _event(at="2030-01-01T00:00:00.000Z")
+    assert view.event_time(future, RECEIVED) == view.parse_time(RECEIVED)
+    assert view.event_time(_event(), RECEIVED) == view.parse_time("2026-11-27T21:30:00.000Z")
+
+
+def test_snapshot_keeps_course_order_and_adds_unknown_exercises() -> None:
+    other = {**_event(), "exercise": "new.one", "lesson": "09"}
+    snap = view.snapshot([(other, RECEIVED)], [{"id": "welcome.first-container", "lesson": "00", "title": "t"}],
+                         NOW, learners=["zed"])  # fmt: skip
+    assert [e["id"] for e in snap["exercises"]] == ["welcome.first-container", "new.one"]
+    assert [row["name"] for row in snap["learners"]] == ["ada", "zed"]
+
+
+@pytest.mark.parametrize("name", ["", "   ", "a\nb", "x" * 101, None, "zero\u200bwidth"])
+def test_bad_names(name: Any) -> None:
+    with pytest.raises(ValueError):
+        client.check_name(name)
+
+
+def test_hosts() -> None:
+    assert listen_host(None, False) == "127.0.0.1"
+    assert listen_host(None, True) == "0.0.0.0"
+    assert listen_host("::1", False) == "::1"
+    with pytest.raises(LabkitError, match="without --public"):
+        listen_host("0.0.0.0", False)
+    assert listen_host("10.0.0.5", True) == "10.0.0.5"
+    assert is_loopback("localhost") and not is_loopback("example")
+    text = banner("127.0.0.1", 8787, "JOIN", "INSTR", Path("/x.db"))
+    assert "labkit classroom join http://127.0.0.1:8787 JOIN --name NAME" in text
+    assert "http://127.0.0.1:8787/?token=INSTR" in text
+
+
+def test_batches_respect_count_and_size() -> None:
+    small = [{"id": str(n), "message": ""} for n in range(120)]
+    assert [len(b) for b in client._batches(small)] == [50, 50, 20]
+    big = [{"id": str(n), "message": "x" * 20000} for n in range(5)]
+    assert all(len(json.dumps(b)) < 64 * 1024 for b in client._batches(big))
+
+
+def test_store_tokens_keys_and_dedupe(tmp_path: Path) -> None:
+    store = Store(tmp_path / "c.db")
+    tokens = store.tokens()
+    key = store.join("ada", None)
+    assert key and store.join("ada", None) is None and store.join("ada", key) == key
+    assert store.learner_for_key(key) == "ada"
+    e = {"id": uuid.uuid4().hex, "learner": "ada", "exercise": "x"}
+    assert len(store.add([e, e])) == 1 and store.add([e]) == []
+    store.close()
+    again = Store(tmp_path / "c.db")
+    assert again.tokens() == tokens and again.count() == 1 and again.learner_for_key(key) == "ada"
+    assert again.forget("ada") and again.learner_for_key(key) is None
+    again.close()
+
+
+def test_submit_without_a_classroom_does_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LABKIT_STATE_DIR", str(tmp_path))
+    client.submit({"id": "a"})
+    assert not client.queue_path().exists()
+    with pytest.raises(client.ClassroomError, match="not in a classroom"):
+        client.flush()
+
+
+def test_submit_queues_fast_when_the_server_is_down(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LABKIT_STATE_DIR", str(tmp_path))
+    # Port 9 on loopback (discard) has no listener here: the background thread fails quickly and backs off.
+    client.config_path().write_text(json.dumps({"url": "http://127.0.0.1:9", "token": "t", "learner": "ada", "key": "k"}))
+    started = time.perf_counter()
+    for n in range(20):
+        client.submit({"id": f"{n:032x}", "learner": "ada"})
+    per_call = (time.perf_counter() - started) / 20
+    assert per_call < 0.02
+    assert client.queued() == 20
+    with pytest.raises(client.ClassroomError, match="20 result"):
+        client.flush(timeout=5)
+    client._last_failure = "test: no exit flush"  # keep the atexit hook from retrying the dead URL
+    assert client.leave() == 20 and client.queued() == 0

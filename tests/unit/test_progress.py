@@ -1,0 +1,176 @@
+"""The progress record: events, their validation (the classroom server's gate), the local store, the runner hook."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from labkit import progress
+from labkit.exercises import runner
+from labkit.exercises.model import CheckResult
+
+
+@pytest.fixture
+def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private state folder, a fixed learner, and no classroom."""
+    monkeypatch.setenv("LABKIT_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("LABKIT_LEARNER", "ada")
+    return tmp_path / "state"
+
+
+def _result(passed: bool = False, message: str = "No container yet.") -> CheckResult:
+    return CheckResult("welcome.first-container", "First container", passed, message, None if passed else "Run it.")
+
+
+def test_check_event_has_every_field_of_the_contract(state: Path) -> None:
+    event = progress.make_event("check", _result(), at="2026-11-27T21:30:00.123Z")
+    assert event == {
+        "v": 1,
+        "id": event["id"],
+        "kind": "check",
+        "learner": "ada",
+        "exercise": "welcome.first-container",
+        "lesson": "00",
+        "passed": False,
+        "status": "not yet",
+        "message": "No container yet.",
+        "hint": "Run it.",
+        "hint_level": 0,
+        "at": "2026-11-27T21:30:00.123Z",
+        "labkit": event["labkit"],
+    }
+    assert len(event["id"]) == 32 and progress.validate_event(event) == event
+    assert progress.validate_event(json.loads(json.dumps(event))) == event
+
+
+def test_hint_event_and_clipped_message(state: Path) -> None:
+    event = progress.make_event("hint", "Hint 2/3: look closer", exercise="vm.kernel", hint_level=2)
+    assert (event["kind"], event["status"], event["passed"], event["hint_level"], event["lesson"]) == ("hint", "hint", False, 2, "01")
+    assert event["hint"] == "Hint 2/3: look closer"
+    assert progress.now().endswith("Z") and progress.validate_event(event)
+    long = progress.make_event("check", _result(message="x" * 5000))
+    assert len(long["message"]) == progress.MAX_MESSAGE and long["message"].endswith("…")
+    progress.validate_event(long)
+    with pytest.raises(ValueError, match="unknown event kind"):
+        progress.make_event("solve", _result())
+
+
+def _valid(**changes: Any) -> dict[str, Any]:
+    event = {
+        "v": 1, "id": "0" * 32, "kind": "check", "learner": "ada", "exercise": "welcome.first-container",
+        "lesson": "00", "passed": True, "status": "passed", "message": "ok", "hint": None, "hint_level": 0,
+        "at": "2026-11-27T21:30:00.123Z", "labkit": "0.1.0",
+    }  # fmt: skip
+    event.update(changes)
+    return {k: v for k, v in event.items() if v is not _DROP}
+
+
+_DROP = object()
+
+
+@pytest.mark.parametrize(
+    ("event", "reason"),
+    [
+        ([1, 2], "a JSON object, not list"),
+        (_valid(at=_DROP), "missing field(s): at"),
+        (_valid(extra=1), "unknown field(s): extra"),
+        (_valid(v=True), "field 'v' must be int, not bool"),
+        (_valid(v=2), "unsupported event version 2"),
+        (_valid(passed=1), "field 'passed' must be bool, not int"),
+        (_valid(hint_level="0"), "field 'hint_level' must be int, not str"),
+        (_valid(hint=5), "field 'hint' must be str or null"),
+        (_valid(id="not-a-uuid"), "field 'id' must be 32 lowercase hex digits"),
+        (_valid(kind="grade"), "unknown kind 'grade'"),
+        (_valid(message="x" * 2001), "field 'message' is longer than 2000 characters"),
+        (_valid(learner="a" * 101), "field 'learner' is longer than 100"),
+        (_valid(learner="ada\x1b[31m"), "field 'learner' must be a trimmed, non-empty name"),
+        (_valid(learner="  "), "field 'learner' must be a trimmed, non-empty name"),
+        (_valid(exercise="../etc"), "field 'exercise' is not an exercise id"),
+        (_valid(at="2026-11-27 21:30:00"), "field 'at' must be a UTC time"),
+        (_valid(at="2026-13-45T21:30:00Z"), "field 'at' is not a real time"),
+        (_valid(status="not yet"), "a check's status must be 'passed' when passed is true"),
+        (_valid(hint_level=2), "a check's hint_level must be 0"),
+        (_valid(kind="hint", passed=False, status="hint", hint_level=0), "a hint's hint_level must be between 1 and 100"),
+        (_valid(kind="hint", passed=True, status="hint", hint_level=1), "a hint's status must be 'hint' and passed false"),
+    ],
+)
+def test_validate_rejects_with_one_line(event: Any, reason: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        progress.validate_event(event)
+    assert reason in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_validate_returns_a_clean_copy() -> None:
+    original = _valid()
+    clean = progress.validate_event(original)
+    assert clean == original and clean is not original
+
+
+def test_learner_name_env_then_classroom_then_os_user(state: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert progress.learner_name() == "ada"
+    monkeypatch.delenv("LABKIT_LEARNER")
+    state.mkdir(parents=True, exist_ok=True)
+    (state / "classroom.json").write_text(json.dumps({"url": "http://x", "token": "t", "learner": " Grace H. "}))
+    assert progress.learner_name() == "Grace H."
+    (state / "classroom.json").write_text("{damaged")
+    monkeypatch.setattr(progress.getpass, "getuser", lambda: "labuser")
+    assert progress.learner_name() == "labuser"
+
+
+def test_record_appends_one_line_per_event_and_reads_back(state: Path) -> None:
+    first = progress.make_event("hint", "Hint 1/3: x", exercise="vm.kernel", hint_level=1)
+    second = progress.make_event("check", _result(passed=True, message="ran"))
+    assert progress.record(first) and progress.record(second)
+    lines = (state / "progress.jsonl").read_text().splitlines()
+    assert [json.loads(line) for line in lines] == [first, second]
+    with open(state / "progress.jsonl", "a") as f:
+        f.write('{"v": 1, "id": "trunc\n\nnot json at all\n')
+    events, damaged = progress.read()
+    assert events == [first, second] and damaged == 2
+
+
+def test_record_never_fails_a_check(state: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (state / "progress.jsonl").mkdir(parents=True)  # the store cannot be opened for writing (true even for root)
+    broken = types.ModuleType("labkit.classroom.client")
+
+    def submit(event: dict[str, Any]) -> None:
+        raise RuntimeError("server on fire")
+
+    broken.submit = submit  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "labkit.classroom.client", broken)
+    monkeypatch.setattr(sys.modules.get("labkit.classroom") or types.SimpleNamespace(), "client", broken, raising=False)
+    assert progress.record(progress.make_event("check", _result())) is False
+    monkeypatch.setattr(runner, "_check", lambda exercise, answer: _result())
+    assert runner.check("welcome.first-container") == _result()
+    assert str(runner.hint("welcome.first-container", 1)).startswith("Hint 1/")
+
+
+def test_record_hands_each_event_to_the_classroom_client(state: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sent: list[dict[str, Any]] = []
+    fake = types.ModuleType("labkit.classroom.client")
+    fake.submit = sent.append  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "labkit.classroom.client", fake)
+    monkeypatch.setattr(sys.modules.get("labkit.classroom") or types.SimpleNamespace(), "client", fake, raising=False)
+    event = progress.make_event("check", _result())
+    assert progress.record(event)
+    assert sent == [event]
+
+
+def test_runner_check_and_hint_record_what_the_learner_saw(state: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shown = _result(message="No container made from hello-world exists yet.")
+    monkeypatch.setattr(runner, "_check", lambda exercise, answer: shown)  # the daemon part is tested in integration
+    assert runner.check("welcome.first-container") is shown
+    hint = runner.hint("welcome.first-container", level=99)  # clamped to the last tier
+    events, damaged = progress.read()
+    assert damaged == 0 and [e["kind"] for e in events] == ["check", "hint"]
+    check, asked = events
+    assert (check["exercise"], check["status"], check["message"], check["hint"]) == ("welcome.first-container", "not yet", shown.message, "Run it.")
+    assert asked["hint"] == str(hint) and asked["hint_level"] == int(str(hint).split("/")[0].split()[-1])
+    assert all(e["learner"] == "ada" and e["lesson"] == "00" for e in events)
+    assert os.stat(state / "progress.jsonl").st_mode & 0o077 == 0, "the record is the learner's alone"

@@ -1,0 +1,272 @@
+"""labkit.widgets and labkit.dashboard without a daemon: hint tiers, the event reducer, the diagram, the fallbacks."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+
+import pytest
+
+from labkit import engine
+from labkit.dashboard import (
+    STATES,
+    Row,
+    apply_event,
+    diagram_state,
+    format_ports,
+    in_scope,
+    needs_confirmation,
+    ordered,
+    row_from_inspect,
+    state_diagram_svg,
+    status_text,
+    table_html,
+    table_text,
+)
+from labkit.widgets import WIDGET_VIEW, HintSteps, exercise, hints_html
+
+T0 = datetime(2024, 5, 1, 10, 0, 0, tzinfo=UTC)
+ID = "f" * 64
+
+
+def _event(action: str, ident: str = ID, **attributes: str) -> dict[str, Any]:
+    """A container event as `docker events --format '{{json .}}'` prints it."""
+    return {
+        "Type": "container",
+        "Action": action,
+        "status": action,
+        "id": ident,
+        "Actor": {"ID": ident, "Attributes": attributes},
+        "timeNano": 1714557600000000000,
+    }
+
+
+class TestHintSteps:
+    def test_reveals_one_tier_per_press_and_stops_at_the_last(self) -> None:
+        steps = HintSteps(3)
+        assert (steps.shown, steps.label(), steps.exhausted) == (0, "Hint 1/3", False)
+        assert [steps.advance() for _ in range(5)] == [1, 2, 3, 3, 3]
+        assert steps.exhausted and steps.label() == "All 3 hints shown"
+
+    def test_no_hints(self) -> None:
+        steps = HintSteps(0)
+        assert steps.exhausted and steps.advance() == 0 and steps.label() == "No hints"
+
+    def test_single_hint_label(self) -> None:
+        steps = HintSteps(1)
+        steps.advance()
+        assert steps.label() == "Hint shown"
+
+    def test_hints_html_escapes_and_lists(self) -> None:
+        assert hints_html([]) == ""
+        out = hints_html(["use <b>", "docker run"])
+        assert out.count("<li>") == 2 and "&lt;b&gt;" in out
+
+
+class TestExercisePanelWithoutDaemon:
+    """The panel built without checking: buttons, hint stepping and the fallback need no daemon."""
+
+    def test_student_panel_has_no_solution_button(self) -> None:
+        panel = exercise("welcome.first-container", solution=False, check_now=False)
+        try:
+            labels = [b.description for b in panel.children[1].children]
+            assert labels == ["Check", "Hint 1/3"] and panel.solution_button is None
+            assert panel.toggle_solution() is False
+        finally:
+            panel.close()
+
+    def test_solution_panel_toggles_the_reference(self) -> None:
+        panel = exercise("welcome.first-container", check_now=False)
+        try:
+            assert [b.description for b in panel.children[1].children] == ["Check", "Hint 1/3", "Show solution"]
+            assert panel.toggle_solution() is True and "docker run hello-world" in panel.solution_view.value
+            assert panel.solution_button.description == "Hide solution"
+            assert panel.toggle_solution() is False and panel.solution_view.value == ""
+        finally:
+            panel.close()
+
+    def test_hint_button_steps_through_the_tiers(self) -> None:
+        panel = exercise("welcome.first-container", check_now=False)
+        try:
+            assert panel.hints.value == ""
+            panel.hint_button.click()
+            assert panel.hints.value.count("<li>") == 1 and panel.hint_button.description == "Hint 2/3"
+            panel.hint_button.click()
+            panel.hint_button.click()
+            assert panel.hints.value.count("<li>") == 3 and panel.hint_button.disabled
+            assert "Type: docker run hello-world" in panel.hints.value
+        finally:
+            panel.close()
+
+    def test_fallback_text_has_no_model_id(self) -> None:
+        panel = exercise("welcome.first-container", check_now=False)
+        try:
+            bundle = panel._repr_mimebundle_()
+            assert set(bundle) == {"text/plain", "text/html", WIDGET_VIEW}
+            model_id = bundle[WIDGET_VIEW]["model_id"]
+            assert model_id not in bundle["text/plain"] and model_id not in bundle["text/html"]
+            assert bundle["text/plain"] == "welcome.first-container — Run a container from the hello-world image and let it finish."
+        finally:
+            panel.close()
+
+
+class TestApplyEvent:
+    def test_lifecycle_from_events_alone(self) -> None:
+        rows: dict[str, Row] = {}
+        assert apply_event(rows, _event("create", name="web", image="busybox", **{"labkit.lesson": "05"})) == ID
+        assert (rows[ID].name, rows[ID].image, rows[ID].state, rows[ID].lesson) == ("web", "busybox", "created", "05")
+        seen = []
+        for action in ("start", "pause", "unpause", "kill", "die", "stop", "start", "restart"):
+            apply_event(rows, _event(action, name="web", image="busybox", exitCode="137"))
+            seen.append(rows[ID].state)
+        assert seen == ["running", "paused", "running", "running", "exited", "exited", "running", "running"]
+        assert rows[ID].exit_code == 137
+        assert apply_event(rows, _event("destroy", name="web")) is None and rows == {}
+
+    def test_rename_follows_the_new_name(self) -> None:
+        rows: dict[str, Row] = {}
+        apply_event(rows, _event("create", name="old"))
+        apply_event(rows, _event("rename", name="new", oldName="/old"))
+        assert rows[ID].name == "new" and rows[ID].state == "created"
+
+    def test_ignores_what_does_not_change_a_row(self) -> None:
+        rows: dict[str, Row] = {}
+        assert apply_event(rows, _event("exec_start: sh", name="web")) is None
+        assert apply_event(rows, {"Type": "network", "Action": "connect", "id": ID}) is None
+        assert apply_event(rows, {"Type": "container", "Action": "start"}) is None  # no id
+        assert apply_event(rows, _event("destroy")) is None and rows == {}  # destroy of an unknown one
+
+    def test_event_for_a_container_missed_at_start_creates_its_row(self) -> None:
+        rows: dict[str, Row] = {}
+        assert apply_event(rows, _event("die", name="late", image="busybox", exitCode="0")) == ID
+        assert rows[ID].state == "exited" and rows[ID].exit_code == 0
+
+
+class TestRows:
+    ATTRS: ClassVar[dict[str, Any]] = {
+        "Id": ID,
+        "Name": "/web",
+        "Image": "sha256:" + "a" * 64,
+        "State": {"Status": "running", "StartedAt": "2024-05-01T10:00:00.5Z", "FinishedAt": "0001-01-01T00:00:00Z", "ExitCode": 0},
+        "Config": {"Image": "nginx:alpine", "Labels": {"labkit.lesson": "05", "labkit.session": "s1"}},
+        "NetworkSettings": {"Ports": {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}], "443/tcp": None}},
+    }
+
+    def test_row_from_inspect(self) -> None:
+        row = row_from_inspect(self.ATTRS)
+        assert (row.name, row.image, row.state, row.ports) == ("web", "nginx:alpine", "running", "127.0.0.1:8080->80/tcp, 443/tcp")
+        assert row.started_at == T0 and row.finished_at is None and row.lesson == "05"
+
+    @pytest.mark.parametrize(
+        ("status", "state"),
+        [("created", "created"), ("running", "running"), ("restarting", "running"), ("paused", "paused"),
+         ("exited", "exited"), ("dead", "exited"), ("removing", "removed")],
+    )
+    def test_every_docker_status_maps_onto_the_diagram(self, status: str, state: str) -> None:
+        assert diagram_state(status) == state and state in STATES
+
+    def test_status_text(self) -> None:
+        running = Row(ID, "web", "nginx", "running", started_at=T0)
+        assert status_text(running, T0 + timedelta(seconds=75)) == "up 1 min"
+        exited = Row(ID, "web", "nginx", "exited", exit_code=137, finished_at=T0)
+        assert status_text(exited, T0 + timedelta(hours=2)) == "exited (137) 2 h ago"
+        assert status_text(Row(ID, "web", "nginx", "created"), T0) == "created"
+
+    def test_ports_without_host_ip(self) -> None:
+        assert format_ports({"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}) == "0.0.0.0:8080->80/tcp"
+        assert format_ports(None) == ""
+
+    def test_scope_and_order(self) -> None:
+        mine = Row("a", "b-web", "nginx", "exited", labels={engine.LABEL_LESSON: "05"})
+        typed = Row("b", "a-shell", "busybox", "running")
+        assert [r.name for r in ordered([mine, typed])] == ["a-shell", "b-web"]
+        assert in_scope(typed, "all containers", "05") and not in_scope(typed, "this lesson", "05")
+        assert in_scope(mine, "this lesson", "05")
+
+    def test_removal_asks_twice_unless_this_session_made_it(self) -> None:
+        ours = Row("a", "web", "nginx", "exited", labels={engine.LABEL_SESSION: "s1"})
+        assert not needs_confirmation(ours, "s1")
+        assert needs_confirmation(ours, "s2")
+        assert needs_confirmation(Row("b", "typed", "busybox", "exited"), "s1")
+
+    def test_registry_container_is_protected(self) -> None:
+        assert Row("a", "labkit-registry", "registry:2", "running", labels={engine.LABEL_LESSON: "registry"}).protected
+        assert not Row("b", "web", "nginx", "running").protected
+
+    def test_tables(self) -> None:
+        rows = [Row(ID, "web<1>", "nginx", "running", started_at=T0)]
+        out = table_html(rows, T0 + timedelta(seconds=3), selected=ID)
+        assert "web&lt;1&gt;" in out and "up 3 s" in out and "font-weight:bold" in out and 'data-state="running"' in out
+        assert "no containers" in table_html([], T0) and table_text([], T0) == "no containers"
+        assert table_text(rows, T0).splitlines()[1].split() == ["web<1>", "nginx", "running", "up", "0", "s"]
+
+
+class TestStateDiagram:
+    @pytest.mark.parametrize("state", STATES)
+    def test_lights_exactly_the_current_state(self, state: str) -> None:
+        svg = state_diagram_svg(state, "web")
+        lit = re.findall(r'data-state="(\w+)" data-current="true"', svg)
+        assert lit == [state]
+        assert f"web: {state}" in svg  # the accessible label says it too
+
+    def test_nothing_lit_without_a_container(self) -> None:
+        svg = state_diagram_svg(None)
+        assert 'data-current="true"' not in svg and "pick a container" in svg
+        assert svg.count("<g data-state=") == len(STATES)
+
+    def test_docker_statuses_light_their_diagram_state(self) -> None:
+        assert re.findall(r'data-state="(\w+)" data-current="true"', state_diagram_svg("dead")) == ["exited"]
+
+    def test_is_well_formed_xml(self) -> None:
+        import xml.etree.ElementTree as ET
+
+        ET.fromstring(state_diagram_svg("paused", "a & b"))  # raises on malformed markup
+
+    def test_deterministic(self) -> None:
+        assert state_diagram_svg("running", "web") == state_diagram_svg("running", "web")
+
+
+class TestTraceView:
+    """The notebook-04 trace as a widget, from recorded calls (a trace log is data, not a daemon)."""
+
+    @staticmethod
+    def _trace() -> Any:
+        from labkit.trace.log import Call
+        from labkit.trace.views import Trace
+
+        cid = "a" * 64
+        calls = [
+            Call(1, 1, 0.00, "HEAD", "/_ping", status=200, reason="OK"),
+            Call(1, 2, 0.01, "POST", "/v1.41/containers/create", api="1.41", status=404, reason="Not Found"),
+            Call(1, 3, 0.02, "POST", "/v1.41/images/create?fromImage=hello-world&tag=latest", api="1.41", status=200, reason="OK"),
+            Call(1, 4, 0.30, "POST", "/v1.41/containers/create", api="1.41", status=201, reason="Created", id=cid),
+            Call(2, 1, 0.31, "GET", "/v1.41/info", api="1.41", status=200, reason="OK"),
+        ]
+        return Trace(calls)
+
+    def test_step_filter(self) -> None:
+        from labkit.widgets import trace_steps
+
+        trace = self._trace()
+        assert trace_steps(trace, None) is trace
+        assert [c.method for c in trace_steps(trace, 4).calls] == ["POST"] and len(trace_steps(trace, 5)) == 1
+        assert [c.path for c in trace_steps(trace, 0).calls] == ["/v1.41/info"]
+        assert len(trace_steps(trace, 6)) == 0
+
+    def test_widget_switches_views_and_falls_back_to_the_table(self) -> None:
+        from labkit.widgets import TraceView
+
+        trace = self._trace()
+        view = TraceView(trace)
+        try:
+            assert view.body.value == trace._repr_html_()
+            view.view.value = "sequence diagram"
+            assert view.body.value.startswith('<svg class="labkit-sequence"')
+            view.step.value = 3
+            assert view.body.value.count("marker-end") == 2  # one call: request and reply arrows
+            bundle = view._repr_mimebundle_()
+            assert bundle["text/plain"] == str(trace) and bundle["text/html"] == trace._repr_html_()
+            assert bundle[WIDGET_VIEW]["model_id"] not in bundle["text/plain"]
+        finally:
+            view.close()

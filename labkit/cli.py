@@ -219,11 +219,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("images", help="the course's images, offline")
     p.add_argument("action", choices=["ensure", "list", "bundle", "load"])
     p.add_argument("args", nargs="*", metavar="ARG", help="ensure|list [NAME...]; bundle FILE [NAME...]; load FILE")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr while building, pulling, saving or loading")
     p.set_defaults(func=_cmd_images)
 
     p = sub.add_parser("registry", help="the local registry mirror on 127.0.0.1:5000")
     p.add_argument("action", choices=["up", "down", "status"])
     p.add_argument("--json", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr while pushing the course's images")
     p.set_defaults(func=_cmd_registry)
 
     p = sub.add_parser("vm", help="the VM of lesson 01: fetch and build its kernel and initramfs ahead of class")
@@ -287,6 +289,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "exercise" and args.action != "list" and not args.id:
         parser.error(f"exercise {args.action} needs an exercise ID (see `labkit exercise list`)")
     try:
+        if getattr(args, "quiet", False):
+            from labkit import activity
+
+            with activity.quiet():
+                return int(args.func(args))
         return int(args.func(args))
     except LabkitError as e:
         print(f"labkit: {e}", file=sys.stderr)

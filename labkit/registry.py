@@ -34,7 +34,8 @@ from typing import Any, Literal, TextIO
 
 import docker.errors
 
-from labkit import engine, paths, procs, wait
+from labkit import activity, engine, paths, procs, wait
+from labkit.activity import LayerTally
 from labkit.errors import LabkitError, NotSupported, PortInUse, WaitTimeout
 
 DEFAULT_PORT = 5000
@@ -342,7 +343,7 @@ def _start_container(listen_port: int, out: TextIO) -> None:
 # --- seeding -------------------------------------------------------------------------------
 
 
-def _push(name: str, remote: str, tag: str) -> None:
+def _push(name: str, remote: str, tag: str, out: TextIO | None = None) -> None:
     """Push local image ``name`` as ``remote:tag``, then drop that extra name again.
 
     The temporary tag, and the digest reference a push records, would otherwise
@@ -355,10 +356,14 @@ def _push(name: str, remote: str, tag: str) -> None:
     host = remote.split("/", 1)[0]
     with engine.converted(name):
         api.tag(name, remote, tag)
+        tally = LayerTally()
         try:
-            for message in api.push(remote, tag=tag, stream=True, decode=True):
-                if message.get("error"):
-                    raise LabkitError(f"pushing {name} to {host} failed: {message['error']}", f"read {_folder() / 'registry.log'}")
+            with activity.task(f"pushing {name}", out=out) as progress:
+                for message in api.push(remote, tag=tag, stream=True, decode=True):
+                    if message.get("error"):
+                        raise LabkitError(f"pushing {name} to {host} failed: {message['error']}", f"read {_folder() / 'registry.log'}")
+                    tally.feed(message)
+                    progress.update(tally.done, total=tally.total, note=tally.note(), phase=tally.phase)
         finally:
             with contextlib.suppress(docker.errors.APIError):
                 api.remove_image(f"{remote}:{tag}", noprune=True)
@@ -388,7 +393,7 @@ def seed(base: str, out: TextIO = sys.stdout) -> None:
             print(f"{label} already in the registry", file=out, flush=True)
             continue
         started = time.monotonic()
-        _push(entry.name, f"{host}/{entry.registry_path}", entry.tag)
+        _push(entry.name, f"{host}/{entry.registry_path}", entry.tag, out)
         print(f"{label} pushed as {entry.registry_path}:{entry.tag} in {time.monotonic() - started:.1f} s", file=out, flush=True)
 
 

@@ -146,7 +146,7 @@ def ensure(names: list[str] | None = None, *, out: TextIO = sys.stdout) -> list[
         if stale:
             why = "its build context changed since it was built"
         else:
-            why = "LABKIT_OFFLINE=1" if offline() else try_pull(entry.name)
+            why = "LABKIT_OFFLINE=1" if offline() else try_pull(entry.name, out=out)
         if why is None and (summary := _local(entry.repository).get(entry.name)) is not None:
             state = _state(entry, summary, "pulled", time.monotonic() - started)
             print(f"{entry.name:<26} pulled in {_seconds(state.seconds)}", file=out, flush=True)

@@ -17,12 +17,10 @@ from typing import IO, TextIO
 import docker.errors
 import requests.exceptions
 
-from labkit import engine
+from labkit import activity, engine
+from labkit.activity import CountingReader
 from labkit.errors import ImageMissing, LabkitError
 from labkit.images.catalog import resolve
-
-#: Report progress about every this many bytes (or every quarter of the estimate, if larger).
-_REPORT_EVERY = 64 * 1024 * 1024
 
 
 def _mb(n: float) -> str:
@@ -74,16 +72,17 @@ def bundle(path: str | os.PathLike[str], names: list[str] | None = None, *, out:
             response = api.get(api._url("/images/get"), params={"names": wanted}, stream=True, timeout=None)
             if response.status_code != 200:
                 raise LabkitError(f"the daemon could not save {', '.join(wanted)}: {response.text.strip()[:200]}", "run `labkit doctor`")
-            step = max(_REPORT_EVERY, estimate // 4)
-            written, next_report = 0, step
             sink: IO[bytes]
-            with gzip.open(partial, "wb", compresslevel=6) if compress else open(partial, "wb") as sink:
+            # the estimate is the images' unpacked size; the archive is about that, never exactly
+            with (
+                activity.task(f"saving to {target.name}", total=estimate or None, out=out) as progress,
+                gzip.open(partial, "wb", compresslevel=6) if compress else open(partial, "wb") as sink,
+            ):
+                written = 0
                 for chunk in response.iter_content(chunk_size=1024 * 1024):
                     sink.write(chunk)
                     written += len(chunk)
-                    if written >= next_report:
-                        print(f"  {_mb(written)} of about {_mb(estimate)} saved", file=out, flush=True)
-                        next_report += step
+                    progress.update(written, total=max(estimate, written) or None)
         partial.replace(target)
     except requests.exceptions.RequestException as e:  # an OSError too: catch it first
         raise LabkitError(f"saving the images was interrupted: {e}", "run the command again") from e
@@ -112,7 +111,9 @@ def load(path: str | os.PathLike[str], *, out: TextIO = sys.stdout) -> list[str]
     tags: list[str] = []
     api = engine.client().api
     try:
-        with open(source, "rb") as data, engine.converted():
+        size = source.stat().st_size
+        with open(source, "rb") as raw, engine.converted(), activity.task(f"loading {source.name}", total=size, out=out) as progress:
+            data = CountingReader(raw, size, progress.advance)
             try:
                 for message in api.load_image(data, quiet=True):
                     if message.get("error"):

@@ -21,9 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-import docker.errors
-
-from labkit import engine
+from labkit import activity, engine
+from labkit.activity import BuildSteps
 from labkit.errors import CommandFailed, LabkitError, NotSupported, WaitTimeout
 from labkit.images import debootstrap
 from labkit.images.catalog import CatalogImage
@@ -194,25 +193,29 @@ def build_dockerfile(entry: CatalogImage, out: TextIO) -> None:
     context = entry.context_dir
     if not (context / "Dockerfile").is_file():
         raise LabkitError(f"no Dockerfile for {entry.name} in {context}", "reinstall labkit: its image contexts are missing")
-    client = engine.client()
-    try:
-        with engine.converted():
-            client.images.build(
-                fileobj=io.BytesIO(context_tar(context)),
-                custom_context=True,
-                tag=entry.name,
-                labels=entry.labels(),
-                pull=False,
-                rm=True,
-                forcerm=True,
-            )
-    except docker.errors.BuildError as e:
-        lines = [str(step.get("stream", step.get("error", ""))).strip() for step in e.build_log]
-        tail = " | ".join([line for line in lines if line][-3:])
+    api = engine.client().api
+    steps = BuildSteps()
+    with activity.task(f"building {entry.name}", unit="steps", out=out) as progress, engine.converted():
+        stream = api.build(
+            fileobj=io.BytesIO(context_tar(context)),
+            custom_context=True,
+            tag=entry.name,
+            labels=entry.labels(),
+            pull=False,
+            rm=True,
+            forcerm=True,
+            decode=True,
+        )
+        for event in stream:
+            if steps.feed(event):
+                progress.update(steps.step, total=steps.steps, note=steps.instruction)
+    if steps.error is not None or steps.image_id is None:
+        tail = " | ".join(steps.log[-3:])
+        reason = steps.error or "the daemon did not report an image"
         raise LabkitError(
-            f"building {entry.name} failed: {e.msg}" + (f" ({tail})" if tail else ""),
+            f"building {entry.name} failed: {reason}" + (f" ({tail})" if tail else ""),
             "run `labkit doctor`; the images it is built FROM must be present",
-        ) from e
+        )
 
 
 def build_debootstrap(entry: CatalogImage, out: TextIO) -> None:

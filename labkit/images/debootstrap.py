@@ -20,7 +20,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TextIO
 
-from labkit import paths
+from labkit import activity, paths
+from labkit.activity import Task
 from labkit.errors import CommandFailed, LabkitError, NotSupported, WaitTimeout
 from labkit.images import apt
 
@@ -42,19 +43,43 @@ _MILESTONES: tuple[tuple[str, str], ...] = (
 )
 
 
-class DebootstrapProgress:
-    """Turns debootstrap's hundreds of lines into a dozen: a line per phase, with the time."""
+#: debootstrap's per-package lines: what each one counts.
+_PACKAGE_LINES: tuple[tuple[str, str], ...] = (
+    (r"^I: Retrieving (?!InRelease|Release|Packages)", "downloading packages"),
+    (r"^I: Validating (?!InRelease|Release|Packages)", "validating packages"),
+    (r"^I: Extracting ", "extracting packages"),
+)
 
-    def __init__(self, out: TextIO, started: float) -> None:
+
+class DebootstrapProgress:
+    """Turns debootstrap's hundreds of lines into a dozen: a line per phase, with the time.
+
+    With a task, it also keeps the live progress: the phase and how many packages
+    it has handled (out of the number downloaded, once that is known).
+    """
+
+    def __init__(self, out: TextIO, started: float, task: Task | None = None) -> None:
         self.out = out
         self.started = started
+        self.task = task
         self.seen: set[str] = set()
         self.downloads = 0
+        self.phase = ""
+        self.count = 0
 
     def feed(self, line: str) -> str | None:
         """Take one line of debootstrap output; return what was shown, if anything."""
-        if re.match(r"^I: Retrieving (?!InRelease|Release|Packages)", line):
-            self.downloads += 1
+        for pattern, phase in _PACKAGE_LINES:
+            if re.match(pattern, line):
+                if phase != self.phase:
+                    self.phase, self.count = phase, 0
+                self.count += 1
+                if phase == "downloading packages":
+                    self.downloads += 1
+                if self.task is not None:
+                    total = None if phase == "downloading packages" else self.downloads or None
+                    self.task.update(self.count, total=total, note=phase)
+                break
         if line.startswith("E: "):
             return self.show(line[3:].strip())
         for pattern, label in _MILESTONES:
@@ -66,8 +91,14 @@ class DebootstrapProgress:
         return None
 
     def show(self, text: str) -> str:
+        """Print a milestone line (and make it the live phase)."""
         line = f"  [{time.monotonic() - self.started:5.1f} s] {text}"
-        print(line, file=self.out, flush=True)
+        if self.task is None:
+            print(line, file=self.out, flush=True)
+        else:
+            self.task.echo(line, self.out)
+            if not text.startswith(("downloading", "extracting")):  # those two count packages
+                self.task.update(0, total=None, note=text)
         return line
 
 
@@ -183,12 +214,13 @@ def rootfs_tar(suite: str, image: str, out: TextIO) -> Iterator[tuple[Path, Debo
         )
     mirror = apt.debian_mirror()
     started = time.monotonic()
-    progress = DebootstrapProgress(out, started)
     print(f"  debootstrap --variant=minbase {suite} from {mirror}", file=out, flush=True)
     work = Path(tempfile.mkdtemp(prefix="labkit-debootstrap-"))
     rootfs, tar_path = work / "rootfs", work / "rootfs.tar"
     command = [program, "--variant=minbase", suite, str(rootfs), mirror]
     proc: subprocess.Popen[bytes] | None = None
+    live = activity.start(f"building {image}", unit="items", out=out)
+    progress = DebootstrapProgress(out, started, live)
     try:
         proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         output = _stream_lines(proc, started + DEBOOTSTRAP_TIMEOUT, progress.feed)
@@ -213,4 +245,5 @@ def rootfs_tar(suite: str, image: str, out: TextIO) -> Iterator[tuple[Path, Debo
         if proc is not None and proc.poll() is None:  # interrupted: stop debootstrap before deleting its target
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+        live.close()
         _remove_tree(work)

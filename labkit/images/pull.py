@@ -1,17 +1,25 @@
 """One bounded attempt to pull an image, with the reason in a few words when it fails.
 
-The pull runs as ``docker pull`` under a deadline: stopping the CLI closes its
-connection, and the daemon cancels the pull, which a thread around the SDK's
-pull (it reads without a timeout) could not do.
+The pull streams the daemon's progress events (for :mod:`labkit.activity`) under
+a deadline: every read has a timeout and the deadline is checked at each event.
+Closing the connection when time is up makes the daemon cancel the pull, which
+the SDK's own ``pull`` (it reads without a timeout) could not do.
 """
 
 from __future__ import annotations
 
 import os
-import shlex
+import time
+from typing import TextIO
 
-from labkit.errors import CommandNotFound, WaitTimeout
-from labkit.shell import sh
+import docker.auth
+import docker.errors
+import docker.utils
+import requests.exceptions
+
+from labkit import activity, engine
+from labkit.activity import LayerTally
+from labkit.errors import LabkitError
 
 #: Seconds one pull attempt may take (``LABKIT_PULL_TIMEOUT`` overrides).
 DEFAULT_PULL_TIMEOUT = 60.0
@@ -57,16 +65,50 @@ def short_reason(output: str) -> str:
     return last.removeprefix("Error response from daemon: ")[:80]
 
 
-def try_pull(name: str, timeout: float | None = None) -> str | None:
+def try_pull(name: str, timeout: float | None = None, *, out: TextIO | None = None) -> str | None:
     """Pull ``name`` once, within ``timeout`` seconds; ``None`` on success, else why not.
 
     Never raises for a pull that fails: the caller builds the image instead.
+
+    Args:
+        name: the image reference, e.g. ``busybox:latest``.
+        timeout: seconds for the whole attempt (:func:`pull_timeout` when ``None``).
+        out: where the caller prints its own lines (see :func:`labkit.activity.face_for`).
     """
     seconds = pull_timeout() if timeout is None else timeout
+    late = f"no answer within {seconds:g} s"
+    repository, tag = docker.utils.parse_repository_tag(name)
+    tally = LayerTally()
     try:
-        done = sh(f"docker pull {shlex.quote(name)}", expect=None, quiet=True, label=False, timeout=seconds)
-    except WaitTimeout:
-        return f"no answer within {seconds:g} s"
-    except CommandNotFound:
-        return "no docker CLI to pull with"
-    return None if done.ok else short_reason(done.output)
+        api = engine.client().api
+        registry, _ = docker.auth.resolve_repository_name(repository)
+        header = docker.auth.get_config_header(api, registry)
+        deadline = time.monotonic() + seconds
+        with activity.task(f"pulling {name}", out=out) as progress:
+            response = api._post(
+                api._url("/images/create"),
+                params={"fromImage": repository, "tag": tag or "latest"},
+                headers={"X-Registry-Auth": header} if header else {},
+                stream=True,
+                timeout=(min(seconds, 10.0), seconds),
+            )
+            try:
+                api._raise_for_status(response)
+                for event in api._stream_helper(response, decode=True):
+                    tally.feed(event)
+                    if tally.error is not None:
+                        break
+                    progress.update(tally.done, total=tally.total, note=tally.note(), phase=tally.phase)
+                    if time.monotonic() > deadline:
+                        return late
+            finally:
+                response.close()  # when cut short, the daemon cancels the pull
+    except docker.errors.APIError as e:
+        return short_reason(str(e.explanation or e))
+    except requests.exceptions.Timeout:
+        return late
+    except requests.exceptions.RequestException as e:
+        return short_reason(str(e))
+    except (docker.errors.DockerException, LabkitError) as e:  # no daemon: a reason, not a crash
+        return short_reason(str(e))
+    return None if tally.error is None else short_reason(tally.error)

@@ -1,0 +1,628 @@
+"""Progress for long operations: image builds, pulls, pushes, bundles and loads.
+
+One interface, :func:`task`, and three faces chosen for where the output goes:
+
+- in a Jupyter kernel, a progress bar widget, shown only once the work has taken
+  longer than :data:`DELAY` seconds and removed when it ends;
+- on a terminal (stderr is a TTY), one line on stderr rewritten in place (``\\r``);
+- elsewhere (CI logs, pipes), a plain line on stderr per step, phase or tenth of
+  the bytes, never more.
+
+The lines an operation prints when it ends (``pulled in 1.2 s``) are its own
+business: progress only fills the wait, so stored notebook outputs stay what they
+were. The notebook face publishes only the widget's view (no ``text/plain``), and
+when the work ends it replaces that output with an empty one, so nbval (which
+skips widget views) compares nothing of it, and a saved notebook keeps no stale bar.
+
+Work that finishes within :data:`DELAY` shows no progress at all, in any face:
+``labkit registry up`` with nothing to push looks exactly as it did.
+
+Example:
+    >>> with task("copying", total=3, unit="steps", out=io.StringIO()) as t:  # doctest: +SKIP
+    ...     for n in range(1, 4):
+    ...         t.update(n, note=f"file {n}")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import enum
+import io
+import os
+import re
+import shutil
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any, Literal, Protocol, TextIO
+
+#: Seconds an operation runs before any progress is shown.
+DELAY = 1.0
+
+Unit = Literal["bytes", "steps", "items"]
+Style = Literal["tty", "plain", "quiet"]
+
+
+# --- what is shown -------------------------------------------------------------------------
+
+
+def amount(n: float) -> str:
+    """A byte count for people.
+
+    Example:
+        >>> amount(512), amount(2_345_678), amount(45_600_000), amount(3_210_000_000)
+        ('1 kB', '2.3 MB', '46 MB', '3.2 GB')
+    """
+    if n < 1e6:
+        return f"{max(n / 1e3, 1 if n else 0):.0f} kB"
+    if n < 10e6:
+        return f"{n / 1e6:.1f} MB"
+    if n < 1e9:
+        return f"{n / 1e6:.0f} MB"
+    return f"{n / 1e9:.1f} GB"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Where one task stands: what the faces draw."""
+
+    title: str
+    unit: Unit
+    done: int = 0
+    total: int | None = None
+    note: str = ""
+    phase: str = ""  # for bytes: a change of phase (downloading → extracting) is worth a new line
+
+    @property
+    def fraction(self) -> float | None:
+        """0..1 when the total is known, else ``None``."""
+        if not self.total or self.total <= 0:
+            return None
+        return max(0.0, min(1.0, self.done / self.total))
+
+    def key(self) -> tuple[object, ...]:
+        """What must change for the plain face to print another line: step, phase or tenth."""
+        fraction = self.fraction
+        if self.unit == "bytes":
+            return (self.phase, int(fraction * 10) if fraction is not None else self.done // (64 * 1024 * 1024))
+        if self.unit == "items":
+            return (self.note, int(fraction * 10) if fraction is not None else None)
+        return (self.note, self.done, self.total)
+
+    def text(self) -> str:
+        """The progress in words, without the title.
+
+        Example:
+            >>> Snapshot("pull", "bytes", 1_200_000, 2_400_000, "1/2 layers").text()
+            '50% (1.2 MB of 2.4 MB), 1/2 layers'
+            >>> Snapshot("build", "steps", 2, 5, "COPY hello /").text()
+            'step 2/5: COPY hello /'
+            >>> Snapshot("debootstrap", "items", 12, 57, "extracting packages").text()
+            'extracting packages (12/57)'
+        """
+        if self.unit == "bytes":
+            fraction = self.fraction
+            if fraction is None:
+                words = amount(self.done) if self.done else ""
+            else:
+                words = f"{int(fraction * 100)}% ({amount(self.done)} of {amount(self.total or 0)})"
+        elif self.unit == "steps":
+            words = f"step {self.done}/{self.total}" if self.total else (f"step {self.done}" if self.done else "")
+        else:
+            count = f"{self.done}/{self.total}" if self.total else (str(self.done) if self.done else "")
+            return f"{self.note} ({count})" if self.note and count else self.note or count
+        joiner = ", " if self.unit == "bytes" else ": "
+        return joiner.join(part for part in (words, self.note) if part)
+
+
+def bar(fraction: float | None, width: int = 20) -> str:
+    """A text bar; an empty frame when the total is unknown.
+
+    Example:
+        >>> bar(0.5, 10)
+        '[#####     ]'
+    """
+    if fraction is None:
+        return "[" + " " * width + "]"
+    filled = round(fraction * width)
+    return "[" + "#" * filled + " " * (width - filled) + "]"
+
+
+# --- faces ---------------------------------------------------------------------------------
+
+
+class Face(Protocol):
+    """How progress is drawn. ``interval`` is the least time between two redraws of the
+    same step (``None``: only when the step, phase or tenth changes)."""
+
+    interval: float | None
+
+    def show(self, snap: Snapshot) -> None: ...
+
+    def pause(self) -> bool:
+        """Make way for a printed line; ``True`` when the progress must be drawn again after it."""
+        ...
+
+    def done(self) -> None: ...
+
+
+class QuietFace:
+    """Shows nothing."""
+
+    interval: float | None = None
+
+    def show(self, snap: Snapshot) -> None:
+        pass
+
+    def pause(self) -> bool:
+        return False
+
+    def done(self) -> None:
+        pass
+
+
+class PlainFace:
+    """A line per step, phase or tenth of the bytes: readable in a CI log."""
+
+    interval: float | None = None
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def show(self, snap: Snapshot) -> None:
+        words = snap.text()
+        print(f"{snap.title}: {words}" if words else f"{snap.title}…", file=self.stream, flush=True)
+
+    def pause(self) -> bool:
+        return False  # each line stands alone
+
+    def done(self) -> None:
+        pass
+
+
+class TtyFace:
+    """One line rewritten in place, cleared when the task ends."""
+
+    interval: float | None = 0.1
+
+    def __init__(self, stream: TextIO, width: int | None = None) -> None:
+        self.stream = stream
+        self.width = width
+        self.drawn = False
+
+    def show(self, snap: Snapshot) -> None:
+        width = self.width or shutil.get_terminal_size((100, 24)).columns
+        line = f"{snap.title} {bar(snap.fraction)} {snap.text()}"
+        if len(line) > width - 1:
+            line = line[: width - 2] + "…"
+        self.stream.write("\r" + line + "\x1b[K")
+        self.stream.flush()
+        self.drawn = True
+
+    def pause(self) -> bool:
+        """Clear the line, so that a line printed next starts at the left margin."""
+        if not self.drawn:
+            return False
+        self.stream.write("\r\x1b[K")
+        self.stream.flush()
+        self.drawn = False
+        return True
+
+    def done(self) -> None:
+        self.pause()
+
+
+class NotebookFace:
+    """An ipywidgets bar and label, published as a widget view only, emptied at the end."""
+
+    interval: float | None = 0.25
+    VIEW = "application/vnd.jupyter.widget-view+json"
+
+    def __init__(self) -> None:
+        self.box: Any = None
+        self.display_id = f"labkit-activity-{uuid.uuid4().hex}"
+
+    def show(self, snap: Snapshot) -> None:
+        import ipywidgets as w
+        from IPython.display import display
+
+        fraction = snap.fraction
+        if self.box is None:
+            bar_widget = w.IntProgress(min=0, max=1000, layout=w.Layout(width="240px"))
+            label = w.HTML()
+            self.box = w.HBox([bar_widget, label])
+            # only the widget view: nbval skips that key, and no text/plain copy is stored
+            display({self.VIEW: self.box._repr_mimebundle_()[self.VIEW]}, raw=True, display_id=self.display_id)
+        bar_widget, label = self.box.children
+        bar_widget.bar_style = "" if fraction is not None else "info"
+        bar_widget.value = int((fraction if fraction is not None else 1.0) * 1000)
+        label.value = f"<code>{_escape(snap.title)}</code> {_escape(snap.text())}"
+
+    def pause(self) -> bool:
+        return False  # prints go to the cell's stream output, beside the widget: nothing to clear
+
+    def done(self) -> None:
+        if self.box is None:
+            return
+        from IPython.display import update_display
+
+        self.box.close()
+        update_display({}, raw=True, display_id=self.display_id)
+        self.box = None
+
+
+def _escape(text: str) -> str:
+    import html
+
+    return html.escape(text)
+
+
+# --- choosing a face -----------------------------------------------------------------------
+
+_chosen: contextvars.ContextVar[Callable[[], Face] | None] = contextvars.ContextVar("labkit_activity_face", default=None)
+_delay: contextvars.ContextVar[float] = contextvars.ContextVar("labkit_activity_delay", default=DELAY)
+
+
+def in_kernel() -> bool:
+    """Whether we run in a Jupyter kernel, where a widget has a front end."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+def _is_console(out: TextIO | None) -> bool:
+    return out is None or any(out is s for s in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__))
+
+
+def face_for(out: TextIO | None = None) -> Face:
+    """The face for an operation whose own lines go to ``out``.
+
+    In order: a face set with :func:`showing` or :func:`quiet`; quiet when ``out``
+    was redirected (a caller that captures the lines wants silence); quiet with
+    ``LABKIT_PROGRESS=off``; plain lines with ``LABKIT_PROGRESS=plain``; a widget
+    in a kernel; a line rewritten in place when stderr is a TTY; plain lines.
+    """
+    chosen = _chosen.get()
+    if chosen is not None:
+        return chosen()
+    if not _is_console(out):
+        return QuietFace()
+    setting = os.environ.get("LABKIT_PROGRESS", "").strip().lower()
+    if setting in ("0", "off", "no", "quiet"):
+        return QuietFace()
+    if setting == "plain":
+        return PlainFace(sys.stderr)
+    if in_kernel():
+        return NotebookFace()
+    stream = sys.stderr
+    return TtyFace(stream) if stream.isatty() else PlainFace(stream)
+
+
+@contextlib.contextmanager
+def showing(stream: TextIO, style: Style = "plain", *, delay: float = 0.0) -> Iterator[None]:
+    """Send the progress of every task inside to ``stream`` (tests, the CLI's choices).
+
+    Example:
+        >>> buffer = io.StringIO()
+        >>> with showing(buffer):
+        ...     with task("demo", unit="steps", total=2) as t:
+        ...         t.update(1); t.update(2)
+        >>> print(buffer.getvalue().strip())
+        demo: step 1/2
+        demo: step 2/2
+    """
+    factories: dict[str, Callable[[], Face]] = {
+        "tty": lambda: TtyFace(stream),
+        "plain": lambda: PlainFace(stream),
+        "quiet": QuietFace,
+    }
+    face_token = _chosen.set(factories[style])
+    delay_token = _delay.set(delay)
+    try:
+        yield
+    finally:
+        _chosen.reset(face_token)
+        _delay.reset(delay_token)
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """No progress at all for the tasks inside."""
+    token = _chosen.set(QuietFace)
+    try:
+        yield
+    finally:
+        _chosen.reset(token)
+
+
+# --- the task ------------------------------------------------------------------------------
+
+
+class Keep(enum.Enum):
+    """The type of :data:`KEEP`."""
+
+    KEEP = "keep"
+
+
+#: "Leave it as it was", for :meth:`Task.update` arguments where ``None`` is a value.
+KEEP = Keep.KEEP
+
+
+class Task:
+    """One operation's progress. Call :meth:`update` as often as you like: the face
+    decides what is worth drawing, and nothing is drawn before the delay."""
+
+    def __init__(
+        self,
+        title: str,
+        face: Face,
+        *,
+        unit: Unit = "bytes",
+        total: int | None = None,
+        delay: float = DELAY,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.face = face
+        self.delay = delay
+        self.clock = clock
+        self.started = clock()
+        self.snap = Snapshot(title, unit, 0, total)
+        self._last_key: tuple[object, ...] | None = None
+        self._last_time = float("-inf")
+        self.shown = False
+
+    def update(
+        self, done: int | None = None, *, total: int | None | Keep = KEEP, note: str | None = None, phase: str | None = None
+    ) -> None:
+        """Record progress; draw it if the face wants a redraw now.
+
+        Args:
+            done: bytes, steps or items done so far (unchanged when ``None``).
+            total: the expected total; ``None`` when unknown (unchanged when not given).
+            note: a few words after the numbers (``2/3 layers``, the step's instruction).
+            phase: for bytes, a stage whose change is worth a line of its own (``extracting``).
+        """
+        snap = self.snap
+        self.snap = Snapshot(
+            snap.title,
+            snap.unit,
+            snap.done if done is None else done,
+            snap.total if isinstance(total, Keep) else total,
+            snap.note if note is None else note,
+            snap.phase if phase is None else phase,
+        )
+        self._draw()
+
+    def advance(self, by: int) -> None:
+        """Add ``by`` to what is done (bytes read, packages fetched)."""
+        self.update(self.snap.done + by)
+
+    def _draw(self, force: bool = False) -> None:
+        now = self.clock()
+        if now - self.started < self.delay:
+            return
+        key = self.snap.key()
+        interval = self.face.interval
+        due = key != self._last_key or (interval is not None and now - self._last_time >= interval)
+        if due or force:
+            self.face.show(self.snap)
+            self.shown = True
+            self._last_key, self._last_time = key, now
+
+    def echo(self, line: str, file: TextIO) -> None:
+        """Print a line of the operation's own (``file``) without mangling the progress line."""
+        redraw = self.face.pause()
+        print(line, file=file, flush=True)
+        if redraw:
+            self._draw(force=True)
+
+    def close(self) -> None:
+        """Remove what the face shows (the caller prints its own final line)."""
+        if self.shown:
+            self.face.done()
+            self.shown = False
+
+
+def start(title: str, *, unit: Unit = "bytes", total: int | None = None, out: TextIO | None = None) -> Task:
+    """A task to :meth:`~Task.close` yourself, for code a ``with`` block does not fit (see :func:`task`)."""
+    return Task(title, face_for(out), unit=unit, total=total, delay=_delay.get())
+
+
+@contextlib.contextmanager
+def task(title: str, *, unit: Unit = "bytes", total: int | None = None, out: TextIO | None = None) -> Iterator[Task]:
+    """Progress for one operation, in the face :func:`face_for` picks for ``out``.
+
+    Args:
+        title: what is being done, e.g. ``pulling busybox:latest``.
+        unit: ``bytes``, ``steps`` (a build's Step N/M) or ``items`` (packages…).
+        total: the expected total, when known (it may be given later).
+        out: where the operation prints its own lines (a redirected ``out`` means quiet).
+
+    Yields:
+        The task to update.
+    """
+    t = start(title, unit=unit, total=total, out=out)
+    try:
+        yield t
+    finally:
+        t.close()
+
+
+# --- reading the daemon's streams ----------------------------------------------------------
+
+_SKIPPED = ("Already exists", "Layer already exists", "Mounted from")
+_MOVED = ("Download complete", "Verifying Checksum", "Pushed", "Extracting", "Pull complete")
+
+
+@dataclass
+class Layer:
+    """One layer of a pull or push, as its events describe it."""
+
+    current: int = 0
+    total: int | None = None
+    moved: bool = False  # downloaded (pull) or uploaded (push)
+    skipped: bool = False  # the other side already had it
+    extracting: bool = False  # a pull started unpacking it
+    extracted: bool = False
+
+
+@dataclass
+class LayerTally:
+    """Sums the per-layer events of ``pull``/``push`` (``stream=True, decode=True``) into bytes.
+
+    ``done`` counts bytes moved; ``total`` is known once every layer that moves
+    has announced its size (a layer still waiting has not), else ``None``.
+    """
+
+    layers: dict[str, Layer] = field(default_factory=dict)
+    error: str | None = None
+
+    def feed(self, event: dict[str, Any]) -> None:
+        """Take one decoded event of the stream."""
+        if event.get("error"):
+            self.error = str(event["error"])
+            return
+        layer_id, status = event.get("id"), str(event.get("status") or "")
+        if not layer_id or not status or status.startswith(("Pulling from", "Digest:", "Status:")) or ": digest:" in status:
+            return
+        layer = self.layers.setdefault(str(layer_id), Layer())
+        detail = event.get("progressDetail") or {}
+        if status.startswith(_SKIPPED):
+            layer.skipped = True
+        elif status in ("Downloading", "Pushing"):
+            layer.current = int(detail.get("current") or layer.current)
+            if detail.get("total"):
+                layer.total = int(detail["total"])
+        elif status.startswith(_MOVED):
+            layer.moved = True
+            if layer.total is not None:
+                layer.current = layer.total
+            layer.extracting = layer.extracting or status in ("Extracting", "Pull complete")
+            layer.extracted = layer.extracted or status == "Pull complete"
+
+    @property
+    def counted(self) -> list[Layer]:
+        """The layers whose bytes move (not those the other side already had)."""
+        return [layer for layer in self.layers.values() if not layer.skipped]
+
+    @property
+    def done(self) -> int:
+        return sum(layer.current for layer in self.counted)
+
+    @property
+    def total(self) -> int | None:
+        counted = self.counted
+        if not counted or any(layer.total is None and not layer.moved for layer in counted):
+            return None
+        return sum(layer.total if layer.total is not None else layer.current for layer in counted)
+
+    @property
+    def phase(self) -> str:
+        """``extracting`` once every layer of a pull is downloaded and unpacking began, else ``""``."""
+        counted = self.counted
+        if counted and any(layer.extracting for layer in counted) and all(layer.moved for layer in counted):
+            return "extracting"
+        return ""
+
+    def note(self, verb: str = "layers") -> str:
+        """``2/3 layers`` moved, or ``extracting 1/3 layers`` once all are downloaded.
+
+        Example:
+            >>> tally = LayerTally()
+            >>> tally.feed({"id": "a", "status": "Downloading", "progressDetail": {"current": 5, "total": 10}})
+            >>> tally.feed({"id": "b", "status": "Already exists"})
+            >>> tally.done, tally.total, tally.note()
+            (5, 10, '0/1 layers')
+        """
+        counted = self.counted
+        if not counted:
+            return ""
+        if self.phase == "extracting":
+            return f"extracting {sum(layer.extracted for layer in counted)}/{len(counted)} {verb}"
+        return f"{sum(layer.moved for layer in counted)}/{len(counted)} {verb}"
+
+
+_STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
+
+
+def parse_step(line: str) -> tuple[int, int, str] | None:
+    """``Step 2/5 : COPY hello /`` → ``(2, 5, "COPY hello /")``; other lines → ``None``.
+
+    Example:
+        >>> parse_step("Step 2/5 : COPY hello /\\n")
+        (2, 5, 'COPY hello /')
+        >>> parse_step(" ---> Running in 3f2a") is None
+        True
+    """
+    match = _STEP.match(line.strip())
+    if match is None:
+        return None
+    return int(match.group(1)), int(match.group(2)), match.group(3).strip()
+
+
+@dataclass
+class BuildSteps:
+    """Follows a classic build's decoded events: the current step, the log and the result."""
+
+    step: int = 0
+    steps: int | None = None
+    instruction: str = ""
+    image_id: str | None = None
+    error: str | None = None
+    log: list[str] = field(default_factory=list)
+
+    def feed(self, event: dict[str, Any]) -> bool:
+        """Take one event; ``True`` when it started a new step."""
+        if event.get("error"):
+            self.error = str(event["error"]).strip()
+            return False
+        aux = event.get("aux")
+        if isinstance(aux, dict) and aux.get("ID"):
+            self.image_id = str(aux["ID"])
+        text = event.get("stream")
+        if not isinstance(text, str):
+            return False
+        new_step = False
+        for line in text.splitlines():
+            if line.strip():
+                self.log.append(line.rstrip())
+            parsed = parse_step(line)
+            if parsed is not None:
+                self.step, self.steps, self.instruction = parsed
+                new_step = True
+            elif line.startswith("Successfully built ") and self.image_id is None:
+                self.image_id = line.split()[-1]
+        return new_step
+
+
+class CountingReader(io.RawIOBase):
+    """A binary file whose reads advance a task, for uploads the SDK reads itself (``docker load``)."""
+
+    def __init__(self, raw: IO[bytes], size: int, on_read: Callable[[int], None]) -> None:
+        super().__init__()
+        self.raw = raw
+        self.size = size
+        self.on_read = on_read
+
+    def readable(self) -> bool:
+        return True
+
+    def __len__(self) -> int:  # requests sends a Content-Length from it
+        return self.size
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.raw.read(size)
+        if data:
+            self.on_read(len(data))
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)

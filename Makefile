@@ -1,4 +1,4 @@
-# The two commands a newcomer needs: `make lab` and `make test`.
+# The two commands a newcomer needs: `make lab` and `make test` (`make e2e` drives JupyterLab in a browser).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 LABKIT := $(VENV)/bin/labkit
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: lab test bench engine images venv unit clean
+.PHONY: lab test e2e bench engine images venv unit clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,10 +33,16 @@ NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval-sanitize.
 
 # Unit tests, integration tests against the real daemon, and nbval on every notebook;
 # then every notebook once more, with no cleanup in between: lessons must be re-runnable.
+# The browser test has its own target (make e2e).
 test: images
-	$(PY) -m pytest tests notebooks $(NBVAL)
+	$(PY) -m pytest tests notebooks --ignore=tests/e2e $(NBVAL)
 	@echo "== every notebook again, straight after the first run =="
 	$(PY) -m pytest notebooks $(NBVAL) -q
+
+# A learner's session in JupyterLab, driven in Debian's Chromium by playwright: lesson 06's
+# exercise panel and the live dashboard. Screenshots go to test-artifacts/.
+e2e: images
+	$(PY) -m pytest tests/e2e -p no:cacheprovider
 
 unit: venv
 	$(PY) -m pytest tests/unit -p no:cacheprovider

@@ -39,7 +39,9 @@ def __getattr__(name: str) -> Any:
     if name in _WIDGETS:
         import importlib
 
-        return getattr(importlib.import_module(_WIDGETS[name]), name)
+        module = importlib.import_module(_WIDGETS[name])
+        # labkit.dashboard is the (callable) module itself: importing it binds that name anyway.
+        return module if name == "dashboard" else getattr(module, name)
     raise AttributeError(f"module 'labkit' has no attribute {name!r}")
 
 

@@ -14,7 +14,7 @@ replaces it, and when the kernel exits (``atexit``); it is a daemon thread, so i
 can never keep a kernel alive either.
 
 Example:
-    >>> board = labkit.dashboard.dashboard()  # doctest: +SKIP
+    >>> board = labkit.dashboard()  # doctest: +SKIP
     >>> board  # a table that updates by itself  # doctest: +SKIP
 """
 
@@ -26,8 +26,10 @@ import contextlib
 import html
 import itertools
 import queue
+import sys
 import threading
 import time
+import types
 import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -705,6 +707,22 @@ def close_all() -> None:
 
 
 atexit.register(close_all)
+
+
+class _CallableModule(types.ModuleType):
+    """This module, callable: ``labkit.dashboard()`` opens a dashboard.
+
+    Importing ``labkit.dashboard`` (which the lazy ``labkit.dashboard()`` does) binds
+    the package's name ``dashboard`` to this module, so a plain function of that name
+    would work once and then be replaced by the module: re-running the cell would fail
+    with "'module' object is not callable".
+    """
+
+    def __call__(self, scope: str = "all containers", *, replace_open: bool = True) -> Dashboard:
+        return dashboard(scope, replace_open=replace_open)
+
+
+sys.modules[__name__].__class__ = _CallableModule
 
 __all__ = [
     "STATES",

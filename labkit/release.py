@@ -16,6 +16,9 @@ The student version of a notebook:
   still runs;
 - leaves out markdown cells tagged ``["solution", "exercise:<id>"]``: prose that
   discusses the answer ("``docker stop NAME`` passes, ``docker kill`` does not");
+- turns each exercise panel, ``labkit.exercise("<id>")``, into
+  ``labkit.exercise("<id>", solution=False)``: the learner's panel has Check and
+  Hint, and no button that shows the reference solution;
 - clears every code cell's outputs and execution counts, and the saved widget
   state: a learner runs the cells and sees live output, and no stored output
   can show an answer. Markdown is kept as written.
@@ -60,6 +63,11 @@ _BEGIN = re.compile(r"^(\s*)#\s*BEGIN SOLUTION\s*$", re.IGNORECASE)
 _END = re.compile(r"^\s*#\s*END SOLUTION\s*$", re.IGNORECASE)
 #: Calls that would apply or print an answer in a learner's copy.
 _GIVEAWAY = re.compile(r"\blabkit\s*\.\s*(solve|solution)\s*\(")
+#: An exercise panel call: its id, then the other arguments (no nested parentheses).
+_PANEL = re.compile(r"""\blabkit\s*\.\s*exercise\s*\(\s*(?P<id>(["'])[^"']+\2)(?P<rest>[^()]*)\)""")
+_ANY_PANEL = re.compile(r"\blabkit\s*\.\s*exercise\s*\(")
+#: What a learner's kept cell must call for each exercise it holds: a check, or a panel (which checks).
+_CHECKS = "(?:check|exercise)"
 
 
 class ReleaseError(LabkitError):
@@ -196,6 +204,30 @@ def _required(notebook: str, index: int, cell: dict[str, Any], solved_above: lis
     return required
 
 
+def _student_panels(where: str, source: str) -> str | None:
+    """``source`` with every ``labkit.exercise(...)`` given ``solution=False``; ``None`` when it has none.
+
+    Raises:
+        ReleaseError: a panel call cannot be rewritten (nested parentheses in its arguments),
+            or asks for the solution button in a cell learners get.
+    """
+    if not _ANY_PANEL.search(source):
+        return None
+
+    def student(match: re.Match[str]) -> str:
+        rest = match.group("rest")
+        if re.search(r"\bsolution\s*=", rest):
+            if not re.search(r"\bsolution\s*=\s*False\b", rest):
+                raise ReleaseError(where, "shows an exercise panel with its Show-solution button", 'drop the solution= argument: release gives learners solution=False')
+            return match.group(0)
+        return f"labkit.exercise({match.group('id')}{rest.rstrip()}, solution=False)"
+
+    rewritten = _PANEL.sub(student, source)
+    if len(_ANY_PANEL.findall(rewritten)) != len(_PANEL.findall(rewritten)):
+        raise ReleaseError(where, "calls labkit.exercise() in a form release cannot rewrite", 'write it as labkit.exercise("<id>") with a literal id and no nested calls')
+    return rewritten
+
+
 def _kept_code(cells: list[dict[str, Any]]) -> str:
     """The code a learner gets, comments left out (the prompt comments mention check calls)."""
     return "\n".join(
@@ -233,6 +265,9 @@ def student_notebook(notebook: dict[str, Any], name: str = "notebook") -> tuple[
             continue
         if cell.get("cell_type") != "code":
             continue
+        panels = None if is_solution else _student_panels(where, _source(cell))
+        if panels is not None:
+            cell["source"] = _lines(panels)
         stripped = _strip_markers(name, index, cell, exercise_id)
         if stripped is not None:
             cell["source"] = _lines(stripped)
@@ -255,7 +290,7 @@ def student_notebook(notebook: dict[str, Any], name: str = "notebook") -> tuple[
     cells[:] = [cell for index, cell in enumerate(cells) if index not in dropped]
     kept_code = _kept_code(cells)
     for exercise_id in exercises:
-        if not re.search(rf"\bcheck\(\s*([\"']){re.escape(exercise_id)}\1", kept_code):
+        if not re.search(rf"\b{_CHECKS}\(\s*([\"']){re.escape(exercise_id)}\1", kept_code):
             raise ReleaseError(name, f"has a solution for {exercise_id} but no labkit.check(\"{exercise_id}\") cell a learner keeps", "add a check cell for it (before and after the learner's cell)")
     for cell in cells:
         if cell.get("cell_type") == "code":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -256,3 +257,52 @@ def test_lab_gives_learners_the_student_versions_and_keeps_their_copies(tmp_path
     assert copied == [p.name for p in NOTEBOOKS[1:]]
     for name in copied:
         assert json.loads((workspace / name).read_text())["metadata"]["labkit"] == {"version": "student"}
+
+
+PANEL = 'labkit.exercise("welcome.first-container")'
+
+
+def test_exercise_panels_lose_their_solution_button_and_count_as_checks() -> None:
+    nb = _notebook(
+        _code(f"board = 1\n{PANEL}"),
+        _code("%docker run hello-world", ["solution", "exercise:welcome.first-container"]),
+        _code("labkit.exercise( 'welcome.first-container' , check_now=True )"),
+        _code("labkit.exercise(\"welcome.first-container\", solution=False)"),
+    )
+    student, exercises = student_notebook(nb)  # the panels stand in for labkit.check: no "no check cell" error
+    assert exercises == ["welcome.first-container"]
+    assert [_source(c) for c in student["cells"][2:]] == [
+        "labkit.exercise('welcome.first-container' , check_now=True, solution=False)",
+        'labkit.exercise("welcome.first-container", solution=False)',
+    ]
+    assert _source(student["cells"][0]) == 'board = 1\nlabkit.exercise("welcome.first-container", solution=False)'
+    assert student_notebook(student)[0]["cells"] == student["cells"], "releasing a student notebook again changes nothing"
+
+
+@pytest.mark.parametrize(
+    ("source", "problem"),
+    [
+        ('labkit.exercise("welcome.first-container", solution=True)', "with its Show-solution button"),
+        ('labkit.exercise("welcome.first-container", solution=not False)', "with its Show-solution button"),
+        ("labkit.exercise(ids[0])", "in a form release cannot rewrite"),
+        ('labkit.exercise("welcome.first-container", check_now=bool(1))', "in a form release cannot rewrite"),
+    ],
+)
+def test_panels_that_would_show_the_solution_or_cannot_be_rewritten_fail(source: str, problem: str) -> None:
+    nb = _notebook(_code(CHECK), _code("%docker run hello-world", ["solution", "exercise:welcome.first-container"]), _code(source))
+    with pytest.raises(ReleaseError) as caught:
+        student_notebook(nb, "05-x.ipynb")
+    assert problem in str(caught.value) and str(caught.value).startswith("05-x.ipynb cell #3")
+
+
+def test_a_solution_cell_may_use_a_solution_panel() -> None:
+    nb = _notebook(_code(CHECK), _code('labkit.exercise("welcome.first-container", solution=True)', ["solution", "exercise:welcome.first-container"]))
+    student, _ = student_notebook(nb)
+    assert "labkit.exercise" not in _source(student["cells"][1])
+
+
+def test_released_course_panels_have_no_solution_button() -> None:
+    for name, nb in _student().items():
+        for cell in nb["cells"]:
+            for call in re.findall(r"labkit\.exercise\([^()]*\)", _source(cell)):
+                assert call.endswith("solution=False)"), f"{name}: {call}"

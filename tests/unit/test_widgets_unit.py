@@ -270,3 +270,17 @@ class TestTraceView:
             assert bundle[WIDGET_VIEW]["model_id"] not in bundle["text/plain"]
         finally:
             view.close()
+
+
+def test_labkit_dashboard_stays_callable_after_its_module_is_imported() -> None:
+    """Re-running a `labkit.dashboard()` cell must work: importing the module binds the same name."""
+    import importlib
+
+    import labkit
+
+    first = labkit.dashboard
+    importlib.import_module("labkit.dashboard")
+    from labkit.dashboard import close_all  # noqa: F401  (binds labkit.dashboard to the module)
+
+    assert callable(labkit.dashboard) and labkit.dashboard is first
+    assert labkit.dashboard.dashboard is not None and labkit.dashboard.close_all is not None

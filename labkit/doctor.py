@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit import engine
+from labkit.exercises.probes import port_publishers
 
 #: Host ports the lessons publish containers on.
 LESSON_PORTS = (8080, 8081)
@@ -96,12 +97,7 @@ def _is_jupyter(port: int) -> bool:
 
 
 def _published_ports(client: Any) -> dict[int, str]:
-    ports: dict[int, str] = {}
-    for container in client.containers.list(sparse=True):
-        for binding in container.attrs.get("Ports") or []:
-            if binding.get("PublicPort"):
-                ports[int(binding["PublicPort"])] = (container.attrs.get("Names") or ["?"])[0].lstrip("/")
-    return ports
+    return {port: holders[0][1] for port, holders in port_publishers(client).items()}
 
 
 def run_doctor() -> Report:

@@ -41,14 +41,13 @@ def _explain(command: str, exit_code: int, output: str, expected: tuple[int, ...
 
 
 def _port_holder(port: int) -> str:
+    from labkit.exercises.probes import port_publishers
+
     try:
-        for container in engine.client().containers.list(sparse=True):
-            for binding in container.attrs.get("Ports") or []:
-                if binding.get("PublicPort") == port:
-                    return f"container {(container.attrs.get('Names') or ['?'])[0].lstrip('/')}"
+        holders = port_publishers(engine.client()).get(port)
     except LabkitError:
-        pass
-    return "another program"
+        holders = None
+    return f"container {holders[0][1]}" if holders else "another program"
 
 
 @dataclass(frozen=True)

@@ -78,3 +78,18 @@ def describe(container: Container) -> str:
     if s["status"] == "exited":
         return f"{container.name} (exited with code {s['exit_code']})"
     return f"{container.name} ({s['status']})"
+
+
+def port_publishers(client: docker.DockerClient) -> dict[int, list[tuple[str, str]]]:
+    """Host ports that running containers publish: ``{8080: [(container id, name)]}``.
+
+    One list call; shared by the exercises (who holds 8080?), the doctor (are the
+    lesson ports free?) and the shell (which container holds the port a run wanted?).
+    """
+    found: dict[int, list[tuple[str, str]]] = {}
+    for container in client.containers.list(sparse=True):
+        name = (container.attrs.get("Names") or ["?"])[0].lstrip("/")
+        ports = {int(b["PublicPort"]) for b in container.attrs.get("Ports") or [] if b.get("PublicPort")}
+        for port in ports:
+            found.setdefault(port, []).append((str(container.id), name))
+    return found

@@ -29,7 +29,7 @@ from docker.models.containers import Container
 from labkit import engine, wait
 from labkit.errors import WaitTimeout
 from labkit.exercises.model import Context, Exercise, Verdict, not_yet, passed
-from labkit.exercises.probes import image_id, normalize_ref
+from labkit.exercises.probes import image_id, normalize_ref, port_publishers
 from labkit.exercises.registry import register
 from labkit.exercises.runner import exercise_labels
 
@@ -99,13 +99,7 @@ def describe_bindings(bindings: Bindings) -> str:
 
 def host_port_holders(client: docker.DockerClient, port: int, exclude: str = "") -> list[str]:
     """Names of the running containers (other than ``exclude``, an ID) that publish host ``port``."""
-    holders = []
-    for container in client.containers.list(sparse=True):
-        if container.id == exclude:
-            continue
-        if any(binding.get("PublicPort") == port for binding in container.attrs.get("Ports") or []):
-            holders.append((container.attrs.get("Names") or ["?"])[0].lstrip("/"))
-    return sorted(set(holders))
+    return sorted({name for cid, name in port_publishers(client).get(port, []) if cid != exclude})
 
 
 def is_image(client: docker.DockerClient, container: Container, ref: str) -> bool:

@@ -124,8 +124,9 @@ def was_attached(client: docker.DockerClient, container: Container) -> bool | No
     return any(_action(event) == "attach" for event in found)
 
 
-def recent_end(client: docker.DockerClient, name: str) -> str | None:
-    """How the last container named ``name`` went away within the last ten minutes, from the daemon's events.
+def recent_end(client: docker.DockerClient, name: str, since: float | None = None) -> str | None:
+    """How the last container named ``name`` went away within the last ten minutes (and after
+    ``since``, when given), from the daemon's events.
 
     Returns:
         ``"ended"`` when it died without a ``kill`` (its command finished) and was then
@@ -133,11 +134,12 @@ def recent_end(client: docker.DockerClient, name: str) -> str | None:
         when no container of that name was removed in the buffer's reach.
     """
     until = time.time()
+    start = max(until - RECENT, since or 0.0)
+    if start >= until:
+        return None
     filters = {"type": "container", "event": ["kill", "die", "destroy"]}
     try:
-        found = list(
-            client.api.events(since=f"{until - RECENT:.9f}", until=f"{until:.9f}", filters=filters, decode=True)
-        )
+        found = list(client.api.events(since=f"{start:.9f}", until=f"{until:.9f}", filters=filters, decode=True))
     except (docker.errors.APIError, ValueError):
         return None
     mine = [e for e in found if (e.get("Actor") or {}).get("Attributes", {}).get("name") == name]

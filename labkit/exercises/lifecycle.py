@@ -9,6 +9,9 @@ running one untouched. ``run.auto-remove`` wants a running, detached ``--rm`` co
 
 from __future__ import annotations
 
+import contextlib
+import time
+from pathlib import Path
 from typing import Any
 
 from docker.models.containers import Container
@@ -19,6 +22,7 @@ from labkit.exercises.model import Context, Exercise, Verdict, not_yet, passed
 from labkit.exercises.probes import image_id, normalize_ref
 from labkit.exercises.registry import register
 from labkit.exercises.runner import exercise_labels
+from labkit.paths import state_dir
 
 LESSON = "06"
 #: Seconds setup waits for a container to be ready or to finish.
@@ -387,13 +391,32 @@ def _wrong_name(ctx: Context) -> Verdict | None:
     return None
 
 
+def _reset_marker() -> Path:
+    return state_dir() / "run.auto-remove.reset"
+
+
+def _reset_at() -> float | None:
+    """When run.auto-remove was last reset: what happened before belongs to an earlier attempt."""
+    try:
+        return float(_reset_marker().read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _forget_earlier_attempts(ctx: Context) -> int:
+    """Teardown: note the time, so an ``ephemeral`` that ended before this reset is not reported."""
+    with contextlib.suppress(OSError):
+        _reset_marker().write_text(f"{time.time():.6f}")
+    return 0
+
+
 def _auto_remove(ctx: Context) -> Verdict:
     container = engine.find_container(EPHEMERAL)
     if container is None or container.name != EPHEMERAL:
         wrong = _wrong_name(ctx)
         if wrong is not None:
             return wrong
-        if past.recent_end(ctx.client, EPHEMERAL) == "ended":
+        if past.recent_end(ctx.client, EPHEMERAL, since=_reset_at()) == "ended":
             return not_yet(
                 f"A container named {EPHEMERAL} ran and removed itself: its command finished at once.",
                 "With --rm a container is removed as soon as its main process ends. Give it one that keeps "
@@ -458,5 +481,6 @@ RUN_AUTO_REMOVE = register(
         ),
         solution=(f"docker run --rm -d --name {EPHEMERAL} labkit/hello-dock",),
         names=(EPHEMERAL,),
+        teardown=_forget_earlier_attempts,
     )
 )

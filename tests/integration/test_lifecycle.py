@@ -66,6 +66,9 @@ def test_graceful_passes_for_every_way_of_sending_sigterm(command: str) -> None:
     exercises.setup("stop.graceful")
     _not_yet("stop.graceful", "still running", "SIGTERM")
     _sh(command)
+    # `kill --signal TERM` returns as soon as the signal is sent; the handler then needs a
+    # moment to exit. Until it has, "still running" is the truth, so wait as a learner would.
+    _sh("docker wait graceful")
     result = _check("stop.graceful")
     assert result.passed, result
     assert result.evidence["exit_code"] == 143

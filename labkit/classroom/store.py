@@ -41,6 +41,21 @@ CREATE INDEX IF NOT EXISTS events_learner ON events (learner, seq);
 """
 
 
+
+def new_token() -> str:
+    """A fresh secret for a token or a learner key: 128 bits in hex.
+
+    Hex, not URL-safe base64: a token read off a projector has no ``-``/``_``/``l``/``I``
+    to confuse, and one starting with ``-`` would be taken for an option by
+    ``labkit classroom join URL TOKEN``.
+
+    Example:
+        >>> token = new_token()
+        >>> len(token), token.isalnum(), token.startswith("-")
+        (32, True, False)
+    """
+    return secrets.token_hex(16)
+
 class StoreError(LabkitError):
     """The classroom database could not be opened or written."""
 
@@ -103,7 +118,7 @@ class Store:
             for name in ("join_token", "instructor_token"):
                 row = self._db.execute("SELECT value FROM meta WHERE key = ?", (name,)).fetchone()
                 if row is None:
-                    value = secrets.token_urlsafe(18)
+                    value = new_token()
                     self._db.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (name, value))
                 else:
                     value = row[0]
@@ -129,7 +144,7 @@ class Store:
                 if key and hmac.compare_digest(row[0], _hash_key(key)):
                     return key
                 return None
-            new_key = secrets.token_urlsafe(18)
+            new_key = new_token()
             self._db.execute(
                 "INSERT INTO learners (name, key_hash, joined_at) VALUES (?, ?, ?)",
                 (name, _hash_key(new_key), utc_now()),

@@ -127,3 +127,18 @@ def test_submit_queues_fast_when_the_server_is_down(tmp_path: Path, monkeypatch:
         client.flush(timeout=5)
     client._last_failure = "test: no exit flush"  # keep the atexit hook from retrying the dead URL
     assert client.leave() == 20 and client.queued() == 0
+
+
+def test_tokens_and_keys_can_be_typed_as_arguments(tmp_path: Path) -> None:
+    """A token starting with "-" would be read as an option by `labkit classroom join URL TOKEN`."""
+    from labkit.classroom.store import Store, new_token
+
+    assert all(len(t) == 32 and t.isalnum() for t in (new_token() for _ in range(2000)))
+    store = Store(tmp_path / "classroom.db")
+    try:
+        join, instructor = store.tokens()
+        key = store.join("ada", None)
+        assert key is not None
+        assert all(value.isalnum() for value in (join, instructor, key))
+    finally:
+        store.close()

@@ -112,6 +112,15 @@ def request_framing(head: Head) -> Framing:
     Raises:
         ProtocolError: a ``Content-Length`` that is not a number.
     """
+    return _declared_framing(head, otherwise="none")
+
+
+def _declared_framing(head: Head, otherwise: str) -> Framing:
+    """What the head declares (chunked, else a length), or ``otherwise`` when it declares neither.
+
+    Raises:
+        ProtocolError: a ``Content-Length`` that is not a number.
+    """
     if "chunked" in head.get("Transfer-Encoding").lower():
         return Framing("chunked")
     length = head.get("Content-Length")
@@ -119,7 +128,7 @@ def request_framing(head: Head) -> Framing:
         if not length.strip().isdigit():
             raise ProtocolError(f"bad Content-Length {length!r}")
         return Framing("length", int(length))
-    return Framing("none")
+    return Framing(otherwise)
 
 
 def response_framing(method: str, head: Head) -> Framing:
@@ -131,14 +140,7 @@ def response_framing(method: str, head: Head) -> Framing:
     status = head.status
     if method == "HEAD" or 100 <= status < 200 or status in (204, 304):
         return Framing("none")
-    if "chunked" in head.get("Transfer-Encoding").lower():
-        return Framing("chunked")
-    length = head.get("Content-Length")
-    if length:
-        if not length.strip().isdigit():
-            raise ProtocolError(f"bad Content-Length {length!r}")
-        return Framing("length", int(length))
-    return Framing("close")
+    return _declared_framing(head, otherwise="close")
 
 
 def is_hijack(response: Head) -> bool:

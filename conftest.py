@@ -28,7 +28,7 @@ _before: set[str] = set()
 
 
 def _labelled_containers() -> set[str]:
-    from labkit import engine
+    from labkit.core import engine
 
     try:
         label = f"{engine.LABEL_SESSION}={engine.session_id()}"
@@ -39,7 +39,7 @@ def _labelled_containers() -> set[str]:
 
 def _labelled_others() -> set[str]:
     """This run's labelled networks, volumes and images, as ``kind name`` strings."""
-    from labkit import engine
+    from labkit.core import engine
 
     try:
         client = engine.client()
@@ -61,7 +61,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Fail the run when it leaves containers labelled with its session behind."""
     leaked = _labelled_containers() - _before
     if leaked:
-        from labkit import engine
+        from labkit.core import engine
 
         names = []
         for container_id in sorted(leaked):

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from labkit.cleanup import begin, reset
-from labkit.doctor import run_doctor as doctor
-from labkit.errors import LabkitError
+from labkit.core.cleanup import begin, reset
+from labkit.features.doctor import run_doctor as doctor
+from labkit.core.errors import LabkitError
 from labkit.exercises import check, hint, setup, solution, solve
-from labkit.interactive import interactive
-from labkit.shell import sh
+from labkit.core.interactive import interactive
+from labkit.core.shell import sh
 
 __all__ = [
     "LabkitError", "begin", "check", "dashboard", "doctor", "exercise", "hint", "interactive",
@@ -31,7 +31,7 @@ __version__ = "0.1.0"
 
 
 #: Widgets import ipywidgets (about 0.3 s), so they load on first use.
-_WIDGETS = {"exercise": "labkit.widgets", "trace_view": "labkit.widgets", "dashboard": "labkit.dashboard"}
+_WIDGETS = {"exercise": "labkit.notebook.widgets", "trace_view": "labkit.notebook.widgets", "dashboard": "labkit.notebook.dashboard"}
 
 
 def __getattr__(name: str) -> Any:
@@ -54,7 +54,7 @@ def _show_labkit_error(shell: Any, etype: type, value: BaseException, tb: Any, t
 
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext labkit``: registers the ``%docker`` magic and shows labkit errors as one line."""
-    from labkit.magics import register
+    from labkit.notebook.magics import register
 
     register(ipython)
     ipython.set_custom_exc((LabkitError,), _show_labkit_error)

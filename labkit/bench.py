@@ -26,11 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labkit import engine, exercises, paths
-from labkit.cleanup import remove_labelled
-from labkit.errors import CommandFailed, LabkitError
-from labkit.shell import sh
-from labkit.wait import until
+from labkit import exercises
+from labkit.core import engine
+from labkit.core import paths
+from labkit.core.cleanup import remove_labelled
+from labkit.core.errors import CommandFailed, LabkitError
+from labkit.core.shell import sh
+from labkit.core.wait import until
 
 COMMAND = ["docker", "run", "--rm", "busybox", "true"]
 RATIO_TARGET = 1.10

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 
 
 def _print_json(data: Any) -> None:
@@ -21,7 +21,7 @@ def _print_json(data: Any) -> None:
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
-    from labkit.doctor import run_doctor
+    from labkit.features.doctor import run_doctor
 
     report = run_doctor()
     if args.json:
@@ -32,14 +32,14 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def _cmd_reset(args: argparse.Namespace) -> int:
-    from labkit.cleanup import reset
+    from labkit.core.cleanup import reset
 
     print(reset(session=args.session, lesson=args.lesson))
     return 0
 
 
 def _cmd_images(args: argparse.Namespace) -> int:
-    from labkit import images
+    from labkit.features import images
 
     if args.action in ("bundle", "load"):
         if not args.args:
@@ -65,7 +65,7 @@ def _cmd_images(args: argparse.Namespace) -> int:
 
 
 def _cmd_registry(args: argparse.Namespace) -> int:
-    from labkit import registry
+    from labkit.features.registry import mirror as registry
 
     if args.action == "up":
         status = registry.up()
@@ -86,14 +86,14 @@ def _cmd_registry(args: argparse.Namespace) -> int:
 
 
 def _cmd_vm(args: argparse.Namespace) -> int:
-    from labkit import vm
+    from labkit.features import vm
 
     print(vm.prepare())
     return 0
 
 
 def _cmd_trace(args: argparse.Namespace) -> int:
-    from labkit import trace
+    from labkit.features import trace
 
     return int(trace.command(args))
 
@@ -160,14 +160,15 @@ def _cmd_solution(args: argparse.Namespace) -> int:
 
 
 def _cmd_release(args: argparse.Namespace) -> int:
-    from labkit import release
+    from labkit.course import release
 
     print(release.release(args.out, args.source))
     return 0
 
 
 def _cmd_progress(args: argparse.Namespace) -> int:
-    from labkit import grade, progress
+    from labkit.course import grade
+    from labkit.course import record as progress
 
     try:
         events, damaged = progress.read()
@@ -193,7 +194,7 @@ def _cmd_progress(args: argparse.Namespace) -> int:
 
 
 def _cmd_grade(args: argparse.Namespace) -> int:
-    from labkit import grade
+    from labkit.course import grade
 
     book = grade.grade_dir(args.dir)
     for learner in book.learners():
@@ -290,7 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"exercise {args.action} needs an exercise ID (see `labkit exercise list`)")
     try:
         if getattr(args, "quiet", False):
-            from labkit import activity
+            from labkit.core import activity
 
             with activity.quiet():
                 return int(args.func(args))

@@ -17,8 +17,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from labkit.errors import LabkitError
-from labkit.paths import REPO_DIR, workspace_dir
+from labkit.core.errors import LabkitError
+from labkit.core.paths import REPO_DIR, workspace_dir
 
 #: JupyterLab's usual port is the one the seed publishes hello-dock on; the lab uses another.
 DEFAULT_PORT = 8765
@@ -49,7 +49,7 @@ def sync_student_workspace(source: Path, workspace: Path) -> tuple[list[str], li
     Raises:
         ReleaseError: a notebook cannot be released (nothing is copied then).
     """
-    from labkit.release import release
+    from labkit.course.release import release
 
     with tempfile.TemporaryDirectory(prefix="labkit-student-") as tmp:
         release(Path(tmp), source)

@@ -10,8 +10,8 @@ import pytest
 @pytest.fixture(scope="session")
 def docker_client() -> Iterator[object]:
     """The real daemon; a missing daemon fails the test (CI must not skip)."""
-    from labkit import engine
-    from labkit.errors import DaemonUnavailable
+    from labkit.core import engine
+    from labkit.core.errors import DaemonUnavailable
 
     try:
         client = engine.client()

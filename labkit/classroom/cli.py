@@ -13,12 +13,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 
 
 def default_db() -> Path:
     """``state_dir()/classroom/classroom.db``: the instructor's results, kept across restarts."""
-    from labkit.paths import state_dir
+    from labkit.core.paths import state_dir
 
     return state_dir() / "classroom" / "classroom.db"
 

@@ -36,8 +36,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from labkit.errors import LabkitError
-from labkit.paths import state_dir
+from labkit.core.errors import LabkitError
+from labkit.core.paths import state_dir
 
 LEARNER_KEY_HEADER = "x-labkit-learner-key"
 #: Longest learner name.

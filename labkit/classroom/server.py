@@ -57,7 +57,7 @@ from starlette.routing import Route
 from labkit.classroom import view
 from labkit.classroom.client import LEARNER_KEY_HEADER, check_name
 from labkit.classroom.store import Store, Stored, StoreError
-from labkit.errors import LabkitError, PortInUse
+from labkit.core.errors import LabkitError, PortInUse
 
 #: Largest request body accepted (413 beyond).
 MAX_BODY = 64 * 1024
@@ -246,7 +246,7 @@ class Classroom:
             return _error(422, "empty batch: send at least one event")
         if len(items) > MAX_BATCH:
             return _error(413, f"batch of {len(items)} events is over the limit of {MAX_BATCH}")
-        from labkit.progress import validate_event
+        from labkit.course.record import validate_event
 
         events = []
         for n, item in enumerate(items):
@@ -316,7 +316,7 @@ class Classroom:
         denied = self._instructor(request)
         if denied:
             return denied
-        from labkit.grade import grade_events
+        from labkit.course.grade import grade_events
 
         stored = await run_in_threadpool(self.store.events)
         csv_text = await run_in_threadpool(lambda: grade_events([s.event for s in stored]).to_csv())

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from labkit import wait
+from labkit.core import wait
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]

@@ -17,8 +17,10 @@ import docker
 import docker.errors
 import pytest
 
-from labkit import activity, registry, registry_api
-from labkit.images import archive, builders, catalog, pull
+from labkit.core import activity
+from labkit.features.registry import mirror as registry
+from labkit.features.registry import api as registry_api
+from labkit.features.images import archive, builders, catalog, pull
 
 REMOTE_REPOSITORY = "labkit-test/activity"  # one repository in the registry, a new tag per run
 DOCKERFILE = """FROM busybox:latest

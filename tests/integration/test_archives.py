@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from labkit import exercises
-from labkit.exercises.probes import image_id
-from labkit.shell import sh
+from labkit.core.probes import image_id
+from labkit.core.shell import sh
 
 pytestmark = pytest.mark.docker
 

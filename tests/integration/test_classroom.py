@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from labkit import wait
+from labkit.core import wait
 
 ROOT = Path(__file__).resolve().parents[2]
 FIGURES = ROOT / "test-artifacts" / "classroom-figures.json"
@@ -137,7 +137,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
 
 
 def event(learner: str, exercise: str = "welcome.first-container", passed: bool = False, kind: str = "check") -> dict[str, Any]:
-    from labkit.progress import now
+    from labkit.course.record import now
 
     hint = kind == "hint"
     return {
@@ -203,9 +203,9 @@ def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 # to empty the queue (no atexit flush involved).
 LEARNER_SCRIPT = r"""
 import json, sys, time
-from labkit import progress
+from labkit.course import record as progress
 from labkit.classroom import client
-from labkit.exercises.model import CheckResult
+from labkit.exercises.machinery.model import CheckResult
 for n, passed in enumerate(json.loads(sys.argv[1])):
     result = CheckResult("welcome.first-container", "Your first container", passed, "msg", None if passed else "hint")
     event = progress.make_event("check", result)

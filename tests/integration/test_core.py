@@ -8,10 +8,11 @@ import sys
 import docker.errors
 import pytest
 
-from labkit import engine, wait
-from labkit.cleanup import remove_labelled, reset
-from labkit.errors import CommandFailed, ImageMissing, PortInUse, WaitTimeout
-from labkit.shell import sh
+from labkit.core import engine
+from labkit.core import wait
+from labkit.core.cleanup import remove_labelled, reset
+from labkit.core.errors import CommandFailed, ImageMissing, PortInUse, WaitTimeout
+from labkit.core.shell import sh
 
 pytestmark = pytest.mark.docker
 

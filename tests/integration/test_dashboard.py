@@ -13,9 +13,11 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from labkit import engine, exercises, wait
-from labkit.dashboard import Dashboard, dashboard
-from labkit.widgets import exercise
+from labkit import exercises
+from labkit.core import engine
+from labkit.core import wait
+from labkit.notebook.dashboard import Dashboard, dashboard
+from labkit.notebook.widgets import exercise
 
 pytestmark = pytest.mark.docker
 

@@ -13,11 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from labkit import engine, exercises, wait
-from labkit.exercises.execs import SANDBOX, TARGET
-from labkit.exercises.model import CheckResult
-from labkit.interactive import interactive
-from labkit.shell import sh
+from labkit import exercises
+from labkit.core import engine
+from labkit.core import wait
+from labkit.exercises.lesson07_interactive_and_exec import SANDBOX, TARGET
+from labkit.exercises.machinery.model import CheckResult
+from labkit.core.interactive import interactive
+from labkit.core.shell import sh
 
 pytestmark = pytest.mark.docker
 

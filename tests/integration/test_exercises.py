@@ -62,7 +62,7 @@ class TestFirstContainerNearMisses:
         exercises.reset_exercise(exercises.get("welcome.first-container"))
 
     def test_created_but_never_started(self, tracked: list[object], docker_client: object) -> None:
-        from labkit import engine
+        from labkit.core import engine
 
         tracked.append(docker_client.containers.create("hello-world", labels=engine.labels("test")))  # type: ignore[attr-defined]
         result = exercises.check("welcome.first-container")
@@ -70,7 +70,7 @@ class TestFirstContainerNearMisses:
         assert "created but never started" in result.message and "docker start -a" in (result.hint or "")
 
     def test_another_image_does_not_count(self, docker_client: object) -> None:
-        from labkit.shell import sh
+        from labkit.core.shell import sh
 
         sh("docker run --rm busybox true", quiet=True, lesson="test")
         sh("docker run --name lk-test-not-hello busybox true", quiet=True, lesson="test")
@@ -81,7 +81,7 @@ class TestFirstContainerNearMisses:
             sh("docker rm -f lk-test-not-hello", quiet=True)
 
     def test_any_spelling_of_the_image_counts(self, docker_client: object) -> None:
-        from labkit.shell import sh
+        from labkit.core.shell import sh
 
         sh("docker container run docker.io/library/hello-world:latest", quiet=True, lesson="test")
         assert exercises.check("welcome.first-container").passed

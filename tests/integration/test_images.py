@@ -16,9 +16,11 @@ from pathlib import Path
 import docker.errors
 import pytest
 
-from labkit import engine, images, wait
-from labkit.errors import LabkitError
-from labkit.shell import sh
+from labkit.core import engine
+from labkit.features import images
+from labkit.core import wait
+from labkit.core.errors import LabkitError
+from labkit.core.shell import sh
 
 pytestmark = pytest.mark.docker
 

@@ -1,4 +1,4 @@
-"""labkit.interactive against the real Docker daemon: run -it, attach, exec -it, prune, a REPL.
+"""labkit.core.interactive against the real Docker daemon: run -it, attach, exec -it, prune, a REPL.
 
 Every container a test makes carries this process's ``labkit.session`` label and a
 lesson label unique to the test; the fixture force-removes them by those labels, so
@@ -17,10 +17,11 @@ from dataclasses import dataclass
 import docker.errors
 import pytest
 
-from labkit import engine, wait
-from labkit.errors import CommandFailed, CommandNotFound, InteractiveError
-from labkit.interactive import Terminal, interactive
-from labkit.shell import sh
+from labkit.core import engine
+from labkit.core import wait
+from labkit.core.errors import CommandFailed, CommandNotFound, InteractiveError
+from labkit.core.interactive import Terminal, interactive
+from labkit.core.shell import sh
 
 pytestmark = pytest.mark.docker
 

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from labkit import engine, exercises, layers
-from labkit.exercises import layers as lesson
-from labkit.shell import sh
+from labkit import exercises
+from labkit.core import engine
+from labkit.features import layers
+from labkit.exercises import lesson02_images_and_layers as lesson
+from labkit.core.shell import sh
 
 pytestmark = pytest.mark.docker
 

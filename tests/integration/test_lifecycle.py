@@ -11,8 +11,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from labkit import engine, exercises, wait
-from labkit.shell import _argv, labelled, sh
+from labkit import exercises
+from labkit.core import engine
+from labkit.core import wait
+from labkit.core.shell import _argv, labelled, sh
 
 pytestmark = pytest.mark.docker
 

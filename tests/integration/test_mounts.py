@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from labkit import exercises, images
-from labkit.exercises import mounts
-from labkit.shell import sh
+from labkit import exercises
+from labkit.features import images
+from labkit.exercises import lesson08_bind_mounts as mounts
+from labkit.core.shell import sh
 
 pytestmark = pytest.mark.docker
 

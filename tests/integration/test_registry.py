@@ -22,9 +22,11 @@ import docker.errors
 import pytest
 import yaml
 
-from labkit import engine, images, registry
-from labkit.errors import LabkitError, NotSupported, PortInUse
-from labkit.shell import sh
+from labkit.core import engine
+from labkit.features import images
+from labkit.features.registry import mirror as registry
+from labkit.core.errors import LabkitError, NotSupported, PortInUse
+from labkit.core.shell import sh
 
 
 @pytest.fixture(scope="module", autouse=True)

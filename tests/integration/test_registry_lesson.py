@@ -12,9 +12,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from labkit import exercises, registry, registry_api
-from labkit.exercises import registries
-from labkit.shell import sh
+from labkit import exercises
+from labkit.features.registry import mirror as registry
+from labkit.features.registry import api as registry_api
+from labkit.exercises import lesson03_registries as registries
+from labkit.core.shell import sh
 
 pytestmark = pytest.mark.docker
 

@@ -18,10 +18,10 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from labkit import progress
-from labkit.cleanup import reset
-from labkit.paths import REPO_DIR
-from labkit.release import release
+from labkit.course import record as progress
+from labkit.core.cleanup import reset
+from labkit.core.paths import REPO_DIR
+from labkit.course.release import release
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from labkit import engine, trace
-from labkit.interactive import interactive
-from labkit.shell import sh
+from labkit.core import engine
+from labkit.features import trace
+from labkit.core.interactive import interactive
+from labkit.core.shell import sh
 
 pytestmark = pytest.mark.docker
 

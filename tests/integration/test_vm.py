@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from labkit import exercises, vm
-from labkit.engine import LABEL_LESSON
-from labkit.shell import sh
+from labkit import exercises
+from labkit.features import vm
+from labkit.core.engine import LABEL_LESSON
+from labkit.core.shell import sh
 
 pytestmark = pytest.mark.docker
 

@@ -6,8 +6,8 @@ import io
 
 import pytest
 
-from labkit import activity
-from labkit.activity import (
+from labkit.core import activity
+from labkit.core.activity import (
     BuildSteps,
     LayerTally,
     PlainFace,
@@ -17,7 +17,7 @@ from labkit.activity import (
     TtyFace,
     parse_step,
 )
-from labkit.images import debootstrap
+from labkit.features.images import debootstrap
 
 
 class Clock:

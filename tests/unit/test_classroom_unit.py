@@ -13,7 +13,7 @@ import pytest
 from labkit.classroom import client, view
 from labkit.classroom.server import banner, is_loopback, listen_host
 from labkit.classroom.store import Store
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 
 
 def _event(kind: str = "check", passed: bool = False, at: str = "2026-11-27T21:30:00.000Z", level: int = 0) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from labkit.exercises.execs import (
+from labkit.exercises.lesson07_interactive_and_exec import (
     FileFacts,
     base64_verdict,
     encode,

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from labkit import engine
-from labkit.errors import UnknownExercise
+from labkit.core import engine
+from labkit.core.errors import UnknownExercise
 from labkit.exercises import (
     CheckResult,
     Exercise,
@@ -22,8 +22,8 @@ from labkit.exercises import (
     register,
     solution,
 )
-from labkit.exercises import runner
-from labkit.exercises.probes import normalize_ref
+from labkit.exercises.machinery import runner
+from labkit.core.probes import normalize_ref
 
 
 @pytest.fixture

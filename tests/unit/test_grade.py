@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
-from labkit import cli, progress
-from labkit.exercises.model import CheckResult
-from labkit.grade import RULE, course_exercises, grade_events
+from labkit import cli
+from labkit.course import record as progress
+from labkit.exercises.machinery.model import CheckResult
+from labkit.course.grade import RULE, course_exercises, grade_events
 
 FIRST, KERNEL = "welcome.first-container", "vm.kernel"
 

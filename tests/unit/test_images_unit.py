@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from labkit import engine
-from labkit.errors import LabkitError, NotSupported
-from labkit.images import apt, builders, catalog, debootstrap, pull
-from labkit.images.catalog import CATALOG, CatalogImage, dockerfile_bases, find, resolve
+from labkit.core import engine
+from labkit.core.errors import LabkitError, NotSupported
+from labkit.features.images import apt, builders, catalog, debootstrap, pull
+from labkit.features.images.catalog import CATALOG, CatalogImage, dockerfile_bases, find, resolve
 
 DEB822 = """\
 Types: deb
@@ -301,7 +301,7 @@ def test_offline_and_pull_timeout_come_from_the_environment(monkeypatch: pytest.
 
 def test_offline_skips_the_pull_attempt(monkeypatch: pytest.MonkeyPatch) -> None:
     """With LABKIT_OFFLINE=1, ensure goes straight to the build: no `docker pull` is run."""
-    import labkit.images as images
+    import labkit.features.images as images
 
     calls: list[str] = []
     built: list[str] = []
@@ -323,7 +323,7 @@ def test_offline_skips_the_pull_attempt(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_a_changed_build_context_marks_the_image_stale(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from labkit.images import catalog
+    from labkit.features.images import catalog
 
     monkeypatch.setattr(catalog, "CONTEXTS_DIR", tmp_path)
     (tmp_path / "site").mkdir()

@@ -1,4 +1,4 @@
-"""labkit.interactive against a fake shell: no Docker needed."""
+"""labkit.core.interactive against a fake shell: no Docker needed."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from labkit.errors import CommandFailed, CommandNotFound, InteractiveError, LabkitError, WaitTimeout
-from labkit.interactive import Terminal, Transcript, _argv, _is_shell, clean, interactive
+from labkit.core.errors import CommandFailed, CommandNotFound, InteractiveError, LabkitError, WaitTimeout
+from labkit.core.interactive import Terminal, Transcript, _argv, _is_shell, clean, interactive
 
-labkit_interactive = sys.modules["labkit.interactive"]  # the module: labkit may export a function of that name
+labkit_interactive = sys.modules["labkit.core.interactive"]  # the module: labkit may export a function of that name
 
 FAKE = Path(__file__).with_name("fake_shell.py")
 

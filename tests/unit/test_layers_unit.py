@@ -1,4 +1,4 @@
-"""labkit.layers without a daemon: history ↔ layer matching, rendering, the widget."""
+"""labkit.features.layers without a daemon: history ↔ layer matching, rendering, the widget."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from labkit import layers
-from labkit.layers import LayerExplorer, Shared, Storage, from_attrs, instruction, match_layers
+from labkit.features import layers
+from labkit.features.layers import LayerExplorer, Shared, Storage, from_attrs, instruction, match_layers
 
 BASE = "sha256:" + "d6" * 32
 COPY_LAYER = "sha256:" + "4a" * 32

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from labkit.exercises import _lifecycle as past
-from labkit.exercises import lifecycle
+from labkit.exercises import _lesson06_history as past
+from labkit.exercises import lesson06_stop_start_remove as lifecycle
 
 
 @pytest.mark.parametrize(

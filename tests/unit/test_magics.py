@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from labkit import magics
+from labkit.notebook import magics
 
 
 @pytest.fixture

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from labkit.exercises import get, mounts
-from labkit.exercises.runner import fill
-from labkit.images.catalog import find
+from labkit.exercises import get
+from labkit.exercises import lesson08_bind_mounts as mounts
+from labkit.exercises.machinery.runner import fill
+from labkit.features.images.catalog import find
 
 LOG = """\
 [2026-01-31 12:00:00 UTC] rmbyext .txt

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from labkit import progress
-from labkit.exercises import runner
-from labkit.exercises.model import CheckResult
+from labkit.course import record as progress
+from labkit.exercises.machinery import runner
+from labkit.exercises.machinery.model import CheckResult
 
 
 @pytest.fixture

@@ -14,9 +14,9 @@ from typing import ClassVar
 
 import pytest
 
-from labkit import registry_api
-from labkit.exercises import registries
-from labkit.exercises.registries import (
+from labkit.features.registry import api as registry_api
+from labkit.exercises import lesson03_registries as registries
+from labkit.exercises.lesson03_registries import (
     DigestFacts,
     PushFacts,
     digest_verdict,

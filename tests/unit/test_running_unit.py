@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from labkit.exercises import running
+from labkit.exercises import lesson05_running_containers as running
 
 
 def test_bound_ports_drops_exposed_but_unpublished() -> None:

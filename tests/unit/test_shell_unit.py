@@ -6,9 +6,9 @@ import shlex
 
 import pytest
 
-from labkit import engine
-from labkit.errors import CommandFailed, CommandNotFound, WaitTimeout
-from labkit.shell import _argv, labelled, sh
+from labkit.core import engine
+from labkit.core.errors import CommandFailed, CommandNotFound, WaitTimeout
+from labkit.core.shell import _argv, labelled, sh
 
 
 def test_output_is_streamed_and_returned(capsys: pytest.CaptureFixture[str]) -> None:

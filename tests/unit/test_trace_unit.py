@@ -1,4 +1,4 @@
-"""labkit.trace without a daemon: HTTP framing, hijack pass-through, the views, and lesson 04's checks.
+"""labkit.features.trace without a daemon: HTTP framing, hijack pass-through, the views, and lesson 04's checks.
 
 The proxy runs for real here, in a thread, in front of a tiny fake daemon on a unix
 socket that speaks exactly the framings the Docker API uses.
@@ -19,10 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from labkit import trace
-from labkit.exercises import api, get
-from labkit.exercises.model import Context
-from labkit.trace import Call, Framing, Stream, parse_head
+from labkit.features import trace
+from labkit.exercises import get
+from labkit.exercises import lesson04_client_daemon_api as api
+from labkit.exercises.machinery.model import Context
+from labkit.features.trace import Call, Framing, Stream, parse_head
 
 ID = "c0ffee" + "0" * 58
 
@@ -342,10 +343,10 @@ def test_busy_socket_path_is_one_readable_error(short_dir: Path, monkeypatch: py
 
 def test_cli_errors_are_one_line(short_dir: Path) -> None:
     env = {**os.environ, "LABKIT_STATE_DIR": str(short_dir / "state"), "DOCKER_HOST": "unix:///nonexistent.sock"}
-    proc = subprocess.run([sys.executable, "-m", "labkit.trace", "start"], capture_output=True, text=True, env=env, timeout=30, check=False)
+    proc = subprocess.run([sys.executable, "-m", "labkit.features.trace", "start"], capture_output=True, text=True, env=env, timeout=30, check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().count("\n") == 0 and "socket not found" in proc.stderr
-    proc = subprocess.run([sys.executable, "-m", "labkit.trace", "host"], capture_output=True, text=True, env=env, timeout=30, check=False)
+    proc = subprocess.run([sys.executable, "-m", "labkit.features.trace", "host"], capture_output=True, text=True, env=env, timeout=30, check=False)
     assert proc.returncode == 2 and "no trace proxy is running" in proc.stderr
 
 

@@ -1,4 +1,4 @@
-"""labkit.widgets and labkit.dashboard without a daemon: hint tiers, the event reducer, the diagram, the fallbacks."""
+"""labkit.notebook.widgets and labkit.dashboard without a daemon: hint tiers, the event reducer, the diagram, the fallbacks."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any, ClassVar
 
 import pytest
 
-from labkit import engine
-from labkit.dashboard import (
+from labkit.core import engine
+from labkit.notebook.dashboard import (
     STATES,
     Row,
     apply_event,
@@ -24,7 +24,7 @@ from labkit.dashboard import (
     table_html,
     table_text,
 )
-from labkit.widgets import WIDGET_VIEW, HintSteps, exercise, hints_html
+from labkit.notebook.widgets import WIDGET_VIEW, HintSteps, exercise, hints_html
 
 T0 = datetime(2024, 5, 1, 10, 0, 0, tzinfo=UTC)
 ID = "f" * 64
@@ -232,8 +232,8 @@ class TestTraceView:
 
     @staticmethod
     def _trace() -> Any:
-        from labkit.trace.log import Call
-        from labkit.trace.views import Trace
+        from labkit.features.trace.log import Call
+        from labkit.features.trace.views import Trace
 
         cid = "a" * 64
         calls = [
@@ -246,7 +246,7 @@ class TestTraceView:
         return Trace(calls)
 
     def test_step_filter(self) -> None:
-        from labkit.widgets import trace_steps
+        from labkit.notebook.widgets import trace_steps
 
         trace = self._trace()
         assert trace_steps(trace, None) is trace
@@ -255,7 +255,7 @@ class TestTraceView:
         assert len(trace_steps(trace, 6)) == 0
 
     def test_widget_switches_views_and_falls_back_to_the_table(self) -> None:
-        from labkit.widgets import TraceView
+        from labkit.notebook.widgets import TraceView
 
         trace = self._trace()
         view = TraceView(trace)
@@ -279,8 +279,8 @@ def test_labkit_dashboard_stays_callable_after_its_module_is_imported() -> None:
     import labkit
 
     first = labkit.dashboard
-    importlib.import_module("labkit.dashboard")
-    from labkit.dashboard import close_all  # noqa: F401  (binds labkit.dashboard to the module)
+    importlib.import_module("labkit.notebook.dashboard")
+    from labkit.notebook.dashboard import close_all  # noqa: F401  (binds labkit.notebook.dashboard to the module)
 
     assert callable(labkit.dashboard) and labkit.dashboard is first
     assert labkit.dashboard.dashboard is not None and labkit.dashboard.close_all is not None

@@ -1,0 +1,121 @@
+"""``labkit reset``: remove everything labkit and the lessons created.
+
+Everything labkit creates carries a ``labkit.session`` label and is removed by
+label; containers the lessons ask learners to create by name (or from a given
+image) are removed through the exercises that own them. The course's own images
+(``labkit images ensure``) are infrastructure and stay.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import docker.errors
+
+from labkit.core import engine
+
+def _already_going(e: docker.errors.APIError) -> bool:
+    return e.status_code == 409 and "already in progress" in str(e)
+
+
+@dataclass(frozen=True)
+class ResetReport:
+    """How many of each kind of resource a reset removed."""
+
+    containers: int = 0
+    networks: int = 0
+    volumes: int = 0
+    images: int = 0
+    #: Things exercise teardowns removed that are not containers (processes, registry tags, files).
+    other: int = 0
+
+    def __str__(self) -> str:
+        parts = [f"{n} {kind if n != 1 or kind == 'other' else kind[:-1]}" for kind, n in vars(self).items() if n]
+        return "removed " + ", ".join(parts) if parts else "nothing to remove: the lab is clean"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(str(self))
+
+    def __add__(self, other: ResetReport) -> ResetReport:
+        return ResetReport(*(a + b for a, b in zip(vars(self).values(), vars(other).values(), strict=True)))
+
+
+def remove_labelled(session: str | None = None, lesson: str | None = None) -> ResetReport:
+    """Remove containers, networks, volumes and images carrying labkit's session label.
+
+    Args:
+        session: only this session's resources; ``None`` for every session's.
+        lesson: only this lesson's resources (``labkit.lesson`` label).
+
+    Raises:
+        DaemonUnavailable: the daemon did not answer.
+    """
+    if lesson:
+        label = f"{engine.LABEL_LESSON}={lesson}"
+    else:
+        label = f"{engine.LABEL_SESSION}={session}" if session else engine.LABEL_SESSION
+    client = engine.client()
+    counts = {"containers": 0, "networks": 0, "volumes": 0, "images": 0}
+    with engine.converted():
+        for container in client.containers.list(all=True, filters={"label": label}):
+            try:
+                container.remove(force=True, v=True)
+                counts["containers"] += 1
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as e:
+                if not _already_going(e):
+                    raise
+                counts["containers"] += 1
+        for network in client.networks.list(filters={"label": label}):
+            try:
+                network.remove()
+                counts["networks"] += 1
+            except docker.errors.NotFound:
+                pass
+        for volume in client.volumes.list(filters={"label": label}):
+            try:
+                volume.remove(force=True)
+                counts["volumes"] += 1
+            except docker.errors.NotFound:
+                pass
+        for image in client.images.list(filters={"label": label}):
+            try:
+                client.images.remove(image.id, force=True)
+                counts["images"] += 1
+            except docker.errors.NotFound:
+                pass
+    return ResetReport(**counts)
+
+
+def reset(session: str | None = None, lesson: str | None = None) -> ResetReport:
+    """Remove everything labkit created, and every exercise's containers and state.
+
+    Args:
+        session: only what this ``labkit.session`` created (exercises are left alone).
+        lesson: only this lesson: its exercises and what carries its ``labkit.lesson`` label.
+            A notebook calls ``labkit.reset(lesson="00")`` first and last, so it runs twice in a row.
+
+    Raises:
+        DaemonUnavailable: the daemon did not answer.
+    """
+    from labkit.exercises import all_exercises, reset_all, reset_exercise
+
+    if lesson is not None:
+        owned = sum((reset_exercise(e) for e in all_exercises() if e.lesson == lesson), ResetReport())
+    else:
+        owned = reset_all() if session is None else ResetReport()
+    return owned + remove_labelled(session, lesson)
+
+
+def begin(lesson: str) -> ResetReport:
+    """Start a lesson: label what this kernel creates with it, and clear what it left last time.
+
+    The first cell of every notebook calls it, so a notebook can run again from the top.
+
+    Raises:
+        DaemonUnavailable: the daemon did not answer.
+    """
+    engine.set_lesson(lesson)
+    return reset(lesson=lesson)

@@ -1,0 +1,196 @@
+"""Run a real command, stream its output into the cell, and check its exit code.
+
+nbval ignores the exit code of ``!docker ...`` cells, so a lesson built on them
+tests nothing. :func:`sh` fails the cell (raises :class:`CommandFailed`) when the
+exit code is not the one the lesson expects.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+from labkit.core import engine
+from labkit.core.errors import CommandFailed, CommandNotFound, ImageMissing, LabkitError, PortInUse, WaitTimeout
+
+# `docker run`/`create`, maybe after environment assignments (`DOCKER_HOST=… docker run …`).
+_RUN_OR_CREATE = re.compile(r"^(\s*(?:[A-Za-z_][A-Za-z0-9_]*=\S*\s+)*docker\s+(?:container\s+)?(?:run|create))(?=\s)")
+_BASH = shutil.which("bash")
+_PORT_TAKEN = re.compile(r"(?:Bind for [\d.:\[\]]*:(\d+) failed: port is already allocated|listen tcp[46]? [^:]*:(\d+): bind: address already in use)")
+_PULL_FAILED = re.compile(r"Unable to find image '([^']+)' locally.*?(?:no such host|connection refused|pull access denied|toomanyrequests|i/o timeout)", re.S)
+
+
+def _explain(command: str, exit_code: int, output: str, expected: tuple[int, ...]) -> LabkitError:
+    """The clearest error for a failed command: a taken port or an image that cannot be pulled get their own."""
+    port = _PORT_TAKEN.search(output)
+    if port:
+        number = int(port.group(1) or port.group(2))
+        return PortInUse(number, _port_holder(number))
+    image = _PULL_FAILED.search(output)
+    if image:
+        return ImageMissing(image.group(1))
+    return CommandFailed(command, exit_code, output, expected)
+
+
+def _port_holder(port: int) -> str:
+    from labkit.core.probes import port_publishers
+
+    try:
+        holders = port_publishers(engine.client()).get(port)
+    except LabkitError:
+        holders = None
+    return f"container {holders[0][1]}" if holders else "another program"
+
+
+@dataclass(frozen=True)
+class Completed:
+    """What a command did: its exit code and everything it printed."""
+
+    command: str
+    exit_code: int
+    output: str
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+    def _ipython_display_(self) -> None:
+        """The output was already streamed into the cell; show nothing twice."""
+
+
+def labelled(command: str, lesson: str | None = None) -> str:
+    """Add labkit's labels to a ``docker run``/``create`` so ``labkit reset`` can remove it.
+
+    Example:
+        >>> labelled("docker run --rm busybox true", "05").split()[:3]
+        ['docker', 'run', '--label']
+    """
+    lesson = lesson if lesson is not None else engine.current_lesson()
+    tags = " ".join(f"--label {shlex.quote(f'{k}={v}')}" for k, v in engine.labels(lesson).items())
+    return _RUN_OR_CREATE.sub(lambda m: f"{m.group(1)} {tags}", command, count=1)
+
+
+def _argv(command: str) -> list[str]:
+    """Run through a shell, as a terminal would: builtins, pipes, ``$(pwd)`` all work.
+
+    bash with pipefail where there is bash, so ``docker ... | base64`` fails when docker does;
+    a simple command is exec'd by the shell, so this costs a millisecond or two.
+    """
+    if _BASH:
+        return [_BASH, "-o", "pipefail", "-c", command]
+    return ["/bin/sh", "-c", command]
+
+
+def sh(
+    command: str,
+    expect: int | tuple[int, ...] | None = 0,
+    *,
+    lesson: str | None = None,
+    label: bool = True,
+    quiet: bool = False,
+    timeout: float = 300.0,
+    input: str | None = None,
+) -> Completed:
+    """Run ``command`` for real, streaming its output as it comes.
+
+    Args:
+        command: a shell command line, e.g. ``"docker run hello-world"``.
+        expect: the exit code(s) the lesson expects; ``None`` accepts any.
+        lesson: the ``labkit.lesson`` label put on containers it creates (default: the
+            lesson :func:`labkit.begin` set, else ``notebook``).
+        label: add labkit's labels to ``docker run``/``create`` (the command shown is unchanged).
+        quiet: capture without printing.
+        timeout: seconds before the command is stopped.
+        input: text fed to the command's standard input.
+
+    Returns:
+        The exit code and the full output.
+
+    Raises:
+        CommandFailed: the exit code was not one of ``expect``.
+        CommandNotFound: the program is not installed.
+        WaitTimeout: the command ran past ``timeout``.
+
+    Example:
+        >>> sh("echo hello", quiet=True).output
+        'hello\\n'
+    """
+    to_run = labelled(command, lesson) if label else command
+    argv = _argv(to_run)
+    env = dict(os.environ, NO_COLOR="1", PAGER="cat")
+    try:
+        proc = subprocess.Popen(
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )
+    except FileNotFoundError as e:
+        raise CommandNotFound(argv[0]) from e
+    chunks: list[str] = []
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    deadline = time.monotonic() + timeout
+    try:
+        if input is not None:
+            assert proc.stdin is not None
+            proc.stdin.write(input.encode())
+            proc.stdin.close()
+        assert proc.stdout is not None
+        fd = proc.stdout.fileno()
+        os.set_blocking(fd, True)
+        import selectors
+
+        with selectors.DefaultSelector() as sel:
+            sel.register(fd, selectors.EVENT_READ)
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise WaitTimeout(f"`{command}` to finish", timeout, "it was stopped")
+                if not sel.select(min(remaining, 1.0)):
+                    continue
+                data = os.read(fd, 65536)
+                if not data:
+                    break
+                text = decoder.decode(data)
+                chunks.append(text)
+                if not quiet and text:
+                    sys.stdout.write(text)
+                    sys.stdout.flush()
+        exit_code = proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
+    except subprocess.TimeoutExpired as e:
+        raise WaitTimeout(f"`{command}` to finish", timeout, "it was stopped") from e
+    finally:
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+    tail = decoder.decode(b"", final=True)
+    if tail:
+        chunks.append(tail)
+        if not quiet:
+            sys.stdout.write(tail)
+    output = "".join(chunks)
+    expected = (expect,) if isinstance(expect, int) else expect
+    if expected is not None and exit_code not in expected:
+        if exit_code == 127 and "not found" in output:
+            raise CommandNotFound(command.split()[0] if command.strip() else command)
+        raise _explain(command, exit_code, output, tuple(expected))
+    return Completed(command, exit_code, output)

@@ -1,0 +1,359 @@
+"""``labkit release``: the student versions of the lessons, made from the solution notebooks.
+
+The notebooks in ``notebooks/`` are the solution versions, and the only source:
+nbval runs them, so every reference solution is executed against a real daemon.
+Each exercise's reference solution sits in a code cell tagged
+``["solution", "exercise:<id>"]``, or between ``# BEGIN SOLUTION`` and
+``# END SOLUTION`` lines inside a cell tagged ``exercise:<id>`` (otter-grader's
+markers, for a cell that is only partly the answer).
+
+The student version of a notebook:
+
+- replaces each solution cell by a code cell holding only the exercise's prompt
+  as comments, and a pointer to ``labkit.hint("<id>")``; its ``exercise:<id>``
+  tag stays (so tools can still find the cell), the ``solution`` tag goes;
+- replaces each marked block by the same comments and a ``pass``, so the cell
+  still runs;
+- leaves out markdown cells tagged ``["solution", "exercise:<id>"]``: prose that
+  discusses the answer ("``docker stop NAME`` passes, ``docker kill`` does not");
+- turns each exercise panel, ``labkit.exercise("<id>")``, into
+  ``labkit.exercise("<id>", solution=False)``: the learner's panel has Check and
+  Hint, and no button that shows the reference solution;
+- clears every code cell's outputs and execution counts, and the saved widget
+  state: a learner runs the cells and sees live output, and no stored output
+  can show an answer. Markdown is kept as written.
+- gives a cell tagged ``requires:<id>`` (one that only works once that
+  exercise is solved, such as running the image the learner was asked to build)
+  a first comment line saying so, and the ``raises-exception`` tag: a learner
+  who has not solved it yet gets labkit's one-line error, and executing the
+  student notebook (nbclient, nbval) accepts that error in that cell alone.
+
+Anything ambiguous fails loudly, before a single file is written: a
+``solution`` tag without an exercise id, an unknown id, two ids on one cell,
+unbalanced markers, a solution for an exercise the notebook never checks, or a
+``labkit.solve(...)`` / ``labkit.solution(...)`` call left in a cell learners
+get. The output is byte-for-byte stable, so releasing twice gives identical
+files. Nothing generated is committed (the default output folder, ``build/``,
+is ignored by git), so there is no stale copy for CI to catch.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from labkit.core.errors import LabkitError, UnknownExercise
+from labkit.core.paths import REPO_DIR
+
+#: Where the solution notebooks live.
+SOURCE_DIR = REPO_DIR / "notebooks"
+#: Where ``labkit release`` writes by default, relative to the current folder (``build/`` is git-ignored).
+DEFAULT_OUT = Path("build") / "student"
+
+SOLUTION_TAG = "solution"
+EXERCISE_TAG = "exercise:"
+REQUIRES_TAG = "requires:"
+#: The tag nbclient and nbval read as "this cell may raise".
+RAISES_TAG = "raises-exception"
+_BEGIN = re.compile(r"^(\s*)#\s*BEGIN SOLUTION\s*$", re.IGNORECASE)
+_END = re.compile(r"^\s*#\s*END SOLUTION\s*$", re.IGNORECASE)
+#: Calls that would apply or print an answer in a learner's copy.
+_GIVEAWAY = re.compile(r"\blabkit\s*\.\s*(solve|solution)\s*\(")
+#: An exercise panel call: its id, then the other arguments (no nested parentheses).
+_PANEL = re.compile(r"""\blabkit\s*\.\s*exercise\s*\(\s*(?P<id>(["'])[^"']+\2)(?P<rest>[^()]*)\)""")
+_ANY_PANEL = re.compile(r"\blabkit\s*\.\s*exercise\s*\(")
+#: What a learner's kept cell must call for each exercise it holds: a check, or a panel (which checks).
+_CHECKS = "(?:check|exercise)"
+
+
+class ReleaseError(LabkitError):
+    """A solution notebook cannot be turned into a student version as it stands."""
+
+    def __init__(self, where: str, problem: str, fix: str) -> None:
+        self.where = where
+        self.problem = problem
+        super().__init__(f"{where}: {problem}", fix)
+
+
+@dataclass
+class Released:
+    """One student notebook: its file name, the exercises it holds, and its text."""
+
+    name: str
+    exercises: list[str]
+    text: str
+
+
+@dataclass
+class ReleaseReport:
+    """What ``release`` wrote."""
+
+    out: Path
+    notebooks: list[Released] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        count = sum(len(n.exercises) for n in self.notebooks)
+        lines = [f"wrote {len(self.notebooks)} student notebook(s) with {count} exercise(s) to {self.out}"]
+        lines += [f"  {n.name}: {', '.join(n.exercises) or 'no exercises'}" for n in self.notebooks]
+        return "\n".join(lines)
+
+
+def _source(cell: dict[str, Any]) -> str:
+    source = cell.get("source", "")
+    return "".join(source) if isinstance(source, list) else str(source)
+
+
+def _lines(text: str) -> list[str]:
+    """Source as nbformat stores it: a list of lines, each keeping its newline."""
+    return text.splitlines(keepends=True)
+
+
+def _describe(notebook: str, index: int, cell: dict[str, Any]) -> str:
+    first = next((line.strip() for line in _source(cell).splitlines() if line.strip()), "(empty)")
+    if len(first) > 60:
+        first = first[:57] + "..."
+    cell_id = f" id {cell['id']}" if cell.get("id") else ""
+    return f"{notebook} cell #{index + 1}{cell_id} ({first!r})"
+
+
+def _exercise_of(notebook: str, index: int, cell: dict[str, Any]) -> str | None:
+    """The exercise id a cell's tags name, checked against the registry."""
+    from labkit.exercises.machinery.catalog import get
+
+    tags = cell.get("metadata", {}).get("tags", []) or []
+    ids = [tag[len(EXERCISE_TAG) :].strip() for tag in tags if tag.startswith(EXERCISE_TAG)]
+    where = _describe(notebook, index, cell)
+    if len(ids) > 1:
+        raise ReleaseError(where, f"names {len(ids)} exercises ({', '.join(ids)})", "a cell solves one exercise: split it")
+    if not ids:
+        return None
+    try:
+        return get(ids[0]).id
+    except UnknownExercise as e:
+        raise ReleaseError(where, f"tag exercise:{ids[0]} names no exercise ({e.fix})", "fix the tag") from e
+
+
+def _prompt_comment(exercise_id: str, indent: str = "") -> list[str]:
+    from labkit.exercises.machinery.catalog import get
+
+    exercise = get(exercise_id)
+    prompt = [line.strip() for line in exercise.prompt.strip().splitlines() if line.strip()]
+    lines = [f"# Exercise {exercise.id}: {prompt[0]}"] + [f"# {line}" for line in prompt[1:]]
+    if exercise.is_answer:
+        lines.append(f'# Submit your answer here: labkit.check("{exercise.id}", answer=...)')
+    lines.append(f'# Stuck? labkit.hint("{exercise.id}") gives a hint; level=2 gives a bigger one.')
+    return [indent + line for line in lines]
+
+
+def _strip_markers(notebook: str, index: int, cell: dict[str, Any], exercise_id: str | None) -> str | None:
+    """The cell's source with each marked block replaced, or None when it has no markers.
+
+    Raises:
+        ReleaseError: unbalanced or nested markers, or markers in a cell with no exercise id.
+    """
+    lines = _source(cell).splitlines()
+    if not any(_BEGIN.match(line) or _END.match(line) for line in lines):
+        return None
+    where = _describe(notebook, index, cell)
+    if exercise_id is None:
+        raise ReleaseError(where, "has # BEGIN SOLUTION markers but no exercise:<id> tag", "tag the cell with its exercise")
+    out: list[str] = []
+    opened: int | None = None
+    for number, line in enumerate(lines, 1):
+        begin, end = _BEGIN.match(line), _END.match(line)
+        if begin:
+            if opened is not None:
+                raise ReleaseError(where, f"line {number}: # BEGIN SOLUTION inside the block opened on line {opened}", "close the first block with # END SOLUTION")
+            opened = number
+            # The placeholder keeps the cell valid Python, even when the block was an `if` body.
+            out += _prompt_comment(exercise_id, begin.group(1)) + [begin.group(1) + "pass"]
+        elif end:
+            if opened is None:
+                raise ReleaseError(where, f"line {number}: # END SOLUTION with no # BEGIN SOLUTION before it", "add the BEGIN marker or remove this line")
+            opened = None
+        elif opened is None:
+            out.append(line)
+    if opened is not None:
+        raise ReleaseError(where, f"line {opened}: # BEGIN SOLUTION is never closed", "add # END SOLUTION after the answer")
+    return "\n".join(out)
+
+
+def _required(notebook: str, index: int, cell: dict[str, Any], solved_above: list[str]) -> list[str]:
+    """The exercises a cell's ``requires:<id>`` tags name, each solved in an earlier cell.
+
+    Raises:
+        ReleaseError: an unknown id, or one with no solution cell above this one.
+    """
+    from labkit.exercises.machinery.catalog import get
+
+    names = [t[len(REQUIRES_TAG) :].strip() for t in cell.get("metadata", {}).get("tags", []) or [] if t.startswith(REQUIRES_TAG)]
+    required = []
+    for name in names:
+        where = _describe(notebook, index, cell)
+        try:
+            exercise_id = get(name).id
+        except UnknownExercise as e:
+            raise ReleaseError(where, f"tag requires:{name} names no exercise ({e.fix})", "fix the tag") from e
+        if exercise_id not in solved_above:
+            raise ReleaseError(where, f"requires {exercise_id}, but no cell above it is that exercise's solution", "move the cell below the solution, or fix the tag")
+        required.append(exercise_id)
+    return required
+
+
+def _student_panels(where: str, source: str) -> str | None:
+    """``source`` with every ``labkit.exercise(...)`` given ``solution=False``; ``None`` when it has none.
+
+    Raises:
+        ReleaseError: a panel call cannot be rewritten (nested parentheses in its arguments),
+            or asks for the solution button in a cell learners get.
+    """
+    if not _ANY_PANEL.search(source):
+        return None
+
+    def student(match: re.Match[str]) -> str:
+        rest = match.group("rest")
+        if re.search(r"\bsolution\s*=", rest):
+            if not re.search(r"\bsolution\s*=\s*False\b", rest):
+                raise ReleaseError(where, "shows an exercise panel with its Show-solution button", 'drop the solution= argument: release gives learners solution=False')
+            return match.group(0)
+        return f"labkit.exercise({match.group('id')}{rest.rstrip()}, solution=False)"
+
+    rewritten = _PANEL.sub(student, source)
+    if len(_ANY_PANEL.findall(rewritten)) != len(_PANEL.findall(rewritten)):
+        raise ReleaseError(where, "calls labkit.exercise() in a form release cannot rewrite", 'write it as labkit.exercise("<id>") with a literal id and no nested calls')
+    return rewritten
+
+
+def _kept_code(cells: list[dict[str, Any]]) -> str:
+    """The code a learner gets, comments left out (the prompt comments mention check calls)."""
+    return "\n".join(
+        line for c in cells if c.get("cell_type") == "code" for line in _source(c).splitlines() if not line.lstrip().startswith("#")
+    )
+
+
+def student_notebook(notebook: dict[str, Any], name: str = "notebook") -> tuple[dict[str, Any], list[str]]:
+    """The student version of one solution notebook.
+
+    Args:
+        notebook: the solution notebook, as parsed JSON (left untouched).
+        name: its file name, for error messages.
+
+    Returns:
+        (the student notebook, the ids of the exercises it holds, in order).
+
+    Raises:
+        ReleaseError: a tag or marker is missing, unknown, doubled or unbalanced, a solution's
+            exercise is never checked in the notebook, or a kept cell calls ``labkit.solve``.
+    """
+    nb = copy.deepcopy(notebook)
+    cells: list[dict[str, Any]] = nb.get("cells", [])
+    exercises: list[str] = []
+    dropped: set[int] = set()
+    for index, cell in enumerate(cells):
+        tags = list(cell.get("metadata", {}).get("tags", []) or [])
+        exercise_id = _exercise_of(name, index, cell)
+        is_solution = SOLUTION_TAG in tags
+        where = _describe(name, index, cell)
+        if is_solution and exercise_id is None:
+            raise ReleaseError(where, 'is tagged "solution" but names no exercise', 'add the tag "exercise:<id>" naming the exercise it solves')
+        if is_solution and cell.get("cell_type") != "code":
+            dropped.add(index)  # prose that discusses the answer: solution notebooks only
+            continue
+        if cell.get("cell_type") != "code":
+            continue
+        panels = None if is_solution else _student_panels(where, _source(cell))
+        if panels is not None:
+            cell["source"] = _lines(panels)
+        stripped = _strip_markers(name, index, cell, exercise_id)
+        if stripped is not None:
+            cell["source"] = _lines(stripped)
+        elif is_solution:
+            assert exercise_id is not None
+            cell["source"] = _lines("\n".join(_prompt_comment(exercise_id)))
+        if is_solution or stripped is not None:
+            assert exercise_id is not None
+            if exercise_id not in exercises:
+                exercises.append(exercise_id)
+            cell["metadata"]["tags"] = [t for t in tags if t != SOLUTION_TAG]
+            continue
+        required = _required(name, index, cell, exercises)
+        if required:
+            note = f"# Runs once you have solved {' and '.join(required)} above; until then it stops with a labkit error.\n"
+            cell["source"] = _lines(note + _source(cell))
+            cell["metadata"]["tags"] = tags + ([RAISES_TAG] if RAISES_TAG not in tags else [])
+        elif _GIVEAWAY.search(_source(cell)):
+            raise ReleaseError(where, "calls labkit.solve() or labkit.solution(), which would hand learners the answer", "move the call into the exercise's solution cell, or remove it")
+    cells[:] = [cell for index, cell in enumerate(cells) if index not in dropped]
+    kept_code = _kept_code(cells)
+    for exercise_id in exercises:
+        if not re.search(rf"\b{_CHECKS}\(\s*([\"']){re.escape(exercise_id)}\1", kept_code):
+            raise ReleaseError(name, f"has a solution for {exercise_id} but no labkit.check(\"{exercise_id}\") cell a learner keeps", "add a check cell for it (before and after the learner's cell)")
+    for cell in cells:
+        if cell.get("cell_type") == "code":
+            cell["outputs"] = []
+            cell["execution_count"] = None
+        cell.get("metadata", {}).pop("execution", None)  # timings of the solution run
+    nb.setdefault("metadata", {}).pop("widgets", None)  # saved widget state is output too
+    nb["metadata"]["labkit"] = {"version": "student"}
+    return nb, exercises
+
+
+def render(notebook: dict[str, Any]) -> str:
+    """A notebook as stable JSON text: nbformat's layout (indent 1, sorted keys), so reruns match byte for byte."""
+    return json.dumps(notebook, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def build(source: Path = SOURCE_DIR) -> list[Released]:
+    """Student versions of every notebook in ``source``, in memory (nothing written).
+
+    Raises:
+        ReleaseError: a notebook cannot be released (see :func:`student_notebook`), or is not JSON.
+    """
+    released = []
+    paths = sorted(Path(source).glob("*.ipynb"))
+    if not paths:
+        raise ReleaseError(str(source), "holds no .ipynb notebooks", "point --from at the course's notebooks/ folder")
+    for path in paths:
+        try:
+            notebook = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise ReleaseError(str(path), f"cannot be read as a notebook ({e})", "restore it from git") from e
+        student, exercises = student_notebook(notebook, path.name)
+        released.append(Released(path.name, exercises, render(student)))
+    return released
+
+
+def release(out: Path | None = None, source: Path | None = None) -> ReleaseReport:
+    """Write the student version of every notebook in ``source`` into ``out``.
+
+    Every notebook is checked before the first file is written, so a failed
+    release leaves ``out`` as it was.
+
+    Args:
+        out: the folder to write to (default ``build/student`` under the current folder).
+        source: the solution notebooks (default: the course's ``notebooks/``).
+
+    Returns:
+        What was written.
+
+    Raises:
+        ReleaseError: a notebook cannot be released as it stands.
+        LabkitError: ``out`` cannot be written.
+
+    Example:
+        >>> print(release(Path("/tmp/student")))  # doctest: +SKIP
+        wrote 5 student notebook(s) with 8 exercise(s) to /tmp/student
+    """
+    released = build(SOURCE_DIR if source is None else Path(source))
+    out = DEFAULT_OUT if out is None else Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for notebook in released:
+            (out / notebook.name).write_text(notebook.text, encoding="utf-8")
+    except OSError as e:
+        raise LabkitError(f"cannot write the student notebooks to {out} ({e.strerror or e})", "choose another --out folder") from e
+    return ReleaseReport(out.resolve(), released)

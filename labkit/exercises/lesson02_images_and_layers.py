@@ -1,0 +1,234 @@
+"""Lesson 02: images are stacks of layers; a container adds a writable one."""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+import docker.errors
+
+from labkit.core import engine
+from labkit.features import layers
+from labkit.core import wait
+from labkit.core.errors import ImageMissing
+from labkit.exercises.machinery.model import Context, Exercise, Verdict, not_yet, passed
+from labkit.core.probes import image_id, normalize_ref
+from labkit.exercises.machinery.catalog import register
+from labkit.exercises.machinery.runner import exercise_labels
+from labkit.core.paths import PACKAGE_DIR
+
+LESSON = "02"
+TARGET = "lab/layered:v1"
+#: The label the lesson's Dockerfile sets, so a build under any name (or none) can be found.
+MATERIAL_LABEL = "labkit.material=layered"
+#: The provided build context, found from the installed package so the command works from any folder.
+CONTEXT = PACKAGE_DIR / "lessons" / "layered"
+MIN_LAYERS = 3
+#: The image the lesson builds as a demonstration: renaming it is not doing the exercise.
+DEMO = "lab/notes:v1"
+BUILD_COMMAND = f"docker build -t {TARGET} {shlex.quote(str(CONTEXT))}"
+
+
+# --- layers.build ---------------------------------------------------------------------
+
+
+def _near_builds(client: Any) -> list[str]:
+    """Images that look like an attempt under another name: built from the lesson's folder, or named *layered*."""
+    names: list[str] = []
+    for image in client.images.list(filters={"label": MATERIAL_LABEL}):
+        names.extend(image.tags or [f"an untagged image {image.short_id.split(':')[-1]}"])
+    for image in client.images.list():
+        for tag in image.tags:
+            repo = normalize_ref(tag).rsplit(":", 1)[0]
+            if repo.rsplit("/", 1)[-1] == "layered" and tag not in names:
+                names.append(tag)
+    return sorted(set(names))
+
+
+def _missing(client: Any) -> Verdict:
+    near = _near_builds(client)
+    if not near:
+        return not_yet(
+            f"There is no image {TARGET} on this daemon yet.",
+            f"Build the lesson's folder and name the result with -t: {BUILD_COMMAND}",
+        )
+    if any(n.startswith("an untagged image") for n in near) and not any(":" in n for n in near):
+        return not_yet(
+            f"You built the lesson's image, but it has no name ({near[0]}).",
+            f"Without -t the image is only known by its id: rebuild with `-t {TARGET}` "
+            f"(the cache makes it instant), or `docker tag <id> {TARGET}`.",
+            found=", ".join(near),
+        )
+    return not_yet(
+        f"No image is named {TARGET}, but found {', '.join(near)}.",
+        f"The name must be exactly {TARGET}: repository lab/layered, tag v1 (without `:v1` Docker uses "
+        f"`latest`). Add the name with `docker tag <that image> {TARGET}`, or rebuild with -t {TARGET}.",
+        found=", ".join(near),
+    )
+
+
+def _build(ctx: Context) -> Verdict:
+    client = ctx.client
+    try:
+        built = layers.read(TARGET, client)
+    except ImageMissing:
+        return _missing(client)
+    n = len(built.diff_ids)
+    evidence = {"layers": n, "metadata_steps": len(built.metadata_steps), "history_entries": len(built.steps)}
+    demo_id = image_id(client, DEMO)
+    if demo_id is not None and built.id == demo_id:
+        return not_yet(
+            f"{TARGET} is the lesson's demo image {DEMO} under a second name.",
+            f"`docker tag` only adds a name; build the exercise's own folder instead: {BUILD_COMMAND}",
+            **evidence,
+        )
+    if n >= MIN_LAYERS:
+        return passed(
+            f"{TARGET} has {n} filesystem layers and {len(built.metadata_steps)} metadata-only steps.", **evidence
+        )
+    base_id = image_id(client, "busybox")
+    if base_id is not None and built.id == base_id:
+        return not_yet(
+            f"{TARGET} is busybox under a second name: same image id, one layer.",
+            "`docker tag` only adds a name to an existing image; `docker build` makes a new one: "
+            f"{BUILD_COMMAND}",
+            **evidence,
+        )
+    if n == 1:
+        return not_yet(
+            f"{TARGET} has only {layers.plural(n, 'layer')}: the base image, and none of its own.",
+            "Its Dockerfile adds no files (no COPY or RUN): was it built from another folder? "
+            f"Build the lesson's folder: {BUILD_COMMAND}",
+            **evidence,
+        )
+    return not_yet(
+        f"{TARGET} has {layers.plural(n, 'filesystem layer')}; the exercise wants at least {MIN_LAYERS}.",
+        "Each COPY, ADD or RUN instruction adds one layer: was the Dockerfile changed to do everything in "
+        f"one step? Build the lesson's unchanged folder ({CONTEXT}), or give yours more COPY/RUN steps.",
+        **evidence,
+    )
+
+
+def _teardown_build(ctx: Context) -> None:
+    """Remove the exercise's image and the lesson image under any other name (idempotent)."""
+    client = ctx.client
+    doomed = {TARGET} | {tag for image in client.images.list(filters={"label": MATERIAL_LABEL}) for tag in image.tags}
+    ids = {image.id for image in client.images.list(filters={"label": MATERIAL_LABEL})}
+    for ref in sorted(doomed) + sorted(ids):
+        try:
+            client.images.remove(ref, force=True)
+        except docker.errors.ImageNotFound:
+            pass
+        except docker.errors.APIError as e:
+            if e.status_code != 404:  # an image removed by a tag above is gone under its id too
+                raise
+
+
+BUILD = register(
+    Exercise(
+        id="layers.build",
+        lesson=LESSON,
+        title="Build an image in layers",
+        prompt=f"Build {TARGET} from the lesson's folder, so that it has at least {MIN_LAYERS} filesystem layers.",
+        check=_build,
+        hints=(
+            "`docker build` reads a Dockerfile in a folder (the build context) and makes an image from it.",
+            f"`docker build -t NAME:TAG FOLDER` names the result; the folder here is {CONTEXT}.",
+            f"Type: {BUILD_COMMAND}",
+        ),
+        solution=(BUILD_COMMAND,),
+        images=(TARGET,),
+        teardown=_teardown_build,
+    )
+)
+
+
+# --- layers.diff ----------------------------------------------------------------------
+
+COW = "cow"
+#: PID 1 sleeps in the background and leaves on SIGTERM, so `docker stop cow` is quick.
+COW_COMMAND = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done"]
+_KINDS = {0: "C", 1: "A", 2: "D"}
+
+
+def _setup_diff(ctx: Context) -> dict[str, Any]:
+    container = ctx.client.containers.run(
+        "busybox", COW_COMMAND, name=COW, detach=True, labels=exercise_labels(ctx.exercise)
+    )
+    wait.container_running(container)
+    return {"container": COW}
+
+
+def _changes(container: Any) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {"A": [], "C": [], "D": []}
+    for change in container.diff() or []:
+        found[_KINDS.get(int(change.get("Kind", 0)), "C")].append(str(change.get("Path")))
+    return {kind: sorted(paths) for kind, paths in found.items()}  # the daemon's order is its disk's
+
+
+def _diff(ctx: Context) -> Verdict:
+    container = engine.find_container(COW)
+    if container is None or container.name != COW:
+        return not_yet(
+            f"There is no container named {COW}.",
+            'Run the setup cell (`labkit.setup("layers.diff")`): it starts cow for you.',
+        )
+    if container.labels.get("labkit.exercise") != "layers.diff":
+        return not_yet(
+            f"A container named {COW} exists, but it is not the one setup started.",
+            f'Run `labkit.setup("layers.diff")`: it replaces this {COW} with the exercise\'s own.',
+        )
+    found = _changes(container)
+    evidence = {kind: ", ".join(paths) for kind, paths in found.items() if paths}
+    if found["A"] and found["D"]:
+        return passed(
+            f"docker diff {COW} shows {layers.plural(len(found['A']), 'added path')} (A) and "
+            f"{layers.plural(len(found['D']), 'deleted path')} (D).",
+            **evidence,
+        )
+    running = container.status == "running"
+    start = "" if running else f" ({COW} is stopped: `docker start {COW}` first, exec needs it running)"
+    if not any(found.values()):
+        return not_yet(
+            f"{COW}'s writable layer is still empty: docker diff {COW} shows nothing.",
+            f"Change its files with docker exec, e.g. `docker exec {COW} touch /tmp/new-file`{start}.",
+        )
+    if found["D"]:
+        return not_yet(
+            f"You deleted {found['D'][0]} (D), but added nothing yet.",
+            f"Now create a new file, e.g. `docker exec {COW} touch /tmp/new-file`{start}.",
+            **evidence,
+        )
+    if found["A"]:
+        return not_yet(
+            f"You added {found['A'][0]} (A), but deleted nothing that came from the image.",
+            f"Delete a file of the image, e.g. `docker exec {COW} rm /bin/vi`. Deleting a file you created "
+            f"yourself leaves no trace: it was only ever in the writable layer{start}.",
+            **evidence,
+        )
+    return not_yet(
+        f"Only changes (C) so far: {', '.join(found['C'])}.",
+        "C means an existing file or folder was modified; the exercise wants a new file (A) and a file "
+        f"of the image removed (D), e.g. `docker exec {COW} touch /tmp/new-file` and "
+        f"`docker exec {COW} rm /bin/vi`{start}.",
+        **evidence,
+    )
+
+
+DIFF = register(
+    Exercise(
+        id="layers.diff",
+        lesson=LESSON,
+        title="Copy-on-write, seen by docker diff",
+        prompt=f"In the running container {COW}, add a new file and delete a file that came from the image.",
+        check=_diff,
+        hints=(
+            "`docker exec cow COMMAND` runs a command inside the running container cow.",
+            "`touch PATH` creates a file; `rm PATH` deletes one. busybox keeps its programs in /bin.",
+            "Type: docker exec cow touch /tmp/new-file, then docker exec cow rm /bin/vi",
+        ),
+        solution=(f"docker exec {COW} touch /tmp/new-file", f"docker exec {COW} rm /bin/vi"),
+        setup=_setup_diff,
+        names=(COW,),
+    )
+)

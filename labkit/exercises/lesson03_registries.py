@@ -1,0 +1,505 @@
+"""Lesson 03: registries, repositories, tags and digests.
+
+Both checks read the course's registry through its HTTP API and compare what it
+holds with the daemon's images. ``localhost:5000`` and ``127.0.0.1:5000`` name the
+same registry here (the registry listens on 127.0.0.1 only), so a push under
+either name counts: the check looks at the registry, not at the name typed.
+
+Everything these exercises make lives under ``<registry>/lab/…``, locally and in
+the registry; teardown removes exactly that, never the catalog images or the
+repositories ``labkit registry up`` seeded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from dataclasses import dataclass, field
+from typing import Any
+
+import docker
+import docker.errors
+
+from labkit.features.registry import mirror as registry
+from labkit.features.registry import api as registry_api
+from labkit.core.errors import LabkitError
+from labkit.exercises.machinery.model import Context, Exercise, Verdict, not_yet, passed
+from labkit.core.probes import image_id
+from labkit.exercises.machinery.catalog import register
+from labkit.core.shell import sh
+
+LESSON = "03"
+SOURCE = "labkit/hello-dock:latest"
+REPOSITORY = "lab/hello-dock"
+TAG = "v1"
+#: The lesson's namespace in the registry: every repository under it is the lesson's own.
+NAMESPACE = "lab/"
+#: The name the learner pushes (the registry's default port; the solution is written for it).
+TARGET = f"localhost:{registry.DEFAULT_PORT}/{REPOSITORY}:{TAG}"
+#: A container the lesson's demo creates by name (it commits a small image from it).
+DEMO_CONTAINER = "lab03-note"
+
+
+def hosts() -> tuple[str, ...]:
+    """The names of the course's registry as a docker image name may start: both reach it."""
+    port = registry.port()
+    return (f"localhost:{port}", f"127.0.0.1:{port}")
+
+
+def _lab_refs(client: docker.DockerClient) -> list[str]:
+    """Every local tag and digest reference under ``<registry>/lab/``."""
+    prefixes = tuple(f"{host}/{NAMESPACE}" for host in hosts())
+    refs: list[str] = []
+    for image in client.images.list():
+        for ref in list(image.attrs.get("RepoTags") or []) + list(image.attrs.get("RepoDigests") or []):
+            if ref.startswith(prefixes):
+                refs.append(ref)
+    return refs
+
+
+def remove_local_lab_refs(client: docker.DockerClient) -> list[str]:
+    """Untag every local ``<registry>/lab/…`` name; an image left with no name is deleted.
+
+    Only names under ``lab/`` are touched, so a catalog image that carried one keeps its
+    own name and stays; an image the lesson committed goes with its last name.
+    """
+    removed = []
+    for ref in _lab_refs(client):
+        with contextlib.suppress(docker.errors.NotFound):
+            # force: untag even when a stopped container still uses the image.
+            client.api.remove_image(ref, force=True)
+            removed.append(ref)
+    return removed
+
+
+def delete_lab_from_registry(base: str | None = None, repositories: tuple[str, ...] | None = None) -> list[str]:
+    """Delete every manifest under ``lab/`` (or in ``repositories``) from the registry, best effort.
+
+    A registry that is not running has nothing to delete: that is not an error here.
+    """
+    deleted: list[str] = []
+    try:
+        names = repositories if repositories is not None else tuple(r for r in registry_api.catalog(base=base) if r.startswith(NAMESPACE))
+        for repository in names:
+            for tag in registry_api.tags(repository, base=base):
+                digest = registry_api.manifest_digest(repository, tag, base=base)
+                if digest and registry_api.delete_manifest(repository, digest, base=base):
+                    deleted.append(f"{repository}:{tag}")
+    except LabkitError:
+        pass
+    return deleted
+
+
+def _registry_down(base: str) -> Verdict | None:
+    kind, detail = registry.probe(base)
+    if kind == "registry":
+        return None
+    return not_yet(
+        f"No registry answers at {base} ({detail}).",
+        "Start the course's registry with `labkit registry up` in a terminal (or `labkit.registry.up()` in a cell), then try again.",
+    )
+
+
+def _names_of(client: docker.DockerClient, ident: str) -> str:
+    """The tags of a local image, for messages; its short id when it has none."""
+    try:
+        tags = client.images.get(ident).tags
+    except docker.errors.ImageNotFound:
+        return f"an image this daemon does not have ({ident.removeprefix('sha256:')[:12]})"
+    # The lesson's own names say nothing the learner does not know: name the image by its others.
+    own = tuple(f"{host}/{NAMESPACE}" for host in hosts())
+    named = sorted(t for t in tags if not t.startswith(own)) or sorted(tags)
+    return ", ".join(named) if named else f"an untagged image ({ident.removeprefix('sha256:')[:12]})"
+
+
+# --- registry.push ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PushFacts:
+    """What the registry and the daemon hold, as far as ``registry.push`` cares.
+
+    Attributes:
+        source_id: the local ``labkit/hello-dock`` image ID (its config digest).
+        remote_config: config digest of the registry's ``lab/hello-dock:v1``; ``None`` when
+            it has no such tag, ``""`` for an index.
+        remote_digest: that manifest's digest.
+        repo_digests: the source image's local digest references under ``lab/hello-dock``.
+        local_tag_id: image ID behind a local ``<registry>/lab/hello-dock:v1`` tag, if any.
+        other_tags: other tags of ``lab/hello-dock`` in the registry.
+        elsewhere: ``repository:tag`` in the registry holding the source image, outside the
+            repositories ``labkit registry up`` seeds.
+        other_local_names: local names of the source image that start with the registry's address.
+        remote_names: what the local image behind a wrong remote config is called.
+    """
+
+    source_id: str
+    remote_config: str | None = None
+    remote_digest: str = ""
+    repo_digests: tuple[str, ...] = ()
+    local_tag_id: str | None = None
+    other_tags: tuple[str, ...] = ()
+    elsewhere: tuple[str, ...] = ()
+    other_local_names: tuple[str, ...] = ()
+    remote_names: str = ""
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+def push_verdict(facts: PushFacts) -> Verdict:
+    """Decide ``registry.push`` from the facts: the pure part of the check.
+
+    Passes when the registry's ``lab/hello-dock:v1`` is the local ``labkit/hello-dock``
+    (its config digest is the image ID) and, where the daemon recorded the push (a
+    ``RepoDigests`` entry for that repository), that record names the registry's manifest.
+    """
+    ev = facts.evidence
+    if facts.remote_config is not None:
+        if facts.remote_config == facts.source_id:
+            if facts.repo_digests and facts.remote_digest not in facts.repo_digests:
+                return not_yet(
+                    f"The registry's {REPOSITORY}:{TAG} holds labkit/hello-dock, but not the manifest your daemon pushed "
+                    f"(the daemon recorded {', '.join(facts.repo_digests)}).",
+                    f"Something else wrote that tag after your push. Push again: docker push {TARGET}",
+                    **ev,
+                )
+            return passed(
+                f"The registry holds {REPOSITORY}:{TAG}, and it is labkit/hello-dock: the manifest names the same "
+                "config as your local image, and its digest matches the daemon's record of the push.",
+                **ev,
+            )
+        what = "a multi-platform index" if facts.remote_config == "" else facts.remote_names or "another image"
+        return not_yet(
+            f"The registry has {REPOSITORY}:{TAG}, but it holds {what}, not labkit/hello-dock.",
+            f"Point the tag at the right image, then push again (a push replaces the tag): "
+            f"docker tag labkit/hello-dock {TARGET} && docker push {TARGET}",
+            **ev,
+        )
+    if facts.local_tag_id is not None:
+        if facts.local_tag_id == facts.source_id:
+            return not_yet(
+                f"{TARGET} exists on your daemon, but the registry does not have it: it was tagged, not pushed.",
+                f"A tag is only a local name. Send it: docker push {TARGET}",
+                **ev,
+            )
+        return not_yet(
+            f"{TARGET} exists on your daemon, but it names another image, and the registry does not have it yet.",
+            f"Tag labkit/hello-dock itself (docker tag labkit/hello-dock {TARGET}), then docker push {TARGET}",
+            **ev,
+        )
+    if facts.other_tags:
+        return not_yet(
+            f"The registry has {REPOSITORY}, but under {', '.join(':' + t for t in facts.other_tags)}, not :{TAG}.",
+            ("Without a tag, docker uses :latest. " if "latest" in facts.other_tags else "")
+            + f"Name the tag in both commands: docker tag labkit/hello-dock {TARGET}, then docker push {TARGET}",
+            **ev,
+        )
+    if facts.elsewhere:
+        return not_yet(
+            f"labkit/hello-dock is in the registry as {', '.join(facts.elsewhere)}, not as {REPOSITORY}:{TAG}.",
+            f"The repository is the part between the registry's address and the tag: {REPOSITORY}. Tag and push {TARGET}",
+            **ev,
+        )
+    if facts.other_local_names:
+        return not_yet(
+            f"labkit/hello-dock is tagged {', '.join(facts.other_local_names)}, but nothing reached {REPOSITORY}:{TAG} in the registry.",
+            f"Use exactly this name, then push it: docker tag labkit/hello-dock {TARGET} && docker push {TARGET}",
+            **ev,
+        )
+    return not_yet(
+        f"The registry has no {REPOSITORY}:{TAG} yet.",
+        "A push goes to the registry named at the start of the image's name: first give labkit/hello-dock "
+        f"the name {TARGET} (docker tag), then push that name.",
+        **ev,
+    )
+
+
+def _seeded() -> set[str]:
+    """The repositories ``labkit registry up`` fills: the learner did not put those there."""
+    from labkit.features import images
+
+    return {entry.registry_path for entry in images.CATALOG}
+
+
+def _gather_push_facts(client: docker.DockerClient, base: str, source_id: str) -> PushFacts:
+    remote = registry_api.find_manifest(REPOSITORY, TAG, base=base)
+    remote_config: str | None = None
+    remote_names = ""
+    if remote is not None:
+        remote_config = remote.config.digest if remote.config is not None else ""
+        if remote_config and remote_config != source_id:
+            remote_names = _names_of(client, remote_config)
+    source = client.images.get(source_id)
+    wanted = tuple(f"{host}/{REPOSITORY}@" for host in hosts())
+    repo_digests = tuple(d.split("@", 1)[1] for d in source.attrs.get("RepoDigests") or [] if d.startswith(wanted))
+    local_tag_id = None
+    for host in hosts():
+        local_tag_id = local_tag_id or image_id(client, f"{host}/{REPOSITORY}:{TAG}")
+    other_tags: tuple[str, ...] = ()
+    elsewhere: list[str] = []
+    other_local: tuple[str, ...] = ()
+    if remote is None and local_tag_id is None:
+        other_tags = tuple(registry_api.tags(REPOSITORY, base=base))
+        if not other_tags:
+            seeded = _seeded()
+            for repository in registry_api.catalog(base=base):
+                if repository in seeded or repository == REPOSITORY:
+                    continue
+                for tag in registry_api.tags(repository, base=base):
+                    found = registry_api.find_manifest(repository, tag, base=base)
+                    if found is not None and found.config is not None and found.config.digest == source_id:
+                        elsewhere.append(f"{repository}:{tag}")
+            prefixes = tuple(f"{host}/" for host in hosts())
+            other_local = tuple(sorted(t for t in source.tags if t.startswith(prefixes)))
+    evidence: dict[str, Any] = {"registry": base}
+    if remote is not None:
+        evidence["manifest_digest"] = remote.digest
+    if repo_digests:
+        evidence["repo_digests"] = ", ".join(repo_digests)
+    return PushFacts(
+        source_id, remote_config, remote.digest if remote else "", repo_digests, local_tag_id, other_tags, tuple(elsewhere), other_local, remote_names, evidence
+    )
+
+
+def _check_push(ctx: Context) -> Verdict:
+    base = registry.url()
+    down = _registry_down(base)
+    if down is not None:
+        return down
+    source_id = image_id(ctx.client, SOURCE)
+    if source_id is None:
+        return not_yet(
+            "labkit/hello-dock is not on this daemon, so there is nothing to push.",
+            "Make it (offline is fine): `labkit images ensure hello-dock`.",
+        )
+    try:
+        facts = _gather_push_facts(ctx.client, base, source_id)
+    except registry_api.RegistryUnreachable as e:
+        return not_yet(f"The registry stopped answering: {e.message}.", "Start it again: `labkit registry up`.")
+    return push_verdict(facts)
+
+
+def _ensure_registry() -> str:
+    """Start the course's registry if needed (quietly: setup shows its own summary).
+
+    Raises:
+        LabkitError: it could not start.
+    """
+    registry.up(out=io.StringIO())
+    return registry.url()
+
+
+def _setup_push(ctx: Context) -> dict[str, Any]:
+    base = _ensure_registry()
+    return {"image": SOURCE, "push_as": TARGET, "registry": base}
+
+
+def _teardown_push(ctx: Context) -> None:
+    remove_local_lab_refs(ctx.client)
+    delete_lab_from_registry()
+
+
+PUSH = register(
+    Exercise(
+        id="registry.push",
+        lesson=LESSON,
+        title="Push an image to a registry",
+        prompt=f"Push labkit/hello-dock to the course's registry as {TARGET}.",
+        check=_check_push,
+        hints=(
+            "docker push sends an image to the registry named at the start of its name; so first the image needs such a name.",
+            f"Two steps: `docker tag labkit/hello-dock {TARGET}` gives it the name, `docker push {TARGET}` sends it.",
+            f"Type: docker tag labkit/hello-dock {TARGET}, then: docker push {TARGET}",
+        ),
+        solution=(f"docker tag labkit/hello-dock {TARGET}", f"docker push {TARGET}"),
+        setup=_setup_push,
+        teardown=_teardown_push,
+        # The lesson's demo commits an image from this container; reset removes it if a run stopped half-way.
+        names=(DEMO_CONTAINER,),
+    )
+)
+
+
+# --- registry.digest -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DigestFacts:
+    """Digests an answer might be confused with, all read live.
+
+    Attributes:
+        manifest: the right answer, the manifest digest of ``lab/hello-dock:v1``.
+        config: the image ID (digest of the config blob).
+        layers: compressed layer digests (in the manifest) and uncompressed ones (``RootFS.Layers``).
+        schema1: the digest of the schema 1 manifest a request without ``Accept`` gets.
+        seeded: the manifest digest of ``labkit/hello-dock:latest`` as ``labkit registry up`` pushed it.
+        others: digest → image name, for the other local images' ``RepoDigests``.
+    """
+
+    manifest: str
+    config: str = ""
+    layers: frozenset[str] = frozenset()
+    schema1: str = ""
+    seeded: str = ""
+    others: dict[str, str] = field(default_factory=dict)
+
+
+def digest_verdict(answer: str, facts: DigestFacts) -> Verdict:
+    """Decide ``registry.digest`` for one answer: the pure part of the check.
+
+    The full form ``sha256:<64 hex>`` is required (case and surrounding spaces or quotes
+    do not matter): without the algorithm or shortened, a string does not name content
+    for certain. Each near-miss gets its own hint.
+    """
+    given = registry_api.normalize_digest(answer)
+    if given == facts.manifest:
+        return passed(f"{given} is the digest of the manifest the registry holds as {REPOSITORY}:{TAG}.", digest=given)
+    text = answer.strip().strip("'\"`").strip().lower()
+    want_hex = facts.manifest.removeprefix("sha256:")
+    bare = text.removeprefix("sha256:").removeprefix("@")
+    is_hex = bool(bare) and all(c in "0123456789abcdef" for c in bare)
+    if text == want_hex:
+        return not_yet(
+            "Those are the right 64 hex digits, but a digest also names its algorithm.",
+            "Write it in full: sha256: followed by the 64 digits.",
+        )
+    if is_hex and len(bare) < 64 and want_hex.startswith(bare):
+        return not_yet(
+            f"That is the start of the right digest ({len(bare)} of its 64 hex digits).",
+            "Tables shorten IDs to 12 characters; a digest must be complete. Copy all of it, from sha256: to the end.",
+        )
+    if given is None:
+        return not_yet(
+            "That is not a digest: a digest is sha256: followed by exactly 64 hex digits (0-9, a-f).",
+            f"`docker push` printed it after `digest:`; `docker image inspect {TARGET}` shows it after `@` under RepoDigests.",
+        )
+    if given == facts.config:
+        return not_yet(
+            "That is the image ID: the digest of the image's config, not of the manifest that points to it.",
+            "The registry names the manifest: take the digest `docker push` printed, or the part after `@` in RepoDigests.",
+        )
+    if given in facts.layers:
+        return not_yet(
+            "That is the digest of one of the image's layers, not of its manifest.",
+            "A manifest lists a config and layers by digest; you need the digest of the manifest itself (Docker-Content-Digest).",
+        )
+    if facts.schema1 and given == facts.schema1:
+        return not_yet(
+            "That is the digest of the old schema 1 manifest the registry sends a client that accepts nothing newer.",
+            f"Ask with the Accept header {registry_api.DOCKER_MANIFEST} (registry_api.manifest sends it) and take that digest.",
+        )
+    if facts.seeded and given == facts.seeded:
+        return not_yet(
+            "That is the digest of labkit/hello-dock:latest in the registry: the same image, but pushed separately, "
+            "with its layers compressed again, so its manifest differs.",
+            f"Ask for {REPOSITORY}:{TAG} itself.",
+        )
+    if given in facts.others:
+        return not_yet(
+            f"That is the manifest digest of another image: {facts.others[given]}.",
+            f"Ask for {TARGET}: `docker image inspect` it, or fetch its manifest from the registry.",
+        )
+    return not_yet(
+        f"That is a well-formed digest, but not the one of {REPOSITORY}:{TAG}.",
+        f"Ask the registry (registry_api.manifest('{REPOSITORY}', '{TAG}').digest), or run docker push {TARGET} again and read its last line.",
+    )
+
+
+def _gather_digest_facts(client: docker.DockerClient, remote: registry_api.Manifest, base: str) -> DigestFacts:
+    layers = {layer.digest for layer in remote.layers}
+    config = remote.config.digest if remote.config is not None else ""
+    with contextlib.suppress(docker.errors.ImageNotFound):
+        if config:
+            layers.update(client.images.get(config).attrs.get("RootFS", {}).get("Layers") or [])
+    schema1 = ""
+    with contextlib.suppress(LabkitError):
+        old = registry_api.request(f"/v2/{REPOSITORY}/manifests/{TAG}", base=base, method="HEAD")
+        if old.content_type == registry_api.SCHEMA1:
+            schema1 = old.header("Docker-Content-Digest")
+    seeded = ""
+    with contextlib.suppress(LabkitError):
+        seeded = registry_api.manifest_digest("labkit/hello-dock", "latest", base=base) or ""
+    others: dict[str, str] = {}
+    for image in client.images.list():
+        for ref in image.attrs.get("RepoDigests") or []:
+            name, _, digest = ref.partition("@")
+            others.setdefault(digest, name)
+    return DigestFacts(remote.digest, config, frozenset(layers), schema1, seeded, others)
+
+
+def _current(base: str) -> registry_api.Manifest | Verdict:
+    down = _registry_down(base)
+    if down is not None:
+        return down
+    try:
+        remote = registry_api.find_manifest(REPOSITORY, TAG, base=base)
+    except registry_api.RegistryUnreachable as e:
+        return not_yet(f"The registry stopped answering: {e.message}.", "Start it again: `labkit registry up`.")
+    if remote is None:
+        return not_yet(
+            f"The registry has no {REPOSITORY}:{TAG}, so it has no digest to find.",
+            'Do registry.push first, or run labkit.setup("registry.digest"), which pushes it for you.',
+        )
+    return remote
+
+
+def _check_digest(ctx: Context) -> Verdict:
+    base = registry.url()
+    remote = _current(base)
+    if isinstance(remote, Verdict):
+        return remote
+    return digest_verdict(ctx.answer or "", _gather_digest_facts(ctx.client, remote, base))
+
+
+def _reference_digest(ctx: Context) -> str:
+    """The right answer, read live from the registry.
+
+    Raises:
+        LabkitError: the registry has no such tag.
+    """
+    remote = _current(registry.url())
+    if isinstance(remote, Verdict):
+        raise LabkitError(remote.message, remote.hint or "")
+    return remote.digest
+
+
+def _setup_digest(ctx: Context) -> dict[str, Any]:
+    """Make sure there is a ``lab/hello-dock:v1`` to ask about; push it only if it is missing."""
+    base = _ensure_registry()
+    remote = registry_api.find_manifest(REPOSITORY, TAG, base=base)
+    source_id = image_id(ctx.client, SOURCE)
+    pushed = False
+    if remote is None or remote.config is None or remote.config.digest != source_id:
+        sh(f"docker tag labkit/hello-dock {TARGET}", quiet=True, lesson=LESSON)
+        sh(f"docker push {TARGET}", quiet=True, lesson=LESSON)
+        pushed = True
+    return {"image": TARGET, "pushed_by_setup": pushed}
+
+
+def _teardown_digest(ctx: Context) -> None:
+    # Only what this setup pushed: the learner's own push belongs to registry.push.
+    if ctx.setup and ctx.setup.get("pushed_by_setup"):
+        remove_local_lab_refs(ctx.client)
+        delete_lab_from_registry(repositories=(REPOSITORY,))
+
+
+DIGEST = register(
+    Exercise(
+        id="registry.digest",
+        lesson=LESSON,
+        title="Find a manifest digest",
+        prompt=f"What is the manifest digest of {TARGET}? Answer with the full sha256:… string.",
+        check=_check_digest,
+        hints=(
+            "A digest names content, not a tag: the registry sends it with every manifest, and docker push prints it.",
+            (
+                "Look for `digest:` in the push output, the part after `@` in `docker image inspect`'s RepoDigests, "
+                "or the Docker-Content-Digest header of the manifest."
+            ),
+            f"registry_api.manifest('{REPOSITORY}', '{TAG}').digest gives it; pass it with labkit.check('registry.digest', answer=...).",
+        ),
+        solution=(f"docker image inspect --format '{{{{range .RepoDigests}}}}{{{{println .}}}}{{{{end}}}}' {TARGET}",),
+        setup=_setup_digest,
+        teardown=_teardown_digest,
+        reference_answer=_reference_digest,
+    )
+)

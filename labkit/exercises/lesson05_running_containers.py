@@ -1,0 +1,419 @@
+"""Lesson 05: running containers — publish, detach, list, name, rename.
+
+``run.publish-detach`` reads the container called ``hello-docker-container``: its
+image, its state, the ports the daemon actually bound for it, and the page on host
+port 8080. It never reads the command line, so ``docker run`` or ``docker container
+run``, ``-p`` or ``--publish``, ``-d`` or ``-dp``, any option order, ``--rm`` or not,
+and a ``127.0.0.1:`` or ``0.0.0.0:`` host address all pass alike.
+
+``run.rename`` follows the container its setup started by ID (it also carries the
+exercise's label), so it knows that container under whatever name it has now, and
+tells a rename apart from a new container created under the new name.
+
+Host port 8080 is this lesson's alone: JupyterLab takes 8888, the course's registry
+5000, and lesson 06 uses 8081.
+"""
+
+from __future__ import annotations
+
+import difflib
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from typing import Any
+
+import docker
+import docker.errors
+from docker.models.containers import Container
+
+from labkit.core import engine
+from labkit.core import wait
+from labkit.core.errors import WaitTimeout
+from labkit.exercises.machinery.model import Context, Exercise, Verdict, not_yet, passed
+from labkit.core.probes import image_id, normalize_ref, port_publishers
+from labkit.exercises.machinery.catalog import register
+from labkit.exercises.machinery.runner import exercise_labels
+
+LESSON = "05"
+IMAGE = "labkit/hello-dock"
+NAME = "hello-docker-container"
+RENAMED = "hello-docker-container2"
+HOST_PORT = 8080
+#: The port hello-dock's web server listens on inside the container.
+CONTAINER_PORT = "80/tcp"
+URL = f"http://127.0.0.1:{HOST_PORT}/"
+#: Text only the lab's page carries: a 200 from some other server is not the exercise.
+PAGE_MARK = "Hello, Docker!"
+#: A server started a moment ago may need a breath before it answers; never longer than this.
+PAGE_TIMEOUT = 5.0
+#: Host addresses a browser on this machine reaches through 127.0.0.1 ("" is the daemon's default, all).
+_LOCAL_ADDRESSES = frozenset({"", "0.0.0.0", "127.0.0.1", "::", "::1"})
+
+#: The command the hints name (one of many that pass).
+RUN_COMMAND = f"docker run --detach --publish {HOST_PORT}:80 --name {NAME} {IMAGE}"
+
+Bindings = dict[str, list[tuple[str, str]]]
+
+
+# --- small readers of live state -------------------------------------------------------------
+
+
+def named(client: docker.DockerClient, name: str) -> Container | None:
+    """The container called exactly ``name`` (not an ID prefix), or ``None``."""
+    try:
+        container = client.containers.get(name)
+    except docker.errors.NotFound:
+        return None
+    return container if container.name == name else None
+
+
+def bound_ports(raw: Mapping[str, Any] | None) -> Bindings:
+    """``NetworkSettings.Ports`` (or ``HostConfig.PortBindings``) as ``{"80/tcp": [(ip, port)]}``.
+
+    Exposed but unpublished ports (``null``) are left out.
+
+    Example:
+        >>> bound_ports({"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}], "443/tcp": None})
+        {'80/tcp': [('0.0.0.0', '8080')]}
+    """
+    result: Bindings = {}
+    for container_port, hosts in (raw or {}).items():
+        pairs = [(str(h.get("HostIp") or ""), str(h.get("HostPort") or "")) for h in hosts or []]
+        if pairs:
+            result[container_port] = pairs
+    return result
+
+
+def describe_bindings(bindings: Bindings) -> str:
+    """``80/tcp → host 8080`` for messages; one entry per container port, host ports deduplicated.
+
+    Example:
+        >>> describe_bindings({"80/tcp": [("0.0.0.0", "8080"), ("::", "8080")]})
+        '80/tcp → host port 8080'
+    """
+    parts = []
+    for container_port, hosts in sorted(bindings.items()):
+        ports = sorted({port or "random" for _, port in hosts})
+        parts.append(f"{container_port} → host port {', '.join(ports)}")
+    return "; ".join(parts) if parts else "no ports"
+
+
+def host_port_holders(client: docker.DockerClient, port: int, exclude: str = "") -> list[str]:
+    """Names of the running containers (other than ``exclude``, an ID) that publish host ``port``."""
+    return sorted({name for cid, name in port_publishers(client).get(port, []) if cid != exclude})
+
+
+def is_image(client: docker.DockerClient, container: Container, ref: str) -> bool:
+    """Whether ``container`` was created from ``ref``, by image ID or however the name was spelled."""
+    wanted = image_id(client, ref)
+    if wanted and container.attrs.get("Image") == wanted:
+        return True
+    return normalize_ref(str(container.attrs.get("Config", {}).get("Image", ""))) == normalize_ref(ref)
+
+
+def fetch(url: str, timeout: float = 2.0) -> tuple[int | None, str]:
+    """The HTTP status and body ``url`` answers with; ``(None, reason)`` when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # a local URL: no scheme from outside
+            return int(response.status), response.read(65536).decode(errors="replace")
+    except urllib.error.HTTPError as e:
+        return int(e.code), ""
+    except (urllib.error.URLError, OSError) as e:
+        return None, str(getattr(e, "reason", e))
+
+
+def page(url: str = URL, timeout: float | None = None) -> tuple[int | None, str]:
+    """Wait (up to ``timeout``, default :data:`PAGE_TIMEOUT`) for ``url`` to answer 200 with the lab's page.
+
+    Returns:
+        The last answer: status (``None`` when nothing answered) and body (or why nothing answered).
+    """
+    timeout = PAGE_TIMEOUT if timeout is None else timeout
+    last: list[tuple[int | None, str]] = [(None, "")]
+
+    def answered() -> bool:
+        last[0] = fetch(url)
+        return last[0][0] == 200 and PAGE_MARK in last[0][1]
+
+    try:
+        wait.until(answered, f"{url} to serve the lab's page", timeout=timeout)
+    except WaitTimeout:
+        pass  # the last answer says what went wrong
+    return last[0]
+
+
+# --- run.publish-detach ------------------------------------------------------------------------
+
+
+def port_verdict(bindings: Bindings, publish_all: bool = False) -> Verdict | None:
+    """Judge a running container's live port bindings; ``None`` when 80/tcp is on host 8080.
+
+    The pure part of the check: it sees only what the daemon bound.
+
+    Example:
+        >>> port_verdict({"80/tcp": [("0.0.0.0", "8080")]}) is None
+        True
+        >>> port_verdict({}).message
+        'hello-docker-container is running, but publishes no port: nothing outside the container can reach its web server.'
+    """
+    wanted = str(HOST_PORT)
+    to_wanted = sorted(cport for cport, hosts in bindings.items() if any(port == wanted for _, port in hosts))
+    seen = describe_bindings(bindings)
+    redo = f"Ports are fixed when a container is created: remove it (`docker rm -f {NAME}`), then run it again: {RUN_COMMAND}"
+    if CONTAINER_PORT in to_wanted:
+        return None
+    if to_wanted:
+        return not_yet(
+            f"Host port {HOST_PORT} forwards to port {to_wanted[0]} inside {NAME}, but the web server listens on port 80.",
+            f"--publish reads HOST:CONTAINER, so the second number must be 80 (`--publish {HOST_PORT}:80`). {redo}",
+            ports=seen,
+        )
+    if CONTAINER_PORT in bindings:
+        others = ", ".join(sorted({port for _, port in bindings[CONTAINER_PORT]}))
+        if publish_all:
+            return not_yet(
+                f"{NAME} publishes port 80 on host port {others}, a port Docker picked at random "
+                "(--publish-all / -P), not on host port 8080.",
+                f"-P chooses free host ports for you; to choose one yourself, use `--publish {HOST_PORT}:80`. {redo}",
+                ports=seen,
+            )
+        return not_yet(
+            f"{NAME} publishes port 80 on host port {others}, not on host port {HOST_PORT}.",
+            f"The first number of --publish is the host port: `--publish {HOST_PORT}:80`. {redo}",
+            ports=seen,
+        )
+    if bindings:
+        return not_yet(
+            f"{NAME} publishes {seen}, but not the web server's port 80 on host port {HOST_PORT}.",
+            f"hello-dock's server listens on port 80 inside the container: `--publish {HOST_PORT}:80`. {redo}",
+            ports=seen,
+        )
+    return not_yet(
+        f"{NAME} is running, but publishes no port: nothing outside the container can reach its web server.",
+        f"Add `--publish {HOST_PORT}:80` (host port first, container port second). {redo}",
+        ports=seen,
+    )
+
+
+def _no_such_container(client: docker.DockerClient) -> Verdict:
+    """No container has the name: say what is there instead, if anything is close."""
+    names = [(c.attrs.get("Names") or ["/"])[0].lstrip("/") for c in client.containers.list(all=True, sparse=True)]
+    close = difflib.get_close_matches(NAME, [n for n in names if n != RENAMED], n=1, cutoff=0.85)
+    if close:
+        return not_yet(
+            f"There is no container named {NAME}, but there is one named {close[0]}.",
+            f"Names must match exactly. Rename it: `docker container rename {close[0]} {NAME}`.",
+        )
+    holders = host_port_holders(client, HOST_PORT)
+    if holders:
+        holder = named(client, holders[0])
+        if holder is not None and is_image(client, holder, IMAGE):
+            return not_yet(
+                f"A labkit/hello-dock container publishes host port {HOST_PORT}, but it is called {holders[0]}, not {NAME}.",
+                f"Without --name, Docker makes up a name. Give it the right one: `docker container rename {holders[0]} {NAME}` "
+                f"(or remove it and run again with `--name {NAME}`).",
+            )
+        return not_yet(
+            f"There is no container named {NAME}, and host port {HOST_PORT} is taken by container {holders[0]}.",
+            f"Only one container can publish a host port. Free it (`docker rm -f {holders[0]}` if it is yours to remove), "
+            f"then: {RUN_COMMAND}",
+        )
+    return not_yet(
+        f"There is no container named {NAME} yet.",
+        "Run labkit/hello-dock in the background (--detach), publish its port 80 on host port 8080 (--publish 8080:80), "
+        f"and name it (--name {NAME}).",
+    )
+
+
+def _not_running(client: docker.DockerClient, container: Container) -> Verdict:
+    """The container exists but is not running: why, as far as the daemon can tell."""
+    state = container.attrs.get("State", {})
+    status = state.get("Status")
+    requested = bound_ports(container.attrs.get("HostConfig", {}).get("PortBindings"))
+    asks_right = any(port == str(HOST_PORT) for _, port in requested.get(CONTAINER_PORT, []))
+    fix = (
+        f"start it: `docker start {NAME}`"
+        if asks_right
+        else f"its ports are wrong too ({describe_bindings(requested)}), so remove it (`docker rm {NAME}`) and run again: {RUN_COMMAND}"
+    )
+    if status == "created":
+        holders = host_port_holders(client, HOST_PORT, exclude=container.id)
+        if asks_right and holders:
+            return not_yet(
+                f"{NAME} was created but could not start: host port {HOST_PORT} is already published by container {holders[0]}.",
+                f"A host port belongs to one container at a time. Remove {holders[0]} (`docker rm -f {holders[0]}`), "
+                f"then `docker start {NAME}`.",
+                status=status,
+            )
+        return not_yet(
+            f"{NAME} was created but never started.",
+            f"`docker create` only prepares a container (and a failed start leaves one behind); {fix}.",
+            status=status,
+        )
+    if status == "exited":
+        return not_yet(
+            f"{NAME} exists, but it has stopped (exited with code {state.get('ExitCode')}).",
+            "Did it run in the foreground and stop when you interrupted it? --detach (-d) keeps it running in the "
+            f"background. To get it back, {fix}.",
+            status=status,
+        )
+    if status == "paused":
+        return not_yet(f"{NAME} is paused.", f"Resume it: `docker unpause {NAME}`.", status=status)
+    return not_yet(
+        f"{NAME} is {status}, not running.",
+        f"Look at `docker container ls --all` and `docker logs {NAME}`; then {fix}.",
+        status=status,
+    )
+
+
+def _check_publish_detach(ctx: Context) -> Verdict:
+    client = ctx.client
+    container = named(client, NAME)
+    if container is None:
+        return _no_such_container(client)
+    if not is_image(client, container, IMAGE):
+        shown = container.attrs.get("Config", {}).get("Image") or "another image"
+        return not_yet(
+            f"{NAME} runs {shown}, not {IMAGE}.",
+            f"The image is the last word before any command. Remove this one (`docker rm -f {NAME}`), then: {RUN_COMMAND}",
+            image=shown,
+        )
+    if container.status != "running":
+        return _not_running(client, container)
+    bindings = bound_ports(container.attrs.get("NetworkSettings", {}).get("Ports"))
+    publish_all = bool(container.attrs.get("HostConfig", {}).get("PublishAllPorts"))
+    verdict = port_verdict(bindings, publish_all)
+    if verdict is not None:
+        return verdict
+    status, body = page()
+    ports = describe_bindings({CONTAINER_PORT: bindings[CONTAINER_PORT]})
+    if status != 200 or PAGE_MARK not in body:
+        addresses = sorted({ip for ip, port in bindings[CONTAINER_PORT] if port == str(HOST_PORT)})
+        elsewhere = [ip for ip in addresses if ip not in _LOCAL_ADDRESSES]
+        if status == 200:
+            got = "it answers HTTP 200, but with another page"
+        else:
+            got = f"HTTP {status}" if status is not None else f"no answer ({body or 'nothing listening'})"
+        return not_yet(
+            f"{NAME} publishes port 80 on host port {HOST_PORT}, but {URL} did not serve the lab's page: {got}.",
+            f"It is bound to {', '.join(elsewhere)} only; publish on every address (`--publish {HOST_PORT}:80`) or on "
+            f"127.0.0.1 (`--publish 127.0.0.1:{HOST_PORT}:80`)."
+            if elsewhere and len(elsewhere) == len(addresses)
+            else f"Read what the server says: `docker logs {NAME}`.",
+            ports=ports,
+            http=got,
+        )
+    return passed(
+        f"{NAME} runs {IMAGE} in the background, its port 80 is published on host port {HOST_PORT}, "
+        f"and {URL} answers with the lab's page.",
+        status="running",
+        ports=ports,
+        http=200,
+    )
+
+
+PUBLISH_DETACH = register(
+    Exercise(
+        id="run.publish-detach",
+        lesson=LESSON,
+        title="Publish a port, run in the background",
+        prompt=f"Run {IMAGE} in the background as {NAME}, reachable on host port {HOST_PORT}.",
+        check=_check_publish_detach,
+        hints=(
+            (
+                "Three options do it: one keeps the container in the background, one forwards a host port "
+                "into the container, one names it."
+            ),
+            (
+                "--detach (-d) runs it in the background; --publish 8080:80 (host:container) forwards host port 8080 "
+                f"to the server's port 80; --name {NAME} names it."
+            ),
+            f"Type: {RUN_COMMAND}",
+        ),
+        solution=(RUN_COMMAND,),
+        names=(NAME,),
+    )
+)
+
+
+# --- run.rename --------------------------------------------------------------------------------
+
+
+def _setup_rename(ctx: Context) -> dict[str, Any]:
+    """Start a hello-dock container with a name Docker makes up; report that name and the ID."""
+    with engine.converted(IMAGE):
+        container = ctx.client.containers.run(IMAGE, detach=True, labels=exercise_labels(ctx.exercise))
+    wait.container_running(container)
+    return {"container": container.name, "id": container.id}
+
+
+def _check_rename(ctx: Context) -> Verdict:
+    client = ctx.client
+    info = ctx.setup or {}
+    if not info.get("id"):
+        return not_yet(
+            "There is no container to rename yet: the exercise's setup has not run.",
+            'Run `labkit.setup("run.rename")` (in a terminal: `labkit exercise setup run.rename`); it starts the container '
+            "you will rename.",
+        )
+    try:
+        mine: Container | None = client.containers.get(info["id"])
+    except docker.errors.NotFound:
+        mine = None
+    target = named(client, RENAMED)
+    new_one = target is not None and (mine is None or target.id != mine.id)
+    if mine is None:
+        return not_yet(
+            "The container setup started is gone" + (f", and {RENAMED} is a different, new container." if new_one else "."),
+            "Renaming keeps the same container: same ID, new name. Run the setup again to get a container to rename, "
+            f"then `docker container rename OLD-NAME {RENAMED}`.",
+        )
+    if mine.name == RENAMED:
+        return passed(
+            f"The container setup started (same ID) is now named {RENAMED}.",
+            id=mine.id[:12],
+            status=mine.status,
+        )
+    original = info.get("container")
+    now = "still has its generated name" if mine.name == original else "has the name"
+    if new_one:
+        return not_yet(
+            f"{RENAMED} is a new container, not the one setup started, which {now} {mine.name}.",
+            f"`docker run --name` creates another container; this exercise renames the existing one. Remove the new one "
+            f"(`docker rm -f {RENAMED}`), then: `docker container rename {mine.name} {RENAMED}`.",
+            id=mine.id[:12],
+        )
+    if mine.name == original:
+        return not_yet(
+            f"The container setup started still has its generated name {mine.name}.",
+            f"`docker container rename OLD NEW` (or `docker rename OLD NEW`) renames a container: "
+            f"`docker container rename {mine.name} {RENAMED}`.",
+            id=mine.id[:12],
+        )
+    return not_yet(
+        f"You renamed the right container, but to {mine.name}, not {RENAMED}.",
+        f"Close: check the spelling, and rename it once more: `docker container rename {mine.name} {RENAMED}`.",
+        id=mine.id[:12],
+    )
+
+
+RENAME = register(
+    Exercise(
+        id="run.rename",
+        lesson=LESSON,
+        title="Rename a container",
+        prompt=f"Setup started a container with a generated name: rename that container to {RENAMED}.",
+        check=_check_rename,
+        hints=(
+            (
+                "A container keeps its ID for life, but its name can change. Find the current name in the NAMES column "
+                "of `docker container ls` (or in what setup printed)."
+            ),
+            "`docker container rename CURRENT-NAME NEW-NAME` (short form: `docker rename`). Don't run a new container.",
+            f"Type: docker container rename <the generated name> {RENAMED}",
+        ),
+        solution=(f"docker container rename {{container}} {RENAMED}",),
+        setup=_setup_rename,
+        names=(RENAMED,),
+    )
+)

@@ -1,0 +1,487 @@
+"""Lesson 06: a container's life: create, start, stop (SIGTERM, then SIGKILL), kill, remove.
+
+``stop.graceful`` reads how ``graceful`` ended: the line its SIGTERM handler logs, its
+exit code, and, when that is 137, the daemon's events to tell ``docker kill`` from a
+``docker stop`` whose grace period ran out. ``create.only`` wants a container that was
+created and never started. ``rm.stopped`` wants setup's stopped containers gone and its
+running one untouched. ``run.auto-remove`` wants a running, detached ``--rm`` container.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+from typing import Any
+
+from docker.models.containers import Container
+
+from labkit.core import engine
+from labkit.core import wait
+from labkit.exercises import _lesson06_history as past
+from labkit.exercises.machinery.model import Context, Exercise, Verdict, not_yet, passed
+from labkit.core.probes import image_id, normalize_ref
+from labkit.exercises.machinery.catalog import register
+from labkit.exercises.machinery.runner import exercise_labels
+from labkit.core.paths import state_dir
+
+LESSON = "06"
+#: Seconds setup waits for a container to be ready or to finish.
+READY_TIMEOUT = 20.0
+
+
+def _signal_script(name: str) -> str:
+    """A busybox shell script for PID 1 that logs its start and handles SIGTERM.
+
+    PID 1 in a container ignores every signal it has no handler for, so without the
+    trap ``docker stop`` would wait out its whole grace period. The handler exits with
+    143 (128 + 15), the code a process killed by SIGTERM reports. Sleeping in the
+    background and waiting lets the shell run its trap at once, instead of after the sleep.
+    """
+    return (
+        f"trap 'echo \"{name}: got SIGTERM, cleaning up\"; exit 143' TERM; "
+        f"echo '{name}: ready'; "
+        "while :; do sleep 3600 & wait $!; done"
+    )
+
+
+def _own(name: str, exercise_id: str) -> Container | None:
+    """The container called ``name`` when setup of ``exercise_id`` made it, else ``None``."""
+    container = engine.find_container(name)
+    if container is None or container.name != name:
+        return None
+    if container.labels.get("labkit.exercise") != exercise_id:
+        return None
+    return container
+
+
+def _status(container: Container) -> str:
+    return str(container.attrs.get("State", {}).get("Status", ""))
+
+
+def _exit_code(container: Container) -> int:
+    return int(container.attrs.get("State", {}).get("ExitCode") or 0)
+
+
+# --- stop.graceful --------------------------------------------------------------------
+
+GRACEFUL = "graceful"
+GRACEFUL_READY = f"{GRACEFUL}: ready"
+GRACEFUL_TERM = f"{GRACEFUL}: got SIGTERM"
+
+
+def _setup_graceful(ctx: Context) -> dict[str, Any]:
+    container = ctx.client.containers.run(
+        "busybox",
+        ["sh", "-c", _signal_script(GRACEFUL)],
+        name=GRACEFUL,
+        detach=True,
+        labels=exercise_labels(ctx.exercise),
+    )
+    # Until it logs "ready" its trap is not set, and a SIGTERM would be ignored.
+    wait.log_line(container, GRACEFUL_READY, timeout=READY_TIMEOUT)
+    return {"container": GRACEFUL}
+
+
+def _killed(ctx: Context, container: Container, handler_ran: bool, evidence: dict[str, Any]) -> Verdict:
+    """Exit code 137: SIGKILL ended it. Say who sent it, when the daemon's events still know."""
+    if container.attrs.get("State", {}).get("OOMKilled"):
+        return not_yet(
+            f"{GRACEFUL} was killed by the kernel for running out of memory (exit code 137, OOMKilled).",
+            f'Nothing you typed did this: run `labkit.setup("stop.graceful")` again, then `docker stop {GRACEFUL}`.',
+            **evidence,
+        )
+    if handler_ran:
+        return not_yet(
+            f"{GRACEFUL} got SIGTERM and began to clean up, but SIGKILL ended it first (exit code 137).",
+            "The grace period was too short for its handler: that is `docker stop -t 0`. Run setup again "
+            f"and give it the default 10 seconds: `docker stop {GRACEFUL}`.",
+            **evidence,
+        )
+    signals = past.kill_signals(ctx.client, container)
+    evidence["signals"] = "unknown" if signals is None else ", ".join(map(str, signals)) or "none"
+    again = f'Run `labkit.setup("stop.graceful")` again, then `docker stop {GRACEFUL}`.'
+    if signals is not None and signals and signals[0] == 9:
+        return not_yet(
+            f"{GRACEFUL} was killed: `docker kill` sent SIGKILL at once (exit code 137), so its SIGTERM "
+            "handler never ran.",
+            f"`docker kill` is for a container that will not stop. {again}",
+            **evidence,
+        )
+    if signals is not None and 15 in signals:
+        return not_yet(
+            f"{GRACEFUL} was sent SIGTERM and then SIGKILL before its handler ran (exit code 137): "
+            "a `docker stop` with a grace period too short, like `-t 0`.",
+            f"`docker stop` waits -t seconds (10 by default) between the two signals. {again}",
+            **evidence,
+        )
+    return not_yet(
+        f"{GRACEFUL} was ended by SIGKILL (exit code 137) before its SIGTERM handler ran: "
+        "`docker kill`, or `docker stop -t 0`.",
+        f"`docker kill` sends SIGKILL at once; `docker stop` sends SIGTERM first and waits. {again}",
+        **evidence,
+    )
+
+
+def _graceful(ctx: Context) -> Verdict:
+    container = engine.find_container(GRACEFUL)
+    if container is None or container.name != GRACEFUL:
+        return not_yet(
+            f"There is no container named {GRACEFUL}: it was removed (or setup never ran).",
+            f'Run `labkit.setup("stop.graceful")` again: it starts a new {GRACEFUL}. Stop it, but do not remove it.',
+        )
+    if container.labels.get("labkit.exercise") != "stop.graceful":
+        return not_yet(
+            f"A container named {GRACEFUL} exists, but it is not the one setup started.",
+            f'Run `labkit.setup("stop.graceful")`: it replaces this {GRACEFUL} with the exercise\'s own.',
+        )
+    status = _status(container)
+    lines = past.log_lines(container)
+    runs = None if lines is None else sum(GRACEFUL_READY in line for line in lines)
+    latest = None if lines is None else past.last_run(lines, GRACEFUL_READY)
+    handler_ran = bool(latest) and any(GRACEFUL_TERM in line for line in latest or [])
+    evidence: dict[str, Any] = {"status": status}
+    if status == "running":
+        if runs is not None and runs > 1:
+            return not_yet(
+                f"{GRACEFUL} stopped, but it was started again and runs now (it has started {runs} times).",
+                f"`docker restart` (or `docker start`) started it again; stop it and leave it stopped: "
+                f"`docker stop {GRACEFUL}`.",
+                **evidence,
+            )
+        return not_yet(
+            f"{GRACEFUL} is still running.",
+            f"Which command asks a container to stop (SIGTERM) rather than killing it? `docker logs {GRACEFUL}` "
+            "shows what it does when asked.",
+            **evidence,
+        )
+    if status == "paused":
+        return not_yet(
+            f"{GRACEFUL} is paused, not stopped: its process is frozen and cannot answer a signal.",
+            f"`docker unpause {GRACEFUL}`, then `docker stop {GRACEFUL}`.",
+            **evidence,
+        )
+    if status != "exited":
+        return not_yet(
+            f"{GRACEFUL} is {status}; the exercise wants it stopped.",
+            f"Wait a moment and check again, or run `docker stop {GRACEFUL}`.",
+            **evidence,
+        )
+    code = _exit_code(container)
+    evidence["exit_code"] = code
+    if code == 143 and (handler_ran or lines is None):
+        return passed(
+            f"{GRACEFUL} received SIGTERM, its handler logged it and exited with 143 (128 + 15).",
+            **evidence,
+        )
+    if code == 137:
+        return _killed(ctx, container, handler_ran, evidence)
+    return not_yet(
+        f"{GRACEFUL} exited with code {code}, not through its SIGTERM handler.",
+        f'Run `labkit.setup("stop.graceful")` again, then stop it with `docker stop {GRACEFUL}`.',
+        **evidence,
+    )
+
+
+STOP_GRACEFUL = register(
+    Exercise(
+        id="stop.graceful",
+        lesson=LESSON,
+        title="Stop a container gracefully",
+        prompt=f"Stop the running container {GRACEFUL} so that it exits through its SIGTERM handler.",
+        check=_graceful,
+        hints=(
+            (
+                f"Look at its log first: `docker logs {GRACEFUL}`. Which command asks a container to stop, "
+                "rather than killing it?"
+            ),
+            "`docker stop NAME` sends SIGTERM, waits the grace period, and only then sends SIGKILL.",
+            f"Type: docker stop {GRACEFUL}",
+        ),
+        solution=(f"docker stop {GRACEFUL}",),
+        setup=_setup_graceful,
+        names=(GRACEFUL,),
+    )
+)
+
+
+# --- create.only ----------------------------------------------------------------------
+
+CREATED = "created-only"
+CREATED_IMAGE = "labkit/hello-dock"
+CREATED_PORT = "8081"
+
+
+def _host_ports(container: Container) -> dict[str, list[str]]:
+    """``{"80/tcp": ["8081"]}``: the host ports each container port is published on."""
+    bindings = container.attrs.get("HostConfig", {}).get("PortBindings") or {}
+    return {port: [str(b.get("HostPort") or "") for b in (found or [])] for port, found in bindings.items()}
+
+
+def _same_image(ctx: Context, container: Container, ref: str) -> bool:
+    wanted = image_id(ctx.client, ref)
+    if wanted is not None and container.attrs.get("Image") == wanted:
+        return True
+    return normalize_ref(str(container.attrs.get("Config", {}).get("Image", ""))) == normalize_ref(ref)
+
+
+def _create_only(ctx: Context) -> Verdict:
+    container = engine.find_container(CREATED)
+    if container is None or container.name != CREATED:
+        similar = past.similar_names(ctx.client, CREATED)
+        if similar:
+            return not_yet(
+                f"There is no container named {CREATED}, but there is {similar[0].name}.",
+                f"The name must be exactly {CREATED}: `docker rename {similar[0].name} {CREATED}`.",
+            )
+        return not_yet(
+            f"There is no container named {CREATED} yet.",
+            "`docker create` takes the same options as `docker run`: --name, -p and the image.",
+        )
+    image = str(container.attrs.get("Config", {}).get("Image", ""))
+    ports = _host_ports(container)
+    evidence = {"image": image, "status": _status(container), "ports": ports or "none"}
+    redo = f"Remove it (`docker rm -f {CREATED}`) and create it again"
+    if not _same_image(ctx, container, CREATED_IMAGE):
+        return not_yet(
+            f"{CREATED} was created from {image}, not {CREATED_IMAGE}.",
+            f"{redo} from {CREATED_IMAGE}.",
+            **evidence,
+        )
+    if past.was_started(container):
+        now = "is running" if _status(container) == "running" else f"has run and is now {_status(container)}"
+        return not_yet(
+            f"{CREATED} was started: it {now}. The exercise wants it created only.",
+            f"`docker run` is create + start. {redo} with `docker create`, and do not start it.",
+            **evidence,
+        )
+    published = ports.get("80/tcp", [])
+    if CREATED_PORT in published:
+        return passed(
+            f"{CREATED} exists in state created, from {CREATED_IMAGE}, with port 80 published on {CREATED_PORT}; "
+            "nothing runs yet.",
+            **evidence,
+        )
+    if container.attrs.get("HostConfig", {}).get("PublishAllPorts") and not ports:
+        return not_yet(
+            f"{CREATED} publishes its ports on random host ports (-P), not on {CREATED_PORT}.",
+            f"{redo} with `-p {CREATED_PORT}:80`.",
+            **evidence,
+        )
+    if published:
+        return not_yet(
+            f"{CREATED} publishes port 80 on host port {published[0] or 'a random one'}, not {CREATED_PORT}.",
+            f"In `-p HOST:CONTAINER` the host port comes first. {redo} with `-p {CREATED_PORT}:80`.",
+            **evidence,
+        )
+    if ports:
+        other = next(iter(ports))
+        return not_yet(
+            f"{CREATED} publishes container port {other}, but hello-dock's web server listens on port 80.",
+            f"In `-p HOST:CONTAINER` the container port comes second. {redo} with `-p {CREATED_PORT}:80`.",
+            **evidence,
+        )
+    return not_yet(
+        f"{CREATED} publishes no port.",
+        f"{redo} with `-p {CREATED_PORT}:80`: ports are chosen when a container is created, not when it starts.",
+        **evidence,
+    )
+
+
+CREATE_ONLY = register(
+    Exercise(
+        id="create.only",
+        lesson=LESSON,
+        title="Create a container without starting it",
+        prompt=f"Create, but do not start, a container named {CREATED} from {CREATED_IMAGE} publishing "
+        f"host port {CREATED_PORT} to its port 80.",
+        check=_create_only,
+        hints=(
+            "One command makes a container without starting it; `docker run` would do that and start it.",
+            "`docker create` takes the options of `docker run`: --name NAME, -p HOST:CONTAINER, then the image.",
+            f"Type: docker create --name {CREATED} -p {CREATED_PORT}:80 {CREATED_IMAGE}",
+        ),
+        solution=(f"docker create --name {CREATED} -p {CREATED_PORT}:80 {CREATED_IMAGE}",),
+        names=(CREATED,),
+    )
+)
+
+
+# --- rm.stopped -----------------------------------------------------------------------
+
+#: Setup's stopped containers: one exited cleanly, one failed, one never started.
+STALE = ("stale-1", "stale-2", "stale-3")
+KEEPER = "still-running"
+
+
+def _setup_stopped(ctx: Context) -> dict[str, Any]:
+    labels = exercise_labels(ctx.exercise)
+    client = ctx.client
+    for name, command in ((STALE[0], ["true"]), (STALE[1], ["sh", "-c", "exit 1"])):
+        container = client.containers.run("busybox", command, name=name, detach=True, labels=labels)
+        container.wait(timeout=READY_TIMEOUT)
+    client.containers.create("busybox", ["true"], name=STALE[2], labels=labels)
+    keeper = client.containers.run(
+        "busybox", ["sh", "-c", _signal_script(KEEPER)], name=KEEPER, detach=True, labels=labels
+    )
+    wait.log_line(keeper, f"{KEEPER}: ready", timeout=READY_TIMEOUT)
+    return {"stopped": " ".join(STALE), "running": KEEPER}
+
+
+def _rm_stopped(ctx: Context) -> Verdict:
+    if ctx.setup is None:
+        return not_yet(
+            "This exercise's containers have not been made yet.",
+            'Run `labkit.setup("rm.stopped")` first: it makes three stopped containers and a running one.',
+        )
+    left = [name for name in STALE if _own(name, "rm.stopped") is not None]
+    keeper = _own(KEEPER, "rm.stopped")
+    evidence = {"stopped_left": ", ".join(left) or "none", KEEPER: "gone" if keeper is None else _status(keeper)}
+    if keeper is None:
+        return not_yet(
+            f"{KEEPER} is gone too: it was a running container, and it should have stayed.",
+            "`docker rm -f` (or removing it after `docker stop`) removes running containers as well. "
+            'Run `labkit.setup("rm.stopped")` again and remove only the stopped ones.',
+            **evidence,
+        )
+    if _status(keeper) != "running":
+        return not_yet(
+            f"{KEEPER} is {_status(keeper)}: it should still be running.",
+            f"Start it again (`docker start {KEEPER}`){' and remove the stopped ones' if left else ''}.",
+            **evidence,
+        )
+    if left:
+        return not_yet(
+            f"{len(left)} of the {len(STALE)} stopped containers still exist: {', '.join(left)}.",
+            f"`docker rm` takes several names at once: `docker rm {' '.join(left)}`.",
+            **evidence,
+        )
+    return passed(f"The {len(STALE)} stopped containers are gone and {KEEPER} still runs.", **evidence)
+
+
+RM_STOPPED = register(
+    Exercise(
+        id="rm.stopped",
+        lesson=LESSON,
+        title="Remove the stopped containers, keep the running one",
+        prompt=f"Remove the stopped containers {', '.join(STALE)}; leave {KEEPER} running.",
+        check=_rm_stopped,
+        hints=(
+            "List them with `docker ps -a`: which ones are not running?",
+            "`docker rm NAME...` removes stopped containers and refuses a running one unless you add -f.",
+            f"Type: docker rm {' '.join(STALE)}",
+        ),
+        solution=("docker rm {stopped}",),
+        setup=_setup_stopped,
+    )
+)
+
+
+# --- run.auto-remove ------------------------------------------------------------------
+
+EPHEMERAL = "ephemeral"
+
+
+def _wrong_name(ctx: Context) -> Verdict | None:
+    for other in past.similar_names(ctx.client, EPHEMERAL):
+        if other.attrs.get("HostConfig", {}).get("AutoRemove"):
+            return not_yet(
+                f"There is no container named {EPHEMERAL}, but there is {other.name}, started with --rm.",
+                f"The name must be exactly {EPHEMERAL}: `docker rename {other.name} {EPHEMERAL}`.",
+            )
+    return None
+
+
+def _reset_marker() -> Path:
+    return state_dir() / "run.auto-remove.reset"
+
+
+def _reset_at() -> float | None:
+    """When run.auto-remove was last reset: what happened before belongs to an earlier attempt."""
+    try:
+        return float(_reset_marker().read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _forget_earlier_attempts(ctx: Context) -> int:
+    """Teardown: note the time, so an ``ephemeral`` that ended before this reset is not reported."""
+    with contextlib.suppress(OSError):
+        _reset_marker().write_text(f"{time.time():.6f}")
+    return 0
+
+
+def _auto_remove(ctx: Context) -> Verdict:
+    container = engine.find_container(EPHEMERAL)
+    if container is None or container.name != EPHEMERAL:
+        wrong = _wrong_name(ctx)
+        if wrong is not None:
+            return wrong
+        if past.recent_end(ctx.client, EPHEMERAL, since=_reset_at()) == "ended":
+            return not_yet(
+                f"A container named {EPHEMERAL} ran and removed itself: its command finished at once.",
+                "With --rm a container is removed as soon as its main process ends. Give it one that keeps "
+                f"running: `docker run --rm -d --name {EPHEMERAL} labkit/hello-dock`.",
+            )
+        return not_yet(
+            f"There is no container named {EPHEMERAL}.",
+            f"Three options together: --rm (remove when stopped), -d (detached) and --name {EPHEMERAL}.",
+        )
+    host = container.attrs.get("HostConfig", {})
+    config = container.attrs.get("Config", {})
+    status = _status(container)
+    evidence = {"status": status, "auto_remove": bool(host.get("AutoRemove"))}
+    if not host.get("AutoRemove"):
+        return not_yet(
+            f"{EPHEMERAL} was started without --rm: when it stops it will stay behind, like every other container.",
+            f"--rm is chosen when the container is made. `docker rm -f {EPHEMERAL}`, then run it again with --rm -d.",
+            **evidence,
+        )
+    if status == "created":
+        return not_yet(
+            f"{EPHEMERAL} has --rm, but it was only created: nothing runs yet.",
+            f"Start it: `docker start {EPHEMERAL}`.",
+            **evidence,
+        )
+    if status != "running":
+        return not_yet(
+            f"{EPHEMERAL} is {status}: with --rm it is on its way out.",
+            f"Run it again with a command that keeps running: `docker run --rm -d --name {EPHEMERAL} labkit/hello-dock`.",
+            **evidence,
+        )
+    if config.get("AttachStdout") or config.get("AttachStderr"):
+        # `docker run` without -d and `docker create` both record attached output; only
+        # the former attached a terminal, and the daemon's events say which it was.
+        attached = past.was_attached(ctx.client, container)
+        evidence["attached"] = "unknown" if attached is None else attached
+        if attached is not False:
+            how = "" if attached else " (or it was created and started long ago; labkit cannot tell)"
+            return not_yet(
+                f"{EPHEMERAL} runs with --rm, but attached to a terminal: `docker run` without -d{how}.",
+                "An attached run holds your terminal, and Ctrl+C there stops the container (so --rm removes it). "
+                f"Stop it (`docker stop {EPHEMERAL}`) and run it again with -d.",
+                **evidence,
+            )
+    return passed(f"{EPHEMERAL} runs detached with --rm: when it stops, the daemon removes it.", **evidence)
+
+
+RUN_AUTO_REMOVE = register(
+    Exercise(
+        id="run.auto-remove",
+        lesson=LESSON,
+        title="A container that removes itself",
+        prompt=f"Run a detached container named {EPHEMERAL} that keeps running and removes itself when it stops.",
+        check=_auto_remove,
+        hints=(
+            "One option of `docker run` tells the daemon to remove the container once it stops.",
+            (
+                "--rm removes it when it stops, -d runs it in the background, --name names it; "
+                "labkit/hello-dock keeps running."
+            ),
+            f"Type: docker run --rm -d --name {EPHEMERAL} labkit/hello-dock",
+        ),
+        solution=(f"docker run --rm -d --name {EPHEMERAL} labkit/hello-dock",),
+        names=(EPHEMERAL,),
+        teardown=_forget_earlier_attempts,
+    )
+)

@@ -1,0 +1,378 @@
+"""Lesson 08: executable images and bind mounts.
+
+``labkit/rmbyext`` is an executable image: its ENTRYPOINT is a tool that deletes the
+files with a given extension under ``/zone`` and appends what it deleted to
+``/zone/rmbyext.log`` (see ``labkit/images/contexts/rmbyext/rmbyext``). It can only
+reach the learner's files through a bind mount, so the exercise is passed when the
+folder setup made has lost its ``.pdf`` file *and* holds the tool's log saying so.
+
+The folder lives in the learner's workspace (``~/labkit-work/mounts/zone``, or under
+``LABKIT_WORKSPACE``), where they can look at it with their own eyes; teardown removes
+the lesson's whole ``mounts`` folder.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from labkit.core.errors import LabkitError
+from labkit.exercises.machinery.model import Context, Exercise, Verdict, not_yet, passed
+from labkit.core.probes import containers_from, state
+from labkit.exercises.machinery.catalog import register
+from labkit.core.paths import workspace_dir
+
+LESSON = "08"
+IMAGE = "labkit/rmbyext"
+#: Where the tool looks inside the container, and the name of its log there.
+TARGET = "/zone"
+LOG_NAME = "rmbyext.log"
+#: What setup puts in the folder, and the one extension the exercise asks to delete.
+FILES = ("t1.txt", "t2.pdf", "t3.jpg", "t4.txt")
+EXTENSION = "pdf"
+DOOMED = tuple(name for name in FILES if name.endswith(f".{EXTENSION}"))
+KEPT = tuple(name for name in FILES if name not in DOOMED)
+
+
+def lesson_dir() -> Path:
+    """The lesson's own folder in the workspace: the demo and the exercise live under it."""
+    return workspace_dir() / "mounts"
+
+
+def zone_dir() -> Path:
+    """The folder the exercise's setup fills."""
+    return lesson_dir() / "zone"
+
+
+def solution_command(path: str | Path = "{path}") -> str:
+    """The reference command; with no argument, the ``{path}`` placeholder the runner fills."""
+    return f'docker run --rm -v "{path}:{TARGET}" {IMAGE} {EXTENSION}'
+
+
+# --- the tool's log -------------------------------------------------------------------
+
+_HEADER = re.compile(r"^\[(?P<time>[^\]]*)\] rmbyext \.(?P<ext>\S+)$")
+_DELETED = re.compile(r"^deleted: (?P<path>.+)$")
+_NOT_DELETED = re.compile(r"^not deleted: (?P<path>.+)$")
+
+
+@dataclass
+class Run:
+    """One run of the tool, as its log recorded it."""
+
+    time: str
+    extension: str
+    deleted: list[str] = field(default_factory=list)
+    not_deleted: list[str] = field(default_factory=list)
+
+
+def parse_log(text: str) -> list[Run]:
+    """The runs an ``rmbyext.log`` records, oldest first.
+
+    Lines the tool did not write are ignored, so a hand-edited log yields what is left
+    of the tool's own lines.
+
+    Example:
+        >>> [(r.extension, r.deleted) for r in parse_log("[2026-01-31 12:00:00 UTC] rmbyext .pdf\\ndeleted: t2.pdf\\n1 file deleted.\\n")]
+        [('pdf', ['t2.pdf'])]
+    """
+    runs: list[Run] = []
+    for line in text.splitlines():
+        if header := _HEADER.match(line):
+            runs.append(Run(header["time"], header["ext"]))
+        elif runs and (deleted := _DELETED.match(line)):
+            runs[-1].deleted.append(deleted["path"])
+        elif runs and (kept := _NOT_DELETED.match(line)):
+            runs[-1].not_deleted.append(kept["path"])
+    return runs
+
+
+def _read_log(folder: Path) -> list[Run] | None:
+    """The runs recorded in the folder's log, or ``None`` when there is no log."""
+    try:
+        return parse_log((folder / LOG_NAME).read_text(errors="replace"))
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return None
+
+
+def _listing(names: list[str] | tuple[str, ...]) -> str:
+    """``a``, ``a and b``, ``a, b and c``; ``nothing`` for none."""
+    if not names:
+        return "nothing"
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+# --- what the daemon remembers of runs without --rm ---------------------------------------
+
+
+def _same_folder(a: str, b: Path) -> bool:
+    try:
+        return os.path.realpath(a) == os.path.realpath(b)
+    except (OSError, ValueError):
+        return False
+
+
+def _tool_container_verdict(ctx: Context, folder: Path) -> Verdict | None:
+    """A near-miss told by the last container from the tool's image, if one was kept (no ``--rm``)."""
+    kept = containers_from(ctx.client, IMAGE)
+    if not kept:
+        return None
+    last = max(kept, key=lambda c: str(c.attrs.get("Created", "")))
+    mounts = last.attrs.get("Mounts") or []
+    zone = next((m for m in mounts if m.get("Destination") == TARGET), None)
+    exit_code = state(last)["exit_code"]
+    evidence = {"container": last.name, "exit_code": exit_code}
+    if zone is None:
+        others = ", ".join(str(m.get("Destination")) for m in mounts)
+        where = f" (something was mounted at {others} instead)" if others else ""
+        return not_yet(
+            f"The container {last.name} ran {IMAGE} with nothing mounted at {TARGET}{where}: the tool "
+            "refused to run, since the container's own files are all it could have cleaned.",
+            f"The tool only looks at {TARGET}: mount the exercise folder there with -v \"{folder}:{TARGET}\".",
+            **evidence,
+        )
+    source = str(zone.get("Source", ""))
+    if not _same_folder(source, folder):
+        return not_yet(
+            f"The container {last.name} ran {IMAGE} with {source} mounted at {TARGET}: that is another "
+            "folder, so this one was not touched.",
+            f"The part before the colon is the folder on your machine: -v \"{folder}:{TARGET}\".",
+            mounted=source,
+            **evidence,
+        )
+    if not zone.get("RW", True):
+        return not_yet(
+            f"The container {last.name} had the exercise folder mounted read-only, so the tool could "
+            "not delete anything (it exited with code 4).",
+            f"Drop `:ro` (or `readonly` in --mount): the tool needs to change the folder. -v \"{folder}:{TARGET}\".",
+            **evidence,
+        )
+    if exit_code == 2:
+        return not_yet(
+            f"The container {last.name} ran the tool without an extension, so it only printed its usage.",
+            f"Words after the image name go to the tool: `... {IMAGE} {EXTENSION}`.",
+            **evidence,
+        )
+    return None
+
+
+def _stray_log(folder: Path) -> Path | None:
+    """A log the tool wrote in a likely wrong folder since setup (e.g. ``$(pwd)`` was not the folder)."""
+    try:
+        since = (folder / DOOMED[0]).stat().st_mtime
+    except OSError:
+        return None
+    places = [workspace_dir(), Path.home(), lesson_dir(), lesson_dir() / "demo"]
+    try:
+        places.insert(0, Path.cwd())  # where `$(pwd)` pointed, when the check runs where the learner typed
+    except OSError:
+        pass  # the working folder was deleted
+    for place in places:
+        log = place / LOG_NAME
+        try:
+            if not _same_folder(str(place), folder) and log.is_file() and log.stat().st_mtime >= since:
+                return log
+        except OSError:
+            continue
+    return None
+
+
+def _parent_log(folder: Path) -> Path | None:
+    """The log of a run that had a folder *above* the exercise folder mounted, and deleted its pdf."""
+    for parent in list(folder.parents)[:6]:  # far enough for ~/labkit-work and its parents
+        runs = _read_log(parent)
+        if not runs:
+            continue
+        inside = folder.relative_to(parent).as_posix()
+        if any(f"{inside}/{name}" in run.deleted for run in runs for name in DOOMED):
+            return parent / LOG_NAME
+    return None
+
+
+# --- the check --------------------------------------------------------------------------
+
+
+def _folder(ctx: Context) -> Path:
+    reported = (ctx.setup or {}).get("path")
+    return Path(reported) if reported else zone_dir()
+
+
+_SETUP_AGAIN = 'Run the setup cell again (`labkit.setup("mounts.rmbyext")`) to get the four files back, then '
+
+
+def _check(ctx: Context) -> Verdict:
+    folder = _folder(ctx)
+    if not folder.is_dir():
+        return not_yet(
+            f"There is no exercise folder at {folder}.",
+            'Run the setup cell (`labkit.setup("mounts.rmbyext")`): it creates the folder and its four files.',
+        )
+    command = solution_command(folder)
+    missing = [name for name in FILES if not (folder / name).exists()]
+    doomed_left = [name for name in DOOMED if name not in missing]
+    kept_gone = [name for name in KEPT if name in missing]
+    runs = _read_log(folder)
+    evidence: dict[str, Any] = {"folder": str(folder)}
+    if missing:
+        evidence["missing"] = _listing(missing)
+
+    if not runs:  # no log, or a log without a single run of the tool in it
+        no_log = f"there is no {LOG_NAME} in it" if runs is None else f"its {LOG_NAME} records no run of the tool"
+        if doomed_left:
+            found = _tool_container_verdict(ctx, folder)
+            if found is not None:
+                return found
+            stray = _stray_log(folder)
+            if stray is not None:
+                return not_yet(
+                    f"{_listing(doomed_left)} is still in the exercise folder, but the tool wrote a log at "
+                    f"{stray}: it ran with {stray.parent} mounted at {TARGET}, not this folder.",
+                    f"Mount the exercise folder itself (the path before the colon): {command}",
+                    stray_log=str(stray),
+                    **evidence,
+                )
+            also = f" ({_listing(kept_gone)} went missing too)" if kept_gone else ""
+            return not_yet(
+                f"{_listing(doomed_left)} is still in {folder} and {no_log}: the tool has not run on this folder yet{also}.",
+                f"Mount the folder at {TARGET} and name the extension after the image: {command}",
+                **evidence,
+            )
+        above = _parent_log(folder)
+        if above is not None:
+            return not_yet(
+                f"The tool deleted {_listing(DOOMED)}, but with {above.parent} mounted at {TARGET}, a folder "
+                f"above the exercise folder: its log is {above}, and it went through every subfolder there.",
+                _SETUP_AGAIN + f"mount the exercise folder itself: {command}",
+                log=str(above),
+                **evidence,
+            )
+        return not_yet(
+            f"{_listing(DOOMED)} is gone, but {no_log}: the file was deleted by hand (or by another "
+            "program), not by the tool.",
+            _SETUP_AGAIN + f"let {IMAGE} do the deleting: {command}",
+            **evidence,
+        )
+
+    evidence["log_runs"] = "; ".join(f".{r.extension} deleted {_listing(r.deleted)}" for r in runs)
+    logged = {path for run in runs for path in run.deleted}
+    if logged and not logged & set(FILES):
+        return not_yet(
+            f"The {LOG_NAME} here lists {_listing(sorted(logged))}, which were never in this folder: it "
+            "comes from a run on another folder.",
+            _SETUP_AGAIN + f"mount this folder: {command}",
+            **evidence,
+        )
+    wrong = [run for run in runs if run.extension != EXTENSION and run.deleted]
+    if wrong:
+        what = "; ".join(f"with .{run.extension} it deleted {_listing(run.deleted)}" for run in wrong)
+        also = " also" if any(run.extension == EXTENSION for run in runs) else ""
+        return not_yet(
+            f"The log shows the tool{also} ran for another extension: {what}.",
+            _SETUP_AGAIN + f"run the tool once, with {EXTENSION}: {command}",
+            **evidence,
+        )
+    if doomed_left:
+        tried = sorted({run.extension for run in runs if run.extension != EXTENSION})
+        if tried:
+            case = " (extensions are case-sensitive)" if any(t.lower() == EXTENSION for t in tried) else ""
+            return not_yet(
+                f"The tool ran for {', '.join('.' + t for t in tried)}, which matched nothing here{case}, "
+                f"so {_listing(doomed_left)} is still there.",
+                f"The argument is the extension to delete, {EXTENSION}: {command}",
+                **evidence,
+            )
+        return not_yet(
+            f"The log says the tool ran for .{EXTENSION}, yet {_listing(doomed_left)} is in the folder (again?).",
+            f"Run the tool once more: {command}",
+            **evidence,
+        )
+    unlogged = [name for name in DOOMED if name not in logged]
+    if unlogged:
+        return not_yet(
+            f"{_listing(unlogged)} is gone, but the tool's log does not list it: it was deleted some other way.",
+            _SETUP_AGAIN + f"let {IMAGE} do the deleting: {command}",
+            **evidence,
+        )
+    if kept_gone:
+        return not_yet(
+            f"The tool deleted {_listing(DOOMED)}, but {_listing(kept_gone)} is missing too, and the log "
+            "does not list it: it was deleted some other way.",
+            _SETUP_AGAIN + f"touch nothing but the tool: {command}",
+            **evidence,
+        )
+    return passed(
+        f"{_listing(DOOMED)} is gone from {folder} while {_listing(KEPT)} remain, and the tool's "
+        f"{LOG_NAME} records deleting it.",
+        folder=str(folder),
+        deleted=_listing(sorted(logged)),
+        remaining=_listing(list(KEPT)),
+    )
+
+
+# --- setup and teardown -------------------------------------------------------------------
+
+
+def _remove_tree(path: Path) -> int:
+    """Remove a folder the lesson made; 1 if it existed.
+
+    Raises:
+        LabkitError: it could not be removed (e.g. a container left root-owned folders in it).
+    """
+    if not path.exists() and not path.is_symlink():
+        return 0
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    except OSError as e:
+        raise LabkitError(
+            f"could not remove {path}: {e.strerror or e}",
+            f"files a container creates belong to its user (root): remove it as root, `sudo rm -rf {path}`",
+        ) from e
+    return 1
+
+
+def _setup(ctx: Context) -> dict[str, Any]:
+    from labkit.features import images
+
+    images.ensure([IMAGE], out=io.StringIO())  # offline, under a second when it is missing
+    folder = zone_dir()
+    _remove_tree(folder)
+    folder.mkdir(parents=True)
+    for name in FILES:
+        (folder / name).write_text(f"{name}: one of the four files of exercise mounts.rmbyext\n")
+    return {"path": str(folder), "files": ", ".join(FILES), "image": IMAGE}
+
+
+def _teardown(ctx: Context) -> int:
+    removed = 0
+    reported = (ctx.setup or {}).get("path")
+    if reported and not Path(reported).is_relative_to(lesson_dir()):
+        removed += _remove_tree(Path(reported))  # set up under another workspace
+    return removed + _remove_tree(lesson_dir())
+
+
+RMBYEXT = register(
+    Exercise(
+        id="mounts.rmbyext",
+        lesson=LESSON,
+        title="Clean a folder with an executable image",
+        prompt=f"Delete the .{EXTENSION} files in the folder setup made, with the {IMAGE} tool and a bind mount.",
+        check=_check,
+        hints=(
+            f"The tool runs inside a container and only sees {TARGET}: bind-mount the folder there.",
+            f'`-v "HOST_FOLDER:{TARGET}"` mounts a folder; the words after the image name go to the tool.',
+            f'Type: docker run --rm -v "FOLDER:{TARGET}" {IMAGE} {EXTENSION}, with FOLDER the path setup printed.',
+        ),
+        solution=(solution_command(),),
+        setup=_setup,
+        images=(IMAGE,),
+        teardown=_teardown,
+    )
+)

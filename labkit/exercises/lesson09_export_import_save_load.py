@@ -1,0 +1,508 @@
+"""Lesson 09: export/import flattens a container into one layer; save/load keeps an image whole.
+
+``export.import`` reads the image ``lab/snapshot``: one layer holding the marker file
+setup wrote into ``snapshot-me`` (a random token, so only a real snapshot has it).
+``save.load`` reads the archive file setup named and compares it with the daemon's
+``labkit/hello-dock``. Neither removes a catalog image: teardown removes tags by name
+(a tag shared with another name is only untagged) and ids only of images it proved
+were made from ``snapshot-me``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import secrets
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import docker.errors
+from docker.models.images import Image
+
+from labkit.core import wait
+from labkit.core.errors import ImageMissing
+from labkit.exercises import _lesson09_archive_reader as _archives
+from labkit.exercises.machinery.model import Context, Exercise, Verdict, not_yet, passed
+from labkit.core.probes import image_id, normalize_ref
+from labkit.exercises.machinery.catalog import register
+from labkit.exercises.machinery.runner import exercise_labels
+from labkit.features.images.catalog import CATALOG
+from labkit.core.paths import workspace_dir
+
+LESSON = "09"
+
+# --- shared ----------------------------------------------------------------------------
+
+
+def _catalog_ids(client: docker.DockerClient) -> dict[str, str]:
+    """``{image id: catalog name}`` for the course's images present on the daemon."""
+    found = {}
+    for entry in CATALOG:
+        found_id = image_id(client, entry.name)
+        if found_id is not None:
+            found[found_id] = entry.name
+    return found
+
+
+def _remove_image(client: docker.DockerClient, ref: str) -> int:
+    """Remove a tag or an image id; 1 if something went, 0 if it was already gone.
+
+    A tag that another name shares is only untagged: the daemon never deletes an image by
+    one of several names, so a catalog image tagged ``lab/snapshot`` stays.
+    """
+    try:
+        client.images.remove(ref, force=True)
+        return 1
+    except docker.errors.ImageNotFound:
+        return 0
+    except docker.errors.APIError as e:
+        if e.status_code == 404:
+            return 0
+        if e.status_code == 409:  # in use by a running container: leave it, reset removes that container first
+            return 0
+        raise
+
+
+# --- export.import ---------------------------------------------------------------------
+
+SNAPSHOT = "snapshot-me"
+TARGET = "lab/snapshot:latest"
+REPO = "lab/snapshot"
+MARKER = "/snapshot-marker.txt"
+#: PID 1 sleeps in the background and leaves on SIGTERM, so stopping snapshot-me is quick.
+SNAPSHOT_COMMAND = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done"]
+SOLUTION_PIPE = f"docker export {SNAPSHOT} | docker import - {REPO}"
+#: How many candidate images a check opens at most to look for the marker (each costs one container create).
+_MAX_PEEKS = 6
+
+
+def _setup_snapshot(ctx: Context) -> dict[str, Any]:
+    token = secrets.token_hex(8)
+    container = ctx.client.containers.create(
+        "busybox", SNAPSHOT_COMMAND, name=SNAPSHOT, labels=exercise_labels(ctx.exercise)
+    )
+    # Written through the API, not by the command line: the token is not in the container's config.
+    container.put_archive("/", _archives.tar_bytes({MARKER.lstrip("/"): f"{token}\n".encode()}))
+    container.start()
+    wait.container_running(container)
+    return {"container": SNAPSHOT, "marker": MARKER, "token": token}
+
+
+def read_marker(client: docker.DockerClient, image: str, labels: dict[str, str]) -> str | None:
+    """The marker file's text in ``image``, or ``None`` when the image has no such file.
+
+    Reads it through the daemon: a container is created (never started) from the image,
+    the file is copied out, and the container removed. ``true`` is given as the command
+    because an imported image has none, and the daemon will not create a container without one.
+    """
+    container = client.containers.create(image, ["true"], labels=labels, network_disabled=True)
+    try:
+        try:
+            stream, stat = container.get_archive(MARKER)
+        except docker.errors.NotFound:
+            return None
+        if int(stat.get("size", 0)) > 64 * 1024:
+            return "(a large file, not the marker)"
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+            member = next((m for m in tar.getmembers() if m.isfile()), None)
+            handle = tar.extractfile(member) if member is not None else None
+            return handle.read().decode(errors="replace").strip() if handle is not None else None
+    finally:
+        try:
+            container.remove(force=True)
+        except docker.errors.NotFound:
+            pass
+
+
+def _layers(image: Image) -> list[str]:
+    return list((image.attrs.get("RootFS") or {}).get("Layers") or [])
+
+
+def _cmd(image: Image) -> str:
+    return json.dumps((image.attrs.get("Config") or {}).get("Cmd"))
+
+
+def _snapshot_container(client: docker.DockerClient) -> Any | None:
+    try:
+        container = client.containers.get(SNAPSHOT)
+    except docker.errors.NotFound:
+        return None
+    return container if container.name == SNAPSHOT else None
+
+
+def _is_commit(image: Image, snapshot: Any | None, exercise_id: str) -> bool:
+    """Made by ``docker commit`` of snapshot-me: the image names its container, or kept its labels."""
+    if snapshot is not None and image.attrs.get("Container") == snapshot.id:
+        return True
+    labels = (image.attrs.get("Config") or {}).get("Labels") or {}
+    return labels.get("labkit.exercise") == exercise_id
+
+
+def _label(image: Image) -> str:
+    return ", ".join(image.tags) if image.tags else f"an untagged image {image.short_id.split(':')[-1]}"
+
+
+def _marker_state(ctx: Context, image: Image, token: str) -> str:
+    """``ours`` (this setup's token), ``stale`` (another token), ``absent``, or ``layers`` (not one layer)."""
+    if len(_layers(image)) != 1:
+        return "layers"
+    found = read_marker(ctx.client, image.id, exercise_labels(ctx.exercise))
+    if found is None:
+        return "absent"
+    return "ours" if found == token else "stale"
+
+
+_FLATTEN = f"export writes the container's files as one tar; import makes that a one-layer image: {SOLUTION_PIPE}"
+
+
+def _judge(ctx: Context, image: Image, token: str) -> Verdict:
+    client = ctx.client
+    layers = _layers(image)
+    evidence = {"layers": len(layers), "cmd": _cmd(image), "history": len(image.history())}
+    catalog = _catalog_ids(client)
+    snapshot = _snapshot_container(client)
+    gone = "" if snapshot is not None else f" ({SNAPSHOT} is gone: run the setup again to get it back.)"
+    if image.id in catalog:
+        return not_yet(
+            f"{TARGET} is {catalog[image.id]} under a second name: same image id.",
+            f"`docker tag` only adds a name to an image that exists; {_FLATTEN}{gone}",
+            **evidence,
+        )
+    if len(layers) > 1:
+        if _is_commit(image, snapshot, ctx.exercise.id):
+            return not_yet(
+                f"{TARGET} has {len(layers)} layers and kept {SNAPSHOT}'s command as its CMD ({evidence['cmd']}): "
+                "that is what `docker commit` makes.",
+                "commit stacks the container's changes as a new layer on top of its image's layers and keeps its "
+                f"configuration and history. Flatten it instead; importing under the same name moves the tag: {SOLUTION_PIPE}",
+                **evidence,
+            )
+        return not_yet(
+            f"{TARGET} has {len(layers)} layers; an imported image has exactly one.",
+            f"It was built, committed or pulled, not imported. {_FLATTEN}{gone}",
+            **evidence,
+        )
+    state = _marker_state(ctx, image, token)
+    if state == "ours":
+        return passed(
+            f"{TARGET} has one layer holding {MARKER} from {SNAPSHOT}, with no CMD ({evidence['cmd']}) and "
+            f"{evidence['history']} history entry: a flattened snapshot.",
+            marker="found, token matches",
+            **evidence,
+        )
+    if state == "stale":
+        return not_yet(
+            f"{TARGET} holds {MARKER}, but from an earlier {SNAPSHOT}: setup has run again since.",
+            f"Snapshot the current container: {SOLUTION_PIPE}",
+            **evidence,
+        )
+    return not_yet(
+        f"{TARGET} has one layer, but no {MARKER}: it is a snapshot of another container, not of {SNAPSHOT}.",
+        f"Export {SNAPSHOT} itself, the container setup started: {SOLUTION_PIPE}{gone}",
+        **evidence,
+    )
+
+
+def _candidates(client: docker.DockerClient, snapshot: Any | None) -> list[Image]:
+    """Images that may be an attempt under another name, newest first.
+
+    Named like ``*snapshot*``, untagged, committed from snapshot-me (its labels), or, while
+    snapshot-me exists, made after it: any name a learner may have typed.
+    """
+    since = str(snapshot.attrs.get("Created", "")) if snapshot is not None else ""
+    catalog = _catalog_ids(client)
+    found: dict[str, Image] = {}
+    for image in client.images.list():
+        if image.id in catalog:
+            continue
+        named = any("snapshot" in normalize_ref(t).rsplit(":", 1)[0].rsplit("/", 1)[-1] for t in image.tags)
+        created = str(image.attrs.get("Created", ""))
+        recent = bool(since) and created >= since  # RFC 3339 times from one daemon compare as text
+        labels = (image.attrs.get("Config") or {}).get("Labels") or image.attrs.get("Labels") or {}
+        committed = labels.get("labkit.exercise") == "export.import"
+        # Without snapshot-me there is no time to compare with: untagged images are the other suspects.
+        if named or committed or recent or (not image.tags and not since):
+            found[image.id] = image
+    return sorted(found.values(), key=lambda i: str(i.attrs.get("Created", "")), reverse=True)
+
+
+def _no_snapshot(ctx: Context, token: str) -> Verdict:
+    client = ctx.client
+    snapshot = _snapshot_container(client)
+    other_tags = sorted(t for image in client.images.list(name=REPO) for t in image.tags)
+    if other_tags:
+        return not_yet(
+            f"There is no {TARGET}, but there is {', '.join(other_tags)}.",
+            f"The exercise wants the tag latest, which is what a name without a tag means: "
+            f"`docker tag {other_tags[0]} {REPO}` adds it (or import again as {REPO}).",
+            found=", ".join(other_tags),
+        )
+    peeked = 0
+    for image in _candidates(client, snapshot):
+        if _is_commit(image, snapshot, ctx.exercise.id):
+            return not_yet(
+                f"No image is named {TARGET}, but you committed {SNAPSHOT} as {_label(image)}.",
+                f"`docker commit` keeps every layer and the configuration; the exercise wants export and import: {SOLUTION_PIPE}",
+                found=_label(image),
+            )
+        if len(_layers(image)) != 1 or peeked >= _MAX_PEEKS:
+            continue
+        peeked += 1
+        if _marker_state(ctx, image, token) == "ours":
+            if not image.tags:
+                short = image.short_id.split(":")[-1]
+                return not_yet(
+                    f"You imported {SNAPSHOT}, but without a name: the image is only known by its id {short}.",
+                    f"`docker import` takes the name after the file (or `-`): `docker tag {short} {REPO}` names this one.",
+                    found=_label(image),
+                )
+            return not_yet(
+                f"You imported {SNAPSHOT} as {_label(image)}; the exercise wants the name {TARGET}.",
+                f"Add the name: `docker tag {image.tags[0]} {REPO}`.",
+                found=_label(image),
+            )
+    if snapshot is None:
+        return not_yet(
+            f"There is no image {TARGET}, and the container {SNAPSHOT} is gone.",
+            f'Run the setup again (`labkit.setup("{ctx.exercise.id}")`), then: {SOLUTION_PIPE}',
+        )
+    return not_yet(
+        f"There is no image {TARGET} yet.",
+        f"Two steps, joined by a pipe or through a file: `docker export {SNAPSHOT}` writes its filesystem as a tar, "
+        f"`docker import - {REPO}` makes an image of a tar read from stdin.",
+    )
+
+
+def _check_snapshot(ctx: Context) -> Verdict:
+    token = (ctx.setup or {}).get("token")
+    if not token:
+        return not_yet(
+            f"The exercise is not set up: there is no {SNAPSHOT} with its marker yet.",
+            f'Run `labkit.setup("{ctx.exercise.id}")` first: it starts {SNAPSHOT}.',
+        )
+    try:
+        image = ctx.client.images.get(TARGET)
+    except docker.errors.ImageNotFound:
+        return _no_snapshot(ctx, str(token))
+    return _judge(ctx, image, str(token))
+
+
+def _teardown_snapshot(ctx: Context) -> int:
+    """Remove lab/snapshot (every tag), commits of snapshot-me and imports of it under another name.
+
+    Idempotent. Images under other names go only when they hold this setup's token or
+    carry the exercise's labels; a catalog image is never removed (tags are removed by name,
+    which only untags an image another name still holds).
+    """
+    client = ctx.client
+    removed = 0
+    token = str((ctx.setup or {}).get("token") or "")
+    catalog = _catalog_ids(client)
+    for image in client.images.list(name=REPO):
+        for tag in image.tags:
+            if normalize_ref(tag).startswith(f"{REPO}:"):
+                removed += _remove_image(client, tag)
+    peeked = 0
+    for image in _candidates(client, None):
+        if image.id in catalog:
+            continue
+        if _is_commit(image, None, ctx.exercise.id):
+            removed += _remove_image(client, image.id)
+        elif token and len(_layers(image)) == 1 and peeked < _MAX_PEEKS:
+            peeked += 1
+            try:
+                ours = _marker_state(ctx, image, token) == "ours"
+            except docker.errors.NotFound:  # removed meanwhile
+                continue
+            if ours:
+                removed += _remove_image(client, image.id)
+    return removed
+
+
+SNAPSHOT_EXERCISE = register(
+    Exercise(
+        id="export.import",
+        lesson=LESSON,
+        title="Flatten a container into an image",
+        prompt=f"Export the container {SNAPSHOT} and import its filesystem as the image {TARGET}.",
+        check=_check_snapshot,
+        hints=(
+            "`docker export` writes a container's filesystem as a tar; `docker import` makes an image from such a tar.",
+            (f"`docker import` reads the tar from a file, or from standard input when the file is `-`; "
+            f"the name after it (`{REPO}`) becomes the image's name."),
+            f"Type: {SOLUTION_PIPE}",
+        ),
+        solution=(SOLUTION_PIPE,),
+        setup=_setup_snapshot,
+        names=(SNAPSHOT,),
+        images=(REPO,),
+        teardown=_teardown_snapshot,
+    )
+)
+
+
+# --- save.load -------------------------------------------------------------------------
+
+SOURCE = "labkit/hello-dock:latest"
+SOURCE_NAME = "labkit/hello-dock"
+ARCHIVE_NAME = "hello-dock.tar"
+#: Files the notebook's demo writes next to the exercise's archive; teardown removes them too (the
+#: demo's image, lab/dock-flat, carries the lesson's labels instead, so ``labkit reset`` finds it).
+DEMO_FILES = ("dock-demo-export.tar", "hello-dock-save.tar", "dock-flat-save.tar")
+
+
+def archive_dir() -> Path:
+    """The folder lesson 09 writes its archives to: ``<workspace>/archives``."""
+    return workspace_dir() / "archives"
+
+
+def _setup_save(ctx: Context) -> dict[str, Any]:
+    if image_id(ctx.client, SOURCE) is None:
+        raise ImageMissing(SOURCE)
+    folder = archive_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / ARCHIVE_NAME
+    path.unlink(missing_ok=True)
+    return {"image": SOURCE_NAME, "path": str(path)}
+
+
+def _save_command(path: str) -> str:
+    return f"docker save --output {path} {SOURCE_NAME}"
+
+
+def _check_save(ctx: Context) -> Verdict:
+    path = str((ctx.setup or {}).get("path") or "")
+    if not path:
+        return not_yet(
+            "The exercise is not set up: it has no archive path yet.",
+            f'Run `labkit.setup("{ctx.exercise.id}")` first: it names the file to write.',
+        )
+    try:
+        wanted = ctx.client.images.get(SOURCE)
+    except docker.errors.ImageNotFound:
+        return not_yet(
+            f"{SOURCE} is not on this daemon, so there is nothing to compare the archive with.",
+            "`labkit images ensure` brings the course's images back.",
+        )
+    archive = _archives.read_archive(path)
+    save = _save_command(path)
+    simple = {
+        "missing": (f"There is no file at {path} yet.", f"`docker save` writes an image to a tar file: {save}"),
+        "directory": (f"{path} is a folder, not a file.", f"Remove the folder (`rmdir {path}`), then: {save}"),
+        "empty": (
+            f"{path} is empty (0 bytes).",
+            ("The shell creates the file of `> FILE` before docker even runs, so a failed save leaves it empty. "
+            f"Run the save again and read its error: {save}"),
+        ),
+        "not-tar": (
+            f"{path} is not a tar archive.",
+            f"Something other than `docker save` wrote it. Overwrite it: {save}",
+        ),
+        "truncated": (
+            f"{path} ends early: the archive was cut short, so some of it is missing.",
+            f"Save again and let the command finish: {save}",
+        ),
+        "export": (
+            (f"{path} holds a container's files ({', '.join(archive.top_level[:6])} …) and no manifest.json: "
+            "that's `docker export` output, not `docker save`."),
+            f"export writes one container's filesystem; save writes an image: its layers, its config and its name. {save}",
+        ),
+        "other-tar": (
+            f"{path} is a tar archive, but not one `docker save` wrote: it has no manifest.json.",
+            f"Overwrite it: {save}",
+        ),
+    }
+    if archive.kind in simple:
+        message, hint = simple[archive.kind]
+        return not_yet(message, hint, file=archive.kind)
+    evidence: dict[str, Any] = {"layout": archive.layout, "images": len(archive.images)}
+    if archive.compression:
+        evidence["compression"] = archive.compression
+    saved = archive.find(SOURCE)
+    if saved is None:
+        return _wrong_image(ctx, archive, wanted, save, evidence)
+    daemon_layers = _layers(wanted)
+    evidence.update(layers=len(saved.layers), tags=", ".join(saved.tags))
+    if saved.image_id != wanted.id:
+        return not_yet(
+            f"{path} holds another build of {SOURCE} (image {saved.image_id[7:19]}; the daemon's is {wanted.id[7:19]}).",
+            f"The image was rebuilt after you saved it: save it again. {save}",
+            **evidence,
+        )
+    if saved.missing or not saved.complete or list(saved.diff_ids) != daemon_layers:
+        lost = len(saved.missing) + len(saved.damaged)
+        return not_yet(
+            f"{path} lists {len(saved.layers)} layers for {SOURCE}, but {lost} of them are missing or damaged.",
+            f"The file was cut short or edited after the save. Save it again: {save}",
+            **evidence,
+        )
+    return passed(
+        f"{path} is a save archive of {SOURCE}: its {len(saved.layers)} layers match the image's RootFS.Layers, "
+        f"and its config ({saved.history} history entries, CMD {json.dumps(list(saved.cmd) if saved.cmd else None)}) travels with them.",
+        **evidence,
+    )
+
+
+def _wrong_image(ctx: Context, archive: _archives.Archive, wanted: Image, save: str, evidence: dict[str, Any]) -> Verdict:
+    path = archive.path
+    same = archive.by_id(wanted.id)
+    if same is not None and not same.tags:
+        return not_yet(
+            f"{path} holds {SOURCE}'s image, but saved by its id: the archive has no name for it (RepoTags is null).",
+            "Saved by id, `docker load` would bring back an untagged <none> image. Save by name so the tag travels "
+            f"with it: {save}",
+            **evidence,
+        )
+    if same is not None:
+        return not_yet(
+            f"{path} holds {SOURCE}'s image, but under the name {', '.join(same.tags)}.",
+            f"`docker load` restores the names an archive holds; the exercise wants {SOURCE}: {save}",
+            **evidence,
+        )
+    names = sorted({tag for image in archive.images for tag in image.tags}) or ["untagged images"]
+    return not_yet(
+        f"{path} is a save archive of {', '.join(names)}, not of {SOURCE}.",
+        f"Save the image the exercise names: {save}",
+        found=", ".join(names),
+        **evidence,
+    )
+
+
+def _teardown_save(ctx: Context) -> int:
+    """Remove the exercise's archive and the demo's archives (only those names), and the folder if now empty."""
+    folder = archive_dir()
+    paths = {folder / ARCHIVE_NAME, *(folder / name for name in DEMO_FILES)}
+    recorded = (ctx.setup or {}).get("path")
+    if recorded:
+        paths.add(Path(recorded))
+    removed = 0
+    for path in paths:
+        if path.is_file() or path.is_symlink():
+            path.unlink(missing_ok=True)
+            removed += 1
+    try:
+        folder.rmdir()  # only when empty: a learner's own files there stay
+    except OSError:
+        pass
+    return removed
+
+
+SAVE_EXERCISE = register(
+    Exercise(
+        id="save.load",
+        lesson=LESSON,
+        title="Save an image, whole, to a file",
+        prompt=f"Save the image {SOURCE_NAME} to the tar file that setup names, with its tag and all its layers.",
+        check=_check_save,
+        hints=(
+            "`docker save` writes an image (its layers, config and name) to a tar; `docker load` reads one back.",
+            ("`docker save --output FILE IMAGE` (or `-o FILE`, or `> FILE`) writes to FILE. Name the image, not its id, "
+            "so the tag is kept."),
+            f"Type: docker save --output PATH {SOURCE_NAME}, where PATH is the path setup printed.",
+        ),
+        solution=("docker save --output {path} " + SOURCE_NAME,),
+        setup=_setup_save,
+        teardown=_teardown_save,
+    )
+)

@@ -1,0 +1,294 @@
+"""Check, hint, set up, solve and reset exercises against the live daemon."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import docker.errors
+
+from labkit.core import engine
+from labkit.core.cleanup import ResetReport
+from labkit.core.errors import LabkitError
+from labkit.exercises.machinery.model import CheckResult, Context, Exercise
+from labkit.core.probes import containers_from
+from labkit.exercises.machinery.catalog import all_exercises, get
+from labkit.core.paths import state_dir
+from labkit.core.shell import sh
+
+
+def _store_path() -> Path:
+    return state_dir() / "exercises.json"
+
+
+def _load_store() -> dict[str, dict[str, Any]]:
+    try:
+        data = json.loads(_store_path().read_text())
+    except FileNotFoundError:
+        return {"answers": {}, "setup": {}}
+    except (OSError, ValueError):
+        # A damaged store must not block a learner: start over, keep the damaged copy.
+        with contextlib.suppress(OSError):
+            _store_path().replace(_store_path().with_suffix(".damaged.json"))
+        return {"answers": {}, "setup": {}}
+    data.setdefault("answers", {})
+    data.setdefault("setup", {})
+    return data
+
+
+def _save_store(data: dict[str, dict[str, Any]]) -> None:
+    path = _store_path()
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".exercises.", suffix=".json")
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def _context(exercise: Exercise, answer: str | None = None) -> Context:
+    store = _load_store()
+    recorded = store["answers"].get(exercise.id)
+    return Context(
+        exercise=exercise,
+        client=engine.client(),
+        answer=answer if answer is not None else recorded,
+        setup=store["setup"].get(exercise.id),
+    )
+
+
+def record_answer(exercise_id: str, answer: str) -> None:
+    """Remember a learner's answer so a later check without one re-checks it."""
+    store = _load_store()
+    store["answers"][exercise_id] = answer
+    _save_store(store)
+
+
+def check(exercise_id: str, answer: str | int | None = None) -> CheckResult:
+    """Check an exercise against the live daemon.
+
+    Args:
+        exercise_id: e.g. ``"welcome.first-container"``.
+        answer: for answer exercises, the learner's value (recorded for later checks).
+
+    Returns:
+        A result, passed or not; a wrong state is never an exception. It is also added
+        to the learner's progress record (:mod:`labkit.progress`), best-effort.
+
+    Raises:
+        UnknownExercise: no such exercise.
+        DaemonUnavailable: the daemon did not answer, so nothing could be checked.
+
+    Example:
+        >>> check("welcome.first-container")  # doctest: +SKIP
+        ✔ welcome.first-container — passed: ...
+    """
+    exercise = get(exercise_id)
+    result = _check(exercise, answer)
+    _record("check", result, exercise)
+    return result
+
+
+def _check(exercise: Exercise, answer: str | int | None) -> CheckResult:
+    text = None if answer is None else str(answer).strip()
+    if text is not None and exercise.is_answer:
+        record_answer(exercise.id, text)
+    ctx = _context(exercise, text)
+    if exercise.is_answer and ctx.answer is None:
+        return CheckResult(
+            exercise.id,
+            exercise.title,
+            False,
+            "No answer recorded yet.",
+            f'Submit one: check("{exercise.id}", answer=...) or `labkit check {exercise.id} --answer VALUE`.',
+        )
+    with engine.converted():
+        verdict = exercise.check(ctx)
+    hint = verdict.hint if not verdict.passed else None
+    if not verdict.passed and hint is None and exercise.hints:
+        hint = exercise.hints[0]
+    return CheckResult(exercise.id, exercise.title, verdict.passed, verdict.message, hint, dict(verdict.evidence))
+
+
+def _record(kind: str, shown: CheckResult | str, exercise: Exercise, level: int = 0) -> None:
+    """Add what the learner was shown to the progress record (best-effort: never raises)."""
+    try:
+        from labkit.course import record as progress
+
+        progress.record(progress.make_event(kind, shown, exercise=exercise.id, lesson=exercise.lesson, hint_level=level))
+    except Exception:  # noqa: BLE001, S110 - recording is a side channel; the learner's check or hint comes first
+        pass
+
+
+class Hint(str):
+    """A hint: a plain string that a notebook shows without quotes."""
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(str(self))
+
+
+def hint(exercise_id: str, level: int = 1) -> Hint:
+    """Hint tier ``level`` (1 = a nudge; the last tier nearly gives it away), added to the progress record.
+
+    Raises:
+        UnknownExercise: no such exercise.
+    """
+    exercise = get(exercise_id)
+    if not exercise.hints:
+        shown, level = Hint("No hints for this one: read the prompt again."), max(1, int(level))
+    else:
+        level = max(1, min(int(level), len(exercise.hints)))
+        shown = Hint(f"Hint {level}/{len(exercise.hints)}: {exercise.hints[level - 1]}")
+    _record("hint", shown, exercise, level)
+    return shown
+
+
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+def fill(command: str, values: dict[str, Any] | None) -> str:
+    """Put what setup reported into a solution command: ``{path}`` → the path setup made.
+
+    Only ``{word}`` placeholders naming a reported value are replaced, so Go templates
+    such as ``{{.State.Status}}`` pass through untouched.
+
+    Example:
+        >>> fill("docker save -o {tar} labkit/hello-dock", {"tar": "/tmp/x.tar"})
+        'docker save -o /tmp/x.tar labkit/hello-dock'
+        >>> fill("docker inspect -f '{{.Id}}' x", {"Id": "no"})
+        "docker inspect -f '{{.Id}}' x"
+    """
+    if not values:
+        return command
+    return _PLACEHOLDER.sub(
+        lambda m: str(values[m.group(1)]) if m.group(1) in values and not _in_go_template(command, m) else m.group(0),
+        command,
+    )
+
+
+def _in_go_template(command: str, match: re.Match[str]) -> bool:
+    return command[max(0, match.start() - 1) : match.start()] == "{" or command[match.end() : match.end() + 1] == "}"
+
+
+def solution(exercise_id: str) -> str:
+    """The reference solution as the commands a learner would type (with setup's values filled in)."""
+    exercise = get(exercise_id)
+    return "\n".join(fill(command, _load_store()["setup"].get(exercise.id)) for command in exercise.solution)
+
+
+def _remove(container: Any) -> bool:
+    try:
+        container.remove(force=True, v=True)
+        return True
+    except docker.errors.NotFound:
+        return False
+
+
+def reset_exercise(exercise: Exercise) -> ResetReport:
+    """Remove the containers an exercise owns (its names, its images, its setup) and what its
+    teardown removes; forget its state.
+
+    Returns:
+        What was removed.
+    """
+    client = engine.client()
+    removed = 0
+    with engine.converted():
+        for container in client.containers.list(all=True, filters={"label": f"labkit.exercise={exercise.id}"}):
+            removed += _remove(container)
+        for name in exercise.names:
+            found = engine.find_container(name)
+            if found is not None and found.name == name:
+                removed += _remove(found)
+        for image in exercise.images:
+            for container in containers_from(client, image):
+                removed += _remove(container)
+        other = exercise.teardown(_context(exercise)) if exercise.teardown is not None else None
+    store = _load_store()
+    if exercise.id in store["answers"] or exercise.id in store["setup"]:
+        store["answers"].pop(exercise.id, None)
+        store["setup"].pop(exercise.id, None)
+        _save_store(store)
+    return ResetReport(containers=removed, other=int(other or 0))
+
+
+class SetupInfo(dict[str, Any]):
+    """What setup reports: a dict (for ``--json``) that shows itself as a friendly line."""
+
+    def __str__(self) -> str:
+        exercise = get(self["exercise"])
+        lines = [f"Ready: {exercise.id} — {exercise.prompt}"]
+        lines.extend(f"  {key}: {value}" for key, value in sorted(self.items()) if key != "exercise")
+        return "\n".join(lines)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(str(self))
+
+
+def exercise_labels(exercise: Exercise) -> dict[str, str]:
+    """Labels for what an exercise's setup creates."""
+    return engine.labels(exercise.lesson, **{"labkit.exercise": exercise.id})
+
+
+def setup(exercise_id: str) -> SetupInfo:
+    """Reset an exercise, then create its starting state.
+
+    Returns:
+        What the learner needs to know (container names, paths); ``{}`` when
+        the exercise needs no setup.
+
+    Raises:
+        UnknownExercise: no such exercise.
+        LabkitError: the starting state could not be created (the partial state is removed).
+    """
+    exercise = get(exercise_id)
+    reset_exercise(exercise)
+    info = SetupInfo(exercise=exercise.id)
+    if exercise.setup is not None:
+        ctx = _context(exercise)
+        try:
+            with engine.converted():
+                info.update(exercise.setup(ctx))
+        except BaseException:
+            reset_exercise(exercise)
+            raise
+    store = _load_store()
+    store["setup"][exercise.id] = dict(info)
+    _save_store(store)
+    return info
+
+
+def solve(exercise_id: str, *, quiet: bool = False) -> CheckResult:
+    """Apply the reference solution for real, then check it.
+
+    For answer exercises, records the reference answer computed live.
+
+    Raises:
+        UnknownExercise: no such exercise.
+        CommandFailed: a reference command failed (a bug in the exercise, or a broken setup).
+    """
+    exercise = get(exercise_id)
+    if exercise.setup is not None and _load_store()["setup"].get(exercise.id) is None:
+        setup(exercise.id)
+    reported = _load_store()["setup"].get(exercise.id)
+    for command in exercise.solution:
+        sh(fill(command, reported), lesson=exercise.lesson, quiet=quiet)
+    if exercise.reference_answer is not None:
+        ctx = _context(exercise)
+        with engine.converted():
+            record_answer(exercise.id, exercise.reference_answer(ctx))
+    return check(exercise.id)
+
+
+def reset_all() -> ResetReport:
+    """Reset every exercise, and forget every recorded answer."""
+    removed = sum((reset_exercise(exercise) for exercise in all_exercises()), ResetReport())
+    with contextlib.suppress(FileNotFoundError):
+        _store_path().unlink()
+    return removed
+
+
+__all__ = ["check", "hint", "solution", "setup", "solve", "reset_exercise", "reset_all", "record_answer", "LabkitError"]

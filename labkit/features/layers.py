@@ -1,0 +1,645 @@
+"""An image's layers, read from the daemon, and the layer explorer (lesson 02).
+
+An image is a stack of read-only layers, listed by ``docker image inspect`` as
+``RootFS.Layers`` (diff ids, oldest first). ``docker history`` lists the steps that
+built it (newest first), one per Dockerfile instruction; only some of them made
+a layer, the rest (``ENV``, ``CMD``, ``LABEL`` …) changed metadata. This module
+lines the two up, so each layer is shown with the instruction that made it.
+
+Example:
+    >>> from labkit import layers
+    >>> layers.instruction("/bin/sh -c #(nop)  ENV A=1")
+    'ENV A=1'
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import stat
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker.errors
+
+from labkit.core import engine
+from labkit.core.errors import ImageMissing, LabkitError
+from labkit.core.paths import PACKAGE_DIR
+
+#: Instructions that change only the image's configuration, never its files.
+METADATA_INSTRUCTIONS = frozenset(
+    {"ARG", "CMD", "ENTRYPOINT", "ENV", "EXPOSE", "HEALTHCHECK", "LABEL", "MAINTAINER", "ONBUILD", "SHELL",
+     "STOPSIGNAL", "USER", "VOLUME", "WORKDIR"}
+)
+_SHELL = "/bin/sh -c "
+_NOP = "#(nop)"
+# The classic builder writes `COPY file:<64 hex> in /dest`: keep a readable prefix of the hash.
+_CONTENT_HASH = re.compile(r"\b((?:file|dir|multi):[0-9a-f]{12})[0-9a-f]{52}\b")
+# A classic-builder RUN with build arguments starts `|2 A=1 B=2 /bin/sh -c …`.
+_BUILD_ARGS = re.compile(r"^\|\d+ (?:\S+=\S* )*")
+
+
+# --- pure logic: history ↔ layers -------------------------------------------------
+
+
+def instruction(created_by: str) -> str:
+    """The Dockerfile instruction behind a ``docker history`` CREATED BY entry.
+
+    Handles the classic builder (``/bin/sh -c #(nop)  ENV …`` for metadata,
+    ``/bin/sh -c cmd`` for RUN) and BuildKit (``RUN /bin/sh -c cmd # buildkit``).
+
+    Example:
+        >>> instruction("/bin/sh -c echo hi > /x")
+        'RUN echo hi > /x'
+        >>> instruction("COPY f /f # buildkit")
+        'COPY f /f'
+    """
+    text = created_by.strip()
+    if text.endswith("# buildkit"):
+        text = text[: -len("# buildkit")].rstrip()
+    text = _BUILD_ARGS.sub("", text)
+    if text.startswith(_SHELL):
+        rest = text[len(_SHELL) :].strip()
+        text = rest[len(_NOP) :].strip() if rest.startswith(_NOP) else f"RUN {rest}"
+    elif text.startswith("RUN " + _SHELL):
+        text = "RUN " + text[len("RUN " + _SHELL) :].strip()
+    text = re.sub(r"\s+", " ", text)
+    return _CONTENT_HASH.sub(r"\1…", text)
+
+
+def keyword(step_instruction: str) -> str:
+    """The instruction's keyword (``RUN``, ``ENV`` …), or ``""`` for an imported base."""
+    word = step_instruction.split(" ", 1)[0] if step_instruction else ""
+    return word.upper() if word.isalpha() and word.isupper() else ""
+
+
+def is_metadata(step_instruction: str) -> bool:
+    """Whether an instruction only changes the image's configuration (no layer).
+
+    Example:
+        >>> is_metadata("CMD [\\"sh\\"]"), is_metadata("COPY a /a")
+        (True, False)
+    """
+    return keyword(step_instruction) in METADATA_INSTRUCTIONS
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of an image's history, and the layer it made (``None`` for metadata only)."""
+
+    instruction: str
+    created_by: str
+    size: int
+    comment: str = ""
+    layer: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The instruction, or what stands in for it on an imported base."""
+        if self.instruction:
+            return self.instruction
+        return f"(base layer: {self.comment})" if self.comment else "(base layer)"
+
+
+def match_layers(history: Sequence[Mapping[str, Any]], diff_ids: Sequence[str]) -> tuple[tuple[Step, ...], bool]:
+    """Line up ``docker history`` entries (newest first, as the API gives them) with RootFS diff ids.
+
+    A step made a layer unless its instruction is metadata-only. When that count does
+    not equal the number of layers (an odd builder, a squashed image), steps with a
+    non-zero size are taken as the layer makers instead; when neither lines up, layers
+    are given out oldest first and the second value is False.
+
+    Returns:
+        The steps oldest first, each with its diff id or ``None``; and whether the match is exact.
+
+    Example:
+        >>> steps, exact = match_layers(
+        ...     [{"CreatedBy": "/bin/sh -c #(nop)  CMD [\\"sh\\"]", "Size": 0},
+        ...      {"CreatedBy": "", "Size": 100, "Comment": "Imported from -"}], ["sha256:a"])
+        >>> [(s.label, s.layer) for s in steps], exact
+        ([('(base layer: Imported from -)', 'sha256:a'), ('CMD ["sh"]', None)], True)
+    """
+    oldest_first = list(reversed(history))
+    texts = [instruction(str(h.get("CreatedBy") or "")) for h in oldest_first]
+    sizes = [int(h.get("Size") or 0) for h in oldest_first]
+    by_kind = [not is_metadata(t) for t in texts]
+    by_size = [s > 0 for s in sizes]
+    exact = True
+    if sum(by_kind) == len(diff_ids):
+        makes_layer = by_kind
+    elif sum(by_size) == len(diff_ids):
+        makes_layer = by_size
+    else:
+        makes_layer, exact = by_kind, False
+    layers = iter(diff_ids)
+    steps = []
+    for h, text, size, makes in zip(oldest_first, texts, sizes, makes_layer, strict=True):
+        steps.append(
+            Step(
+                instruction=text,
+                created_by=str(h.get("CreatedBy") or ""),
+                size=size,
+                comment=str(h.get("Comment") or "").strip(),
+                layer=next(layers, None) if makes else None,
+            )
+        )
+    return tuple(steps), exact
+
+
+def human_size(size: int) -> str:
+    """Sizes the way ``docker`` prints them (powers of 1000), with a space: ``1.98 MB``.
+
+    Example:
+        >>> human_size(0), human_size(5), human_size(1984241)
+        ('0 B', '5 B', '1.98 MB')
+    """
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            if unit == "B":
+                return f"{int(value)} B"
+            decimals = 2 if value < 10 else 1 if value < 100 else 0
+            return f"{value:.{decimals}f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+def plural(n: int, word: str) -> str:
+    """``1 layer``, ``3 layers``.
+
+    Example:
+        >>> plural(1, "layer"), plural(0, "entry")
+        ('1 layer', '0 entries')
+    """
+    if n == 1:
+        return f"1 {word}"
+    return f"{n} {word[:-1]}ies" if word.endswith("y") else f"{n} {word}s"
+
+
+def short(layer_id: str) -> str:
+    """``sha256:d6bb6152751b…`` → ``d6bb6152751b`` (12 hex digits, as docker shows ids)."""
+    return layer_id.split(":", 1)[-1][:12]
+
+
+# --- reading the daemon -------------------------------------------------------------
+
+
+class NoSuchImage(ImageMissing):
+    """A lesson asked about an image that is not there yet (usually: a build cell was skipped)."""
+
+    def __init__(self, image: str) -> None:
+        self.image = image
+        LabkitError.__init__(
+            self, f"there is no image {image} on this daemon", "build it first: run the cells above that make it"
+        )
+
+
+@dataclass(frozen=True)
+class ImageLayers:
+    """An image's layers and history, lined up."""
+
+    ref: str
+    id: str
+    tags: tuple[str, ...]
+    diff_ids: tuple[str, ...]
+    steps: tuple[Step, ...]
+    exact: bool = True
+
+    @property
+    def layer_steps(self) -> tuple[Step, ...]:
+        """The steps that made a filesystem layer, oldest first."""
+        return tuple(s for s in self.steps if s.layer is not None)
+
+    @property
+    def metadata_steps(self) -> tuple[Step, ...]:
+        """The steps that changed only metadata."""
+        return tuple(s for s in self.steps if s.layer is None)
+
+    @property
+    def instructions(self) -> tuple[str, ...]:
+        """Every step's instruction, oldest first (``""`` for an imported base)."""
+        return tuple(s.instruction for s in self.steps)
+
+    @property
+    def size(self) -> int:
+        return sum(s.size for s in self.steps)
+
+
+def read(image: str, client: docker.DockerClient | None = None) -> ImageLayers:
+    """Read an image's RootFS layers and its history from the daemon.
+
+    Raises:
+        NoSuchImage: the daemon has no such image (an :class:`ImageMissing`).
+        DaemonUnavailable: the daemon did not answer.
+    """
+    client = client or engine.client()
+    try:
+        with engine.converted(image):
+            found = client.images.get(image)
+            history = client.api.history(found.id)
+    except ImageMissing as e:
+        raise NoSuchImage(image) from e
+    return from_attrs(image, found.attrs, history)
+
+
+def from_attrs(ref: str, attrs: Mapping[str, Any], history: Sequence[Mapping[str, Any]]) -> ImageLayers:
+    """Build :class:`ImageLayers` from ``docker image inspect`` and ``docker history`` JSON."""
+    diff_ids = tuple((attrs.get("RootFS") or {}).get("Layers") or ())
+    steps, exact = match_layers(history, diff_ids)
+    return ImageLayers(ref, str(attrs.get("Id", "")), tuple(attrs.get("RepoTags") or ()), diff_ids, steps, exact)
+
+
+@dataclass(frozen=True)
+class Shared:
+    """What two images have in common: the layers at the bottom of both stacks."""
+
+    first: ImageLayers
+    second: ImageLayers
+    layers: tuple[str, ...]
+
+    @property
+    def size(self) -> int:
+        return sum(s.size for s in self.first.layer_steps[: len(self.layers)])
+
+    def __str__(self) -> str:
+        a, b = self.first.ref, self.second.ref
+        n = len(self.layers)
+        if not n:
+            return f"{a} and {b} share no layers: each stores all of its own."
+        lines = [f"{a} and {b} share {plural(n, 'layer')} ({human_size(self.size)}), stored once on disk:"]
+        for step in self.first.layer_steps[:n]:
+            lines.append(f"  shared: {short(step.layer or '')}  {step.label}")
+        for image in (self.first, self.second):
+            own = len(image.diff_ids) - n
+            lines.append(
+                f"{image.ref} has {plural(len(image.diff_ids), 'layer')}: "
+                f"{'the shared one' if n == 1 else f'the {n} shared'} + {plural(own, 'layer')} of its own."
+            )
+        return "\n".join(lines)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(str(self))
+
+
+def shared(first: str, second: str, client: docker.DockerClient | None = None) -> Shared:
+    """The layers two images share (a common bottom of their stacks).
+
+    Layers are stacked, so two images share a layer only if they also share
+    everything below it: the common prefix of their diff ids.
+
+    Raises:
+        ImageMissing: either image is missing.
+    """
+    a, b = read(first, client), read(second, client)
+    common = []
+    for x, y in zip(a.diff_ids, b.diff_ids, strict=False):
+        if x != y:
+            break
+        common.append(x)
+    return Shared(a, b, tuple(common))
+
+
+def lesson_dir(name: str) -> Path:
+    """A lesson's build context, from the installed package (notebooks run from a workspace copy).
+
+    Raises:
+        LabkitError: there is no such context (a broken installation).
+    """
+    path = PACKAGE_DIR / "lessons" / name
+    if not (path / "Dockerfile").is_file():
+        raise LabkitError(f"lesson materials {name!r} are missing at {path}", "reinstall labkit (`make lab` does it)")
+    return path
+
+
+# --- where a container's layers live ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Storage:
+    """A container's layers on the host, as its storage driver reports them."""
+
+    container: str
+    driver: str
+    upper: str | None
+    lower: tuple[str, ...]
+    merged: str | None
+    work: str | None
+    image_layers: int
+
+    @property
+    def visible(self) -> bool:
+        """Whether this process can look at the layer folders (not on Docker Desktop's VM, not rootless)."""
+        return bool(self.upper) and os.access(str(self.upper), os.R_OK | os.X_OK)
+
+    def host_path(self, path: str) -> Path | None:
+        """Where ``path`` (inside the container) sits in the writable layer, or ``None`` without one."""
+        return Path(self.upper) / path.lstrip("/") if self.upper else None
+
+    def __str__(self) -> str:
+        if self.driver != "overlay2" or not self.upper:
+            return (
+                f"{self.container} uses the {self.driver or 'unknown'} storage driver, which does not report "
+                "lower and upper directories: the ideas are the same, the folders are not shown."
+            )
+        init = sum(1 for d in self.lower if d.rstrip("/").endswith("-init/diff"))
+        lines = [
+            f"{self.container} uses overlay2:",
+            f"  UpperDir  {self.upper}",
+            "            the container's own writable layer",
+            (
+                f"  LowerDir  {len(self.lower)} folders, top first: {init} init layer (Docker's /etc/hosts & co.) "
+                f"+ {len(self.lower) - init} image layers"
+            ),
+        ]
+        lines.extend(f"            {d}" for d in self.lower)
+        lines += [
+            f"  MergedDir {self.merged}",
+            "            what the container sees: upper over lower",
+            f"  WorkDir   {self.work}",
+            "            scratch space overlayfs needs for copy-up",
+        ]
+        if not self.visible:
+            lines.append(
+                "These folders are not reachable from here (Docker Desktop keeps them inside its VM; "
+                "a remote or rootless daemon keeps them elsewhere)."
+            )
+        return "\n".join(lines)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(str(self))
+
+
+def storage(container: str, client: docker.DockerClient | None = None) -> Storage:
+    """Where a container's layers are, from ``GraphDriver`` in ``docker container inspect``.
+
+    Raises:
+        LabkitError: no such container.
+    """
+    client = client or engine.client()
+    with engine.converted():
+        try:
+            found = client.containers.get(container)
+        except docker.errors.NotFound as e:
+            raise LabkitError(f"there is no container named {container}", "run the cells above that start it") from e
+        image_attrs = client.images.get(found.attrs["Image"]).attrs if found.attrs.get("Image") else {}
+    graph = found.attrs.get("GraphDriver") or {}
+    data = graph.get("Data") or {}
+    lower = tuple(d for d in str(data.get("LowerDir") or "").split(":") if d)
+    return Storage(
+        container=found.name,
+        driver=str(graph.get("Name") or ""),
+        upper=data.get("UpperDir"),
+        lower=lower,
+        merged=data.get("MergedDir"),
+        work=data.get("WorkDir"),
+        image_layers=len((image_attrs.get("RootFS") or {}).get("Layers") or ()),
+    )
+
+
+def upper_report(container: str, paths: Sequence[str], client: docker.DockerClient | None = None) -> str:
+    """What each container path looks like in the container's writable layer, seen from the host.
+
+    A file written in the container is an ordinary file there; a file deleted from
+    an image layer is a *whiteout*, a character device numbered 0/0 that hides it.
+
+    Raises:
+        LabkitError: no such container.
+    """
+    where = storage(container, client)
+    if where.driver != "overlay2" or not where.upper:
+        return f"{where.container} uses the {where.driver or 'unknown'} storage driver: there is no UpperDir to look into."
+    if not where.visible:
+        return (
+            f"The writable layer of {where.container} is at {where.upper}, but not on this machine's filesystem "
+            "(on Docker Desktop it is inside the Docker VM), so labkit cannot show it."
+        )
+    lines = [f"In UpperDir ({where.upper}):"]
+    for path in paths:
+        host = where.host_path(path)
+        assert host is not None
+        try:
+            info = os.lstat(host)
+        except FileNotFoundError:
+            lines.append(f"  {path}: not there (the container has not changed it)")
+            continue
+        if stat.S_ISCHR(info.st_mode) and info.st_rdev == 0:
+            lines.append(f"  {path}: a whiteout (character device 0/0) hiding the image's file")
+        elif stat.S_ISREG(info.st_mode):
+            text = host.read_text(errors="replace").strip().splitlines()
+            lines.append(f"  {path}: a regular file, first line {text[0]!r}" if text else f"  {path}: an empty file")
+        else:
+            lines.append(f"  {path}: {'a directory' if stat.S_ISDIR(info.st_mode) else 'present'}")
+    return "\n".join(lines)
+
+
+def _layer_files(folder: Path, limit: int = 4) -> str:
+    """A short, sorted listing of what one layer folder holds."""
+    files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if not p.is_dir())
+    if len(files) <= limit:
+        return ", ".join(files) if files else "(no files)"
+    top = sorted(p.name + ("/" if p.is_dir() else "") for p in folder.iterdir())
+    return f"files under {', '.join(top)}"
+
+
+def lower_report(container: str, client: docker.DockerClient | None = None) -> str:
+    """Each LowerDir folder of a container, top first, with the image step that made it and what it holds.
+
+    Raises:
+        LabkitError: no such container, or its image is gone.
+    """
+    client = client or engine.client()
+    where = storage(container, client)
+    if where.driver != "overlay2" or not where.lower:
+        return f"{where.container} uses the {where.driver or 'unknown'} storage driver: there are no lower folders to list."
+    if not where.visible:
+        return f"The layers of {where.container} are not on this machine's filesystem (on Docker Desktop they are inside its VM)."
+    with engine.converted():
+        image_ref = client.containers.get(container).attrs["Image"]
+    image = read(image_ref, client)
+    makers = list(reversed(image.layer_steps))  # LowerDir lists the top layer first
+    lines = [f"LowerDir of {where.container}, top first:"]
+    k = 0
+    for folder in where.lower:
+        path = Path(folder)
+        if folder.rstrip("/").endswith("-init/diff"):
+            lines.append(f"  init layer: {_layer_files(path)}  (made by Docker for every container)")
+            continue
+        step = makers[k] if k < len(makers) else None
+        k += 1
+        number = len(makers) - k + 1
+        made_by = step.label if step else "?"
+        lines.append(f"  image layer {number}: {_layer_files(path)}  ← {made_by}")
+    return "\n".join(lines)
+
+
+# --- the layer explorer ---------------------------------------------------------------
+
+
+_STYLE = "border-collapse:collapse;font-family:var(--jp-code-font-family,monospace);font-size:12px"
+_CELL = "padding:2px 8px;border-bottom:1px solid #ddd;text-align:left;vertical-align:top"
+
+
+class LayerExplorer:
+    """One image's layers with the instructions that made them.
+
+    In JupyterLab it shows as a widget: pick a step to see its details. Where
+    widgets cannot render (an HTML export, nbval, a terminal) it shows as a table
+    (``text/html``) or plain text, with the same content.
+    """
+
+    def __init__(self, layers: ImageLayers) -> None:
+        self.image = layers
+
+    # text and HTML: deterministic for one image, apart from ids and sizes
+    def headline(self) -> str:
+        img = self.image
+        n, m = len(img.diff_ids), len(img.metadata_steps)
+        return (
+            f"{img.ref}: {plural(n, 'filesystem layer')} and {plural(m, 'metadata-only step')} "
+            f"({plural(len(img.steps), 'history entry')}, oldest first)"
+        )
+
+    def rows(self) -> list[tuple[str, str, str, str]]:
+        """``(number, what, instruction, size)`` per step, oldest first."""
+        rows = []
+        layer_no = 0
+        for n, step in enumerate(self.image.steps, start=1):
+            if step.layer is not None:
+                layer_no += 1
+                what = f"layer {layer_no} {short(step.layer)}"
+            else:
+                what = "metadata only"
+            rows.append((str(n), what, step.label, human_size(step.size)))
+        return rows
+
+    def __str__(self) -> str:
+        lines = [self.headline()]
+        width = max((len(r[1]) for r in self.rows()), default=0)
+        lines += [f"{num:>3}  {what:<{width}}  {text}  [{size}]" for num, what, text, size in self.rows()]
+        if not self.image.exact:
+            lines.append("note: history and layers do not line up one to one (a squashed or unusual image)")
+        return "\n".join(lines)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(str(self))
+
+    def _repr_html_(self) -> str:
+        head = "".join(f'<th style="{_CELL}">{h}</th>' for h in ("#", "layer", "instruction", "size"))
+        body = []
+        for num, what, text, size in self.rows():
+            meta = what == "metadata only"
+            style = ' style="color:#777"' if meta else ""
+            body.append(
+                f"<tr{style}><td style=\"{_CELL}\">{num}</td><td style=\"{_CELL}\">{html.escape(what)}</td>"
+                f"<td style=\"{_CELL}\"><code>{html.escape(text)}</code></td><td style=\"{_CELL}\">{size}</td></tr>"
+            )
+        note = (
+            "" if self.image.exact else "<div><i>History and layers do not line up one to one.</i></div>"
+        )
+        return (
+            f'<div class="labkit-layers"><b>{html.escape(self.headline())}</b>'
+            f'<table style="{_STYLE}"><tr>{head}</tr>{"".join(body)}</table>{note}</div>'
+        )
+
+    # the widget
+    def detail_html(self, index: int) -> str:
+        """The details of step ``index`` (0 = oldest), as HTML."""
+        step = self.image.steps[index]
+        kind = "metadata only: no files changed, no layer" if step.layer is None else f"filesystem layer {step.layer}"
+        rows = [
+            ("instruction", step.label),
+            ("created by", step.created_by or "(not recorded: imported)"),
+            ("makes", kind),
+            ("size", human_size(step.size)),
+        ]
+        if step.comment:
+            rows.append(("comment", step.comment))
+        cells = "".join(
+            f'<tr><th style="{_CELL}">{k}</th><td style="{_CELL}"><code>{html.escape(v)}</code></td></tr>' for k, v in rows
+        )
+        return f'<table style="{_STYLE}">{cells}</table>'
+
+    def widget(self) -> Any:
+        """An ipywidgets view: the steps in a list, the chosen one's details below.
+
+        Raises:
+            LabkitError: ipywidgets is not installed.
+        """
+        try:
+            import ipywidgets as w
+        except ImportError as e:
+            raise LabkitError("ipywidgets is not installed", "pip install ipywidgets (labkit depends on it)") from e
+        options = [(f"{num:>2}  {what}  {text}  [{size}]", i) for i, (num, what, text, size) in enumerate(self.rows())]
+        pick = w.Select(
+            options=options,
+            value=len(options) - 1 if options else None,
+            rows=min(max(len(options), 2), 12),
+            layout=w.Layout(width="100%"),
+        )
+        detail = w.HTML(self.detail_html(len(options) - 1) if options else "")
+
+        def show(change: dict[str, Any]) -> None:
+            if change.get("new") is not None:
+                detail.value = self.detail_html(int(change["new"]))
+
+        pick.observe(show, names="value")
+        return w.VBox([w.HTML(f"<b>{html.escape(self.headline())}</b>"), pick, detail])
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        bundle: dict[str, Any] = {"text/plain": str(self), "text/html": self._repr_html_()}
+        if _in_kernel():
+            try:
+                view = self.widget()._repr_mimebundle_()
+            except LabkitError:
+                view = {}
+            key = "application/vnd.jupyter.widget-view+json"
+            if key in view:
+                bundle[key] = view[key]
+        return bundle
+
+
+def _in_kernel() -> bool:
+    """Whether we run in a Jupyter kernel, where a widget has a front end to talk to."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+def explore(image: str) -> LayerExplorer:
+    """The layer explorer for ``image``: each layer, its size and the instruction that made it.
+
+    Example:
+        >>> labkit.layers.explore("busybox")  # doctest: +SKIP
+
+    Raises:
+        ImageMissing: the daemon has no such image.
+        DaemonUnavailable: the daemon did not answer.
+    """
+    return LayerExplorer(read(image))
+
+
+__all__ = [
+    "ImageLayers",
+    "LayerExplorer",
+    "NoSuchImage",
+    "Shared",
+    "Step",
+    "Storage",
+    "explore",
+    "human_size",
+    "instruction",
+    "is_metadata",
+    "lesson_dir",
+    "lower_report",
+    "match_layers",
+    "read",
+    "shared",
+    "storage",
+    "upper_report",
+]

@@ -1,0 +1,120 @@
+"""``labkit trace``: a recording proxy between the docker CLI and the daemon.
+
+The proxy listens on a socket of its own (``<state dir>/trace/docker.sock``, mode
+0600, or ``127.0.0.1:PORT``) and forwards every byte to the daemon's socket. On
+the way it reads the HTTP framing, so it can write one JSON line per API call to
+``<state dir>/trace/trace.jsonl``: the method, the path with its query, the API
+version prefix, the status, when it happened and on which connection. A check in
+another process reads that file.
+
+What it understands of HTTP/1.1 is what the Docker API uses: keep-alive (several
+requests per connection), ``Content-Length`` and chunked bodies (pull progress
+streams chunked), and *hijacked* connections (``attach``, ``exec`` start): after a
+``101 Switching Protocols``, or a ``200`` with a raw-stream content type and no
+length, the two sockets are joined and bytes are pumped both ways untouched.
+
+Point the CLI at it for one command::
+
+    DOCKER_HOST=unix://$HOME/.local/state/labkit/trace/docker.sock docker run --rm hello-world
+
+The package, one module per concern:
+
+- :mod:`labkit.trace.framing`: just enough HTTP/1.1 to find where each message ends;
+- :mod:`labkit.trace.proxy`: the proxy itself, which relays and records every call;
+- :mod:`labkit.trace.process`: the proxy as a background process (start, stop, status);
+- :mod:`labkit.trace.log`: reading the trace log back as :class:`Call` values;
+- :mod:`labkit.trace.views`: the trace as a table and as a sequence diagram;
+- :mod:`labkit.trace.cli`: ``labkit trace`` and ``python -m labkit.trace``.
+
+Example:
+    >>> from labkit import trace
+    >>> proxy = trace.start()  # doctest: +SKIP
+    >>> labkit.sh(f"DOCKER_HOST={proxy.docker_host} docker run --rm hello-world")  # doctest: +SKIP
+    >>> trace.show()  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from labkit.core.errors import DaemonUnavailable, LabkitError, WaitTimeout
+from labkit.features.trace.cli import command, main
+from labkit.features.trace.framing import (
+    CAPTURE_LIMIT,
+    MAX_HEAD,
+    RAW_STREAM_TYPES,
+    Framing,
+    Head,
+    ProtocolError,
+    Stream,
+    is_hijack,
+    keeps_alive,
+    parse_head,
+    relay_body,
+    request_framing,
+    response_framing,
+)
+from labkit.features.trace.log import Call, load, normalize_path
+from labkit.features.trace.process import (
+    MAX_UNIX_PATH,
+    START_TIMEOUT,
+    STOP_TIMEOUT,
+    TraceStatus,
+    _alive,
+    _prepare_unix,
+    folder,
+    log_path,
+    socket_path,
+    start,
+    status,
+    stop,
+)
+from labkit.features.trace.proxy import Proxy, Recorder, body_fields, parse_address, pump, wants_body
+from labkit.features.trace.views import STEPS, Diagram, Row, Trace, show, stable_order, step_of
+
+__all__ = [
+    "CAPTURE_LIMIT",
+    "MAX_HEAD",
+    "MAX_UNIX_PATH",
+    "RAW_STREAM_TYPES",
+    "START_TIMEOUT",
+    "STEPS",
+    "STOP_TIMEOUT",
+    "Call",
+    "DaemonUnavailable",
+    "Diagram",
+    "Framing",
+    "Head",
+    "LabkitError",
+    "ProtocolError",
+    "Proxy",
+    "Recorder",
+    "Row",
+    "Stream",
+    "Trace",
+    "TraceStatus",
+    "WaitTimeout",
+    "_alive",
+    "_prepare_unix",
+    "body_fields",
+    "command",
+    "folder",
+    "is_hijack",
+    "keeps_alive",
+    "load",
+    "log_path",
+    "main",
+    "normalize_path",
+    "parse_address",
+    "parse_head",
+    "pump",
+    "relay_body",
+    "request_framing",
+    "response_framing",
+    "show",
+    "socket_path",
+    "stable_order",
+    "start",
+    "status",
+    "step_of",
+    "stop",
+    "wants_body",
+]

@@ -1,0 +1,333 @@
+"""The recording proxy: relays each connection to the daemon and logs one JSON line per API call.
+
+Bodies are forwarded byte for byte (:mod:`labkit.trace.framing` finds where they
+end); a hijacked connection is joined to the daemon's with :func:`pump`. Each call
+is written to the log before the client sees its answer, so a check in another
+process never misses one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from labkit.core.errors import LabkitError
+from labkit.features.trace.framing import (
+    Head,
+    ProtocolError,
+    Stream,
+    is_hijack,
+    keeps_alive,
+    parse_head,
+    relay_body,
+    request_framing,
+    response_framing,
+)
+
+_VERSION = re.compile(r"^/v(\d+\.\d+)(?=/)")
+
+
+def pump(a: socket.socket, b: socket.socket, a_ahead: bytes = b"", b_ahead: bytes = b"") -> None:
+    """Join two sockets: copy bytes both ways until both directions have ended.
+
+    An end in one direction is passed on as a half-close (``shutdown(SHUT_WR)``),
+    because the CLI closes its writing side when stdin ends and still reads the
+    container's output after that.
+
+    Args:
+        a: one side (the client).
+        b: the other side (the daemon).
+        a_ahead: bytes already read from ``a`` and not yet forwarded.
+        b_ahead: bytes already read from ``b`` and not yet forwarded.
+    """
+
+    def copy(src: socket.socket, dst: socket.socket, ahead: bytes) -> None:
+        try:
+            if ahead:
+                dst.sendall(ahead)
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass  # a reset on either side ends this direction, like a close
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+    other = threading.Thread(target=copy, args=(a, b, a_ahead), daemon=True)
+    other.start()
+    copy(b, a, b_ahead)
+    other.join()
+
+
+# --- addresses --------------------------------------------------------------------------
+
+
+def parse_address(url: str) -> tuple[str, str, int]:
+    """``unix:///path`` → ``("unix", "/path", 0)``; ``tcp://host:port`` → ``("tcp", host, port)``.
+
+    Raises:
+        LabkitError: another scheme (``ssh://``, ``npipe://``), or no port.
+    """
+    if url.startswith("unix://"):
+        return "unix", url[len("unix://") :], 0
+    if url.startswith(("tcp://", "http://")):
+        rest = url.split("://", 1)[1].rstrip("/")
+        host, sep, port = rest.rpartition(":")
+        if not sep or not port.isdigit():
+            raise LabkitError(f"{url} names no port", "write DOCKER_HOST as tcp://HOST:PORT")
+        return "tcp", host.strip("[]") or "127.0.0.1", int(port)
+    raise LabkitError(f"labkit trace cannot reach a daemon at {url}", "it works with unix:// and tcp:// daemon addresses")
+
+
+def _connect(url: str, timeout: float | None = None) -> socket.socket:
+    kind, where, port = parse_address(url)
+    if kind == "unix":
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(where)
+        except OSError:
+            sock.close()
+            raise
+    else:
+        sock = socket.create_connection((where, port), timeout=timeout)
+    sock.settimeout(None)
+    return sock
+
+
+# --- the proxy --------------------------------------------------------------------------
+
+
+class Recorder:
+    """Appends one JSON line per call to the trace log; safe across threads."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._started = time.monotonic()
+
+    def elapsed(self) -> float:
+        """Seconds since the proxy started."""
+        return time.monotonic() - self._started
+
+    def write(self, record: dict[str, Any]) -> None:
+        line = (json.dumps(record, sort_keys=True) + "\n").encode()
+        with self._lock:
+            # One write() of a whole line on an O_APPEND file: a reader never sees half a line.
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, line)
+            finally:
+                os.close(fd)
+
+
+_HOLD_ROUTES = re.compile(r"^(?:/v\d+\.\d+)?/(?:containers/create|containers/[^/]+/(?:exec|wait))$")
+
+
+def wants_body(method: str, path: str, status: int) -> bool:
+    """Whether a response's body is worth recording: a new id, a wait's exit code, an error message.
+
+    Example:
+        >>> wants_body("POST", "/v1.41/containers/create?name=web", 201), wants_body("POST", "/v1.41/images/create", 200)
+        (True, False)
+    """
+    return status >= 400 or (method == "POST" and bool(_HOLD_ROUTES.match(path.split("?", 1)[0])))
+
+
+def body_fields(status: int, body: bytes, path: str) -> dict[str, Any]:
+    """What to keep from a small JSON answer: a created ``id``, a wait's ``exit`` code, an error ``message``."""
+    if not body:
+        return {}
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    found: dict[str, Any] = {}
+    route = path.split("?", 1)[0]
+    if status < 300 and isinstance(data.get("Id"), str) and route.endswith(("/create", "/exec")):
+        found["id"] = data["Id"]
+    if status < 300 and route.endswith("/wait") and isinstance(data.get("StatusCode"), int):
+        found["exit"] = data["StatusCode"]
+    if status >= 400 and isinstance(data.get("message"), str):
+        found["message"] = data["message"][:300]
+    return found
+
+
+class Proxy:
+    """Accepts connections on ``listen`` and relays each to its own connection to ``upstream``."""
+
+    def __init__(self, listen: str, upstream: str, log: Path) -> None:
+        self.listen = listen
+        self.upstream = upstream
+        self.recorder = Recorder(log)
+        self._server: socket.socket | None = None
+        self._count = 0
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+
+    def bind(self) -> None:
+        """Open the listening socket: a unix socket of mode 0600, or 127.0.0.1 only.
+
+        Raises:
+            LabkitError: the address is taken or cannot be used.
+        """
+        kind, where, port = parse_address(self.listen)
+        try:
+            if kind == "unix":
+                server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                old = os.umask(0o177)  # born 0600: no moment where others could connect
+                try:
+                    server.bind(where)
+                finally:
+                    os.umask(old)
+                os.chmod(where, 0o600)
+            else:
+                if where not in ("127.0.0.1", "localhost"):
+                    raise LabkitError(f"labkit trace listens on 127.0.0.1 only, not {where}", "use --tcp PORT")
+                server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                server.bind(("127.0.0.1", port))
+        except OSError as e:
+            raise LabkitError(f"cannot listen on {self.listen}: {e.strerror or e}", "stop what uses it, or choose another socket or port") from e
+        server.listen(64)
+        self._server = server
+
+    @property
+    def address(self) -> str:
+        """The address it listens on, with the real port when 0 was asked for."""
+        if self._server is not None and self._server.family == socket.AF_INET:
+            return f"tcp://127.0.0.1:{self._server.getsockname()[1]}"
+        return self.listen
+
+    def serve_forever(self) -> None:
+        """Accept until :meth:`close`; each connection gets a thread."""
+        assert self._server is not None, "bind() first"
+        while not self._closed.is_set():
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                if self._closed.is_set():
+                    return
+                raise
+            threading.Thread(target=self._handle, args=(client,), daemon=True).start()
+
+    def close(self) -> None:
+        """Stop accepting and remove the unix socket file."""
+        self._closed.set()
+        if self._server is not None:
+            with contextlib.suppress(OSError):
+                self._server.shutdown(socket.SHUT_RDWR)
+            self._server.close()
+        kind, where, _ = parse_address(self.listen)
+        if kind == "unix":
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(where)
+
+    def _number(self) -> int:
+        """The next connection number, given at a connection's first request (a probe that only connects gets none)."""
+        with self._lock:
+            self._count += 1
+            return self._count
+
+    def _handle(self, client: socket.socket) -> None:
+        try:
+            upstream = _connect(self.upstream, timeout=5.0)
+        except OSError:
+            client.close()  # the CLI reports the refused connection itself
+            return
+        try:
+            self._relay(Stream(client), Stream(upstream))
+        except (OSError, ProtocolError):
+            pass  # a broken connection ends it; the calls before it are already recorded
+        finally:
+            for sock in (client, upstream):
+                with contextlib.suppress(OSError):
+                    sock.close()
+
+    def _relay(self, client: Stream, upstream: Stream) -> None:
+        """Relay request after request on one connection, until it closes or is hijacked."""
+        seq = 0
+        number = 0
+        while (raw := client.read_head()) is not None:
+            request = parse_head(raw)
+            number = number or self._number()
+            seq += 1
+            call = _Exchange(self.recorder, number, seq, request)
+            try:
+                if not call.relay(client, upstream):
+                    return
+            finally:
+                call.write()  # a call cut short (the CLI hung up on a wait) is still a call
+
+
+class _Exchange:
+    """One request and its response on a connection, and the log line that records them."""
+
+    def __init__(self, recorder: Recorder, conn: int, seq: int, request: Head) -> None:
+        self.recorder = recorder
+        self.request = request
+        self.written = False
+        self.record: dict[str, Any] = {
+            "conn": conn,
+            "seq": seq,
+            "t": round(recorder.elapsed(), 4),
+            "method": request.method,
+            "path": request.target,
+            "api": (m.group(1) if (m := _VERSION.match(request.target)) else None),
+            "status": None,
+        }
+
+    def write(self) -> None:
+        """Log the call, once."""
+        if not self.written:
+            self.written = True
+            self.recorder.write(self.record)
+
+    def relay(self, client: Stream, upstream: Stream) -> bool:
+        """Forward the request, then the response; True when the connection may carry another.
+
+        Raises:
+            ProtocolError: either side broke HTTP framing.
+            OSError: a socket failed.
+        """
+        request = self.request
+        upstream.sock.sendall(request.raw)
+        relay_body(client, upstream.sock, request_framing(request))
+        while True:
+            raw = upstream.read_head()
+            if raw is None:
+                raise ProtocolError("the daemon closed the connection without answering")
+            response = parse_head(raw, response=True)
+            if response.status == 101 or not 100 <= response.status < 200:
+                break
+            client.sock.sendall(raw)  # 100 Continue: the real answer follows
+        self.record.update(
+            status=response.status, reason=response.reason, ms=round((self.recorder.elapsed() - self.record["t"]) * 1000, 1)
+        )
+        if is_hijack(response):
+            self.record["hijacked"] = True
+            self.write()
+            client.sock.sendall(raw)
+            pump(client.sock, upstream.sock, client.take_buffer(), upstream.take_buffer())
+            return False
+        framing = response_framing(request.method, response)
+        hold = framing.kind != "none" and wants_body(request.method, request.target, response.status)
+        if not hold:
+            self.write()  # in the log before the client has the answer
+        client.sock.sendall(raw)
+        body = bytearray()
+
+        def finish() -> None:
+            self.record.update(body_fields(response.status, bytes(body), request.target))
+            self.write()
+
+        relay_body(upstream, client.sock, framing, capture=body if hold else None, before_end=finish if hold else None, hold=hold)
+        return framing.kind != "close" and keeps_alive(request, response)

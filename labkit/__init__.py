@@ -16,19 +16,25 @@ from __future__ import annotations
 
 from typing import Any
 
+from labkit.classroom import client as _classroom
 from labkit.core.cleanup import begin, reset
 from labkit.features.doctor import run_doctor as doctor
 from labkit.core.errors import LabkitError
 from labkit.exercises import check, hint, setup, solution, solve
 from labkit.core.interactive import interactive
 from labkit.core.shell import sh
+from labkit.core.version import __version__ as __version__
 
 __all__ = [
     "LabkitError", "begin", "check", "dashboard", "doctor", "exercise", "hint", "interactive",
     "reset", "setup", "sh", "solution", "solve", "trace_view",
 ]  # fmt: skip
-__version__ = "0.1.0"
 
+
+# Every check and hint the progress record keeps also goes to the classroom the learner
+# joined (a no-op until they join). Here, because every notebook kernel and every `labkit`
+# command imports this package first.
+_classroom.install()
 
 #: Widgets import ipywidgets (about 0.3 s), so they load on first use.
 _WIDGETS = {"exercise": "labkit.notebook.widgets", "trace_view": "labkit.notebook.widgets", "dashboard": "labkit.notebook.dashboard"}

@@ -38,6 +38,8 @@ from typing import Any
 
 from labkit.core.errors import LabkitError
 from labkit.core.paths import state_dir
+from labkit.course import record
+from labkit.course.events import validate_event
 
 LEARNER_KEY_HEADER = "x-labkit-learner-key"
 #: Longest learner name.
@@ -256,11 +258,26 @@ def _send_queued() -> int:
     if cfg is None:
         return 0
     sent = 0
-    for batch in _batches(_read_queue()):
+    valid, invalid = _checked(_read_queue())
+    if invalid:
+        _remove(set(), invalid)
+    for batch in _batches(valid):
         acked, refused = _post(cfg, batch)
         _remove(acked, refused)
         sent += len(acked)
     return sent
+
+
+def _checked(events: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """(the events that meet the contract, the others' ids with why): the server would refuse those."""
+    valid: list[dict[str, Any]] = []
+    invalid: dict[str, str] = {}
+    for event in events:
+        try:
+            valid.append(validate_event(event))
+        except ValueError as e:
+            invalid[event["id"]] = f"invalid event (not sent): {e}"
+    return valid, invalid
 
 
 def _sender() -> None:
@@ -323,6 +340,15 @@ def submit(event: dict[str, Any]) -> None:
     if not _registered_exit:
         atexit.register(_at_exit)
         _registered_exit = True
+
+
+def install() -> None:
+    """Queue every check and hint the progress record keeps for this classroom (a no-op until joined).
+
+    ``import labkit`` calls this, so a notebook kernel and every ``labkit`` command queue
+    alike; adding it twice changes nothing.
+    """
+    record.add_sink(submit)
 
 
 def flush(timeout: float = 10.0) -> int:

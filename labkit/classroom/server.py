@@ -7,7 +7,7 @@ instructor token as a bearer token, the ``labkit_instructor`` cookie, or ``?toke
 - ``POST /api/join`` (learner) ``{"name": ..., "key": <optional earlier key>}`` →
   ``{"learner", "key"}``: binds the name to a learner key; 409 when someone else holds it.
 - ``POST /api/events`` (learner + ``X-Labkit-Learner-Key``): one event or a list of up to
-  ``MAX_BATCH``; each is checked with ``labkit.progress.validate_event`` and must name the
+  ``MAX_BATCH``; each is checked with ``labkit.course.events.validate_event`` (the schema) and must name the
   learner the key was issued to; duplicates (same ``id``) are acknowledged, not stored twice.
 - ``GET /`` (instructor): the page; ``GET /api/stream`` (SSE: a snapshot on connect, then
   every stored event with the learner's updated row, and a ``tick`` heartbeat);
@@ -48,6 +48,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import uvicorn
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
@@ -58,6 +59,11 @@ from labkit.classroom import view
 from labkit.classroom.client import LEARNER_KEY_HEADER, check_name
 from labkit.classroom.store import Store, Stored, StoreError
 from labkit.core.errors import LabkitError, PortInUse
+from labkit.core.version import __version__
+from labkit.course.events import prepare as prepare_validator
+from labkit.course.events import validate_event
+from labkit.course.grade import grade_events
+from labkit.exercises.machinery.catalog import all_exercises
 
 #: Largest request body accepted (413 beyond).
 MAX_BODY = 64 * 1024
@@ -78,19 +84,8 @@ def _error(status: int, message: str, code: str | None = None, **headers: str) -
     return JSONResponse(body, status_code=status, headers=headers or None)
 
 
-def _version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("labkit")
-    except Exception:  # an uninstalled checkout still serves
-        return "0"
-
-
 def _course_exercises() -> list[dict[str, str]]:
     try:
-        from labkit.exercises import all_exercises
-
         return [{"id": e.id, "lesson": e.lesson, "title": e.title} for e in all_exercises()]
     except Exception as e:  # a broken lesson module must not take the classroom down
         print(f"labkit classroom: could not list the course's exercises ({e}); columns come from events", file=sys.stderr)
@@ -139,6 +134,7 @@ class Classroom:
         self.store = store
         self.join_token, self.instructor_token = store.tokens()
         self.exercises = _course_exercises()
+        prepare_validator()  # now, not on the event loop during the first post
         self.hub = Hub(store)
         self.heartbeat = heartbeat
 
@@ -174,7 +170,7 @@ class Classroom:
             return _error(401, "missing token", **{"WWW-Authenticate": "Bearer"})
         for role, expected in (("learner", self.join_token), ("instructor", self.instructor_token)):
             if hmac.compare_digest(token.encode(), expected.encode()):
-                return JSONResponse({"ok": True, "role": role, "service": "labkit classroom", "labkit": _version()})
+                return JSONResponse({"ok": True, "role": role, "service": "labkit classroom", "labkit": __version__})
         return _error(403, "wrong token: ask your instructor for the join token")
 
     async def _json_body(self, request: Request) -> Any | Response:
@@ -246,8 +242,6 @@ class Classroom:
             return _error(422, "empty batch: send at least one event")
         if len(items) > MAX_BATCH:
             return _error(413, f"batch of {len(items)} events is over the limit of {MAX_BATCH}")
-        from labkit.course.record import validate_event
-
         events = []
         for n, item in enumerate(items):
             try:
@@ -316,8 +310,6 @@ class Classroom:
         denied = self._instructor(request)
         if denied:
             return denied
-        from labkit.course.grade import grade_events
-
         stored = await run_in_threadpool(self.store.events)
         csv_text = await run_in_threadpool(lambda: grade_events([s.event for s in stored]).to_csv())
         return Response(
@@ -474,8 +466,6 @@ def serve(db: Path, host: str | None = None, port: int = DEFAULT_PORT, public: b
     Raises:
         LabkitError: a refused host, a taken port (``PortInUse``), or an unusable database.
     """
-    import uvicorn
-
     bind_host = listen_host(host, public)
     store = Store(db)
     try:

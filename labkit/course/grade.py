@@ -31,7 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from labkit.core.errors import LabkitError
-from labkit.course.record import read, validate_event
+from labkit.course.events import validate_event
+from labkit.course.record import read
+from labkit.exercises.machinery.catalog import all_exercises
 
 RULE = "an exercise counts as passed when the learner's latest check of it passed"
 CSV_NAME = "gradebook.csv"
@@ -82,8 +84,6 @@ class LearnerGrades:
 
 def course_exercises() -> list[str]:
     """Every exercise id this labkit knows, in course order: the gradebook's columns."""
-    from labkit.exercises.machinery.catalog import all_exercises
-
     return [e.id for e in all_exercises()]
 
 

@@ -1,9 +1,10 @@
 """The progress record: one event per check or hint a learner asks for, kept locally.
 
 An *event* is one JSON object, the same dict everywhere: appended to the
-learner's ``state_dir()/progress.jsonl``, queued and posted to a classroom
-server when one is configured (``labkit.classroom.client``), stored by that
-server, and read by ``labkit grade``::
+learner's ``state_dir()/progress.jsonl``, handed to each sink registered with
+:func:`add_sink` (the classroom's queues it and posts it when the learner has
+joined), stored by the classroom server, and read by ``labkit grade``. Its
+contract is ``progress-event.schema.json`` (:mod:`labkit.course.events`)::
 
     {"v": 1, "id": "<uuid4 hex>", "kind": "check" | "hint",
      "learner": "<name>", "exercise": "<id>", "lesson": "<NN>",
@@ -21,45 +22,20 @@ import datetime as dt
 import getpass
 import json
 import os
-import re
-import unicodedata
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from labkit.core.errors import UnknownExercise
 from labkit.core.paths import state_dir
+from labkit.core.version import __version__
+from labkit.course.events import MAX_HINT_LEVEL, MAX_LEARNER, MAX_MESSAGE, VERSION, has_unprintable, validate_event
+from labkit.exercises.machinery.catalog import get
 
-VERSION = 1
-KINDS = ("check", "hint")
-MAX_MESSAGE = 2000
-MAX_LEARNER = 100
-MAX_EXERCISE = 128
-MAX_LESSON = 16
-MAX_LABKIT = 32
-MAX_HINT_LEVEL = 100
-
-_ID = re.compile(r"[0-9a-f]{32}")
-_AT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z")
-_EXERCISE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*")
-_LESSON = re.compile(r"[A-Za-z0-9._-]*")
-
-#: Field name → the type it must have (bool is checked apart: it is an int subclass).
-FIELDS: dict[str, tuple[type, ...]] = {
-    "v": (int,),
-    "id": (str,),
-    "kind": (str,),
-    "learner": (str,),
-    "exercise": (str,),
-    "lesson": (str,),
-    "passed": (bool,),
-    "status": (str,),
-    "message": (str,),
-    "hint": (str, type(None)),
-    "hint_level": (int,),
-    "at": (str,),
-    "labkit": (str,),
-}
+#: Called with each recorded event, after it is stored locally (see :func:`add_sink`).
+Sink = Callable[[dict[str, Any]], None]
+_sinks: list[Sink] = []
 
 
 def store_path() -> Path:
@@ -76,15 +52,10 @@ def now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def _unprintable(text: str) -> bool:
-    """Control, format or unassigned characters (the classroom client refuses the same names)."""
-    return any(unicodedata.category(ch).startswith("C") for ch in text)
-
-
 def _clean_name(name: str | None) -> str | None:
     if not name:
         return None
-    cleaned = "".join(ch for ch in str(name) if not _unprintable(ch)).strip()[:MAX_LEARNER].strip()
+    cleaned = "".join(ch for ch in str(name) if not has_unprintable(ch)).strip()[:MAX_LEARNER].strip()
     return cleaned or None
 
 
@@ -108,9 +79,6 @@ def learner_name() -> str:
 
 
 def _lesson_of(exercise_id: str) -> str:
-    from labkit.core.errors import UnknownExercise
-    from labkit.exercises.machinery.catalog import get
-
     try:
         return get(exercise_id).lesson
     except UnknownExercise:
@@ -145,8 +113,6 @@ def make_event(
     Raises:
         ValueError: an unknown kind, or a hint without an exercise id.
     """
-    from labkit import __version__
-
     if kind == "check":
         exercise_id = str(exercise or result_or_hint.exercise_id)
         passed_ = bool(result_or_hint.passed)
@@ -180,65 +146,6 @@ def make_event(
     }
 
 
-def validate_event(obj: Any) -> dict[str, Any]:
-    """Check that ``obj`` is a well-formed event; return a clean copy.
-
-    The classroom server calls this on every post, so it trusts nothing.
-
-    Raises:
-        ValueError: one line saying what is wrong (a missing, extra or mistyped field,
-            an unknown kind, a bad id or time, an oversized string, an inconsistent status).
-    """
-    if not isinstance(obj, Mapping):
-        # ValueError, not TypeError: callers catch one exception type for every bad event.
-        raise ValueError(f"an event is a JSON object, not {type(obj).__name__}")  # noqa: TRY004
-    missing = [name for name in FIELDS if name not in obj]
-    if missing:
-        raise ValueError(f"missing field(s): {', '.join(missing)}")
-    extra = sorted(str(name) for name in obj if name not in FIELDS)
-    if extra:
-        raise ValueError(f"unknown field(s): {', '.join(extra)}")
-    for name, types in FIELDS.items():
-        value = obj[name]
-        if isinstance(value, bool) != (types == (bool,)) or not isinstance(value, types):
-            want = " or ".join("null" if t is type(None) else t.__name__ for t in types)
-            raise ValueError(f"field {name!r} must be {want}, not {type(value).__name__}")
-    event = {name: obj[name] for name in FIELDS}
-    if event["v"] != VERSION:
-        raise ValueError(f"unsupported event version {event['v']} (this labkit reads {VERSION})")
-    if not _ID.fullmatch(event["id"]):
-        raise ValueError("field 'id' must be 32 lowercase hex digits (uuid4().hex)")
-    if event["kind"] not in KINDS:
-        raise ValueError(f"unknown kind {event['kind'][:20]!r} (expected check or hint)")
-    for name, limit in (("message", MAX_MESSAGE), ("hint", MAX_MESSAGE), ("learner", MAX_LEARNER),
-                        ("exercise", MAX_EXERCISE), ("lesson", MAX_LESSON), ("labkit", MAX_LABKIT)):  # fmt: skip
-        if event[name] is not None and len(event[name]) > limit:
-            raise ValueError(f"field {name!r} is longer than {limit} characters")
-    if not event["learner"].strip() or event["learner"] != event["learner"].strip() or _unprintable(event["learner"]):
-        raise ValueError("field 'learner' must be a trimmed, non-empty name without control characters")
-    if not _EXERCISE.fullmatch(event["exercise"]):
-        raise ValueError("field 'exercise' is not an exercise id")
-    if not _LESSON.fullmatch(event["lesson"]):
-        raise ValueError("field 'lesson' is not a lesson number")
-    if not _AT.fullmatch(event["at"]):
-        raise ValueError("field 'at' must be a UTC time like 2026-11-27T21:30:00.123Z")
-    try:
-        dt.datetime.fromisoformat(event["at"][:-1])
-    except ValueError as e:
-        raise ValueError(f"field 'at' is not a real time ({e})") from None
-    if event["kind"] == "check":
-        if event["status"] != ("passed" if event["passed"] else "not yet"):
-            raise ValueError("a check's status must be 'passed' when passed is true, else 'not yet'")
-        if event["hint_level"] != 0:
-            raise ValueError("a check's hint_level must be 0")
-    else:
-        if event["status"] != "hint" or event["passed"]:
-            raise ValueError("a hint's status must be 'hint' and passed false")
-        if not 1 <= event["hint_level"] <= MAX_HINT_LEVEL:
-            raise ValueError(f"a hint's hint_level must be between 1 and {MAX_HINT_LEVEL}")
-    return event
-
-
 def append(event: Mapping[str, Any], path: Path | None = None) -> None:
     """Append one event to a progress store as one JSON line, flushed to disk.
 
@@ -256,8 +163,25 @@ def append(event: Mapping[str, Any], path: Path | None = None) -> None:
         os.close(fd)
 
 
+def add_sink(sink: Sink) -> None:
+    """Hand every event :func:`record` keeps to ``sink`` as well (once, however often it is added).
+
+    The classroom registers its queue here (:func:`labkit.classroom.client.install`), so the
+    record needs to know nothing above it. A sink must return at once: it runs in the
+    learner's check.
+    """
+    if sink not in _sinks:
+        _sinks.append(sink)
+
+
+def remove_sink(sink: Sink) -> None:
+    """Stop handing events to ``sink`` (nothing happens when it was not added)."""
+    if sink in _sinks:
+        _sinks.remove(sink)
+
+
 def record(event: Mapping[str, Any]) -> bool:
-    """Keep an event locally, then hand it to the classroom client (which posts it when joined).
+    """Keep an event locally, then hand it to each sink (the classroom's posts it when joined).
 
     Never raises and never waits on the network: recording must not fail or slow a check.
 
@@ -270,13 +194,11 @@ def record(event: Mapping[str, Any]) -> bool:
         stored = True
     except Exception:  # noqa: BLE001, S110 - a read-only or full disk must not break the learner's check
         pass
-    try:
-        # The classroom client is optional: without it (or when not joined) the local record is all.
-        from labkit.classroom import client
-
-        client.submit(dict(event))
-    except Exception:  # noqa: BLE001, S110 - a broken classroom must not break the learner's check
-        pass
+    for sink in tuple(_sinks):
+        try:
+            sink(dict(event))
+        except Exception:  # noqa: BLE001, S110 - a broken classroom must not break the learner's check
+            pass
     return stored
 
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -52,3 +56,25 @@ def test_environment_has_nothing_pyproject_lacks() -> None:
 def test_python_floor_matches() -> None:
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert data["project"]["requires-python"] == _environment()["python"]
+
+
+def test_the_package_ships_the_progress_event_schema(tmp_path: Path) -> None:
+    """What setuptools copies into a wheel (build_py: the packages and their package data) holds the schema.
+
+    Built from a clean copy of the sources: an egg-info left by an editable install would list the file anyway.
+    """
+    from labkit.course import events
+
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, source / name)
+    shutil.copytree(ROOT / "labkit", source / "labkit", ignore=shutil.ignore_patterns("__pycache__"))
+    done = subprocess.run(
+        [sys.executable, "-c", "from setuptools import setup; setup()", "-q", "build_py", "--build-lib", str(tmp_path / "lib")],
+        cwd=source, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    shipped = tmp_path / "lib" / "labkit" / "course" / events.SCHEMA_FILE
+    assert shipped.is_file(), "add the schema to [tool.setuptools.package-data] in pyproject.toml"
+    assert json.loads(shipped.read_text(encoding="utf-8")) == events.SCHEMA

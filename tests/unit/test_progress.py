@@ -1,16 +1,18 @@
-"""The progress record: events, their validation (the classroom server's gate), the local store, the runner hook."""
+"""The progress record: events, their contract (the schema file), the local store, the runner hook, the sinks."""
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
-import types
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from labkit.classroom import client
+from labkit.course import events
 from labkit.course import record as progress
 from labkit.exercises.machinery import runner
 from labkit.exercises.machinery.model import CheckResult
@@ -45,18 +47,18 @@ def test_check_event_has_every_field_of_the_contract(state: Path) -> None:
         "at": "2026-11-27T21:30:00.123Z",
         "labkit": event["labkit"],
     }
-    assert len(event["id"]) == 32 and progress.validate_event(event) == event
-    assert progress.validate_event(json.loads(json.dumps(event))) == event
+    assert len(event["id"]) == 32 and events.validate_event(event) == event
+    assert events.validate_event(json.loads(json.dumps(event))) == event
 
 
 def test_hint_event_and_clipped_message(state: Path) -> None:
     event = progress.make_event("hint", "Hint 2/3: look closer", exercise="vm.kernel", hint_level=2)
     assert (event["kind"], event["status"], event["passed"], event["hint_level"], event["lesson"]) == ("hint", "hint", False, 2, "01")
     assert event["hint"] == "Hint 2/3: look closer"
-    assert progress.now().endswith("Z") and progress.validate_event(event)
+    assert progress.now().endswith("Z") and events.validate_event(event)
     long = progress.make_event("check", _result(message="x" * 5000))
-    assert len(long["message"]) == progress.MAX_MESSAGE and long["message"].endswith("…")
-    progress.validate_event(long)
+    assert len(long["message"]) == events.MAX_MESSAGE and long["message"].endswith("…")
+    events.validate_event(long)
     with pytest.raises(ValueError, match="unknown event kind"):
         progress.make_event("solve", _result())
 
@@ -102,13 +104,13 @@ _DROP = object()
 )
 def test_validate_rejects_with_one_line(event: Any, reason: str) -> None:
     with pytest.raises(ValueError) as caught:
-        progress.validate_event(event)
+        events.validate_event(event)
     assert reason in str(caught.value) and "\n" not in str(caught.value)
 
 
 def test_validate_returns_a_clean_copy() -> None:
     original = _valid()
-    clean = progress.validate_event(original)
+    clean = events.validate_event(original)
     assert clean == original and clean is not original
 
 
@@ -135,31 +137,74 @@ def test_record_appends_one_line_per_event_and_reads_back(state: Path) -> None:
     assert events == [first, second] and damaged == 2
 
 
-def test_record_never_fails_a_check(state: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (state / "progress.jsonl").mkdir(parents=True)  # the store cannot be opened for writing (true even for root)
-    broken = types.ModuleType("labkit.classroom.client")
+@pytest.fixture
+def sinks(monkeypatch: pytest.MonkeyPatch) -> list[progress.Sink]:
+    """The record's sinks, restored after the test (``import labkit`` installed the classroom's)."""
+    saved = list(progress._sinks)
+    monkeypatch.setattr(progress, "_sinks", saved)
+    return saved
 
-    def submit(event: dict[str, Any]) -> None:
+
+def test_import_labkit_installs_the_classroom_sink_once(sinks: list[progress.Sink]) -> None:
+    import labkit  # noqa: F401 - the notebook API and the CLI both start here
+
+    assert sinks.count(client.submit) == 1
+    client.install()
+    assert sinks.count(client.submit) == 1, "installing twice must not send every event twice"
+
+
+def test_record_never_fails_a_check(state: Path, monkeypatch: pytest.MonkeyPatch, sinks: list[progress.Sink]) -> None:
+    (state / "progress.jsonl").mkdir(parents=True)  # the store cannot be opened for writing (true even for root)
+    # The real classroom sink, joined, with a queue it cannot write: it raises inside record().
+    client.config_path().write_text(json.dumps({"url": "http://127.0.0.1:9", "token": "t", "learner": "ada", "key": "k"}))
+    client.queue_path().mkdir()
+    with pytest.raises(OSError):
+        client.submit(progress.make_event("check", _result()))
+    reached: list[dict[str, Any]] = []
+
+    def broken(event: dict[str, Any]) -> None:
         raise RuntimeError("server on fire")
 
-    broken.submit = submit  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "labkit.classroom.client", broken)
-    monkeypatch.setattr(sys.modules.get("labkit.classroom") or types.SimpleNamespace(), "client", broken, raising=False)
-    assert progress.record(progress.make_event("check", _result())) is False
+    progress.add_sink(broken)
+    progress.add_sink(reached.append)
+    event = progress.make_event("check", _result())
+    assert progress.record(event) is False
+    assert reached == [event], "a broken sink must not keep the event from the next one"
     monkeypatch.setattr(runner, "_check", lambda exercise, answer: _result())
     assert runner.check("welcome.first-container") == _result()
     assert str(runner.hint("welcome.first-container", 1)).startswith("Hint 1/")
+    progress.remove_sink(broken)
+    progress.remove_sink(broken)  # twice: nothing happens
+    assert broken not in sinks
 
 
-def test_record_hands_each_event_to_the_classroom_client(state: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    sent: list[dict[str, Any]] = []
-    fake = types.ModuleType("labkit.classroom.client")
-    fake.submit = sent.append  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "labkit.classroom.client", fake)
-    monkeypatch.setattr(sys.modules.get("labkit.classroom") or types.SimpleNamespace(), "client", fake, raising=False)
-    event = progress.make_event("check", _result())
-    assert progress.record(event)
-    assert sent == [event]
+def test_a_joined_learners_checks_and_hints_are_queued(state: Path, monkeypatch: pytest.MonkeyPatch, sinks: list[progress.Sink]) -> None:
+    assert client.submit in sinks
+    state.mkdir(parents=True)
+    # Port 9 on loopback has no listener: the sender fails at once and the events stay queued.
+    client.config_path().write_text(json.dumps({"url": "http://127.0.0.1:9", "token": "t", "learner": "ada", "key": "k"}))
+    monkeypatch.setattr(client, "_last_failure", "test: no exit flush")
+    monkeypatch.setattr(runner, "_check", lambda exercise, answer: _result())
+    runner.check("welcome.first-container")
+    runner.hint("welcome.first-container", 1)
+    queued = [json.loads(line) for line in client.queue_path().read_text().splitlines()]
+    assert queued == progress.read()[0] and [e["kind"] for e in queued] == ["check", "hint"]
+    client.leave()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["-m", "labkit.cli", "hint", "welcome.first-container"], ["-c", "import labkit; labkit.hint('welcome.first-container')"]],
+    ids=["cli", "notebook-api"],
+)
+def test_a_joined_learner_queues_from_the_cli_and_from_a_kernel(tmp_path: Path, argv: list[str]) -> None:
+    """No test double: a fresh interpreter, as a terminal or a kernel starts one."""
+    (tmp_path / "classroom.json").write_text(json.dumps({"url": "http://127.0.0.1:9", "token": "t", "learner": "ada", "key": "k"}))
+    env = {**os.environ, "LABKIT_STATE_DIR": str(tmp_path), "LABKIT_LEARNER": "ada"}
+    done = subprocess.run([sys.executable, *argv], env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    queued = [json.loads(line) for line in (tmp_path / "classroom-queue.jsonl").read_text().splitlines()]
+    assert [(e["kind"], e["exercise"], e["learner"]) for e in queued] == [("hint", "welcome.first-container", "ada")]
 
 
 def test_runner_check_and_hint_record_what_the_learner_saw(state: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -39,7 +39,6 @@ from typing import Any
 from labkit.core.errors import LabkitError
 from labkit.core.paths import state_dir
 from labkit.course import record
-from labkit.course.events import validate_event
 
 LEARNER_KEY_HEADER = "x-labkit-learner-key"
 #: Longest learner name.
@@ -258,26 +257,11 @@ def _send_queued() -> int:
     if cfg is None:
         return 0
     sent = 0
-    valid, invalid = _checked(_read_queue())
-    if invalid:
-        _remove(set(), invalid)
-    for batch in _batches(valid):
+    for batch in _batches(_read_queue()):
         acked, refused = _post(cfg, batch)
         _remove(acked, refused)
         sent += len(acked)
     return sent
-
-
-def _checked(events: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, str]]:
-    """(the events that meet the contract, the others' ids with why): the server would refuse those."""
-    valid: list[dict[str, Any]] = []
-    invalid: dict[str, str] = {}
-    for event in events:
-        try:
-            valid.append(validate_event(event))
-        except ValueError as e:
-            invalid[event["id"]] = f"invalid event (not sent): {e}"
-    return valid, invalid
 
 
 def _sender() -> None:

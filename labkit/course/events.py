@@ -2,9 +2,11 @@
 
 An *event* is what a check or a hint leaves behind (see :mod:`labkit.course.record`).
 Its shape is written once, in ``progress-event.schema.json`` next to this module
-(shipped as package data), and :func:`validate_event` is the only gate: the learner's
-classroom client checks its queue with it before posting, the classroom server checks
-every post with it, and the gradebook and ``labkit progress`` skip what it refuses.
+(shipped as package data), and :func:`validate_event` is the only gate: the classroom
+server checks every post with it (the learner's client moves what the server refuses
+to ``classroom-rejected.jsonl``), and the gradebook and ``labkit progress`` skip what it
+refuses. The learner's client does not check before posting: importing jsonschema takes
+about a second, which would hold back the first live results of every kernel.
 
 Three things a plain JSON Schema validator would read differently from the contract,
 so the validator here pins them:

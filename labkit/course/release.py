@@ -18,7 +18,9 @@ The student version of a notebook:
   discusses the answer ("``docker stop NAME`` passes, ``docker kill`` does not");
 - turns each exercise panel, ``labkit.exercise("<id>")``, into
   ``labkit.exercise("<id>", solution=False)``: the learner's panel has Check and
-  Hint, and no button that shows the reference solution;
+  Hint, and no button that shows the reference solution. Calls are found in the
+  cell's syntax tree (:mod:`ast`, after IPython turns ``%docker`` lines into calls)
+  and rewritten by position, so nothing else in the cell changes;
 - clears every code cell's outputs and execution counts, and the saved widget
   state: a learner runs the cells and sees live output, and no stored output
   can show an answer. Markdown is kept as written.
@@ -32,22 +34,30 @@ Anything ambiguous fails loudly, before a single file is written: a
 ``solution`` tag without an exercise id, an unknown id, two ids on one cell,
 unbalanced markers, a solution for an exercise the notebook never checks, or a
 ``labkit.solve(...)`` / ``labkit.solution(...)`` call left in a cell learners
-get. The output is byte-for-byte stable, so releasing twice gives identical
-files. Nothing generated is committed (the default output folder, ``build/``,
+get. Notebooks are read and written with :mod:`nbformat`, and what is written
+is validated against nbformat's schema first. The output is byte-for-byte stable,
+so releasing twice gives identical files. Nothing generated is committed (the default output folder, ``build/``,
 is ignored by git), so there is no stale copy for CI to catch.
 """
 
 from __future__ import annotations
 
+import ast
 import copy
-import json
+import difflib
 import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import nbformat
+from IPython.core.inputtransformer2 import TransformerManager
+from nbformat import NotebookNode
+
 from labkit.core.errors import LabkitError, UnknownExercise
 from labkit.core.paths import REPO_DIR
+from labkit.exercises.machinery.catalog import get
 
 #: Where the solution notebooks live.
 SOURCE_DIR = REPO_DIR / "notebooks"
@@ -61,13 +71,10 @@ REQUIRES_TAG = "requires:"
 RAISES_TAG = "raises-exception"
 _BEGIN = re.compile(r"^(\s*)#\s*BEGIN SOLUTION\s*$", re.IGNORECASE)
 _END = re.compile(r"^\s*#\s*END SOLUTION\s*$", re.IGNORECASE)
-#: Calls that would apply or print an answer in a learner's copy.
-_GIVEAWAY = re.compile(r"\blabkit\s*\.\s*(solve|solution)\s*\(")
-#: An exercise panel call: its id, then the other arguments (no nested parentheses).
-_PANEL = re.compile(r"""\blabkit\s*\.\s*exercise\s*\(\s*(?P<id>(["'])[^"']+\2)(?P<rest>[^()]*)\)""")
-_ANY_PANEL = re.compile(r"\blabkit\s*\.\s*exercise\s*\(")
+#: ``labkit.<name>(...)`` calls that would apply or print an answer in a learner's copy.
+_GIVEAWAY = ("solve", "solution")
 #: What a learner's kept cell must call for each exercise it holds: a check, or a panel (which checks).
-_CHECKS = "(?:check|exercise)"
+_CHECKS = ("check", "exercise")
 
 
 class ReleaseError(LabkitError):
@@ -81,11 +88,16 @@ class ReleaseError(LabkitError):
 
 @dataclass
 class Released:
-    """One student notebook: its file name, the exercises it holds, and its text."""
+    """One student notebook: its file name, the exercises it holds, and the notebook."""
 
     name: str
     exercises: list[str]
-    text: str
+    notebook: NotebookNode
+
+    @property
+    def text(self) -> str:
+        """The notebook as its file holds it."""
+        return render(self.notebook)
 
 
 @dataclass
@@ -102,17 +114,12 @@ class ReleaseReport:
         return "\n".join(lines)
 
 
-def _source(cell: dict[str, Any]) -> str:
+def _source(cell: Mapping[str, Any]) -> str:
     source = cell.get("source", "")
     return "".join(source) if isinstance(source, list) else str(source)
 
 
-def _lines(text: str) -> list[str]:
-    """Source as nbformat stores it: a list of lines, each keeping its newline."""
-    return text.splitlines(keepends=True)
-
-
-def _describe(notebook: str, index: int, cell: dict[str, Any]) -> str:
+def _describe(notebook: str, index: int, cell: Mapping[str, Any]) -> str:
     first = next((line.strip() for line in _source(cell).splitlines() if line.strip()), "(empty)")
     if len(first) > 60:
         first = first[:57] + "..."
@@ -120,10 +127,8 @@ def _describe(notebook: str, index: int, cell: dict[str, Any]) -> str:
     return f"{notebook} cell #{index + 1}{cell_id} ({first!r})"
 
 
-def _exercise_of(notebook: str, index: int, cell: dict[str, Any]) -> str | None:
+def _exercise_of(notebook: str, index: int, cell: Mapping[str, Any]) -> str | None:
     """The exercise id a cell's tags name, checked against the registry."""
-    from labkit.exercises.machinery.catalog import get
-
     tags = cell.get("metadata", {}).get("tags", []) or []
     ids = [tag[len(EXERCISE_TAG) :].strip() for tag in tags if tag.startswith(EXERCISE_TAG)]
     where = _describe(notebook, index, cell)
@@ -138,8 +143,6 @@ def _exercise_of(notebook: str, index: int, cell: dict[str, Any]) -> str | None:
 
 
 def _prompt_comment(exercise_id: str, indent: str = "") -> list[str]:
-    from labkit.exercises.machinery.catalog import get
-
     exercise = get(exercise_id)
     prompt = [line.strip() for line in exercise.prompt.strip().splitlines() if line.strip()]
     lines = [f"# Exercise {exercise.id}: {prompt[0]}"] + [f"# {line}" for line in prompt[1:]]
@@ -149,7 +152,7 @@ def _prompt_comment(exercise_id: str, indent: str = "") -> list[str]:
     return [indent + line for line in lines]
 
 
-def _strip_markers(notebook: str, index: int, cell: dict[str, Any], exercise_id: str | None) -> str | None:
+def _strip_markers(notebook: str, index: int, cell: Mapping[str, Any], exercise_id: str | None) -> str | None:
     """The cell's source with each marked block replaced, or None when it has no markers.
 
     Raises:
@@ -182,14 +185,12 @@ def _strip_markers(notebook: str, index: int, cell: dict[str, Any], exercise_id:
     return "\n".join(out)
 
 
-def _required(notebook: str, index: int, cell: dict[str, Any], solved_above: list[str]) -> list[str]:
+def _required(notebook: str, index: int, cell: Mapping[str, Any], solved_above: list[str]) -> list[str]:
     """The exercises a cell's ``requires:<id>`` tags name, each solved in an earlier cell.
 
     Raises:
         ReleaseError: an unknown id, or one with no solution cell above this one.
     """
-    from labkit.exercises.machinery.catalog import get
-
     names = [t[len(REQUIRES_TAG) :].strip() for t in cell.get("metadata", {}).get("tags", []) or [] if t.startswith(REQUIRES_TAG)]
     required = []
     for name in names:
@@ -204,107 +205,221 @@ def _required(notebook: str, index: int, cell: dict[str, Any], solved_above: lis
     return required
 
 
+@dataclass
+class _Python:
+    """A code cell read as Python: IPython syntax (``%docker``, ``!ls``) turned into calls first."""
+
+    tree: ast.Module
+    #: Line number in the parsed text → line number in the cell, for the lines IPython left as written.
+    lines: dict[int, int]
+
+
+def _python(source: str) -> _Python | None:
+    """The cell as Python, or None when it is not (a cell magic's body, a deliberate syntax error)."""
+    python = TransformerManager().transform_cell(source)
+    try:
+        tree = ast.parse(python)
+    except SyntaxError:
+        return None
+    original, parsed = source.splitlines(), python.splitlines()
+    lines = {}
+    for block in difflib.SequenceMatcher(None, parsed, original, autojunk=False).get_matching_blocks():
+        lines.update({block.a + n + 1: block.b + n + 1 for n in range(block.size)})
+    return _Python(tree, lines)
+
+
+def _labkit_calls(python: _Python | None, names: tuple[str, ...]) -> Iterator[ast.Call]:
+    """Every ``labkit.<name>(...)`` call, in source order."""
+    if python is None:
+        return
+    calls = [
+        node
+        for node in ast.walk(python.tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == "labkit"
+        and node.func.attr in names
+    ]
+    yield from sorted(calls, key=lambda call: (call.lineno, call.col_offset))
+
+
+def _literal_id(call: ast.Call) -> str | None:
+    """The exercise id a call names as its first argument, when that is a string literal."""
+    first = call.args[0] if call.args else None
+    return first.value if isinstance(first, ast.Constant) and isinstance(first.value, str) else None
+
+
+def _offset(source: str, python: _Python, lineno: int, col: int) -> int | None:
+    """Where (line, UTF-8 byte column) of the parsed text is in the cell, or None on a line IPython rewrote."""
+    line = python.lines.get(lineno)
+    if line is None:
+        return None
+    lines = source.splitlines(keepends=True)
+    return sum(len(text) for text in lines[: line - 1]) + len(lines[line - 1].encode()[:col].decode(errors="replace"))
+
+
 def _student_panels(where: str, source: str) -> str | None:
     """``source`` with every ``labkit.exercise(...)`` given ``solution=False``; ``None`` when it has none.
 
+    The calls are found in the cell's syntax tree and rewritten by position, so only the
+    call changes: ``labkit.exercise("id", check_now=True)`` becomes
+    ``labkit.exercise("id", check_now=True, solution=False)``.
+
     Raises:
-        ReleaseError: a panel call cannot be rewritten (nested parentheses in its arguments),
-            or asks for the solution button in a cell learners get.
+        ReleaseError: a panel call cannot be rewritten (its id is not a string literal, it
+            passes ``*args`` or ``**kwargs``, or it shares a line with IPython syntax), or asks
+            for the solution button in a cell learners get.
     """
-    if not _ANY_PANEL.search(source):
+    if "exercise" not in source:
         return None
+    python = _python(source)
+    if python is None:
+        if re.search(r"\blabkit\s*\.\s*exercise\s*\(", source):
+            raise ReleaseError(where, "calls labkit.exercise() in a cell release cannot read as Python", "fix the cell's syntax")
+        return None
+    cannot = ReleaseError(where, "calls labkit.exercise() in a form release cannot rewrite", 'write it as labkit.exercise("<id>", ...) with a literal id, on lines of its own')
+    edits: list[tuple[int, int, str]] = []
+    for call in _labkit_calls(python, ("exercise",)):
+        if _literal_id(call) is None or any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg is None for k in call.keywords):
+            raise cannot
+        solution = next((k for k in call.keywords if k.arg == "solution"), None)
+        if solution is not None:
+            if not (isinstance(solution.value, ast.Constant) and solution.value.value is False):
+                raise ReleaseError(where, "shows an exercise panel with its Show-solution button", "drop the solution= argument: release gives learners solution=False")
+            continue
+        arguments: list[ast.expr | ast.keyword] = [*call.args, *call.keywords]
+        first = min(arguments, key=lambda a: (a.lineno, a.col_offset))
+        last = max(arguments, key=lambda a: (a.end_lineno or a.lineno, a.end_col_offset or 0))
+        positions = (
+            _offset(source, python, call.lineno, call.col_offset),
+            _offset(source, python, first.lineno, first.col_offset),
+            _offset(source, python, last.end_lineno or last.lineno, last.end_col_offset or 0),
+            _offset(source, python, call.end_lineno or call.lineno, call.end_col_offset or 0),
+        )
+        start, args_start, args_end, end = positions
+        if start is None or args_start is None or args_end is None or end is None:
+            raise cannot
+        edits.append((start, end, f"labkit.exercise({source[args_start:args_end]}, solution=False)"))
+    if not edits:
+        return source
+    for start, end, text in sorted(edits, reverse=True):
+        source = source[:start] + text + source[end:]
+    return source
 
-    def student(match: re.Match[str]) -> str:
-        rest = match.group("rest")
-        if re.search(r"\bsolution\s*=", rest):
-            if not re.search(r"\bsolution\s*=\s*False\b", rest):
-                raise ReleaseError(where, "shows an exercise panel with its Show-solution button", 'drop the solution= argument: release gives learners solution=False')
-            return match.group(0)
-        return f"labkit.exercise({match.group('id')}{rest.rstrip()}, solution=False)"
 
-    rewritten = _PANEL.sub(student, source)
-    if len(_ANY_PANEL.findall(rewritten)) != len(_PANEL.findall(rewritten)):
-        raise ReleaseError(where, "calls labkit.exercise() in a form release cannot rewrite", 'write it as labkit.exercise("<id>") with a literal id and no nested calls')
-    return rewritten
+def _checked_ids(cells: list[NotebookNode]) -> set[str]:
+    """The exercises a learner's code checks: a literal id in ``labkit.check(...)`` or a panel."""
+    return {
+        exercise_id
+        for cell in cells
+        if cell.cell_type == "code"
+        for call in _labkit_calls(_python(_source(cell)), _CHECKS)
+        if (exercise_id := _literal_id(call)) is not None
+    }
 
 
-def _kept_code(cells: list[dict[str, Any]]) -> str:
-    """The code a learner gets, comments left out (the prompt comments mention check calls)."""
-    return "\n".join(
-        line for c in cells if c.get("cell_type") == "code" for line in _source(c).splitlines() if not line.lstrip().startswith("#")
-    )
+def _gives_away(source: str) -> bool:
+    """True when the cell calls ``labkit.solve`` or ``labkit.solution``."""
+    return any(name in source for name in _GIVEAWAY) and next(_labkit_calls(_python(source), _GIVEAWAY), None) is not None
 
 
-def student_notebook(notebook: dict[str, Any], name: str = "notebook") -> tuple[dict[str, Any], list[str]]:
+def _notebook(notebook: Mapping[str, Any]) -> NotebookNode:
+    """A copy of ``notebook`` as nbformat holds it in memory (each cell's source one string)."""
+    nb: NotebookNode = nbformat.v4.to_notebook_json(copy.deepcopy(dict(notebook)))
+    return nb
+
+
+def student_notebook(notebook: Mapping[str, Any], name: str = "notebook") -> tuple[NotebookNode, list[str]]:
     """The student version of one solution notebook.
 
     Args:
-        notebook: the solution notebook, as parsed JSON (left untouched).
+        notebook: the solution notebook, as :func:`nbformat.read` gives it or as parsed JSON
+            (left untouched).
         name: its file name, for error messages.
 
     Returns:
-        (the student notebook, the ids of the exercises it holds, in order).
+        (the student notebook, valid under nbformat's schema; the ids of the exercises it holds, in order).
 
     Raises:
         ReleaseError: a tag or marker is missing, unknown, doubled or unbalanced, a solution's
-            exercise is never checked in the notebook, or a kept cell calls ``labkit.solve``.
+            exercise is never checked in the notebook, a kept cell calls ``labkit.solve``, or
+            the result would not be a valid notebook.
     """
-    nb = copy.deepcopy(notebook)
-    cells: list[dict[str, Any]] = nb.get("cells", [])
+    nb = _notebook(notebook)
     exercises: list[str] = []
-    dropped: set[int] = set()
-    for index, cell in enumerate(cells):
-        tags = list(cell.get("metadata", {}).get("tags", []) or [])
+    kept: list[NotebookNode] = []
+    for index, cell in enumerate(nb.cells):
+        tags = list(cell.metadata.get("tags", []) or [])
         exercise_id = _exercise_of(name, index, cell)
         is_solution = SOLUTION_TAG in tags
         where = _describe(name, index, cell)
         if is_solution and exercise_id is None:
             raise ReleaseError(where, 'is tagged "solution" but names no exercise', 'add the tag "exercise:<id>" naming the exercise it solves')
-        if is_solution and cell.get("cell_type") != "code":
-            dropped.add(index)  # prose that discusses the answer: solution notebooks only
+        if is_solution and cell.cell_type != "code":
+            continue  # prose that discusses the answer: solution notebooks only
+        kept.append(cell)
+        if cell.cell_type != "code":
             continue
-        if cell.get("cell_type") != "code":
-            continue
-        panels = None if is_solution else _student_panels(where, _source(cell))
+        panels = None if is_solution else _student_panels(where, cell.source)
         if panels is not None:
-            cell["source"] = _lines(panels)
+            cell.source = panels
         stripped = _strip_markers(name, index, cell, exercise_id)
         if stripped is not None:
-            cell["source"] = _lines(stripped)
+            cell.source = stripped
         elif is_solution:
             assert exercise_id is not None
-            cell["source"] = _lines("\n".join(_prompt_comment(exercise_id)))
+            cell.source = "\n".join(_prompt_comment(exercise_id))
         if is_solution or stripped is not None:
             assert exercise_id is not None
             if exercise_id not in exercises:
                 exercises.append(exercise_id)
-            cell["metadata"]["tags"] = [t for t in tags if t != SOLUTION_TAG]
+            cell.metadata["tags"] = [t for t in tags if t != SOLUTION_TAG]
             continue
         required = _required(name, index, cell, exercises)
         if required:
             note = f"# Runs once you have solved {' and '.join(required)} above; until then it stops with a labkit error.\n"
-            cell["source"] = _lines(note + _source(cell))
-            cell["metadata"]["tags"] = tags + ([RAISES_TAG] if RAISES_TAG not in tags else [])
-        elif _GIVEAWAY.search(_source(cell)):
+            cell.source = note + cell.source
+            cell.metadata["tags"] = tags + ([RAISES_TAG] if RAISES_TAG not in tags else [])
+        elif _gives_away(cell.source):
             raise ReleaseError(where, "calls labkit.solve() or labkit.solution(), which would hand learners the answer", "move the call into the exercise's solution cell, or remove it")
-    cells[:] = [cell for index, cell in enumerate(cells) if index not in dropped]
-    kept_code = _kept_code(cells)
+    nb.cells = kept
+    checked = _checked_ids(kept)
     for exercise_id in exercises:
-        if not re.search(rf"\b{_CHECKS}\(\s*([\"']){re.escape(exercise_id)}\1", kept_code):
+        if exercise_id not in checked:
             raise ReleaseError(name, f"has a solution for {exercise_id} but no labkit.check(\"{exercise_id}\") cell a learner keeps", "add a check cell for it (before and after the learner's cell)")
-    for cell in cells:
-        if cell.get("cell_type") == "code":
-            cell["outputs"] = []
-            cell["execution_count"] = None
-        cell.get("metadata", {}).pop("execution", None)  # timings of the solution run
-    nb.setdefault("metadata", {}).pop("widgets", None)  # saved widget state is output too
-    nb["metadata"]["labkit"] = {"version": "student"}
+    for cell in kept:
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+        cell.metadata.pop("execution", None)  # timings of the solution run
+    nb.metadata.pop("widgets", None)  # saved widget state is output too
+    nb.metadata["labkit"] = {"version": "student"}
+    _validate(name, nb)
     return nb, exercises
 
 
-def render(notebook: dict[str, Any]) -> str:
-    """A notebook as stable JSON text: nbformat's layout (indent 1, sorted keys), so reruns match byte for byte."""
-    return json.dumps(notebook, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+def _validate(name: str, nb: NotebookNode) -> None:
+    """Check the student notebook against nbformat's schema, without letting nbformat repair it.
+
+    Raises:
+        ReleaseError: the notebook breaks the schema, or two cells share an id (nbformat's
+            ``validate`` would replace one with a random id, and releases must be stable).
+    """
+    fix = "open the solution notebook in JupyterLab and save it again"
+    for error in nbformat.validator.iter_validate(nb):
+        problem = str(error.message).splitlines()[0][:200]
+        raise ReleaseError(name, f"would be released as an invalid notebook ({problem})", fix)
+    ids = [cell.get("id") for cell in nb.cells if cell.get("id") is not None]
+    twice = sorted({cell_id for cell_id in ids if ids.count(cell_id) > 1})
+    if twice:
+        raise ReleaseError(name, f"has two cells with the id {twice[0]!r}", fix)
+
+
+def render(notebook: Mapping[str, Any]) -> str:
+    """A notebook as :func:`nbformat.write` writes it (indent 1, sorted keys), so reruns match byte for byte."""
+    text: str = nbformat.writes(nbformat.from_dict(notebook))
+    return text if text.endswith("\n") else text + "\n"
 
 
 def build(source: Path = SOURCE_DIR) -> list[Released]:
@@ -319,11 +434,11 @@ def build(source: Path = SOURCE_DIR) -> list[Released]:
         raise ReleaseError(str(source), "holds no .ipynb notebooks", "point --from at the course's notebooks/ folder")
     for path in paths:
         try:
-            notebook = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
+            notebook = nbformat.read(path, as_version=4)
+        except (OSError, ValueError) as e:  # nbformat's NotJSONError is a ValueError
             raise ReleaseError(str(path), f"cannot be read as a notebook ({e})", "restore it from git") from e
         student, exercises = student_notebook(notebook, path.name)
-        released.append(Released(path.name, exercises, render(student)))
+        released.append(Released(path.name, exercises, student))
     return released
 
 
@@ -353,7 +468,7 @@ def release(out: Path | None = None, source: Path | None = None) -> ReleaseRepor
     try:
         out.mkdir(parents=True, exist_ok=True)
         for notebook in released:
-            (out / notebook.name).write_text(notebook.text, encoding="utf-8")
+            nbformat.write(notebook.notebook, out / notebook.name)
     except OSError as e:
         raise LabkitError(f"cannot write the student notebooks to {out} ({e.strerror or e})", "choose another --out folder") from e
     return ReleaseReport(out.resolve(), released)

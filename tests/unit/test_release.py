@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from pathlib import Path
@@ -10,10 +11,10 @@ from typing import Any
 import pytest
 
 from labkit import cli
-from labkit.exercises.machinery.catalog import all_exercises, get
-from labkit.lab import sync_student_workspace
 from labkit.core.paths import REPO_DIR
 from labkit.course.release import ReleaseError, build, release, render, student_notebook
+from labkit.exercises.machinery.catalog import all_exercises, get
+from labkit.lab import sync_student_workspace
 
 NOTEBOOKS = sorted((REPO_DIR / "notebooks").glob("*.ipynb"))
 
@@ -27,11 +28,14 @@ SHOWN_ON_PURPOSE = {
 }
 
 
+_ids = itertools.count()
+
+
 def _code(source: str, tags: list[str] | None = None, outputs: list[Any] | None = None, count: int | None = 3) -> dict[str, Any]:
     return {
         "cell_type": "code",
         "execution_count": count,
-        "id": f"c{abs(hash(source)) % 10**6}",
+        "id": f"c{next(_ids)}",
         "metadata": {"tags": tags or [], "execution": {"iopub.status.busy": "2026-11-27T19:33:50Z"}},
         "outputs": outputs if outputs is not None else [{"output_type": "stream", "name": "stdout", "text": ["answer\n"]}],
         "source": source.splitlines(keepends=True),
@@ -39,7 +43,7 @@ def _code(source: str, tags: list[str] | None = None, outputs: list[Any] | None 
 
 
 def _md(source: str) -> dict[str, Any]:
-    return {"cell_type": "markdown", "id": "m1", "metadata": {}, "source": source.splitlines(keepends=True)}
+    return {"cell_type": "markdown", "id": f"m{next(_ids)}", "metadata": {}, "source": source.splitlines(keepends=True)}
 
 
 def _notebook(*cells: dict[str, Any]) -> dict[str, Any]:
@@ -70,7 +74,7 @@ def test_solution_cell_becomes_the_prompt_and_outputs_go() -> None:
     assert json.dumps(original, sort_keys=True) == snapshot, "the solution notebook must be left untouched"
     assert exercises == ["welcome.first-container"]
     md, before, mine, after = student["cells"]
-    assert md == original["cells"][0]
+    assert (md["id"], _source(md), md["metadata"]) == (original["cells"][0]["id"], _source(original["cells"][0]), {})
     prompt = get("welcome.first-container").prompt
     assert _source(mine) == (
         f"# Exercise welcome.first-container: {prompt}\n"
@@ -268,12 +272,18 @@ def test_exercise_panels_lose_their_solution_button_and_count_as_checks() -> Non
         _code("%docker run hello-world", ["solution", "exercise:welcome.first-container"]),
         _code("labkit.exercise( 'welcome.first-container' , check_now=True )"),
         _code("labkit.exercise(\"welcome.first-container\", solution=False)"),
+        _code('labkit.exercise("welcome.first-container", check_now=bool(1))'),
+        _code('labkit.exercise(\n    "welcome.first-container",\n    check_now=True,\n)  # a panel'),
+        _code('%docker run \\\n  hello-world\nif True:\n    %docker ps\nlabkit . exercise ("welcome.first-container")'),
     )
     student, exercises = student_notebook(nb)  # the panels stand in for labkit.check: no "no check cell" error
     assert exercises == ["welcome.first-container"]
     assert [_source(c) for c in student["cells"][2:]] == [
         "labkit.exercise('welcome.first-container' , check_now=True, solution=False)",
         'labkit.exercise("welcome.first-container", solution=False)',
+        'labkit.exercise("welcome.first-container", check_now=bool(1), solution=False)',
+        'labkit.exercise("welcome.first-container",\n    check_now=True, solution=False)  # a panel',
+        '%docker run \\\n  hello-world\nif True:\n    %docker ps\nlabkit.exercise("welcome.first-container", solution=False)',
     ]
     assert _source(student["cells"][0]) == 'board = 1\nlabkit.exercise("welcome.first-container", solution=False)'
     assert student_notebook(student)[0]["cells"] == student["cells"], "releasing a student notebook again changes nothing"
@@ -285,7 +295,8 @@ def test_exercise_panels_lose_their_solution_button_and_count_as_checks() -> Non
         ('labkit.exercise("welcome.first-container", solution=True)', "with its Show-solution button"),
         ('labkit.exercise("welcome.first-container", solution=not False)', "with its Show-solution button"),
         ("labkit.exercise(ids[0])", "in a form release cannot rewrite"),
-        ('labkit.exercise("welcome.first-container", check_now=bool(1))', "in a form release cannot rewrite"),
+        ("labkit.exercise(*ids)", "in a form release cannot rewrite"),
+        ('labkit.exercise("welcome.first-container", **options)', "in a form release cannot rewrite"),
     ],
 )
 def test_panels_that_would_show_the_solution_or_cannot_be_rewritten_fail(source: str, problem: str) -> None:
@@ -306,3 +317,28 @@ def test_released_course_panels_have_no_solution_button() -> None:
         for cell in nb["cells"]:
             for call in re.findall(r"labkit\.exercise\([^()]*\)", _source(cell)):
                 assert call.endswith("solution=False)"), f"{name}: {call}"
+
+
+def test_what_release_writes_is_a_valid_notebook_or_nothing(tmp_path: Path) -> None:
+    import nbformat
+
+    for path in release(tmp_path).out.glob("*.ipynb"):
+        nbformat.validate(nbformat.read(path, as_version=4))  # raises on an invalid notebook
+    bad = _notebook(_code(CHECK), _code("%docker run hello-world", ["solution", "exercise:welcome.first-container"]))
+    bad["cells"][0]["colour"] = "red"  # not a field of a code cell
+    with pytest.raises(ReleaseError, match=r"^05-x.ipynb: would be released as an invalid notebook \("):
+        student_notebook(bad, "05-x.ipynb")
+    twice = _notebook(_code(CHECK), _code("%docker run hello-world", ["solution", "exercise:welcome.first-container"]), _code(CHECK))
+    twice["cells"][2]["id"] = twice["cells"][0]["id"]
+    with pytest.raises(ReleaseError, match="has two cells with the id"):
+        student_notebook(twice, "05-x.ipynb")
+
+
+def test_only_calls_give_the_answer_away_not_comments_or_commands() -> None:
+    nb = _notebook(
+        _code(CHECK),
+        _code("%docker run hello-world", ["solution", "exercise:welcome.first-container"]),
+        _code('# labkit.solve("welcome.first-container") would run the answer for you\n%docker echo labkit.solution(x)'),
+    )
+    student, _ = student_notebook(nb)
+    assert "labkit.solve" in _source(student["cells"][2])

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from labkit.core.cleanup import begin, reset
+from labkit.exercises.machinery.reset import begin, reset
 from labkit.features.doctor import run_doctor as doctor
+from labkit.core import __version__
 from labkit.core.errors import LabkitError
 from labkit.exercises import check, hint, setup, solution, solve
 from labkit.core.interactive import interactive
@@ -27,7 +28,6 @@ __all__ = [
     "LabkitError", "begin", "check", "dashboard", "doctor", "exercise", "hint", "interactive",
     "reset", "setup", "sh", "solution", "solve", "trace_view",
 ]  # fmt: skip
-__version__ = "0.1.0"
 
 
 #: Widgets import ipywidgets (about 0.3 s), so they load on first use.

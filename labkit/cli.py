@@ -32,7 +32,7 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def _cmd_reset(args: argparse.Namespace) -> int:
-    from labkit.core.cleanup import reset
+    from labkit.exercises.machinery.reset import reset
 
     print(reset(session=args.session, lesson=args.lesson))
     return 0
@@ -168,7 +168,7 @@ def _cmd_release(args: argparse.Namespace) -> int:
 
 def _cmd_progress(args: argparse.Namespace) -> int:
     from labkit.course import grade
-    from labkit.course import record as progress
+    from labkit.exercises.machinery import record as progress
 
     try:
         events, damaged = progress.read()

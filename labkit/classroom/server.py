@@ -246,7 +246,7 @@ class Classroom:
             return _error(422, "empty batch: send at least one event")
         if len(items) > MAX_BATCH:
             return _error(413, f"batch of {len(items)} events is over the limit of {MAX_BATCH}")
-        from labkit.course.record import validate_event
+        from labkit.exercises.machinery.record import validate_event
 
         events = []
         for n, item in enumerate(items):

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit.core.errors import LabkitError
-from labkit.course.record import read, validate_event
+from labkit.exercises.machinery.record import read, validate_event
 
 RULE = "an exercise counts as passed when the learner's latest check of it passed"
 CSV_NAME = "gradebook.csv"

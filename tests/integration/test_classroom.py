@@ -137,7 +137,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
 
 
 def event(learner: str, exercise: str = "welcome.first-container", passed: bool = False, kind: str = "check") -> dict[str, Any]:
-    from labkit.course.record import now
+    from labkit.exercises.machinery.record import now
 
     hint = kind == "hint"
     return {
@@ -203,7 +203,7 @@ def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 # to empty the queue (no atexit flush involved).
 LEARNER_SCRIPT = r"""
 import json, sys, time
-from labkit.course import record as progress
+from labkit.exercises.machinery import record as progress
 from labkit.classroom import client
 from labkit.exercises.machinery.model import CheckResult
 for n, passed in enumerate(json.loads(sys.argv[1])):

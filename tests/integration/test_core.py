@@ -10,7 +10,8 @@ import pytest
 
 from labkit.core import engine
 from labkit.core import wait
-from labkit.core.cleanup import remove_labelled, reset
+from labkit.core.cleanup import remove_labelled
+from labkit.exercises.machinery.reset import reset
 from labkit.core.errors import CommandFailed, ImageMissing, PortInUse, WaitTimeout
 from labkit.core.shell import sh
 

@@ -272,7 +272,7 @@ def test_setup_container_removed_and_replaced(started: dict[str, str]) -> None:
 def test_reset_removes_what_the_learner_made(started: dict[str, str]) -> None:
     _run(f"docker rename {started['name']} {RENAMED}")
     _run(f"docker run -d -p 8080:80 --name {NAME} {IMAGE}")
-    from labkit.core.cleanup import reset
+    from labkit.exercises.machinery.reset import reset
 
     reset(lesson="05")
     assert running.named(engine.client(), NAME) is None and running.named(engine.client(), RENAMED) is None

@@ -18,8 +18,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from labkit.course import record as progress
-from labkit.core.cleanup import reset
+from labkit.exercises.machinery import record as progress
+from labkit.exercises.machinery.reset import reset
 from labkit.core.paths import REPO_DIR
 from labkit.course.release import release
 

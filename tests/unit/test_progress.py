@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from labkit.course import record as progress
+from labkit.exercises.machinery import record as progress
 from labkit.exercises.machinery import runner
 from labkit.exercises.machinery.model import CheckResult
 

@@ -116,7 +116,7 @@ def _check(exercise: Exercise, answer: str | int | None) -> CheckResult:
 def _record(kind: str, shown: CheckResult | str, exercise: Exercise, level: int = 0) -> None:
     """Add what the learner was shown to the progress record (best-effort: never raises)."""
     try:
-        from labkit.course import record as progress
+        from labkit.exercises.machinery import record as progress
 
         progress.record(progress.make_event(kind, shown, exercise=exercise.id, lesson=exercise.lesson, hint_level=level))
     except Exception:  # noqa: BLE001, S110 - recording is a side channel; the learner's check or hint comes first

@@ -28,6 +28,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from labkit.core import __version__
 from labkit.core.paths import state_dir
 
 VERSION = 1
@@ -145,8 +146,6 @@ def make_event(
     Raises:
         ValueError: an unknown kind, or a hint without an exercise id.
     """
-    from labkit import __version__
-
     if kind == "check":
         exercise_id = str(exercise or result_or_hint.exercise_id)
         passed_ = bool(result_or_hint.passed)

@@ -234,7 +234,7 @@ def test_dashboard_in_a_kernel_stops_when_the_kernel_shuts_down(docker_client: o
         run(
             "import atexit, threading\n"
             f"atexit.register(lambda: open({marker!r}, 'w').write(' '.join(t.name for t in threading.enumerate())))\n"
-            "from labkit.dashboard import dashboard\n"
+            "from labkit.notebook.dashboard import dashboard\n"
             "board = dashboard(); print(board.ready.wait(5))"
         )
         _docker("run", "-d", "--name", NAME, *_labels(), "busybox", "sleep", "300")

@@ -99,3 +99,16 @@ def test_every_import_inside_a_function_says_why() -> None:
         for line, text in _function_level_imports(path)
     ]
     assert not missing, "imports inside functions without a reason:\n" + "\n".join(missing)
+
+
+def test_the_lesson_modules_keep_their_short_names() -> None:
+    """Notebooks write ``from labkit import registry``; every short name resolves to its module in the layers."""
+    import importlib
+
+    import labkit
+
+    for name, module in labkit.LESSON_MODULES.items():
+        assert getattr(labkit, name) is importlib.import_module(module)
+    namespace: dict[str, object] = {}
+    exec("from labkit import engine, registry, registry_api, trace, vm, layers, wait, paths", namespace)
+    assert namespace["registry"] is importlib.import_module("labkit.features.registry.mirror")

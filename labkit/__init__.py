@@ -39,9 +39,7 @@ def __getattr__(name: str) -> Any:
     if name in _WIDGETS:
         import importlib
 
-        module = importlib.import_module(_WIDGETS[name])
-        # labkit.dashboard is the (callable) module itself: importing it binds that name anyway.
-        return module if name == "dashboard" else getattr(module, name)
+        return getattr(importlib.import_module(_WIDGETS[name]), name)
     raise AttributeError(f"module 'labkit' has no attribute {name!r}")
 
 

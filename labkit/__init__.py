@@ -53,8 +53,7 @@ def __getattr__(name: str) -> Any:
     """Widgets (``labkit.exercise``, ``labkit.dashboard``, ``labkit.trace_view``) and the lesson modules load when first used."""
     if name in _WIDGETS:
         module = importlib.import_module(_WIDGETS[name])
-        # labkit.dashboard is the (callable) module itself: importing it binds that name anyway.
-        return module if name == "dashboard" else getattr(module, name)
+        return getattr(module, name)
     if name in LESSON_MODULES:
         return importlib.import_module(LESSON_MODULES[name])
     raise AttributeError(f"module 'labkit' has no attribute {name!r}")

@@ -5,19 +5,27 @@ A container's state says how it ended (exit code, OOM) but not always who ended 
 log tells them apart (``stop`` sends ``kill`` with signal 15 first), but it is a
 bounded buffer, so every reader here returns "don't know" (``None``) rather than guess
 when the events have rolled out of it.
+
+A reset starts a new attempt: :func:`forget_earlier_attempts` notes when, and
+:func:`reset_at` tells the checks to ignore what happened before.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import docker
 import docker.errors
 from docker.models.containers import Container
+
+from labkit.core.paths import state_dir
+from labkit.exercises.machinery.model import Context
 
 #: How far back a search for a container that removed itself looks (seconds).
 RECENT = 600
@@ -162,3 +170,22 @@ def similar_names(client: docker.DockerClient, name: str) -> list[Container]:
         except docker.errors.NotFound:  # removed between the list and the inspect
             continue
     return found
+
+
+def _reset_marker() -> Path:
+    return state_dir() / "run.auto-remove.reset"
+
+
+def reset_at() -> float | None:
+    """When run.auto-remove was last reset: what happened before belongs to an earlier attempt."""
+    try:
+        return float(_reset_marker().read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def forget_earlier_attempts(ctx: Context) -> int:
+    """Teardown: note the time, so an ``ephemeral`` that ended before this reset is not reported."""
+    with contextlib.suppress(OSError):
+        _reset_marker().write_text(f"{time.time():.6f}")
+    return 0

@@ -99,6 +99,7 @@ def test_run_it_shell_round_trip_and_exit_stops_the_container(lab):
         assert container is not None and container.status == "running"
         assert container.labels[engine.LABEL_SESSION] == engine.session_id()
         assert container.labels[engine.LABEL_LESSON] == lab.lesson
+        assert container.labels["labkit.interactive"].startswith(f"{engine.session_id()}-")  # in the labkit.* namespace
         assert term.exit("exit 0") == 0
     assert time.monotonic() - started < 10
     lab.await_state(name, "exited")  # `exit` ended PID 1, so the container stopped

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from labkit.features import layers
-from labkit.features.layers import LayerExplorer, Shared, Storage, from_attrs, instruction, match_layers
+from labkit.features.layers import Shared, Storage, from_attrs, instruction, match_layers
+from labkit.notebook.layer_explorer import LayerExplorer
 
 BASE = "sha256:" + "d6" * 32
 COPY_LAYER = "sha256:" + "4a" * 32

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from labkit.exercises import _lesson06_containers as present
 from labkit.exercises import _lesson06_history as past
 from labkit.exercises import lesson06_stop_start_remove as lifecycle
 
@@ -33,7 +34,7 @@ def test_last_run_is_what_follows_the_last_ready_line() -> None:
 
 
 def test_signal_script_logs_ready_after_its_trap_and_exits_143() -> None:
-    script = lifecycle._signal_script("graceful")
+    script = present.signal_script("graceful")
     assert script.index("trap ") < script.index("graceful: ready")
     assert "exit 143" in script and "graceful: got SIGTERM" in script
     assert lifecycle.GRACEFUL_TERM in script and lifecycle.GRACEFUL_READY in script

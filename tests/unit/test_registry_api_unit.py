@@ -16,7 +16,7 @@ import pytest
 
 from labkit.features.registry import api as registry_api
 from labkit.exercises import lesson03_registries as registries
-from labkit.exercises.lesson03_registries import (
+from labkit.exercises._lesson03_verdicts import (
     DigestFacts,
     PushFacts,
     digest_verdict,

@@ -19,7 +19,7 @@ import requests.exceptions
 
 from labkit.core import activity
 from labkit.core import engine
-from labkit.core.activity import CountingReader
+from labkit.features.streams import CountingReader
 from labkit.core.errors import ImageMissing, LabkitError
 from labkit.features.images.catalog import resolve
 

@@ -23,7 +23,7 @@ from typing import TextIO
 
 from labkit.core import activity
 from labkit.core import engine
-from labkit.core.activity import BuildSteps
+from labkit.features.streams import BuildSteps
 from labkit.core.errors import CommandFailed, LabkitError, NotSupported, WaitTimeout
 from labkit.features.images import debootstrap
 from labkit.features.images.catalog import CatalogImage

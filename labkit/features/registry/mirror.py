@@ -39,7 +39,7 @@ from labkit.core import engine
 from labkit.core import paths
 from labkit.core import procs
 from labkit.core import wait
-from labkit.core.activity import LayerTally
+from labkit.features.streams import LayerTally
 from labkit.core.errors import LabkitError, NotSupported, PortInUse, WaitTimeout
 
 DEFAULT_PORT = 5000

@@ -16,7 +16,7 @@ read ahead (:meth:`Reader.take_all`), to be pumped on raw.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Literal, Protocol
 
 import h11
 
@@ -86,7 +86,7 @@ class Reader:
         reads: ``"requests"`` (the client's side) or ``"responses"`` (the daemon's side).
     """
 
-    def __init__(self, sock: Source, reads: str) -> None:
+    def __init__(self, sock: Source, reads: Literal["requests", "responses"]) -> None:
         if reads not in ("requests", "responses"):
             raise ValueError(f"a reader reads requests or responses, not {reads!r}")
         self.sock = sock

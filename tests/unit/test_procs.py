@@ -68,7 +68,11 @@ def test_a_record_written_before_psutil_is_still_recognised(sleeper: subprocess.
 def test_a_zombie_is_not_running() -> None:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])  # not tracked: nobody reaps it yet
     try:
-        wait.until(lambda: psutil.Process(proc.pid).status() == psutil.STATUS_ZOMBIE, "the child to become a zombie", timeout=10)
+        wait.until(
+            lambda: psutil.Process(proc.pid).status() == psutil.STATUS_ZOMBIE,
+            "the child to become a zombie",
+            timeout=10,
+        )
         assert not procs.alive(proc.pid)
         assert not procs.is_running({"pid": proc.pid, "start": procs.start_time(proc.pid)}, lambda argv: True)
     finally:

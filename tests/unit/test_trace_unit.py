@@ -74,10 +74,17 @@ NEXT = b"HTTP/1.1 204 No Content\r\n\r\n"
 
 
 def test_heads_are_read_by_h11() -> None:
-    requests = Reader(Pieces(b"POST /v1.41/containers/create?name=x HTTP/1.1\r\nHost: docker\r\nContent-Length: 2\r\n\r\n{}"), "requests")
+    requests = Reader(
+        Pieces(b"POST /v1.41/containers/create?name=x HTTP/1.1\r\nHost: docker\r\nContent-Length: 2\r\n\r\n{}"),
+        "requests",
+    )
     request = requests.next_event()
     assert isinstance(request, h11.Request)
-    assert (request.method, request.target, trace.header(request, "Content-Length")) == (b"POST", b"/v1.41/containers/create?name=x", "2")
+    assert (request.method, request.target, trace.header(request, "Content-Length")) == (
+        b"POST",
+        b"/v1.41/containers/create?name=x",
+        "2",
+    )
     assert requests.take().endswith(b"\r\n\r\n")  # the head only: the body is not framed yet
     _, responses = _readers(GET, b"HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n")
     response = responses.next_event()
@@ -120,7 +127,9 @@ def test_a_body_without_framing_runs_to_the_close_and_ends_the_connection() -> N
 
 def test_a_head_answer_has_no_body_even_with_a_length() -> None:
     # nothing follows the head: reading a body of 2 bytes would find the end instead and fail
-    requests, responses = _readers(b"HEAD /_ping HTTP/1.1\r\nHost: docker\r\n\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n")
+    requests, responses = _readers(
+        b"HEAD /_ping HTTP/1.1\r\nHost: docker\r\n\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n"
+    )
     _, sent, body = _relay_response(requests, responses)
     assert body == b"" and b"".join(sent) == b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n"
     assert requests.next_cycle() and responses.next_cycle()
@@ -171,7 +180,11 @@ def test_pipelined_requests_are_framed_one_at_a_time() -> None:
     ],
 )
 def test_hijack_detection(status: int, headers: list[tuple[str, str]], hijacked: bool) -> None:
-    event = h11.InformationalResponse(status_code=status, headers=headers) if status < 200 else h11.Response(status_code=status, headers=headers)
+    event = (
+        h11.InformationalResponse(status_code=status, headers=headers)
+        if status < 200
+        else h11.Response(status_code=status, headers=headers)
+    )
     assert trace.is_hijack(event) is hijacked
 
 
@@ -225,9 +238,14 @@ def _json(status: str, body: dict[str, object], chunked: bool = False) -> bytes:
 
 
 #: A chunked pull progress stream, sent by the fake daemon one byte at a time.
-PROGRESS = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" + b"".join(
-    f"{len(line):x}\r\n".encode() + line + b"\r\n" for line in (json.dumps({"status": f"step {n}"}).encode() + b"\r\n" for n in range(3))
-) + b"0\r\n\r\n"
+PROGRESS = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    + b"".join(
+        f"{len(line):x}\r\n".encode() + line + b"\r\n"
+        for line in (json.dumps({"status": f"step {n}"}).encode() + b"\r\n" for n in range(3))
+    )
+    + b"0\r\n\r\n"
+)
 
 
 def _read_request(conn: socket.socket, buffered: bytes) -> tuple[h11.Request | None, bytes, bytes]:
@@ -390,13 +408,17 @@ def test_keep_alive_requests_are_each_recorded(proxied: Proxied) -> None:
     sock.sendall(b"HEAD /_ping HTTP/1.1\r\nHost: docker\r\n\r\n")
     assert client.response("HEAD") == (200, b"")
     body = b'{"Image":"missing"}'
-    sock.sendall(b"POST /v1.41/containers/create HTTP/1.1\r\nHost: docker\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+    sock.sendall(
+        b"POST /v1.41/containers/create HTTP/1.1\r\nHost: docker\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
     assert client.response("POST")[0] == 404
     sock.sendall(b"POST /v1.41/images/create?fromImage=x HTTP/1.1\r\nHost: docker\r\nContent-Length: 0\r\n\r\n")
     status, progress = client.response("POST")
     assert status == 200 and progress.count(b'"status"') == 3  # the chunked stream arrived whole
     assert client.raw == PROGRESS  # sent a byte at a time, forwarded unchanged
-    sock.sendall(b"POST /v1.41/containers/create HTTP/1.1\r\nHost: docker\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n")
+    sock.sendall(
+        b"POST /v1.41/containers/create HTTP/1.1\r\nHost: docker\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"
+    )
     assert client.response("POST")[0] == 201
     sock.close()
     calls = trace.load(log)
@@ -418,7 +440,7 @@ def test_pipelined_requests_are_answered_in_order_and_each_recorded(proxied: Pro
     sock.sendall(
         b"GET /_ping HTTP/1.1\r\nHost: docker\r\n\r\n"
         b"POST /v1.41/containers/create HTTP/1.1\r\nHost: docker\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"
-        b"POST /v1.41/containers/create HTTP/1.1\r\nHost: docker\r\nContent-Length: 19\r\n\r\n{\"Image\":\"missing\"}"
+        b'POST /v1.41/containers/create HTTP/1.1\r\nHost: docker\r\nContent-Length: 19\r\n\r\n{"Image":"missing"}'
         b"GET /v1.41/nowhere HTTP/1.1\r\nHost: docker\r\n\r\n"
     )
     assert [client.response()[0] for _ in range(4)] == [200, 201, 404, 404]
@@ -438,7 +460,11 @@ def test_a_wait_head_passes_at_once_and_its_exit_code_is_recorded_before_the_bod
     connect, log, gates, _ = proxied
     sock = connect()
     client = _Client(sock)
-    sock.sendall(b"POST /v1.41/containers/" + ID.encode() + b"/wait?condition=next-exit HTTP/1.1\r\nHost: docker\r\nContent-Length: 0\r\n\r\n")
+    sock.sendall(
+        b"POST /v1.41/containers/"
+        + ID.encode()
+        + b"/wait?condition=next-exit HTTP/1.1\r\nHost: docker\r\nContent-Length: 0\r\n\r\n"
+    )
     parser, head = client.head("POST")  # the CLI waits for this head before it starts the container
     assert head.status_code == 200 and trace.load(log) == []
     gates["exited"].set()
@@ -458,7 +484,13 @@ def test_hijacked_stream_passes_both_ways_untouched(proxied: Proxied, upgrade: b
     sock.sendall(b"GET /_ping HTTP/1.1\r\nHost: docker\r\n\r\n")
     client = _Client(sock)
     assert client.response() == (200, b"OK")
-    sock.sendall(b"POST /v1.41/containers/" + ID.encode() + b"/attach?stream=1&stdin=1 HTTP/1.1\r\nHost: docker\r\n" + extra + b"\r\nearly ")
+    sock.sendall(
+        b"POST /v1.41/containers/"
+        + ID.encode()
+        + b"/attach?stream=1&stdin=1 HTTP/1.1\r\nHost: docker\r\n"
+        + extra
+        + b"\r\nearly "
+    )
     received = b""
     while b"\r\n\r\n" not in received:
         received += sock.recv(65536)
@@ -486,7 +518,7 @@ def test_a_client_that_breaks_http_is_dropped_and_its_calls_so_far_kept(proxied:
 
 
 def test_tcp_listener_is_loopback_only(short_dir: Path) -> None:
-    with pytest.raises(trace.LabkitError, match="127.0.0.1 only"):
+    with pytest.raises(trace.LabkitError, match=r"127\.0\.0\.1 only"):
         trace.Proxy("tcp://0.0.0.0:0", "unix:///nonexistent", short_dir / "log").bind()
     proxy = trace.Proxy("tcp://127.0.0.1:0", "unix:///nonexistent", short_dir / "log")
     proxy.bind()
@@ -521,10 +553,24 @@ def test_busy_socket_path_is_one_readable_error(short_dir: Path, monkeypatch: py
 
 def test_cli_errors_are_one_line(short_dir: Path) -> None:
     env = {**os.environ, "LABKIT_STATE_DIR": str(short_dir / "state"), "DOCKER_HOST": "unix:///nonexistent.sock"}
-    proc = subprocess.run([sys.executable, "-m", "labkit.features.trace", "start"], capture_output=True, text=True, env=env, timeout=30, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "labkit.features.trace", "start"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+        check=False,
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().count("\n") == 0 and "socket not found" in proc.stderr
-    proc = subprocess.run([sys.executable, "-m", "labkit.features.trace", "host"], capture_output=True, text=True, env=env, timeout=30, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "labkit.features.trace", "host"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+        check=False,
+    )
     assert proc.returncode == 2 and "no trace proxy is running" in proc.stderr
 
 
@@ -537,8 +583,27 @@ def _run_calls(start_first: bool = False) -> list[Call]:
     start = Call(3, 1, 0.49 if start_first else 0.51, "POST", cid + "/start", "1.41", 204, "No Content")
     return [
         Call(1, 1, 0.01, "HEAD", "/_ping", None, 200, "OK"),
-        Call(1, 2, 0.02, "POST", "/v1.41/containers/create", "1.41", 404, "Not Found", message="No such image: hello-world:latest"),
-        Call(1, 3, 0.03, "POST", "/v1.41/images/create?fromImage=docker.io%2Flibrary%2Fhello-world&tag=latest", "1.41", 200, "OK"),
+        Call(
+            1,
+            2,
+            0.02,
+            "POST",
+            "/v1.41/containers/create",
+            "1.41",
+            404,
+            "Not Found",
+            message="No such image: hello-world:latest",
+        ),
+        Call(
+            1,
+            3,
+            0.03,
+            "POST",
+            "/v1.41/images/create?fromImage=docker.io%2Flibrary%2Fhello-world&tag=latest",
+            "1.41",
+            200,
+            "OK",
+        ),
         Call(1, 4, 0.40, "POST", "/v1.41/containers/create", "1.41", 201, "Created", id=ID),
         Call(2, 1, 0.45, "POST", cid + "/attach?stderr=1&stdout=1&stream=1", "1.41", 101, "UPGRADED", hijacked=True),
         wait,
@@ -586,7 +651,12 @@ def test_load_skips_damaged_lines(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "answer",
-    ["POST /containers/create", "post /v1.41/containers/create", "  POST   /containers/create?name=web ", "POST http://localhost/v1.43/containers/create/"],
+    [
+        "POST /containers/create",
+        "post /v1.41/containers/create",
+        "  POST   /containers/create?name=web ",
+        "POST http://localhost/v1.43/containers/create/",
+    ],
 )
 def test_endpoint_accepts_every_spelling(answer: str) -> None:
     assert api._endpoint(Context(get("api.endpoint"), None, answer=answer)).passed  # type: ignore[arg-type]
@@ -634,14 +704,14 @@ def test_trace_check_names_each_near_miss(tmp_path: Path, monkeypatch: pytest.Mo
         ([calls[0], Call(1, 2, 0.1, "GET", "/v1.41/containers/json", "1.41", 200, "OK")], "none created a container"),
         (calls[:2], "404 No such image"),
         (calls[:4], "never started"),
-        (calls[:4] + [calls[6]], "never asked to wait"),
+        ([*calls[:4], calls[6]], "never asked to wait"),
     ]
     for recorded, says in cases:
         _write(log, recorded)
         verdict = _trace_verdict(log)
         assert not verdict.passed and says in verdict.message, (says, verdict)
         assert verdict.hint
-    _write(log, calls[:4] + [calls[6]])
+    _write(log, [*calls[:4], calls[6]])
     assert "-d" in (_trace_verdict(log).hint or "")
 
 
@@ -663,5 +733,11 @@ def test_solution_names_the_socket_like_state_dir(tmp_path: Path) -> None:
     """The shell expression in the reference solution finds the same socket labkit uses."""
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "LABKIT_STATE_DIR": str(tmp_path / "s")}
     for extra, expected in (({}, tmp_path / "s"), ({"LABKIT_STATE_DIR": ""}, tmp_path / ".local/state/labkit")):
-        out = subprocess.run(["bash", "-c", f"echo {api.SOCKET_IN_SHELL}"], env={**env, **extra}, capture_output=True, text=True, check=False).stdout.strip()
+        out = subprocess.run(
+            ["bash", "-c", f"echo {api.SOCKET_IN_SHELL}"],
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
         assert out == str(expected / "trace" / "docker.sock")

@@ -112,7 +112,9 @@ class Reader:
             try:
                 event = self.h11.next_event()
             except h11.RemoteProtocolError as e:
-                raise ProtocolError(f"the {self.reads} on this connection are not HTTP/1.1 the proxy can frame: {e}") from e
+                raise ProtocolError(
+                    f"the {self.reads} on this connection are not HTTP/1.1 the proxy can frame: {e}"
+                ) from e
             if event is h11.NEED_DATA:
                 if flush is not None and (parsed := self.take()):
                     flush(parsed)
@@ -208,7 +210,9 @@ class Gate:
         limit: the most bytes held.
     """
 
-    def __init__(self, send: Send, hold: bool, on_release: Callable[[], None] | None = None, limit: int = CAPTURE_LIMIT) -> None:
+    def __init__(
+        self, send: Send, hold: bool, on_release: Callable[[], None] | None = None, limit: int = CAPTURE_LIMIT
+    ) -> None:
         self.send = send
         self.hold = hold
         self.on_release = on_release

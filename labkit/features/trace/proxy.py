@@ -81,7 +81,9 @@ def parse_address(url: str) -> tuple[str, str, int]:
         if not sep or not port.isdigit():
             raise LabkitError(f"{url} names no port", "write DOCKER_HOST as tcp://HOST:PORT")
         return "tcp", host.strip("[]") or "127.0.0.1", int(port)
-    raise LabkitError(f"labkit trace cannot reach a daemon at {url}", "it works with unix:// and tcp:// daemon addresses")
+    raise LabkitError(
+        f"labkit trace cannot reach a daemon at {url}", "it works with unix:// and tcp:// daemon addresses"
+    )
 
 
 def _connect(url: str, timeout: float | None = None) -> socket.socket:
@@ -195,7 +197,10 @@ class Proxy:
                 server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 server.bind(("127.0.0.1", port))
         except OSError as e:
-            raise LabkitError(f"cannot listen on {self.listen}: {e.strerror or e}", "stop what uses it, or choose another socket or port") from e
+            raise LabkitError(
+                f"cannot listen on {self.listen}: {e.strerror or e}",
+                "stop what uses it, or choose another socket or port",
+            ) from e
         server.listen(64)
         self._server = server
 

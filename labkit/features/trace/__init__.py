@@ -19,7 +19,7 @@ Point the CLI at it for one command::
 
 The package, one module per concern:
 
-- :mod:`labkit.trace.framing`: just enough HTTP/1.1 to find where each message ends;
+- :mod:`labkit.trace.framing`: where each message ends, found by h11 reading along;
 - :mod:`labkit.trace.proxy`: the proxy itself, which relays and records every call;
 - :mod:`labkit.trace.process`: the proxy as a background process (start, stop, status);
 - :mod:`labkit.trace.log`: reading the trace log back as :class:`Call` values;
@@ -41,16 +41,12 @@ from labkit.features.trace.framing import (
     CAPTURE_LIMIT,
     MAX_HEAD,
     RAW_STREAM_TYPES,
-    Framing,
-    Head,
+    Gate,
     ProtocolError,
-    Stream,
+    Reader,
+    header,
     is_hijack,
-    keeps_alive,
-    parse_head,
     relay_body,
-    request_framing,
-    response_framing,
 )
 from labkit.features.trace.log import Call, load, normalize_path
 from labkit.features.trace.process import (
@@ -81,14 +77,13 @@ __all__ = [
     "Call",
     "DaemonUnavailable",
     "Diagram",
-    "Framing",
-    "Head",
+    "Gate",
     "LabkitError",
     "ProtocolError",
     "Proxy",
+    "Reader",
     "Recorder",
     "Row",
-    "Stream",
     "Trace",
     "TraceStatus",
     "WaitTimeout",
@@ -97,18 +92,15 @@ __all__ = [
     "body_fields",
     "command",
     "folder",
+    "header",
     "is_hijack",
-    "keeps_alive",
     "load",
     "log_path",
     "main",
     "normalize_path",
     "parse_address",
-    "parse_head",
     "pump",
     "relay_body",
-    "request_framing",
-    "response_framing",
     "show",
     "socket_path",
     "stable_order",

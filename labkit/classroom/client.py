@@ -36,7 +36,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from labkit.core.errors import LabkitError
+from labkit.core.errors import ClassroomError
 from labkit.core.paths import state_dir
 
 LEARNER_KEY_HEADER = "x-labkit-learner-key"
@@ -49,10 +49,6 @@ BATCH_BYTES = 48 * 1024
 POST_TIMEOUT = 5.0
 MAX_BACKOFF = 60.0
 _PERMANENT = {400, 413, 415, 422}
-
-
-class ClassroomError(LabkitError):
-    """Joining or talking to a classroom server failed."""
 
 
 class _Transient(Exception):

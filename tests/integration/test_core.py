@@ -32,7 +32,7 @@ def test_sh_runs_the_real_cli_and_labels_what_it_creates(docker_client: object) 
 def test_sh_fails_on_a_docker_error_and_accepts_a_declared_one(docker_client: object) -> None:
     with pytest.raises(CommandFailed) as info:
         sh("docker run --rm busybox sh -c 'echo bad >&2; exit 3'", quiet=True)
-    assert info.value.exit_code == 3 and "bad" in str(info.value)
+    assert info.value.returncode == 3 and info.value.exit_code == 2 and "bad" in str(info.value)
     assert sh("docker run --rm busybox sh -c 'exit 3'", expect=3, quiet=True).exit_code == 3
     assert sh("docker run --rm no-such-image-labkit-test", expect=125, quiet=True).exit_code == 125
 

@@ -154,7 +154,7 @@ class UsageError(LabkitError):
     def __init__(self, prog: str, problem: str) -> None:
         self.prog = prog
         self.problem = problem
-        super().__init__(f"{prog}: {problem}", f"see `{prog} --help`")
+        super().__init__(problem, f"see `{prog} --help`")
 
 
 class DamagedState(LabkitError):

@@ -97,7 +97,7 @@ def test_waits_have_deadlines_and_say_what_they_saw(docker_client: object, track
 
 
 def test_doctor_says_ready(docker_client: object) -> None:
-    proc = subprocess.run([sys.executable, "-m", "labkit.cli", "doctor"], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([sys.executable, "-m", "labkit", "doctor"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "ready for the lab" in proc.stdout
     assert "Docker daemon" in proc.stdout and "Lesson images" in proc.stdout

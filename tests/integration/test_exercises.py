@@ -15,7 +15,7 @@ pytestmark = pytest.mark.docker
 
 
 def _labkit(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "labkit.cli", *args], capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "labkit", *args], capture_output=True, text=True, timeout=300)
 
 
 @pytest.mark.parametrize("exercise_id", [e.id for e in all_exercises()])

@@ -26,9 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from labkit import exercises
-from labkit.cli.exits import Parser, run
-from labkit.core import engine
-from labkit.core import paths
+from labkit.cli import exits
+from labkit.core import engine, paths
 from labkit.core.cleanup import remove_labelled
 from labkit.core.errors import CommandFailed, LabkitError
 from labkit.core.shell import sh
@@ -182,6 +181,7 @@ def _docker_ways() -> dict[str, Callable[[], object]]:
 
 def run_notebooks(folder: Path) -> list[NotebookRun]:
     """Execute every ``*.ipynb`` in ``folder`` with this interpreter's kernel; nothing is written back."""
+    # reason: nbformat and nbclient take ~50 ms to import, and --skip-notebooks needs neither
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
@@ -220,11 +220,11 @@ def machine_context() -> dict[str, str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the bench; 0 when it completed, 1 when a notebook failed, 2 when labkit could not run it."""
-    return run(lambda: _bench(argv), program="labkit bench")
+    return exits.run(lambda: _bench(argv), program="labkit bench")
 
 
 def _bench(argv: Sequence[str] | None) -> int:
-    parser = Parser(prog="python -m labkit.bench", description="labkit overhead, check latency and notebook wall time.")
+    parser = exits.Parser(prog="python -m labkit.bench", description="labkit overhead, check latency and notebook wall time.")
     parser.add_argument("--runs", type=int, default=21, help="timed runs per way (default 21)")
     parser.add_argument("--checks", type=int, default=30, help="checks per exercise (default 30)")
     parser.add_argument("--quick", action="store_true", help="5 runs and 5 checks each, for development")

@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from labkit.cli.exits import Parser, run
+from labkit.cli import exits
 from labkit.core.paths import REPO_DIR, workspace_dir
 from labkit.course.release import release
 
@@ -70,11 +70,11 @@ def free_port(preferred: int) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Prepare the workspace and start JupyterLab there; 2 (one line) when labkit cannot."""
-    return run(lambda: _lab(argv))
+    return exits.run(lambda: _lab(argv))
 
 
 def _lab(argv: list[str] | None) -> int:
-    parser = Parser(prog="python -m labkit.lab")
+    parser = exits.Parser(prog="python -m labkit.lab")
     parser.add_argument("--workspace", type=Path, default=workspace_dir())
     parser.add_argument("--port", type=int, default=int(os.environ.get("LABKIT_PORT", DEFAULT_PORT)))
     parser.add_argument("--no-start", action="store_true", help="prepare the workspace only")

@@ -21,9 +21,7 @@ def default_db() -> Path:
 
 def register(subcommands: Subcommands) -> None:
     """Add ``classroom`` to labkit's sub-commands."""
-    p = subcommands.add_parser(
-        "classroom", help="a live view of learners' check results for the instructor; join one as a learner"
-    )
+    p = subcommands.add_parser("classroom", help="a live view of learners' check results for the instructor; join one as a learner")
     p.add_argument("action", choices=["serve", "join", "leave", "status", "flush", "forget"])
     p.add_argument("args", nargs="*", metavar="ARG", help="join URL TOKEN; forget NAME")
     p.add_argument("--name", help="join: your name, as the instructor sees it")

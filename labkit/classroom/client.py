@@ -109,7 +109,7 @@ def _lock_path() -> Path:
 
 def _queued_event(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict) or not isinstance(value.get("id"), str):
-        raise ValueError("not a queued event")
+        raise TypeError("not a queued event")
     return value
 
 

@@ -48,7 +48,7 @@ GROUPS: tuple[Callable[[Subcommands], None], ...] = (
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``labkit`` parser, with every package's sub-commands."""
-    parser = Parser(prog="labkit", description="Hands-on Docker course helper.")
+    parser: argparse.ArgumentParser = Parser(prog="labkit", description="Hands-on Docker course helper.")
     subcommands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for register in GROUPS:
         register(subcommands)

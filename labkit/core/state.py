@@ -58,6 +58,7 @@ def replacing(path: Path, *, mode: int | None = None) -> Iterator[IO[bytes]]:
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
+        keep: int | None
         try:
             keep = path.stat().st_mode & 0o7777
         except FileNotFoundError:

@@ -60,7 +60,9 @@ def progress_command(args: argparse.Namespace) -> ExitCode:
     for exercise_id, entry in [*row.exercises.items(), *row.unknown.items()]:
         mark = "✔" if entry.passed else ("✗" if entry.attempts else "·")
         state = "passed" if entry.passed else ("not yet" if entry.attempts else "not started")
-        detail = ", ".join(part for part in (f"{entry.attempts} check(s)" * bool(entry.attempts), f"hint level {entry.hints_used}" * bool(entry.hints_used)) if part)
+        detail = ", ".join(
+            part for part in (f"{entry.attempts} check(s)" * bool(entry.attempts), f"hint level {entry.hints_used}" * bool(entry.hints_used)) if part
+        )
         print(f"  {mark} {exercise_id:<32} {state:<12} {detail}")
     if damaged:
         print(f"  ({damaged} damaged line(s) in the record were skipped)")

@@ -37,6 +37,7 @@ def _labkit(*args: str, env: dict[str, str] | None = None, timeout: float = 30, 
         text=True,
         timeout=timeout,
         env={**os.environ, **(env or {})},
+        check=False,
     )
     return proc.returncode, proc.stdout, proc.stderr, time.monotonic() - start
 
@@ -54,8 +55,8 @@ def _one_line(err: str) -> str:
 def test_every_labkit_error_is_exit_2_and_one_line() -> None:
     failed = CommandFailed("docker run x", 127, "docker: not found\n")
     assert failed.returncode == 127 and failed.exit_code == 2
-    assert exit_status(failed) == (2, "labkit: `docker run x` exited with 127 (expected 0): docker: not found — "
-                                      "read the output above; if the lesson meant to show an error, pass expect=<code>")  # fmt: skip
+    line = "labkit: `docker run x` exited with 127 (expected 0): docker: not found — read the output above; if the lesson meant to show an error, pass expect=<code>"
+    assert exit_status(failed) == (2, line)
     assert exit_status(UsageError("labkit images", "images load needs a FILE"), "labkit bench")[0] == 2
     assert exit_status(DamagedState("/s/exercises.json", "empty", "/s/x"))[0] == ExitCode.COULD_NOT
     assert exit_status(KeyboardInterrupt()) == (130, "labkit: interrupted")
@@ -156,7 +157,7 @@ def test_absent_daemon_is_one_line_within_five_seconds(command: list[str]) -> No
 def test_a_failing_solution_is_exit_2_not_its_own_exit_code() -> None:
     """The solution's `docker run hello-world` really runs and really fails (no daemon at that address): docker exits
     125, and `labkit exercise solve` must still answer 2 (could not do), never 125, nor 1 ("not yet")."""
-    code, out, err, _ = _labkit("exercise", "solve", "welcome.first-container", env=NO_DAEMON, timeout=60)
+    code, _, err, _ = _labkit("exercise", "solve", "welcome.first-container", env=NO_DAEMON, timeout=60)
     line = _one_line(err)
     assert code == 2, (code, err)
     assert line.startswith("labkit: `docker run hello-world` exited with 125 (expected 0)")
@@ -166,7 +167,7 @@ def test_a_solution_whose_program_is_missing_is_exit_2(tmp_path: Path) -> None:
     bin_dir = tmp_path / "bin"  # PATH without docker: only bash, which runs the solution
     bin_dir.mkdir()
     os.symlink(shutil.which("bash") or "/bin/bash", bin_dir / "bash")
-    code, out, err, _ = _labkit("exercise", "solve", "welcome.first-container", env={"PATH": str(bin_dir)}, timeout=60)
+    code, _, err, _ = _labkit("exercise", "solve", "welcome.first-container", env={"PATH": str(bin_dir)}, timeout=60)
     assert code == 2 and "`docker` is not installed or not on PATH" in _one_line(err)
 
 
@@ -199,7 +200,7 @@ def silent_daemon(tmp_path: Path) -> Iterator[str]:
 
 
 def test_hung_daemon_is_one_line_within_five_seconds(silent_daemon: str) -> None:
-    code, out, err, took = _labkit("doctor", env={"DOCKER_HOST": silent_daemon})
+    code, _, err, took = _labkit("doctor", env={"DOCKER_HOST": silent_daemon})
     assert code == 2 and took < 5, (took, err)
     assert "no answer" in _one_line(err)
 
@@ -312,3 +313,30 @@ def test_check_on_a_damaged_exercises_json_is_one_line_then_starts_clean(state: 
 
 def test_labkit_error_is_the_root_of_what_the_cli_maps() -> None:
     assert issubclass(UsageError, LabkitError) and issubclass(DamagedState, LabkitError)
+
+
+# --- the "1" answers: decided from what the daemon showed (facts faked here, the mapping is real) -----
+
+
+def test_images_list_is_1_when_an_image_is_missing(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from labkit.features import images
+
+    there = images.ImageState("busybox:latest", True, "present")
+    missing = images.ImageState("labkit/hello-dock:latest", False, "missing")
+    monkeypatch.setattr(images, "status", lambda: [there, missing])
+    assert main(["images", "list"]) == 1
+    assert capsys.readouterr().out.splitlines()[1].startswith("✗ labkit/hello-dock:latest")
+    assert main(["images", "list", "busybox"]) == 0
+    assert main(["images", "list", "no-such-image-in-the-course"]) == 2
+    assert _one_line(capsys.readouterr().err).startswith("labkit: ")
+
+
+def test_doctor_is_1_when_not_ready(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from labkit.features import cli as features_cli
+    from labkit.features.doctor import Report, Row
+
+    monkeypatch.setattr(features_cli, "run_doctor", lambda: Report([Row("Docker daemon", "ok", "answers"), Row("Disk", "fail", "0.2 GB free")]))
+    assert main(["doctor"]) == 1
+    monkeypatch.setattr(features_cli, "run_doctor", lambda: Report([Row("Docker daemon", "ok", "answers"), Row("Disk", "warn", "2 GB free")]))
+    assert main(["doctor", "--json"]) == 0
+    assert '"ready": true' in capsys.readouterr().out

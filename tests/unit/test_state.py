@@ -101,7 +101,7 @@ def test_read_json_lines_keeps_what_accept_takes(tmp_path: Path) -> None:
 
     def accept(value: Any) -> dict[str, Any]:
         if not isinstance(value, dict) or not isinstance(value.get("id"), str):
-            raise ValueError("not an event")
+            raise TypeError("not an event")
         return value
 
     lines = state.read_json_lines(path, accept)
@@ -112,7 +112,7 @@ def test_read_json_lines_keeps_what_accept_takes(tmp_path: Path) -> None:
 
 def _dict(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise ValueError(f"it holds {state.describe(value)}, not an object")
+        raise TypeError(f"it holds {state.describe(value)}, not an object")
     return value
 
 

@@ -12,12 +12,12 @@ import docker.errors
 from labkit.core import engine, state
 from labkit.core.cleanup import ResetReport
 from labkit.core.errors import LabkitError
-from labkit.exercises.machinery.model import CheckResult, Context, Exercise
-from labkit.core.probes import containers_from
-from labkit.exercises.machinery.catalog import all_exercises, get
 from labkit.core.paths import state_dir
+from labkit.core.probes import containers_from
 from labkit.core.shell import sh
 from labkit.core.state import describe
+from labkit.exercises.machinery.catalog import all_exercises, get
+from labkit.exercises.machinery.model import CheckResult, Context, Exercise
 
 
 def _store_path() -> Path:
@@ -28,18 +28,18 @@ def _store_shape(data: Any) -> dict[str, dict[str, Any]]:
     """``exercises.json`` as the runner expects it: ``{"answers": {id: str}, "setup": {id: {...}}}``.
 
     Raises:
-        ValueError: one line saying what is wrong with it.
+        TypeError: one line saying what is wrong with it.
     """
     if not isinstance(data, dict):
-        raise ValueError(f"it holds {describe(data)}, not an object")
+        raise TypeError(f"it holds {describe(data)}, not an object")
     store: dict[str, dict[str, Any]] = {"answers": {}, "setup": {}}
     for key, kind, wanted in (("answers", str, "a string"), ("setup", dict, "an object")):
         section = data.get(key, {})
         if not isinstance(section, dict):
-            raise ValueError(f'"{key}" is {describe(section)}, not an object')
+            raise TypeError(f'"{key}" is {describe(section)}, not an object')
         for exercise_id, value in section.items():
             if not isinstance(value, kind):
-                raise ValueError(f'"{key}" of {exercise_id} is {describe(value)}, not {wanted}')
+                raise TypeError(f'"{key}" of {exercise_id} is {describe(value)}, not {wanted}')
         store[key] = section
     return store
 
@@ -301,4 +301,4 @@ def reset_all() -> ResetReport:
     return removed
 
 
-__all__ = ["check", "hint", "solution", "setup", "solve", "reset_exercise", "reset_all", "record_answer", "LabkitError"]
+__all__ = ["LabkitError", "check", "hint", "record_answer", "reset_all", "reset_exercise", "setup", "solution", "solve"]

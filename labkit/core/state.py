@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-from labkit.core.errors import DamagedState
+from labkit.core.errors import DamagedState, LabkitError
 
 T = TypeVar("T")
 
@@ -254,12 +254,14 @@ def read_json(path: Path, check: Callable[[Any], T], *, default: T) -> T:
     Raises:
         DamagedState: the file is not JSON or not of the expected shape; it was moved aside
             (the next read starts from ``default``).
-        OSError: the file exists but cannot be read.
+        LabkitError: the file exists but cannot be read.
     """
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
         return default
+    except OSError as e:
+        raise LabkitError(f"cannot read {path} ({e.strerror or e})", "check its permissions, or move it away") from e
     try:
         data = json.loads(raw)
     except ValueError as e:  # truncated, or not JSON at all (UnicodeDecodeError is a ValueError too)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from labkit.core import state
-from labkit.core.errors import DamagedState
+from labkit.core.errors import DamagedState, LabkitError
 
 
 def _mode(path: Path) -> int:
@@ -145,3 +145,10 @@ def test_aside_names_never_overwrite_an_earlier_one(tmp_path: Path) -> None:
         path.write_text(str(n) + "[")
         seen.add(state.set_aside(path))
     assert len(seen) == 3 and all(p is not None and p.exists() for p in seen)
+
+
+def test_an_unreadable_file_is_one_line_not_an_oserror(tmp_path: Path) -> None:
+    folder = tmp_path / "s.json"
+    folder.mkdir()  # reading a folder fails with EISDIR, whoever runs the test (root reads every file)
+    with pytest.raises(LabkitError, match="cannot read .*s.json"):
+        state.read_json(folder, _dict, default={})

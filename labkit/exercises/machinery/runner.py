@@ -54,8 +54,10 @@ def _load_store() -> dict[str, dict[str, Any]]:
 
 
 def _save_store(data: dict[str, dict[str, Any]]) -> None:
-    # 0600 when new: answers are the learner's own.
-    state.write_json(_store_path(), data, mode=0o600)
+    try:
+        state.write_json(_store_path(), data, mode=0o600)  # 0600 when new: answers are the learner's own
+    except OSError as e:
+        raise LabkitError(f"cannot write {_store_path()} ({e.strerror or e})", "check that the state folder can be written") from e
 
 
 def _context(exercise: Exercise, answer: str | None = None) -> Context:

@@ -22,11 +22,9 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import fcntl
 import json
 import os
 import random
-import tempfile
 import threading
 import unicodedata
 import urllib.error
@@ -36,7 +34,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from labkit.core.errors import LabkitError
+from labkit.core import state
+from labkit.core.errors import ClassroomError
 from labkit.core.paths import state_dir
 
 LEARNER_KEY_HEADER = "x-labkit-learner-key"
@@ -49,10 +48,6 @@ BATCH_BYTES = 48 * 1024
 POST_TIMEOUT = 5.0
 MAX_BACKOFF = 60.0
 _PERMANENT = {400, 413, 415, 422}
-
-
-class ClassroomError(LabkitError):
-    """Joining or talking to a classroom server failed."""
 
 
 class _Transient(Exception):
@@ -108,29 +103,22 @@ def config() -> dict[str, str] | None:
     return data
 
 
-@contextlib.contextmanager
-def _queue_lock() -> Iterator[None]:
-    with open(state_dir() / "classroom-queue.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+def _lock_path() -> Path:
+    return state_dir() / "classroom-queue.lock"
+
+
+def _queued_event(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict) or not isinstance(value.get("id"), str):
+        raise TypeError("not a queued event")
+    return value
 
 
 def _read_queue() -> list[dict[str, Any]]:
-    """Queued events in order; a damaged line (a write cut short) is skipped."""
+    """Queued events in order; a damaged line (a write cut short) is skipped here, and set aside by :func:`repair_queue`."""
     try:
-        lines = queue_path().read_text().splitlines()
+        return state.read_json_lines(queue_path(), _queued_event).records
     except OSError:
         return []
-    events = []
-    for line in lines:
-        with contextlib.suppress(ValueError):
-            event = json.loads(line)
-            if isinstance(event, dict) and isinstance(event.get("id"), str):
-                events.append(event)
-    return events
 
 
 def queued() -> int:
@@ -146,21 +134,42 @@ def rejected() -> int:
         return 0
 
 
+def _rewrite_queue(drop: set[str], refused: dict[str, str]) -> str | None:
+    """Rewrite the queue without ``drop`` and ``refused`` ids (refused ones go to the rejected file).
+
+    Damaged lines are not lost: they move to ``classroom-queue.jsonl.damaged-<time>``.
+    The caller holds the queue lock. Returns one line saying where damaged lines went, if any.
+    """
+    lines = state.read_json_lines(queue_path(), _queued_event)
+    keep = []
+    for event in lines.records:
+        if event["id"] in refused:
+            state.append_json_line(rejected_path(), {"reason": refused[event["id"]], "event": event})
+        elif event["id"] not in drop:
+            keep.append(event)
+    notice = None
+    if lines.damaged:
+        aside = state.set_aside_lines(queue_path(), lines.damaged)
+        notice = f"{len(lines.damaged)} damaged line(s) of {queue_path()} moved to {aside}; {len(keep)} queued result(s) kept"
+    if lines.damaged or len(keep) != len(lines.records):
+        state.rewrite_json_lines(queue_path(), keep)
+    return notice
+
+
 def _remove(ids: set[str], refused: dict[str, str] | None = None) -> None:
     """Drop acknowledged (and refused) events from the queue file; keep what was appended meanwhile."""
-    refused = refused or {}
-    with _queue_lock():
-        keep = []
-        for event in _read_queue():
-            if event["id"] in refused:
-                with open(rejected_path(), "a") as f:
-                    f.write(json.dumps({"reason": refused[event["id"]], "event": event}) + "\n")
-            elif event["id"] not in ids:
-                keep.append(json.dumps(event, separators=(",", ":")) + "\n")
-        fd, tmp = tempfile.mkstemp(dir=state_dir(), prefix=".classroom-queue.")
-        with os.fdopen(fd, "w") as f:
-            f.writelines(keep)
-        os.replace(tmp, queue_path())
+    with state.locked(_lock_path()):
+        _rewrite_queue(ids, refused or {})
+
+
+def repair_queue() -> str | None:
+    """Set aside the queue's damaged lines, keeping the good ones; one line saying so, or None when all was well.
+
+    Raises:
+        OSError: the state folder cannot be written.
+    """
+    with state.locked(_lock_path()):
+        return _rewrite_queue(set(), {})
 
 
 # -- HTTP -------------------------------------------------------------------------------------
@@ -313,11 +322,9 @@ def submit(event: dict[str, Any]) -> None:
     global _registered_exit
     if config() is None:
         return
-    line = json.dumps(event, separators=(",", ":")) + "\n"
-    with _queue_lock(), open(queue_path(), "a") as f:
-        # No fsync: a crash of this process keeps the line (it is in the OS's cache); only a
-        # power cut could lose it, and the local progress record (fsync'd) still has it.
-        f.write(line)
+    # No fsync: a crash of this process keeps the line (it is in the OS's cache); only a
+    # power cut could lose it, and the local progress record (fsync'd) still has it.
+    state.append_json_line(queue_path(), event, lock=_lock_path(), fsync=False)
     _ensure_sender()
     _wake.set()
     if not _registered_exit:
@@ -414,10 +421,7 @@ def join(url: str, token: str, name: str) -> dict[str, str]:
     if status != 200 or not isinstance(payload.get("key"), str):
         raise ClassroomError(f"could not join: {payload.get('error', f'HTTP {status}')}", "see the message, then join again")
     data = {"url": url, "token": token, "learner": name, "key": payload["key"]}
-    fd, tmp = tempfile.mkstemp(dir=state_dir(), prefix=".classroom.")
-    with os.fdopen(fd, "w") as f:  # mkstemp makes it 0600: the key lets whoever reads it post as this learner
-        json.dump(data, f, indent=2)
-    os.replace(tmp, config_path())
+    state.write_json(config_path(), data, mode=0o600)  # the key lets whoever reads it post as this learner
     return data
 
 
@@ -427,7 +431,7 @@ def leave() -> int:
     The local progress record keeps every result either way.
     """
     dropped = queued()
-    with _queue_lock():
+    with state.locked(_lock_path()):
         for path in (config_path(), queue_path()):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from labkit.core.errors import LabkitError
+from labkit.core.errors import StoreError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -55,9 +55,6 @@ def new_token() -> str:
         (32, True, False)
     """
     return secrets.token_hex(16)
-
-class StoreError(LabkitError):
-    """The classroom database could not be opened or written."""
 
 
 @dataclass(frozen=True)

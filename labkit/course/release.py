@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labkit.core.errors import LabkitError, UnknownExercise
+from labkit.core.errors import LabkitError, ReleaseError, UnknownExercise
 from labkit.core.paths import REPO_DIR
 
 #: Where the solution notebooks live.
@@ -68,15 +68,6 @@ _PANEL = re.compile(r"""\blabkit\s*\.\s*exercise\s*\(\s*(?P<id>(["'])[^"']+\2)(?
 _ANY_PANEL = re.compile(r"\blabkit\s*\.\s*exercise\s*\(")
 #: What a learner's kept cell must call for each exercise it holds: a check, or a panel (which checks).
 _CHECKS = "(?:check|exercise)"
-
-
-class ReleaseError(LabkitError):
-    """A solution notebook cannot be turned into a student version as it stands."""
-
-    def __init__(self, where: str, problem: str, fix: str) -> None:
-        self.where = where
-        self.problem = problem
-        super().__init__(f"{where}: {problem}", fix)
 
 
 @dataclass

@@ -25,7 +25,7 @@ from typing import Any
 import docker.errors
 
 from labkit.core import engine
-from labkit.core.errors import ImageMissing, LabkitError
+from labkit.core.errors import ImageMissing, LabkitError, NoSuchImage
 from labkit.core.paths import PACKAGE_DIR
 
 #: Instructions that change only the image's configuration, never its files.
@@ -184,16 +184,6 @@ def short(layer_id: str) -> str:
 
 
 # --- reading the daemon -------------------------------------------------------------
-
-
-class NoSuchImage(ImageMissing):
-    """A lesson asked about an image that is not there yet (usually: a build cell was skipped)."""
-
-    def __init__(self, image: str) -> None:
-        self.image = image
-        LabkitError.__init__(
-            self, f"there is no image {image} on this daemon", "build it first: run the cells above that make it"
-        )
 
 
 @dataclass(frozen=True)

@@ -142,3 +142,40 @@ def test_tokens_and_keys_can_be_typed_as_arguments(tmp_path: Path) -> None:
         assert all(value.isalnum() for value in (join, instructor, key))
     finally:
         store.close()
+
+
+QUEUE_DAMAGE = {
+    "a list": "[]",
+    "null": "null",
+    "an id of the wrong type": '{"id": 5, "learner": "ada"}',
+    "not an object": '"a string"',
+    "truncated": '{"id": "00000000000000000000000000000009", "lear',
+}
+
+
+@pytest.mark.parametrize("damage", QUEUE_DAMAGE.values(), ids=QUEUE_DAMAGE.keys())
+def test_a_damaged_queue_line_is_set_aside_and_the_good_ones_stay(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: str) -> None:
+    monkeypatch.setenv("LABKIT_STATE_DIR", str(tmp_path))
+    good = [{"id": f"{n:032x}", "learner": "ada"} for n in range(3)]
+    lines = [json.dumps(good[0]), json.dumps(good[1]), damage, json.dumps(good[2])]
+    client.queue_path().write_text("\n".join(lines) + "\n")
+    assert client.queued() == 3  # a reader skips the damaged line
+    notice = client.repair_queue()
+    assert notice is not None and "\n" not in notice and "1 damaged line(s)" in notice and "3 queued result(s) kept" in notice
+    (aside,) = tmp_path.glob("classroom-queue.jsonl.damaged-*")
+    assert str(aside) in notice and aside.read_text() == damage + "\n"
+    assert [json.loads(line) for line in client.queue_path().read_text().splitlines()] == good
+    assert client.repair_queue() is None  # nothing left to repair
+
+
+def test_a_queue_line_cut_short_does_not_swallow_the_next_submit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LABKIT_STATE_DIR", str(tmp_path))
+    client.config_path().write_text(json.dumps({"url": "http://127.0.0.1:9", "token": "t", "learner": "ada", "key": "k"}))
+    client.queue_path().write_text('{"id": "00000000000000000000000000000001"}\n{"id": "0000')
+    monkeypatch.setattr(client, "_ensure_sender", lambda: None)  # no thread: only the file is under test
+    client.submit({"id": "00000000000000000000000000000002"})
+    assert [e["id"][-1] for e in client._read_queue()] == ["1", "2"]
+    client._remove({"00000000000000000000000000000001"})  # what the sender does after a post: the damaged line is set aside, not lost
+    assert [e["id"][-1] for e in client._read_queue()] == ["2"]
+    (aside,) = tmp_path.glob("classroom-queue.jsonl.damaged-*")
+    assert aside.read_text() == '{"id": "0000\n'

@@ -174,3 +174,15 @@ def test_runner_check_and_hint_record_what_the_learner_saw(state: Path, monkeypa
     assert asked["hint"] == str(hint) and asked["hint_level"] == int(str(hint).split("/")[0].split()[-1])
     assert all(e["learner"] == "ada" and e["lesson"] == "00" for e in events)
     assert os.stat(state / "progress.jsonl").st_mode & 0o077 == 0, "the record is the learner's alone"
+
+
+@pytest.mark.parametrize("damage", ["[]", "null", '{"v": "1"}', '{"v": 1, "id": "trunc'], ids=["list", "null", "wrong types", "truncated"])
+def test_an_append_after_a_damaged_last_line_is_kept_and_the_damage_counted(state: Path, damage: str) -> None:
+    first = progress.make_event("check", _result())
+    assert progress.record(first)
+    with open(state / "progress.jsonl", "a") as f:
+        f.write(damage)  # no newline: a write cut short, or a hand edit
+    second = progress.make_event("check", _result(passed=True, message="ran"))
+    assert progress.record(second)
+    events, damaged = progress.read()
+    assert events == [first, second] and damaged == 1

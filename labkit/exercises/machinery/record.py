@@ -24,11 +24,12 @@ import os
 import re
 import unicodedata
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from labkit.core import __version__
+from labkit.core import state
 from labkit.core.paths import state_dir
 
 VERSION = 1
@@ -241,18 +242,13 @@ def validate_event(obj: Any) -> dict[str, Any]:
 def append(event: Mapping[str, Any], path: Path | None = None) -> None:
     """Append one event to a progress store as one JSON line, flushed to disk.
 
+    Two kernels (two notebooks) never interleave a line, and a line a crash cut short
+    stays one damaged line (:func:`read` skips and counts it): the event starts anew.
+
     Raises:
         OSError: the store cannot be written.
     """
-    line = (json.dumps(dict(event), ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8")
-    target = path or store_path()
-    # One write() on an O_APPEND descriptor: two kernels (two notebooks) never interleave a line.
-    fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    try:
-        os.write(fd, line)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    state.append_json_line(path or store_path(), dict(event))
 
 
 def record(event: Mapping[str, Any]) -> bool:
@@ -284,21 +280,5 @@ def read(path: Path | None = None) -> tuple[list[dict[str, Any]], int]:
 
     A missing store is an empty one; blank lines are not counted as damaged.
     """
-    events: list[dict[str, Any]] = []
-    damaged = 0
-    for line in _lines(path or store_path()):
-        if not line.strip():
-            continue
-        try:
-            events.append(validate_event(json.loads(line)))
-        except ValueError:  # json.JSONDecodeError is a ValueError too
-            damaged += 1
-    return events, damaged
-
-
-def _lines(path: Path) -> Iterator[str]:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            yield from f
-    except FileNotFoundError:
-        return
+    lines = state.read_json_lines(path or store_path(), validate_event)
+    return lines.records, len(lines.damaged)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from email.message import Message
 from typing import Any
 
-from labkit.core.errors import LabkitError
+from labkit.core.errors import LabkitError, RegistryRefused, RegistryUnreachable
 
 #: A single-platform image, Docker's format (what ``docker push`` stores).
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
@@ -51,30 +51,6 @@ TIMEOUT = 5.0
 
 #: Local URLs only: never send them through an HTTP proxy from the environment.
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-class RegistryUnreachable(LabkitError):
-    """Nothing that speaks HTTP answered at the registry's address."""
-
-    def __init__(self, base: str, cause: str) -> None:
-        self.base = base
-        self.cause = cause
-        super().__init__(f"no registry answers at {base} ({cause})", "start the course's registry: `labkit registry up`")
-
-
-class RegistryRefused(LabkitError):
-    """The registry answered a request with an error (``404 MANIFEST_UNKNOWN``, say)."""
-
-    def __init__(self, method: str, url: str, status: int, code: str, detail: str) -> None:
-        self.method = method
-        self.url = url
-        self.status = status
-        self.code = code
-        self.detail = detail
-        super().__init__(
-            f"{method} {url} answered {status}" + (f" {code}" if code else "") + (f": {detail}" if detail else ""),
-            "check the repository and tag (`registry_api.tags(REPOSITORY)` lists the tags)",
-        )
 
 
 @dataclass(frozen=True)

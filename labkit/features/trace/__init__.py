@@ -24,7 +24,7 @@ The package, one module per concern:
 - :mod:`labkit.trace.process`: the proxy as a background process (start, stop, status);
 - :mod:`labkit.trace.log`: reading the trace log back as :class:`Call` values;
 - :mod:`labkit.trace.views`: the trace as a table and as a sequence diagram;
-- :mod:`labkit.trace.cli`: ``labkit trace`` and ``python -m labkit.trace``.
+- :mod:`labkit.trace.cli`: the ``labkit trace`` commands (registered by :mod:`labkit.cli`).
 
 Example:
     >>> from labkit import trace
@@ -36,7 +36,6 @@ Example:
 from __future__ import annotations
 
 from labkit.core.errors import DaemonUnavailable, LabkitError, WaitTimeout
-from labkit.features.trace.cli import command, main
 from labkit.features.trace.framing import (
     CAPTURE_LIMIT,
     MAX_HEAD,
@@ -90,13 +89,11 @@ __all__ = [
     "_alive",
     "_prepare_unix",
     "body_fields",
-    "command",
     "folder",
     "header",
     "is_hijack",
     "load",
     "log_path",
-    "main",
     "normalize_path",
     "parse_address",
     "pump",

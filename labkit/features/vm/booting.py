@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from labkit.core.errors import LabkitError, NotSupported
+from labkit.core.errors import LabkitError, NotSupported, VmTimeout
 from labkit.features.vm.guest import MARK, QEMU, GuestFiles, prepare
 
 #: A working KVM reaches init in well under a second; a guest that says nothing by then is stuck.
@@ -114,19 +114,6 @@ class BootReport:
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         printer.text(str(self))
-
-
-class VmTimeout(LabkitError):
-    """The guest did not report in time."""
-
-    def __init__(self, what: str, seconds: float, last_output: str) -> None:
-        self.what = what
-        self.seconds = seconds
-        self.last_output = last_output
-        super().__init__(
-            f"gave up after {seconds:g} s waiting for {what} (last console line: {last_output})",
-            "the machine may be busy: run the cell again, or give it longer with labkit.vm.boot(timeout=180)",
-        )
 
 
 class _Stuck(Exception):

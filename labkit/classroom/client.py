@@ -1,6 +1,6 @@
 """The learner's side of a classroom: join, and send each check and hint to the instructor.
 
-Standard library only (urllib), so a learner needs nothing beyond labkit itself.
+It speaks HTTP through labkit's one client (:mod:`labkit.core.http`), so a learner needs nothing beyond labkit itself.
 
 ``submit(event)`` never blocks its caller on the network: it appends one line to
 ``state_dir()/classroom-queue.jsonl`` and wakes a daemon thread that posts queued
@@ -29,14 +29,13 @@ import random
 import tempfile
 import threading
 import unicodedata
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from labkit.core.errors import LabkitError
+from labkit.core import http
+from labkit.core.errors import HttpUnreachable, LabkitError
 from labkit.core.paths import state_dir
 
 LEARNER_KEY_HEADER = "x-labkit-learner-key"
@@ -177,15 +176,11 @@ def _request(
         headers["Content-Type"] = "application/json"
     if key:
         headers[LEARNER_KEY_HEADER] = key
-    request = urllib.request.Request(url.rstrip("/") + path, data=data, headers=headers, method="POST" if data else "GET")
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            status, raw = response.status, response.read()
-    except urllib.error.HTTPError as e:
-        status, raw = e.code, e.read()
-    except (urllib.error.URLError, OSError, ValueError) as e:
-        reason = getattr(e, "reason", e)
-        raise _Transient(f"cannot reach {url} ({reason})") from e
+        answer = http.request("POST" if data else "GET", url.rstrip("/") + path, headers=headers, data=data, timeout=timeout)
+    except HttpUnreachable as e:
+        raise _Transient(f"cannot reach {url} ({e.cause})") from e
+    status, raw = answer.status, answer.body
     try:
         payload = json.loads(raw or b"{}")
     except ValueError:

@@ -17,8 +17,6 @@ Host port 8080 is this lesson's alone: JupyterLab takes 8888, the course's regis
 from __future__ import annotations
 
 import difflib
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,10 +25,12 @@ import docker.errors
 from docker.models.containers import Container
 
 from labkit.core import engine
+from labkit.core import http
 from labkit.core import wait
-from labkit.core.errors import WaitTimeout
+from labkit.core.errors import HttpUnreachable, WaitTimeout
 from labkit.exercises.machinery.model import Context, Exercise, Verdict, not_yet, passed
-from labkit.core.probes import image_id, normalize_ref, port_publishers
+from labkit.core.probes import image_id, port_publishers
+from labkit.core.refs import normalize
 from labkit.exercises.machinery.catalog import register
 from labkit.exercises.machinery.runner import exercise_labels
 
@@ -108,18 +108,16 @@ def is_image(client: docker.DockerClient, container: Container, ref: str) -> boo
     wanted = image_id(client, ref)
     if wanted and container.attrs.get("Image") == wanted:
         return True
-    return normalize_ref(str(container.attrs.get("Config", {}).get("Image", ""))) == normalize_ref(ref)
+    return normalize(str(container.attrs.get("Config", {}).get("Image", ""))) == normalize(ref)
 
 
 def fetch(url: str, timeout: float = 2.0) -> tuple[int | None, str]:
     """The HTTP status and body ``url`` answers with; ``(None, reason)`` when nothing answers."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # a local URL: no scheme from outside
-            return int(response.status), response.read(65536).decode(errors="replace")
-    except urllib.error.HTTPError as e:
-        return int(e.code), ""
-    except (urllib.error.URLError, OSError) as e:
-        return None, str(getattr(e, "reason", e))
+        answer = http.request("GET", url, timeout=timeout, limit=65536)
+    except HttpUnreachable as e:
+        return None, e.cause
+    return answer.status, answer.body.decode(errors="replace") if 200 <= answer.status < 300 else ""
 
 
 def page(url: str = URL, timeout: float | None = None) -> tuple[int | None, str]:

@@ -403,7 +403,7 @@ def test_offline_learner_queues_then_flushes(tmp_path: Path) -> None:
         assert cli(env, "join", srv.url, srv.join_token, "--name", "ada").returncode == 0
         srv.stop()
         script = (
-            "from labkit import progress\nfrom labkit.exercises.model import CheckResult\n"
+            "from labkit.course import record as progress\nfrom labkit.exercises.machinery.model import CheckResult\n"
             "for p in (False, False, True):\n"
             "    progress.record(progress.make_event('check', CheckResult('welcome.first-container', 't', p, 'm', None)))\n"
         )

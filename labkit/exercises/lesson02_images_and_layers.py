@@ -12,7 +12,8 @@ from labkit.features import layers
 from labkit.core import wait
 from labkit.core.errors import ImageMissing
 from labkit.exercises.machinery.model import Context, Exercise, Verdict, not_yet, passed
-from labkit.core.probes import image_id, normalize_ref
+from labkit.core.probes import image_id
+from labkit.core import refs
 from labkit.exercises.machinery.catalog import register
 from labkit.exercises.machinery.runner import exercise_labels
 from labkit.core.paths import PACKAGE_DIR
@@ -39,8 +40,7 @@ def _near_builds(client: Any) -> list[str]:
         names.extend(image.tags or [f"an untagged image {image.short_id.split(':')[-1]}"])
     for image in client.images.list():
         for tag in image.tags:
-            repo = normalize_ref(tag).rsplit(":", 1)[0]
-            if repo.rsplit("/", 1)[-1] == "layered" and tag not in names:
+            if refs.parse(tag).short_name == "layered" and tag not in names:
                 names.append(tag)
     return sorted(set(names))
 

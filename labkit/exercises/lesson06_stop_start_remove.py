@@ -20,7 +20,8 @@ from labkit.core import engine
 from labkit.core import wait
 from labkit.exercises import _lesson06_history as past
 from labkit.exercises.machinery.model import Context, Exercise, Verdict, not_yet, passed
-from labkit.core.probes import image_id, normalize_ref
+from labkit.core.probes import image_id
+from labkit.core.refs import normalize
 from labkit.exercises.machinery.catalog import register
 from labkit.exercises.machinery.runner import exercise_labels
 from labkit.core.paths import state_dir
@@ -222,7 +223,7 @@ def _same_image(ctx: Context, container: Container, ref: str) -> bool:
     wanted = image_id(ctx.client, ref)
     if wanted is not None and container.attrs.get("Image") == wanted:
         return True
-    return normalize_ref(str(container.attrs.get("Config", {}).get("Image", ""))) == normalize_ref(ref)
+    return normalize(str(container.attrs.get("Config", {}).get("Image", ""))) == normalize(ref)
 
 
 def _create_only(ctx: Context) -> Verdict:

@@ -24,7 +24,8 @@ from labkit.core import wait
 from labkit.core.errors import ImageMissing
 from labkit.exercises import _lesson09_archive_reader as _archives
 from labkit.exercises.machinery.model import Context, Exercise, Verdict, not_yet, passed
-from labkit.core.probes import image_id, normalize_ref
+from labkit.core.probes import image_id
+from labkit.core import refs
 from labkit.exercises.machinery.catalog import register
 from labkit.exercises.machinery.runner import exercise_labels
 from labkit.features.images.catalog import CATALOG
@@ -216,7 +217,7 @@ def _candidates(client: docker.DockerClient, snapshot: Any | None) -> list[Image
     for image in client.images.list():
         if image.id in catalog:
             continue
-        named = any("snapshot" in normalize_ref(t).rsplit(":", 1)[0].rsplit("/", 1)[-1] for t in image.tags)
+        named = any("snapshot" in refs.parse(t).short_name for t in image.tags)
         created = str(image.attrs.get("Created", ""))
         recent = bool(since) and created >= since  # RFC 3339 times from one daemon compare as text
         labels = (image.attrs.get("Config") or {}).get("Labels") or image.attrs.get("Labels") or {}
@@ -301,7 +302,7 @@ def _teardown_snapshot(ctx: Context) -> int:
     catalog = _catalog_ids(client)
     for image in client.images.list(name=REPO):
         for tag in image.tags:
-            if normalize_ref(tag).startswith(f"{REPO}:"):
+            if refs.normalize(tag).startswith(f"{REPO}:"):
                 removed += _remove_image(client, tag)
     peeked = 0
     for image in _candidates(client, None):

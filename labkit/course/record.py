@@ -28,6 +28,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from labkit.core import fmt
 from labkit.core.paths import state_dir
 
 VERSION = 1
@@ -69,11 +70,6 @@ def store_path() -> Path:
 
 def _clip(text: str, limit: int = MAX_MESSAGE) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def now() -> str:
-    """The current UTC time as the events write it: ISO-8601, milliseconds, ``Z``."""
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def _unprintable(text: str) -> bool:
@@ -175,7 +171,7 @@ def make_event(
         "message": message,
         "hint": hint,
         "hint_level": level,
-        "at": at or now(),
+        "at": at or fmt.utc_now(),
         "labkit": __version__,
     }
 

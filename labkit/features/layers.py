@@ -26,6 +26,7 @@ from typing import Any
 import docker.errors
 
 from labkit.core import engine
+from labkit.core import fmt
 from labkit.core.errors import ImageMissing, LabkitError
 from labkit.core.paths import PACKAGE_DIR
 
@@ -149,24 +150,6 @@ def match_layers(history: Sequence[Mapping[str, Any]], diff_ids: Sequence[str]) 
     return tuple(steps), exact
 
 
-def human_size(size: int) -> str:
-    """Sizes the way ``docker`` prints them (powers of 1000), with a space: ``1.98 MB``.
-
-    Example:
-        >>> human_size(0), human_size(5), human_size(1984241)
-        ('0 B', '5 B', '1.98 MB')
-    """
-    value = float(size)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            if unit == "B":
-                return f"{int(value)} B"
-            decimals = 2 if value < 10 else 1 if value < 100 else 0
-            return f"{value:.{decimals}f} {unit}"
-        value /= 1000
-    raise AssertionError("unreachable")
-
-
 def plural(n: int, word: str) -> str:
     """``1 layer``, ``3 layers``.
 
@@ -269,7 +252,7 @@ class Shared:
         n = len(self.layers)
         if not n:
             return f"{a} and {b} share no layers: each stores all of its own."
-        lines = [f"{a} and {b} share {plural(n, 'layer')} ({human_size(self.size)}), stored once on disk:"]
+        lines = [f"{a} and {b} share {plural(n, 'layer')} ({fmt.size(self.size)}), stored once on disk:"]
         for step in self.first.layer_steps[:n]:
             lines.append(f"  shared: {short(step.layer or '')}  {step.label}")
         for image in (self.first, self.second):
@@ -512,7 +495,7 @@ class LayerExplorer:
                 what = f"layer {layer_no} {short(step.layer)}"
             else:
                 what = "metadata only"
-            rows.append((str(n), what, step.label, human_size(step.size)))
+            rows.append((str(n), what, step.label, fmt.size(step.size)))
         return rows
 
     def __str__(self) -> str:
@@ -553,7 +536,7 @@ class LayerExplorer:
             ("instruction", step.label),
             ("created by", step.created_by or "(not recorded: imported)"),
             ("makes", kind),
-            ("size", human_size(step.size)),
+            ("size", fmt.size(step.size)),
         ]
         if step.comment:
             rows.append(("comment", step.comment))
@@ -590,7 +573,7 @@ class LayerExplorer:
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         bundle: dict[str, Any] = {"text/plain": str(self), "text/html": self._repr_html_()}
-        if _in_kernel():
+        if fmt.in_kernel():
             try:
                 view = self.widget()._repr_mimebundle_()
             except LabkitError:
@@ -599,16 +582,6 @@ class LayerExplorer:
             if key in view:
                 bundle[key] = view[key]
         return bundle
-
-
-def _in_kernel() -> bool:
-    """Whether we run in a Jupyter kernel, where a widget has a front end to talk to."""
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
-    return shell is not None and getattr(shell, "kernel", None) is not None
 
 
 def explore(image: str) -> LayerExplorer:
@@ -632,7 +605,6 @@ __all__ = [
     "Step",
     "Storage",
     "explore",
-    "human_size",
     "instruction",
     "is_metadata",
     "lesson_dir",

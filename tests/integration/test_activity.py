@@ -18,6 +18,7 @@ import docker.errors
 import pytest
 
 from labkit.core import activity
+from labkit.core import fmt
 from labkit.features.registry import mirror as registry
 from labkit.features.registry import api as registry_api
 from labkit.features.images import archive, builders, catalog, pull
@@ -95,7 +96,7 @@ def test_bundle_and_load_show_bytes(tmp_path: Path) -> None:
     frames = [f.removesuffix("\x1b[K") for f in loaded.getvalue().split("\r") if f]
     size = target.stat().st_size
     assert frames[-2].startswith("loading busybox.tar [####################] 100% (")
-    assert frames[-2].endswith(f"of {activity.amount(size)})") and frames[-1] == ""
+    assert frames[-2].endswith(f"of {fmt.size(size, 'progress')})") and frames[-1] == ""
 
 
 def test_fast_work_shows_nothing_with_the_default_delay(throwaway: catalog.CatalogImage) -> None:

@@ -28,7 +28,6 @@ import os
 import random
 import tempfile
 import threading
-import unicodedata
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,10 +36,9 @@ from typing import Any
 from labkit.core import http
 from labkit.core.errors import HttpUnreachable, LabkitError
 from labkit.core.paths import state_dir
+from labkit.course.names import check_name
 
 LEARNER_KEY_HEADER = "x-labkit-learner-key"
-#: Longest learner name.
-MAX_NAME = 100  # as labkit.progress.MAX_LEARNER
 #: Events per post, and bytes per post (below the server's 64 KiB cap).
 BATCH_EVENTS = 50
 BATCH_BYTES = 48 * 1024
@@ -60,22 +58,6 @@ class _Transient(Exception):
 
 class _Refused(Exception):
     """The server refused our token or key: retrying will not help until the learner rejoins."""
-
-
-def check_name(name: object) -> str:
-    """A learner name, trimmed.
-
-    Raises:
-        ValueError: empty, longer than ``MAX_NAME`` or holding control characters.
-    """
-    if not isinstance(name, str) or not name.strip():
-        raise ValueError("a learner name must be a non-empty string")
-    name = name.strip()
-    if len(name) > MAX_NAME:
-        raise ValueError(f"a learner name has at most {MAX_NAME} characters")
-    if any(unicodedata.category(ch).startswith("C") for ch in name):
-        raise ValueError("a learner name cannot contain control characters")
-    return name
 
 
 # -- files ------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from labkit.classroom import client, view
 from labkit.classroom.server import banner, is_loopback, listen_host
 from labkit.classroom.store import Store
 from labkit.core import fmt
+from labkit.course import names
 from labkit.core.errors import LabkitError
 
 
@@ -68,7 +69,7 @@ def test_snapshot_keeps_course_order_and_adds_unknown_exercises() -> None:
 @pytest.mark.parametrize("name", ["", "   ", "a\nb", "x" * 101, None, "zero\u200bwidth"])
 def test_bad_names(name: Any) -> None:
     with pytest.raises(ValueError):
-        client.check_name(name)
+        names.check_name(name)
 
 
 def test_hosts() -> None:

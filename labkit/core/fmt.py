@@ -20,6 +20,8 @@ from typing import Literal
 SizeStyle = Literal["docker", "progress", "mb", "mib"]
 DurationStyle = Literal["took", "age"]
 
+#: The units of an age, largest first, with their length in seconds.
+_AGE_UNITS = (("d", 86400), ("h", 3600), ("min", 60))
 _FRACTION = re.compile(r"(\.\d{6})\d+")
 
 
@@ -76,13 +78,8 @@ def duration(seconds: float, style: DurationStyle = "took") -> str:
     """
     if style == "age":
         whole = max(0, int(seconds))
-        if whole < 60:
-            return f"{whole} s"
-        if whole < 3600:
-            return f"{whole // 60} min"
-        if whole < 86400:
-            return f"{whole // 3600} h"
-        return f"{whole // 86400} d"
+        unit, length = next(((u, n) for u, n in _AGE_UNITS if whole >= n), ("s", 1))
+        return f"{whole // length} {unit}"
     return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
 
 

@@ -22,6 +22,14 @@ def image_id(client: docker.DockerClient, ref: str) -> str | None:
         return None
 
 
+def is_image(client: docker.DockerClient, container: Container, ref: str) -> bool:
+    """Whether ``container`` was created from ``ref``, by image ID or however the name was spelled."""
+    wanted = image_id(client, ref)
+    if wanted and container.attrs.get("Image") == wanted:
+        return True
+    return normalize(str(container.attrs.get("Config", {}).get("Image", ""))) == normalize(ref)
+
+
 def containers_from(client: docker.DockerClient, ref: str) -> list[Container]:
     """Every container (any state) created from image ``ref``, however the learner spelled it.
 

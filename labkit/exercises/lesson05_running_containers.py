@@ -29,8 +29,7 @@ from labkit.core import http
 from labkit.core import wait
 from labkit.core.errors import HttpUnreachable, WaitTimeout
 from labkit.exercises.machinery.model import Context, Exercise, Verdict, not_yet, passed
-from labkit.core.probes import image_id, port_publishers
-from labkit.core.refs import normalize
+from labkit.core.probes import is_image, port_publishers
 from labkit.exercises.machinery.catalog import register
 from labkit.exercises.machinery.runner import exercise_labels
 
@@ -101,14 +100,6 @@ def describe_bindings(bindings: Bindings) -> str:
 def host_port_holders(client: docker.DockerClient, port: int, exclude: str = "") -> list[str]:
     """Names of the running containers (other than ``exclude``, an ID) that publish host ``port``."""
     return sorted({name for cid, name in port_publishers(client).get(port, []) if cid != exclude})
-
-
-def is_image(client: docker.DockerClient, container: Container, ref: str) -> bool:
-    """Whether ``container`` was created from ``ref``, by image ID or however the name was spelled."""
-    wanted = image_id(client, ref)
-    if wanted and container.attrs.get("Image") == wanted:
-        return True
-    return normalize(str(container.attrs.get("Config", {}).get("Image", ""))) == normalize(ref)
 
 
 def fetch(url: str, timeout: float = 2.0) -> tuple[int | None, str]:

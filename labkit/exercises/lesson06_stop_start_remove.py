@@ -20,8 +20,7 @@ from labkit.core import engine
 from labkit.core import wait
 from labkit.exercises import _lesson06_history as past
 from labkit.exercises.machinery.model import Context, Exercise, Verdict, not_yet, passed
-from labkit.core.probes import image_id
-from labkit.core.refs import normalize
+from labkit.core.probes import is_image
 from labkit.exercises.machinery.catalog import register
 from labkit.exercises.machinery.runner import exercise_labels
 from labkit.core.paths import state_dir
@@ -219,13 +218,6 @@ def _host_ports(container: Container) -> dict[str, list[str]]:
     return {port: [str(b.get("HostPort") or "") for b in (found or [])] for port, found in bindings.items()}
 
 
-def _same_image(ctx: Context, container: Container, ref: str) -> bool:
-    wanted = image_id(ctx.client, ref)
-    if wanted is not None and container.attrs.get("Image") == wanted:
-        return True
-    return normalize(str(container.attrs.get("Config", {}).get("Image", ""))) == normalize(ref)
-
-
 def _create_only(ctx: Context) -> Verdict:
     container = engine.find_container(CREATED)
     if container is None or container.name != CREATED:
@@ -243,7 +235,7 @@ def _create_only(ctx: Context) -> Verdict:
     ports = _host_ports(container)
     evidence = {"image": image, "status": _status(container), "ports": ports or "none"}
     redo = f"Remove it (`docker rm -f {CREATED}`) and create it again"
-    if not _same_image(ctx, container, CREATED_IMAGE):
+    if not is_image(ctx.client, container, CREATED_IMAGE):
         return not_yet(
             f"{CREATED} was created from {image}, not {CREATED_IMAGE}.",
             f"{redo} from {CREATED_IMAGE}.",

@@ -16,7 +16,13 @@ def test_sizes_read_like_docker() -> None:
 
 @pytest.mark.parametrize(
     ("n", "progress", "mb"),
-    [(0, "0 kB", "0.0 MB"), (512, "1 kB", "0.0 MB"), (2_345_678, "2.3 MB", "2.3 MB"), (45_600_000, "46 MB", "46 MB"), (3_210_000_000, "3.2 GB", "3210 MB")],
+    [
+        (0, "0 kB", "0.0 MB"),
+        (512, "1 kB", "0.0 MB"),
+        (2_345_678, "2.3 MB", "2.3 MB"),
+        (45_600_000, "46 MB", "46 MB"),
+        (3_210_000_000, "3.2 GB", "3210 MB"),
+    ],
 )
 def test_the_progress_and_file_styles_differ_only_below_a_megabyte_and_from_a_gigabyte(n: int, progress: str, mb: str) -> None:
     assert (fmt.size(n, "progress"), fmt.size(n, "mb")) == (progress, mb)
@@ -26,7 +32,10 @@ def test_memory_in_mebibytes() -> None:
     assert fmt.size(183456 * 1024, "mib") == "179.2 MiB"
 
 
-@pytest.mark.parametrize(("seconds", "took", "age"), [(0.04, "0.0 s", "0 s"), (9.94, "9.9 s", "9 s"), (42.6, "43 s", "42 s"), (185, "185 s", "3 min"), (7300, "7300 s", "2 h"), (-3, "-3.0 s", "0 s")])
+@pytest.mark.parametrize(
+    ("seconds", "took", "age"),
+    [(0.04, "0.0 s", "0 s"), (9.94, "9.9 s", "9 s"), (42.6, "43 s", "42 s"), (185, "185 s", "3 min"), (7300, "7300 s", "2 h"), (-3, "-3.0 s", "0 s")],
+)
 def test_durations(seconds: float, took: str, age: str) -> None:
     assert (fmt.duration(seconds), fmt.duration(seconds, "age")) == (took, age)
 

@@ -8,7 +8,9 @@ from labkit.course import names
 from labkit.course import record
 
 
-@pytest.mark.parametrize(("raw", "cleaned"), [("  Ada ", "Ada"), ("Ada\u200b\n", "Ada"), ("\x00\x01", None), ("", None), (None, None), ("x" * 150, "x" * 100)])
+@pytest.mark.parametrize(
+    ("raw", "cleaned"), [("  Ada ", "Ada"), ("Ada\u200b\n", "Ada"), ("\x00\x01", None), ("", None), (None, None), ("x" * 150, "x" * 100)]
+)
 def test_a_cleaned_name_always_passes_the_check(raw: str | None, cleaned: str | None) -> None:
     assert names.clean_name(raw) == cleaned
     if cleaned is not None:

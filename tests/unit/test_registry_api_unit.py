@@ -158,21 +158,6 @@ def test_normalize_digest(text: str | None, expected: str | None) -> None:
     assert registry_api.normalize_digest(text) == expected
 
 
-@pytest.mark.parametrize(
-    ("ref", "parts"),
-    [
-        ("localhost:5000/lab/hello-dock:v1", ("localhost:5000", "lab/hello-dock", "v1", "")),
-        ("127.0.0.1:5000/lab/hello-dock", ("127.0.0.1:5000", "lab/hello-dock", "latest", "")),
-        ("busybox", ("docker.io", "library/busybox", "latest", "")),
-        ("labkit/hello-dock:latest", ("docker.io", "labkit/hello-dock", "latest", "")),
-        ("quay.io/org/app@sha256:" + "a" * 64, ("quay.io", "org/app", "", "sha256:" + "a" * 64)),
-    ],
-)
-def test_parse_reference(ref: str, parts: tuple[str, str, str, str]) -> None:
-    r = registry_api.parse_reference(ref)
-    assert (r.registry, r.repository, r.tag, r.digest) == parts
-
-
 # --- near-miss classification -----------------------------------------------------------------
 
 SOURCE = "sha256:" + "c" * 64

@@ -36,6 +36,7 @@ from labkit.core import engine
 from labkit.core import http
 from labkit.core import paths
 from labkit.core import procs
+from labkit.core import refs
 from labkit.core import wait
 from labkit.core.activity import LayerTally
 from labkit.core.errors import HttpUnreachable, LabkitError, NotSupported, PortInUse, WaitTimeout
@@ -349,7 +350,7 @@ def _push(name: str, remote: str, tag: str, out: TextIO | None = None) -> None:
         LabkitError: the push failed.
     """
     api = engine.client().api
-    host = remote.split("/", 1)[0]
+    host = refs.parse(remote).registry
     with engine.converted(name):
         api.tag(name, remote, tag)
         tally = LayerTally()

@@ -17,13 +17,13 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from labkit.exercises.machinery.reset import begin, reset
-from labkit.features.doctor import run_doctor as doctor
-from labkit.core import __version__
+from labkit.core import __version__ as __version__
 from labkit.core.errors import LabkitError
-from labkit.exercises import check, hint, setup, solution, solve
 from labkit.core.interactive import interactive
 from labkit.core.shell import sh
+from labkit.exercises import check, hint, setup, solution, solve
+from labkit.exercises.machinery.reset import begin, reset
+from labkit.features.doctor import run_doctor as doctor
 
 __all__ = [
     "LabkitError", "begin", "check", "dashboard", "doctor", "exercise", "hint", "interactive",

@@ -1,6 +1,6 @@
 """The learner's side of a classroom: join, and send each check and hint to the instructor.
 
-Standard library only (urllib), so a learner needs nothing beyond labkit itself.
+It speaks HTTP through labkit's one client (:mod:`labkit.core.http`), so a learner needs nothing beyond labkit itself.
 
 ``submit(event)`` never blocks its caller on the network: it appends one line to
 ``state_dir()/classroom-queue.jsonl`` and wakes a daemon thread that posts queued
@@ -26,21 +26,17 @@ import json
 import os
 import random
 import threading
-import unicodedata
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from labkit.core import state
-from labkit.core.errors import ClassroomError
+from labkit.core import http, state
+from labkit.core.errors import ClassroomError, HttpUnreachable
 from labkit.core.paths import state_dir
+from labkit.exercises.machinery.learner_names import check_name
 
 LEARNER_KEY_HEADER = "x-labkit-learner-key"
-#: Longest learner name.
-MAX_NAME = 100  # as labkit.progress.MAX_LEARNER
 #: Events per post, and bytes per post (below the server's 64 KiB cap).
 BATCH_EVENTS = 50
 BATCH_BYTES = 48 * 1024
@@ -56,22 +52,6 @@ class _Transient(Exception):
 
 class _Refused(Exception):
     """The server refused our token or key: retrying will not help until the learner rejoins."""
-
-
-def check_name(name: object) -> str:
-    """A learner name, trimmed.
-
-    Raises:
-        ValueError: empty, longer than ``MAX_NAME`` or holding control characters.
-    """
-    if not isinstance(name, str) or not name.strip():
-        raise ValueError("a learner name must be a non-empty string")
-    name = name.strip()
-    if len(name) > MAX_NAME:
-        raise ValueError(f"a learner name has at most {MAX_NAME} characters")
-    if any(unicodedata.category(ch).startswith("C") for ch in name):
-        raise ValueError("a learner name cannot contain control characters")
-    return name
 
 
 # -- files ------------------------------------------------------------------------------------
@@ -186,15 +166,11 @@ def _request(
         headers["Content-Type"] = "application/json"
     if key:
         headers[LEARNER_KEY_HEADER] = key
-    request = urllib.request.Request(url.rstrip("/") + path, data=data, headers=headers, method="POST" if data else "GET")
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            status, raw = response.status, response.read()
-    except urllib.error.HTTPError as e:
-        status, raw = e.code, e.read()
-    except (urllib.error.URLError, OSError, ValueError) as e:
-        reason = getattr(e, "reason", e)
-        raise _Transient(f"cannot reach {url} ({reason})") from e
+        answer = http.request("POST" if data else "GET", url.rstrip("/") + path, headers=headers, data=data, timeout=timeout)
+    except HttpUnreachable as e:
+        raise _Transient(f"cannot reach {url} ({e.cause})") from e
+    status, raw = answer.status, answer.body
     try:
         payload = json.loads(raw or b"{}")
     except ValueError:

@@ -55,9 +55,10 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from labkit.classroom import view
-from labkit.classroom.client import LEARNER_KEY_HEADER, check_name
+from labkit.classroom.client import LEARNER_KEY_HEADER
 from labkit.classroom.store import Store, Stored, StoreError
 from labkit.core.errors import LabkitError, PortInUse
+from labkit.exercises.machinery.learner_names import check_name
 
 #: Largest request body accepted (413 beyond).
 MAX_BODY = 64 * 1024

@@ -18,10 +18,10 @@ import sqlite3
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from labkit.core import fmt
 from labkit.core.errors import StoreError
 
 _SCHEMA = """
@@ -64,11 +64,6 @@ class Stored:
     seq: int
     event: dict[str, Any]
     received_at: str
-
-
-def utc_now() -> str:
-    """Now, as the contract writes times: UTC ISO-8601 with milliseconds and ``Z``."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _hash_key(key: str) -> str:
@@ -144,7 +139,7 @@ class Store:
             new_key = new_token()
             self._db.execute(
                 "INSERT INTO learners (name, key_hash, joined_at) VALUES (?, ?, ?)",
-                (name, _hash_key(new_key), utc_now()),
+                (name, _hash_key(new_key), fmt.utc_now()),
             )
             return new_key
 
@@ -175,7 +170,7 @@ class Store:
         Raises:
             StoreError: the database could not be written (disk full, say).
         """
-        received = utc_now()
+        received = fmt.utc_now()
         new: list[Stored] = []
         try:
             with self._lock, self._db:

@@ -37,6 +37,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TextIO
 
+from labkit.core import fmt
+
 #: Seconds an operation runs before any progress is shown.
 DELAY = 1.0
 
@@ -45,22 +47,6 @@ Style = Literal["tty", "plain", "quiet"]
 
 
 # --- what is shown -------------------------------------------------------------------------
-
-
-def amount(n: float) -> str:
-    """A byte count for people.
-
-    Example:
-        >>> amount(512), amount(2_345_678), amount(45_600_000), amount(3_210_000_000)
-        ('1 kB', '2.3 MB', '46 MB', '3.2 GB')
-    """
-    if n < 1e6:
-        return f"{max(n / 1e3, 1 if n else 0):.0f} kB"
-    if n < 10e6:
-        return f"{n / 1e6:.1f} MB"
-    if n < 1e9:
-        return f"{n / 1e6:.0f} MB"
-    return f"{n / 1e9:.1f} GB"
 
 
 @dataclass(frozen=True)
@@ -104,9 +90,9 @@ class Snapshot:
         if self.unit == "bytes":
             fraction = self.fraction
             if fraction is None:
-                words = amount(self.done) if self.done else ""
+                words = fmt.size(self.done, "progress") if self.done else ""
             else:
-                words = f"{int(fraction * 100)}% ({amount(self.done)} of {amount(self.total or 0)})"
+                words = f"{int(fraction * 100)}% ({fmt.size(self.done, 'progress')} of {fmt.size(self.total or 0, 'progress')})"
         elif self.unit == "steps":
             words = f"step {self.done}/{self.total}" if self.total else (f"step {self.done}" if self.done else "")
         else:
@@ -264,16 +250,6 @@ _chosen: contextvars.ContextVar[Callable[[], Face] | None] = contextvars.Context
 _delay: contextvars.ContextVar[float] = contextvars.ContextVar("labkit_activity_delay", default=DELAY)
 
 
-def in_kernel() -> bool:
-    """Whether we run in a Jupyter kernel, where a widget has a front end."""
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
-    return shell is not None and getattr(shell, "kernel", None) is not None
-
-
 def _is_console(out: TextIO | None) -> bool:
     return out is None or any(out is s for s in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__))
 
@@ -296,7 +272,7 @@ def face_for(out: TextIO | None = None) -> Face:
         return QuietFace()
     if setting == "plain":
         return PlainFace(sys.stderr)
-    if in_kernel():
+    if fmt.in_kernel():
         return NotebookFace()
     stream = sys.stderr
     return TtyFace(stream) if stream.isatty() else PlainFace(stream)

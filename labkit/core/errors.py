@@ -237,3 +237,26 @@ class ClassroomError(LabkitError):
 
 class StoreError(LabkitError):
     """The classroom database could not be opened or written."""
+
+
+class HttpUnreachable(LabkitError):
+    """Nothing that speaks HTTP answered at an address: refused, timed out, or not HTTP.
+
+    An HTTP error status is an answer, not this error (see :func:`labkit.core.http.request`).
+    """
+
+    def __init__(self, url: str, cause: str, refused: bool = False) -> None:
+        self.url = url
+        self.cause = cause
+        #: The connection was refused: nothing listens there (as opposed to a slow or non-HTTP answer).
+        self.refused = refused
+        super().__init__(f"no HTTP answer from {url} ({cause})", "check that the server runs and the address is right")
+
+
+class InvalidReference(LabkitError):
+    """A string that is not an image reference Docker would accept (``Busybox``, ``a//b``)."""
+
+    def __init__(self, ref: str, problem: str) -> None:
+        self.ref = ref
+        self.problem = problem
+        super().__init__(f"{ref!r} is not a valid image name: {problem}", "image names look like busybox, lab/app:v1 or localhost:5000/lab/app")

@@ -10,8 +10,6 @@ from __future__ import annotations
 from docker.models.containers import Container
 
 from labkit.core import engine
-from labkit.core.probes import image_id, normalize_ref
-from labkit.exercises.machinery.model import Context
 
 
 def signal_script(name: str) -> str:
@@ -51,10 +49,3 @@ def host_ports(container: Container) -> dict[str, list[str]]:
     """``{"80/tcp": ["8081"]}``: the host ports each container port is published on."""
     bindings = container.attrs.get("HostConfig", {}).get("PortBindings") or {}
     return {port: [str(b.get("HostPort") or "") for b in (found or [])] for port, found in bindings.items()}
-
-
-def same_image(ctx: Context, container: Container, ref: str) -> bool:
-    wanted = image_id(ctx.client, ref)
-    if wanted is not None and container.attrs.get("Image") == wanted:
-        return True
-    return normalize_ref(str(container.attrs.get("Config", {}).get("Image", ""))) == normalize_ref(ref)

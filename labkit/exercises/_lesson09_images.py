@@ -13,7 +13,8 @@ import docker
 import docker.errors
 from docker.models.images import Image
 
-from labkit.core.probes import image_id, normalize_ref
+from labkit.core import refs
+from labkit.core.probes import image_id
 from labkit.features.images.catalog import CATALOG
 
 
@@ -78,7 +79,7 @@ def candidates(client: docker.DockerClient, snapshot: Any | None) -> list[Image]
     for image in client.images.list():
         if image.id in catalog:
             continue
-        named = any("snapshot" in normalize_ref(t).rsplit(":", 1)[0].rsplit("/", 1)[-1] for t in image.tags)
+        named = any("snapshot" in refs.parse(t).short_name for t in image.tags)
         created = str(image.attrs.get("Created", ""))
         recent = bool(since) and created >= since  # RFC 3339 times from one daemon compare as text
         labels = (image.attrs.get("Config") or {}).get("Labels") or image.attrs.get("Labels") or {}

@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 
 from labkit import exercises
-from labkit.exercises.machinery.reset import reset
 from labkit.core.commands import Subcommands, print_json
 from labkit.core.errors import ExitCode, UsageError
+from labkit.exercises.machinery.reset import reset
 
 
 def register_reset(subcommands: Subcommands) -> None:

@@ -19,9 +19,9 @@ from typing import Any
 import docker
 import docker.errors
 
-from labkit.features.registry import mirror as registry
-from labkit.features.registry import api as registry_api
 from labkit.core.errors import LabkitError
+from labkit.core.probes import image_id
+from labkit.core.shell import sh
 from labkit.exercises._lesson03_verdicts import (
     REPOSITORY,
     TAG,
@@ -31,10 +31,10 @@ from labkit.exercises._lesson03_verdicts import (
     digest_verdict,
     push_verdict,
 )
-from labkit.exercises.machinery.model import Context, Exercise, Verdict, not_yet
-from labkit.core.probes import image_id
 from labkit.exercises.machinery.catalog import register
-from labkit.core.shell import sh
+from labkit.exercises.machinery.model import Context, Exercise, Verdict, not_yet
+from labkit.features.registry import api as registry_api
+from labkit.features.registry import mirror as registry
 
 LESSON = "03"
 SOURCE = "labkit/hello-dock:latest"

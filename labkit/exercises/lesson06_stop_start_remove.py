@@ -13,12 +13,12 @@ from typing import Any
 
 from docker.models.containers import Container
 
-from labkit.core import engine
-from labkit.core import wait
+from labkit.core import engine, wait
+from labkit.core.probes import is_image
 from labkit.exercises import _lesson06_containers as present
 from labkit.exercises import _lesson06_history as past
-from labkit.exercises.machinery.model import Context, Exercise, Verdict, not_yet, passed
 from labkit.exercises.machinery.catalog import register
+from labkit.exercises.machinery.model import Context, Exercise, Verdict, not_yet, passed
 from labkit.exercises.machinery.runner import exercise_labels
 
 LESSON = "06"
@@ -192,7 +192,7 @@ def _create_only(ctx: Context) -> Verdict:
     ports = present.host_ports(container)
     evidence = {"image": image, "status": present.status(container), "ports": ports or "none"}
     redo = f"Remove it (`docker rm -f {CREATED}`) and create it again"
-    if not present.same_image(ctx, container, CREATED_IMAGE):
+    if not is_image(ctx.client, container, CREATED_IMAGE):
         return not_yet(
             f"{CREATED} was created from {image}, not {CREATED_IMAGE}.",
             f"{redo} from {CREATED_IMAGE}.",

@@ -20,15 +20,15 @@ from typing import Any
 import docker.errors
 from docker.models.images import Image
 
-from labkit.core import wait
+from labkit.core import refs, wait
 from labkit.core.errors import ImageMissing
+from labkit.core.paths import workspace_dir
+from labkit.core.probes import image_id
 from labkit.exercises import _lesson09_archive_reader as _archives
 from labkit.exercises import _lesson09_images as images
-from labkit.exercises.machinery.model import Context, Exercise, Verdict, not_yet, passed
-from labkit.core.probes import image_id, normalize_ref
 from labkit.exercises.machinery.catalog import register
+from labkit.exercises.machinery.model import Context, Exercise, Verdict, not_yet, passed
 from labkit.exercises.machinery.runner import exercise_labels
-from labkit.core.paths import workspace_dir
 
 LESSON = "09"
 
@@ -226,7 +226,7 @@ def _teardown_snapshot(ctx: Context) -> int:
     catalog = images.catalog_ids(client)
     for image in client.images.list(name=REPO):
         for tag in image.tags:
-            if normalize_ref(tag).startswith(f"{REPO}:"):
+            if refs.normalize(tag).startswith(f"{REPO}:"):
                 removed += images.remove_image(client, tag)
     peeked = 0
     for image in images.candidates(client, None):

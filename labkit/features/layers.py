@@ -24,7 +24,7 @@ from typing import Any
 
 import docker.errors
 
-from labkit.core import engine
+from labkit.core import engine, fmt
 from labkit.core.errors import ImageMissing, LabkitError, NoSuchImage
 from labkit.core.paths import PACKAGE_DIR
 
@@ -148,24 +148,6 @@ def match_layers(history: Sequence[Mapping[str, Any]], diff_ids: Sequence[str]) 
     return tuple(steps), exact
 
 
-def human_size(size: int) -> str:
-    """Sizes the way ``docker`` prints them (powers of 1000), with a space: ``1.98 MB``.
-
-    Example:
-        >>> human_size(0), human_size(5), human_size(1984241)
-        ('0 B', '5 B', '1.98 MB')
-    """
-    value = float(size)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            if unit == "B":
-                return f"{int(value)} B"
-            decimals = 2 if value < 10 else 1 if value < 100 else 0
-            return f"{value:.{decimals}f} {unit}"
-        value /= 1000
-    raise AssertionError("unreachable")
-
-
 def plural(n: int, word: str) -> str:
     """``1 layer``, ``3 layers``.
 
@@ -258,7 +240,7 @@ class Shared:
         n = len(self.layers)
         if not n:
             return f"{a} and {b} share no layers: each stores all of its own."
-        lines = [f"{a} and {b} share {plural(n, 'layer')} ({human_size(self.size)}), stored once on disk:"]
+        lines = [f"{a} and {b} share {plural(n, 'layer')} ({fmt.size(self.size)}), stored once on disk:"]
         for step in self.first.layer_steps[:n]:
             lines.append(f"  shared: {short(step.layer or '')}  {step.label}")
         for image in (self.first, self.second):
@@ -470,7 +452,6 @@ __all__ = [
     "Shared",
     "Step",
     "Storage",
-    "human_size",
     "instruction",
     "is_metadata",
     "lesson_dir",

@@ -14,8 +14,9 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from labkit.core import fmt
 from labkit.core.errors import LabkitError
-from labkit.features.layers import ImageLayers, human_size, plural, read, short
+from labkit.features.layers import ImageLayers, plural, read, short
 
 _STYLE = "border-collapse:collapse;font-family:var(--jp-code-font-family,monospace);font-size:12px"
 _CELL = "padding:2px 8px;border-bottom:1px solid #ddd;text-align:left;vertical-align:top"
@@ -51,7 +52,7 @@ class LayerExplorer:
                 what = f"layer {layer_no} {short(step.layer)}"
             else:
                 what = "metadata only"
-            rows.append((str(n), what, step.label, human_size(step.size)))
+            rows.append((str(n), what, step.label, fmt.size(step.size)))
         return rows
 
     def __str__(self) -> str:
@@ -92,7 +93,7 @@ class LayerExplorer:
             ("instruction", step.label),
             ("created by", step.created_by or "(not recorded: imported)"),
             ("makes", kind),
-            ("size", human_size(step.size)),
+            ("size", fmt.size(step.size)),
         ]
         if step.comment:
             rows.append(("comment", step.comment))
@@ -129,7 +130,7 @@ class LayerExplorer:
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         bundle: dict[str, Any] = {"text/plain": str(self), "text/html": self._repr_html_()}
-        if _in_kernel():
+        if fmt.in_kernel():
             try:
                 view = self.widget()._repr_mimebundle_()
             except LabkitError:
@@ -139,15 +140,6 @@ class LayerExplorer:
                 bundle[key] = view[key]
         return bundle
 
-
-def _in_kernel() -> bool:
-    """Whether we run in a Jupyter kernel, where a widget has a front end to talk to."""
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
-    return shell is not None and getattr(shell, "kernel", None) is not None
 
 
 def explore(image: str) -> LayerExplorer:

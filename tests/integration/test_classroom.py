@@ -137,7 +137,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
 
 
 def event(learner: str, exercise: str = "welcome.first-container", passed: bool = False, kind: str = "check") -> dict[str, Any]:
-    from labkit.exercises.machinery.record import now
+    from labkit.core.fmt import utc_now as now
 
     hint = kind == "hint"
     return {

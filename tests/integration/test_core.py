@@ -8,12 +8,11 @@ import sys
 import docker.errors
 import pytest
 
-from labkit.core import engine
-from labkit.core import wait
+from labkit.core import engine, wait
 from labkit.core.cleanup import remove_labelled
-from labkit.exercises.machinery.reset import reset
 from labkit.core.errors import CommandFailed, ImageMissing, PortInUse, WaitTimeout
 from labkit.core.shell import sh
+from labkit.exercises.machinery.reset import reset
 
 pytestmark = pytest.mark.docker
 

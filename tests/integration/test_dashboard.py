@@ -14,8 +14,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from labkit import exercises
-from labkit.core import engine
-from labkit.core import wait
+from labkit.core import engine, wait
 from labkit.notebook.dashboard.widget import Dashboard, dashboard
 from labkit.notebook.widgets import exercise
 

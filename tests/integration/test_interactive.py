@@ -17,8 +17,7 @@ from dataclasses import dataclass
 import docker.errors
 import pytest
 
-from labkit.core import engine
-from labkit.core import wait
+from labkit.core import engine, wait
 from labkit.core.errors import CommandFailed, CommandNotFound, InteractiveError
 from labkit.core.interactive import Terminal, interactive
 from labkit.core.shell import sh

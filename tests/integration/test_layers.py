@@ -9,10 +9,10 @@ import pytest
 
 from labkit import exercises
 from labkit.core import engine
+from labkit.core.shell import sh
+from labkit.exercises import lesson02_images_and_layers as lesson
 from labkit.features import layers
 from labkit.notebook.layer_explorer import explore
-from labkit.exercises import lesson02_images_and_layers as lesson
-from labkit.core.shell import sh
 
 pytestmark = pytest.mark.docker
 

@@ -16,10 +16,9 @@ import docker.errors
 import pytest
 
 from labkit import exercises
-from labkit.core import engine
-from labkit.core import wait
-from labkit.exercises import lesson05_running_containers as running
+from labkit.core import engine, wait
 from labkit.core.shell import sh
+from labkit.exercises import lesson05_running_containers as running
 
 pytestmark = pytest.mark.docker
 

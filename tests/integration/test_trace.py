@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from labkit.core import engine
-from labkit.features import trace
 from labkit.core.interactive import interactive
 from labkit.core.shell import sh
+from labkit.features import trace
 
 pytestmark = pytest.mark.docker
 

@@ -13,7 +13,9 @@ import pytest
 from labkit.classroom import client, view
 from labkit.classroom.server import banner, is_loopback, listen_host
 from labkit.classroom.store import Store
+from labkit.core import fmt
 from labkit.core.errors import LabkitError
+from labkit.exercises.machinery import learner_names as names
 
 
 def _event(kind: str = "check", passed: bool = False, at: str = "2026-11-27T21:30:00.000Z", level: int = 0) -> dict[str, Any]:
@@ -21,7 +23,7 @@ def _event(kind: str = "check", passed: bool = False, at: str = "2026-11-27T21:3
             "lesson": "00", "passed": passed, "hint_level": level, "at": at}  # fmt: skip
 
 
-NOW = view.parse_time("2026-11-27T21:31:00.000Z")
+NOW = fmt.timestamp("2026-11-27T21:31:00.000Z")
 RECEIVED = "2026-11-27T21:30:30.000Z"
 
 
@@ -52,8 +54,8 @@ def test_stuck_needs_recent_activity() -> None:
 
 def test_event_time_is_never_after_arrival() -> None:
     future = _event(at="2030-01-01T00:00:00.000Z")
-    assert view.event_time(future, RECEIVED) == view.parse_time(RECEIVED)
-    assert view.event_time(_event(), RECEIVED) == view.parse_time("2026-11-27T21:30:00.000Z")
+    assert view.event_time(future, RECEIVED) == fmt.timestamp(RECEIVED)
+    assert view.event_time(_event(), RECEIVED) == fmt.timestamp("2026-11-27T21:30:00.000Z")
 
 
 def test_snapshot_keeps_course_order_and_adds_unknown_exercises() -> None:
@@ -67,7 +69,7 @@ def test_snapshot_keeps_course_order_and_adds_unknown_exercises() -> None:
 @pytest.mark.parametrize("name", ["", "   ", "a\nb", "x" * 101, None, "zero\u200bwidth"])
 def test_bad_names(name: Any) -> None:
     with pytest.raises(ValueError):
-        client.check_name(name)
+        names.check_name(name)
 
 
 def test_hosts() -> None:

@@ -18,12 +18,10 @@ from labkit.exercises import (
     hint,
     not_yet,
     passed,
-    record_answer,
     register,
     solution,
 )
 from labkit.exercises.machinery import runner
-from labkit.core.probes import normalize_ref
 
 
 @pytest.fixture
@@ -144,21 +142,6 @@ def test_result_renders_the_same_every_time() -> None:
     assert not result
     ok = CheckResult("x.y", "Title", True, "Done.")
     assert ok and "✔" in str(ok) and ok.to_dict()["status"] == "passed"
-
-
-@pytest.mark.parametrize(
-    ("ref", "normal"),
-    [
-        ("hello-world", "hello-world:latest"),
-        ("docker.io/library/hello-world:latest", "hello-world:latest"),
-        ("library/busybox", "busybox:latest"),
-        ("labkit/hello-dock", "labkit/hello-dock:latest"),
-        ("localhost:5000/lab/hello-dock:v1", "localhost:5000/lab/hello-dock:v1"),
-        ("localhost:5000/lab/x", "localhost:5000/lab/x:latest"),
-    ],
-)
-def test_image_references_normalize(ref: str, normal: str) -> None:
-    assert normalize_ref(ref) == normal
 
 
 def test_runner_store_lives_in_the_state_dir(state_dir: Any) -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from labkit.core.errors import CommandFailed, CommandNotFound, InteractiveError, LabkitError, WaitTimeout
 from labkit.core import pty_session
+from labkit.core.errors import CommandFailed, CommandNotFound, InteractiveError, LabkitError, WaitTimeout
 from labkit.core.interactive import Terminal, _is_shell, interactive
 from labkit.core.pty_session import _argv
 from labkit.core.transcript import Transcript, clean

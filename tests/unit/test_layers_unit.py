@@ -142,15 +142,6 @@ class TestRendering:
         pick.value = 2
         assert "metadata only" in detail.value
 
-    def test_sizes_read_like_docker(self) -> None:
-        assert [layers.human_size(n) for n in (0, 21, 1984241, 116668517, 4_000_000_000)] == [
-            "0 B",
-            "21 B",
-            "1.98 MB",
-            "117 MB",
-            "4.00 GB",
-        ]
-
 
 def test_shared_layers_summary() -> None:
     notes = from_attrs("lab/notes:v1", CLASSIC_ATTRS, CLASSIC_HISTORY)

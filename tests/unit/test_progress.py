@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from labkit.core import fmt
 from labkit.exercises.machinery import record as progress
 from labkit.exercises.machinery import runner
 from labkit.exercises.machinery.model import CheckResult
@@ -53,7 +54,7 @@ def test_hint_event_and_clipped_message(state: Path) -> None:
     event = progress.make_event("hint", "Hint 2/3: look closer", exercise="vm.kernel", hint_level=2)
     assert (event["kind"], event["status"], event["passed"], event["hint_level"], event["lesson"]) == ("hint", "hint", False, 2, "01")
     assert event["hint"] == "Hint 2/3: look closer"
-    assert progress.now().endswith("Z") and progress.validate_event(event)
+    assert fmt.utc_now().endswith("Z") and progress.validate_event(event)
     long = progress.make_event("check", _result(message="x" * 5000))
     assert len(long["message"]) == progress.MAX_MESSAGE and long["message"].endswith("…")
     progress.validate_event(long)

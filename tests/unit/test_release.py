@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from labkit import cli
-from labkit.exercises.machinery.catalog import all_exercises, get
-from labkit.lab import sync_student_workspace
 from labkit.core.paths import REPO_DIR
 from labkit.course.release import ReleaseError, build, release, render, student_notebook
+from labkit.exercises.machinery.catalog import all_exercises, get
+from labkit.lab import sync_student_workspace
 
 NOTEBOOKS = sorted((REPO_DIR / "notebooks").glob("*.ipynb"))
 

@@ -156,7 +156,7 @@ class TestRows:
     def test_row_from_inspect(self) -> None:
         row = row_from_inspect(self.ATTRS)
         assert (row.name, row.image, row.state, row.ports) == ("web", "nginx:alpine", "running", "127.0.0.1:8080->80/tcp, 443/tcp")
-        assert row.started_at == T0 and row.finished_at is None and row.lesson == "05"
+        assert row.started_at == T0 + timedelta(milliseconds=500) and row.finished_at is None and row.lesson == "05"
 
     @pytest.mark.parametrize(
         ("status", "state"),

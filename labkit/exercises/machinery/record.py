@@ -22,20 +22,18 @@ import getpass
 import json
 import os
 import re
-import unicodedata
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from labkit.core import __version__
-from labkit.core import state
+from labkit.core import __version__, fmt, state
 from labkit.core.paths import state_dir
+from labkit.exercises.machinery.learner_names import MAX_NAME, clean_name, unprintable
 
 VERSION = 1
 KINDS = ("check", "hint")
 MAX_MESSAGE = 2000
-MAX_LEARNER = 100
 MAX_EXERCISE = 128
 MAX_LESSON = 16
 MAX_LABKIT = 32
@@ -73,38 +71,21 @@ def _clip(text: str, limit: int = MAX_MESSAGE) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def now() -> str:
-    """The current UTC time as the events write it: ISO-8601, milliseconds, ``Z``."""
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def _unprintable(text: str) -> bool:
-    """Control, format or unassigned characters (the classroom client refuses the same names)."""
-    return any(unicodedata.category(ch).startswith("C") for ch in text)
-
-
-def _clean_name(name: str | None) -> str | None:
-    if not name:
-        return None
-    cleaned = "".join(ch for ch in str(name) if not _unprintable(ch)).strip()[:MAX_LEARNER].strip()
-    return cleaned or None
-
-
 def learner_name() -> str:
     """Who is learning: ``LABKIT_LEARNER``, else the name saved by ``labkit classroom join --name``,
     else the OS user."""
-    explicit = _clean_name(os.environ.get("LABKIT_LEARNER"))
+    explicit = clean_name(os.environ.get("LABKIT_LEARNER"))
     if explicit:
         return explicit
     try:
         joined = json.loads((state_dir() / "classroom.json").read_text(encoding="utf-8"))
-        saved = _clean_name(joined.get("learner")) if isinstance(joined, dict) else None
+        saved = clean_name(joined.get("learner")) if isinstance(joined, dict) else None
         if saved:
             return saved
     except (OSError, ValueError):
         pass  # not joined, or a damaged file: fall back to the OS user
     try:
-        return _clean_name(getpass.getuser()) or "learner"
+        return clean_name(getpass.getuser()) or "learner"
     except (OSError, KeyError):  # no user name for this uid (some containers)
         return "learner"
 
@@ -175,7 +156,7 @@ def make_event(
         "message": message,
         "hint": hint,
         "hint_level": level,
-        "at": at or now(),
+        "at": at or fmt.utc_now(),
         "labkit": __version__,
     }
 
@@ -210,11 +191,11 @@ def validate_event(obj: Any) -> dict[str, Any]:
         raise ValueError("field 'id' must be 32 lowercase hex digits (uuid4().hex)")
     if event["kind"] not in KINDS:
         raise ValueError(f"unknown kind {event['kind'][:20]!r} (expected check or hint)")
-    for name, limit in (("message", MAX_MESSAGE), ("hint", MAX_MESSAGE), ("learner", MAX_LEARNER),
+    for name, limit in (("message", MAX_MESSAGE), ("hint", MAX_MESSAGE), ("learner", MAX_NAME),
                         ("exercise", MAX_EXERCISE), ("lesson", MAX_LESSON), ("labkit", MAX_LABKIT)):  # fmt: skip
         if event[name] is not None and len(event[name]) > limit:
             raise ValueError(f"field {name!r} is longer than {limit} characters")
-    if not event["learner"].strip() or event["learner"] != event["learner"].strip() or _unprintable(event["learner"]):
+    if not event["learner"].strip() or event["learner"] != event["learner"].strip() or unprintable(event["learner"]):
         raise ValueError("field 'learner' must be a trimmed, non-empty name without control characters")
     if not _EXERCISE.fullmatch(event["exercise"]):
         raise ValueError("field 'exercise' is not an exercise id")

@@ -17,10 +17,9 @@ import docker.errors
 import docker.utils
 import requests.exceptions
 
-from labkit.core import activity
-from labkit.core import engine
-from labkit.features.streams import LayerTally
+from labkit.core import activity, engine
 from labkit.core.errors import LabkitError
+from labkit.features.streams import LayerTally
 
 #: Seconds one pull attempt may take (``LABKIT_PULL_TIMEOUT`` overrides).
 DEFAULT_PULL_TIMEOUT = 60.0

@@ -16,10 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from labkit.core import engine
-from labkit.core import paths
-from labkit.core import procs
-from labkit.core import wait
+from labkit.core import engine, paths, procs, wait
 from labkit.core.errors import DaemonUnavailable, LabkitError, WaitTimeout
 from labkit.features.trace.proxy import _connect, parse_address
 

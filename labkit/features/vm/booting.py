@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from labkit.core import fmt
 from labkit.core.errors import LabkitError, NotSupported, VmTimeout
 from labkit.features.vm.guest import MARK, QEMU, GuestFiles, prepare
 
@@ -100,13 +101,13 @@ class BootReport:
     notes: tuple[str, ...] = ()
 
     def __str__(self) -> str:
-        rss = f"{self.qemu_rss_kb / 1024:.1f} MiB" if self.qemu_rss_kb else "unknown"
+        rss = fmt.size(self.qemu_rss_kb * 1024, "mib") if self.qemu_rss_kb else "unknown"
         lines = [
             f"accelerator: {self.accelerator}",
             *(f"  ({note})" for note in self.notes),
             f"boot to /init: {self.boot_seconds:.2f} s (the guest's own uptime then: {self.guest_uptime_seconds:.2f} s)",
             f"guest kernel: {self.kernel_release}",
-            f"guest MemTotal: {self.mem_total_kb / 1024:.1f} MiB",
+            f"guest MemTotal: {fmt.size(self.mem_total_kb * 1024, 'mib')}",
             f"qemu process RSS on the host: {rss}",
             f"powered off cleanly: {'yes' if self.clean_shutdown else 'no'} (whole run {self.total_seconds:.2f} s)",
         ]

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from labkit.core import state
+from labkit.core import fmt, state
 from labkit.core.errors import CommandFailed, LabkitError, NotSupported, WaitTimeout
 from labkit.core.paths import state_dir
 
@@ -278,8 +278,8 @@ class GuestFiles:
 
     def __str__(self) -> str:
         return (
-            f"kernel: Linux {self.kernel_release} from Debian ({self.kernel.stat().st_size / 2**20:.1f} MiB)\n"
-            f"initramfs: busybox + /init ({self.initrd.stat().st_size / 2**20:.1f} MiB)"
+            f"kernel: Linux {self.kernel_release} from Debian ({fmt.size(self.kernel.stat().st_size, 'mib')})\n"
+            f"initramfs: busybox + /init ({fmt.size(self.initrd.stat().st_size, 'mib')})"
         )
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:

@@ -37,7 +37,6 @@ from labkit.notebook.dashboard.model import (
     in_scope,
     needs_confirmation,
     ordered,
-    parse_time,
     row_from_inspect,
     status_text,
 )
@@ -89,7 +88,6 @@ __all__ = [
     "in_scope",
     "needs_confirmation",
     "ordered",
-    "parse_time",
     "row_from_inspect",
     "state_diagram_svg",
     "status_text",

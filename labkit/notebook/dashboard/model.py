@@ -16,10 +16,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from labkit.core import engine
+from labkit.core import engine, fmt
 
 #: The lifecycle the diagram draws, in order.
 STATES = ("created", "running", "paused", "exited", "removed")
@@ -66,23 +66,6 @@ class Row:
         return self.lesson in PROTECTED_LESSONS
 
 
-def parse_time(text: str | None) -> datetime | None:
-    """A daemon timestamp (RFC 3339, nanoseconds) as an aware datetime; ``None`` for "never".
-
-    Example:
-        >>> parse_time("2024-05-01T10:00:03.123456789Z").isoformat()
-        '2024-05-01T10:00:03+00:00'
-        >>> parse_time("0001-01-01T00:00:00Z") is None
-        True
-    """
-    if not text or text.startswith("0001-"):
-        return None
-    try:
-        return datetime.strptime(text[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
-    except ValueError:
-        return None
-
-
 def format_ports(ports: Mapping[str, Any] | None) -> str:
     """Published ports as ``docker ps`` writes them.
 
@@ -113,8 +96,8 @@ def row_from_inspect(attrs: Mapping[str, Any]) -> Row:
         image=config.get("Image") or str(attrs.get("Image", ""))[:19],
         state=diagram_state(state.get("Status", "")),
         ports=format_ports((attrs.get("NetworkSettings") or {}).get("Ports")),
-        started_at=parse_time(state.get("StartedAt")),
-        finished_at=parse_time(state.get("FinishedAt")),
+        started_at=fmt.parse_time(state.get("StartedAt")),
+        finished_at=fmt.parse_time(state.get("FinishedAt")),
         exit_code=state.get("ExitCode"),
         labels=dict(config.get("Labels") or {}),
     )
@@ -176,17 +159,6 @@ def apply_event(rows: dict[str, Row], event: Mapping[str, Any]) -> str | None:
     return ident
 
 
-def _ago(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min"
-    if seconds < 86400:
-        return f"{seconds // 3600} h"
-    return f"{seconds // 86400} d"
-
-
 def status_text(row: Row, now: datetime) -> str:
     """What ``docker ps`` puts in its STATUS column, shorter.
 
@@ -196,10 +168,10 @@ def status_text(row: Row, now: datetime) -> str:
         'up 42 s'
     """
     if row.state == "running" and row.started_at:
-        return f"up {_ago((now - row.started_at).total_seconds())}"
+        return f"up {fmt.duration((now - row.started_at).total_seconds(), 'age')}"
     if row.state == "exited":
         code = "" if row.exit_code is None else f" ({row.exit_code})"
-        when = f" {_ago((now - row.finished_at).total_seconds())} ago" if row.finished_at else ""
+        when = f" {fmt.duration((now - row.finished_at).total_seconds(), 'age')} ago" if row.finished_at else ""
         return f"exited{code}{when}"
     return row.state
 

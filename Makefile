@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 LABKIT := $(VENV)/bin/labkit
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: lab test e2e bench engine images venv unit clean
+.PHONY: lab test lint e2e bench engine images venv unit clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,10 +31,17 @@ lab: images
 
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval-sanitize.cfg -p no:cacheprovider
 
-# Unit tests, integration tests against the real daemon, and nbval on every notebook;
+# Lint, format check, types and the import layers of labkit/ (pyproject.toml configures all four).
+lint: venv
+	$(VENV)/bin/ruff check labkit tests conftest.py
+	$(VENV)/bin/ruff format --check labkit tests conftest.py
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+# Lint first (seconds), then unit tests, integration tests against the real daemon, and nbval on every notebook;
 # then every notebook once more, with no cleanup in between: lessons must be re-runnable.
 # The browser test has its own target (make e2e).
-test: images
+test: lint images
 	$(PY) -m pytest tests notebooks --ignore=tests/e2e $(NBVAL)
 	@echo "== every notebook again, straight after the first run =="
 	$(PY) -m pytest notebooks $(NBVAL) -q

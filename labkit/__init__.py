@@ -14,16 +14,17 @@ Example:
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from labkit.classroom import client as _classroom
-from labkit.core.cleanup import begin, reset
-from labkit.features.doctor import run_doctor as doctor
+from labkit.core import __version__ as __version__
 from labkit.core.errors import LabkitError
-from labkit.exercises import check, hint, setup, solution, solve
 from labkit.core.interactive import interactive
 from labkit.core.shell import sh
-from labkit.core.version import __version__ as __version__
+from labkit.exercises import check, hint, setup, solution, solve
+from labkit.exercises.machinery.reset import begin, reset
+from labkit.features.doctor import run_doctor as doctor
 
 __all__ = [
     "LabkitError", "begin", "check", "dashboard", "doctor", "exercise", "hint", "interactive",
@@ -39,15 +40,28 @@ _classroom.install()
 #: Widgets import ipywidgets (about 0.3 s), so they load on first use.
 _WIDGETS = {"exercise": "labkit.notebook.widgets", "trace_view": "labkit.notebook.widgets", "dashboard": "labkit.notebook.dashboard"}
 
+#: The modules lessons use by a short name (``from labkit import registry``), wherever they
+#: live in the layers (ARCHITECTURE.md). Loaded on first use: a notebook that never
+#: touches the VM never imports it.
+LESSON_MODULES = {
+    "engine": "labkit.core.engine",
+    "wait": "labkit.core.wait",
+    "paths": "labkit.core.paths",
+    "layers": "labkit.features.layers",
+    "registry": "labkit.features.registry.mirror",
+    "registry_api": "labkit.features.registry.api",
+    "trace": "labkit.features.trace",
+    "vm": "labkit.features.vm",
+}
+
 
 def __getattr__(name: str) -> Any:
-    """``labkit.exercise``, ``labkit.dashboard`` and ``labkit.trace_view`` import their widgets when first used."""
+    """Widgets (``labkit.exercise``, ``labkit.dashboard``, ``labkit.trace_view``) and the lesson modules load when first used."""
     if name in _WIDGETS:
-        import importlib
-
         module = importlib.import_module(_WIDGETS[name])
-        # labkit.dashboard is the (callable) module itself: importing it binds that name anyway.
-        return module if name == "dashboard" else getattr(module, name)
+        return getattr(module, name)
+    if name in LESSON_MODULES:
+        return importlib.import_module(LESSON_MODULES[name])
     raise AttributeError(f"module 'labkit' has no attribute {name!r}")
 
 

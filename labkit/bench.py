@@ -10,7 +10,6 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -27,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from labkit import exercises
-from labkit.core import engine
-from labkit.core import paths
+from labkit.cli import exits
+from labkit.core import engine, paths
 from labkit.core.cleanup import remove_labelled
 from labkit.core.errors import CommandFailed, LabkitError
 from labkit.core.shell import sh
@@ -182,6 +181,7 @@ def _docker_ways() -> dict[str, Callable[[], object]]:
 
 def run_notebooks(folder: Path) -> list[NotebookRun]:
     """Execute every ``*.ipynb`` in ``folder`` with this interpreter's kernel; nothing is written back."""
+    # reason: nbformat and nbclient take ~50 ms to import, and --skip-notebooks needs neither
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
@@ -220,7 +220,11 @@ def machine_context() -> dict[str, str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the bench; 0 when it completed, 1 when a notebook failed, 2 when labkit could not run it."""
-    parser = argparse.ArgumentParser(prog="python -m labkit.bench", description="labkit overhead, check latency and notebook wall time.")
+    return exits.run(lambda: _bench(argv), program="labkit bench")
+
+
+def _bench(argv: Sequence[str] | None) -> int:
+    parser = exits.Parser(prog="python -m labkit.bench", description="labkit overhead, check latency and notebook wall time.")
     parser.add_argument("--runs", type=int, default=21, help="timed runs per way (default 21)")
     parser.add_argument("--checks", type=int, default=30, help="checks per exercise (default 30)")
     parser.add_argument("--quick", action="store_true", help="5 runs and 5 checks each, for development")
@@ -233,11 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Cleanup removes by session: never share one with a learner's lab.
         env = {**os.environ, "LABKIT_SESSION": f"bench-{secrets.token_hex(4)}"}
         os.execve(sys.executable, [sys.executable, "-m", "labkit.bench", *(sys.argv[1:] if argv is None else argv)], env)
-    try:
-        client = engine.client()
-    except LabkitError as e:  # nothing created yet, so nothing to clean up
-        print(f"labkit bench: {e}", file=sys.stderr)
-        return e.exit_code
+    client = engine.client()  # no daemon: one line and exit 2, before anything is created
     state = tempfile.mkdtemp(prefix="labkit-bench-")
     # Notebook kernels inherit these: same session label, throwaway state and workspace, this venv first on PATH.
     os.environ.update(
@@ -254,13 +254,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             exercise_count=len(ids),
             notebooks=None if args.skip_notebooks else run_notebooks(paths.REPO_DIR / "notebooks"),
         )
-    except LabkitError as e:
-        print(f"labkit bench: {e}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
-        print("labkit bench: interrupted; removing what it created", file=sys.stderr)
-        return 130
     finally:
+        # Also on an error or Ctrl-C (reported by run() after this): remove what the bench created.
         try:
             removed = remove_labelled(session=engine.session_id())
             if removed.containers or removed.images:

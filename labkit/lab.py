@@ -9,7 +9,6 @@ repository. Copies the learner already has are kept; new lessons are added.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import socket
@@ -17,8 +16,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from labkit.core.errors import LabkitError
+from labkit.cli import exits
 from labkit.core.paths import REPO_DIR, workspace_dir
+from labkit.course.release import release
 
 #: JupyterLab's usual port is the one the seed publishes hello-dock on; the lab uses another.
 DEFAULT_PORT = 8765
@@ -49,8 +49,6 @@ def sync_student_workspace(source: Path, workspace: Path) -> tuple[list[str], li
     Raises:
         ReleaseError: a notebook cannot be released (nothing is copied then).
     """
-    from labkit.course.release import release
-
     with tempfile.TemporaryDirectory(prefix="labkit-student-") as tmp:
         release(Path(tmp), source)
         return sync_workspace(Path(tmp), workspace)
@@ -71,7 +69,12 @@ def free_port(preferred: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m labkit.lab")
+    """Prepare the workspace and start JupyterLab there; 2 (one line) when labkit cannot."""
+    return exits.run(lambda: _lab(argv))
+
+
+def _lab(argv: list[str] | None) -> int:
+    parser = exits.Parser(prog="python -m labkit.lab")
     parser.add_argument("--workspace", type=Path, default=workspace_dir())
     parser.add_argument("--port", type=int, default=int(os.environ.get("LABKIT_PORT", DEFAULT_PORT)))
     parser.add_argument("--no-start", action="store_true", help="prepare the workspace only")
@@ -80,11 +83,7 @@ def main(argv: list[str] | None = None) -> int:
 
     workspace = args.workspace.expanduser().resolve()
     source = REPO_DIR / "notebooks"
-    try:
-        copied, kept = sync_workspace(source, workspace) if args.solutions else sync_student_workspace(source, workspace)
-    except LabkitError as e:
-        print(f"labkit: {e}", file=sys.stderr)
-        return e.exit_code
+    copied, kept = sync_workspace(source, workspace) if args.solutions else sync_student_workspace(source, workspace)
     print(f"workspace: {workspace}")
     if copied:
         print(f"  copied: {', '.join(copied)}")

@@ -6,6 +6,7 @@ also go to that server through :mod:`labkit.classroom.client`. The server needs
 starlette and uvicorn; the learner's side needs only the standard library.
 """
 
-from labkit.classroom.client import ClassroomError, flush, join, leave, status, submit
+from labkit.classroom.client import flush, install, join, leave, status, submit
+from labkit.core.errors import ClassroomError
 
-__all__ = ["ClassroomError", "flush", "join", "leave", "status", "submit"]
+__all__ = ["ClassroomError", "flush", "install", "join", "leave", "status", "submit"]

@@ -1,6 +1,6 @@
 """The learner's side of a classroom: join, and send each check and hint to the instructor.
 
-Standard library only (urllib), so a learner needs nothing beyond labkit itself.
+It speaks HTTP through labkit's one client (:mod:`labkit.core.http`), so a learner needs nothing beyond labkit itself.
 
 ``submit(event)`` never blocks its caller on the network: it appends one line to
 ``state_dir()/classroom-queue.jsonl`` and wakes a daemon thread that posts queued
@@ -22,27 +22,22 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import fcntl
 import json
 import os
 import random
-import tempfile
 import threading
-import unicodedata
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from labkit.core.errors import LabkitError
+from labkit.core import http, state
+from labkit.core.errors import ClassroomError, HttpUnreachable
 from labkit.core.paths import state_dir
-from labkit.course import record
+from labkit.exercises.machinery import record
+from labkit.exercises.machinery.learner_names import check_name
 
 LEARNER_KEY_HEADER = "x-labkit-learner-key"
-#: Longest learner name.
-MAX_NAME = 100  # as labkit.progress.MAX_LEARNER
 #: Events per post, and bytes per post (below the server's 64 KiB cap).
 BATCH_EVENTS = 50
 BATCH_BYTES = 48 * 1024
@@ -52,32 +47,12 @@ MAX_BACKOFF = 60.0
 _PERMANENT = {400, 413, 415, 422}
 
 
-class ClassroomError(LabkitError):
-    """Joining or talking to a classroom server failed."""
-
-
 class _Transient(Exception):
     """The server could not be reached or was busy: try again later."""
 
 
 class _Refused(Exception):
     """The server refused our token or key: retrying will not help until the learner rejoins."""
-
-
-def check_name(name: object) -> str:
-    """A learner name, trimmed.
-
-    Raises:
-        ValueError: empty, longer than ``MAX_NAME`` or holding control characters.
-    """
-    if not isinstance(name, str) or not name.strip():
-        raise ValueError("a learner name must be a non-empty string")
-    name = name.strip()
-    if len(name) > MAX_NAME:
-        raise ValueError(f"a learner name has at most {MAX_NAME} characters")
-    if any(unicodedata.category(ch).startswith("C") for ch in name):
-        raise ValueError("a learner name cannot contain control characters")
-    return name
 
 
 # -- files ------------------------------------------------------------------------------------
@@ -109,29 +84,22 @@ def config() -> dict[str, str] | None:
     return data
 
 
-@contextlib.contextmanager
-def _queue_lock() -> Iterator[None]:
-    with open(state_dir() / "classroom-queue.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+def _lock_path() -> Path:
+    return state_dir() / "classroom-queue.lock"
+
+
+def _queued_event(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict) or not isinstance(value.get("id"), str):
+        raise TypeError("not a queued event")
+    return value
 
 
 def _read_queue() -> list[dict[str, Any]]:
-    """Queued events in order; a damaged line (a write cut short) is skipped."""
+    """Queued events in order; a damaged line (a write cut short) is skipped here, and set aside by :func:`repair_queue`."""
     try:
-        lines = queue_path().read_text().splitlines()
+        return state.read_json_lines(queue_path(), _queued_event).records
     except OSError:
         return []
-    events = []
-    for line in lines:
-        with contextlib.suppress(ValueError):
-            event = json.loads(line)
-            if isinstance(event, dict) and isinstance(event.get("id"), str):
-                events.append(event)
-    return events
 
 
 def queued() -> int:
@@ -147,21 +115,42 @@ def rejected() -> int:
         return 0
 
 
+def _rewrite_queue(drop: set[str], refused: dict[str, str]) -> str | None:
+    """Rewrite the queue without ``drop`` and ``refused`` ids (refused ones go to the rejected file).
+
+    Damaged lines are not lost: they move to ``classroom-queue.jsonl.damaged-<time>``.
+    The caller holds the queue lock. Returns one line saying where damaged lines went, if any.
+    """
+    lines = state.read_json_lines(queue_path(), _queued_event)
+    keep = []
+    for event in lines.records:
+        if event["id"] in refused:
+            state.append_json_line(rejected_path(), {"reason": refused[event["id"]], "event": event})
+        elif event["id"] not in drop:
+            keep.append(event)
+    notice = None
+    if lines.damaged:
+        aside = state.set_aside_lines(queue_path(), lines.damaged)
+        notice = f"{len(lines.damaged)} damaged line(s) of {queue_path()} moved to {aside}; {len(keep)} queued result(s) kept"
+    if lines.damaged or len(keep) != len(lines.records):
+        state.rewrite_json_lines(queue_path(), keep)
+    return notice
+
+
 def _remove(ids: set[str], refused: dict[str, str] | None = None) -> None:
     """Drop acknowledged (and refused) events from the queue file; keep what was appended meanwhile."""
-    refused = refused or {}
-    with _queue_lock():
-        keep = []
-        for event in _read_queue():
-            if event["id"] in refused:
-                with open(rejected_path(), "a") as f:
-                    f.write(json.dumps({"reason": refused[event["id"]], "event": event}) + "\n")
-            elif event["id"] not in ids:
-                keep.append(json.dumps(event, separators=(",", ":")) + "\n")
-        fd, tmp = tempfile.mkstemp(dir=state_dir(), prefix=".classroom-queue.")
-        with os.fdopen(fd, "w") as f:
-            f.writelines(keep)
-        os.replace(tmp, queue_path())
+    with state.locked(_lock_path()):
+        _rewrite_queue(ids, refused or {})
+
+
+def repair_queue() -> str | None:
+    """Set aside the queue's damaged lines, keeping the good ones; one line saying so, or None when all was well.
+
+    Raises:
+        OSError: the state folder cannot be written.
+    """
+    with state.locked(_lock_path()):
+        return _rewrite_queue(set(), {})
 
 
 # -- HTTP -------------------------------------------------------------------------------------
@@ -178,15 +167,13 @@ def _request(
         headers["Content-Type"] = "application/json"
     if key:
         headers[LEARNER_KEY_HEADER] = key
-    request = urllib.request.Request(url.rstrip("/") + path, data=data, headers=headers, method="POST" if data else "GET")
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            status, raw = response.status, response.read()
-    except urllib.error.HTTPError as e:
-        status, raw = e.code, e.read()
-    except (urllib.error.URLError, OSError, ValueError) as e:
-        reason = getattr(e, "reason", e)
-        raise _Transient(f"cannot reach {url} ({reason})") from e
+        answer = http.request(
+            "POST" if data else "GET", url.rstrip("/") + path, headers=headers, data=data, timeout=timeout
+        )
+    except HttpUnreachable as e:
+        raise _Transient(f"cannot reach {url} ({e.cause})") from e
+    status, raw = answer.status, answer.body
     try:
         payload = json.loads(raw or b"{}")
     except ValueError:
@@ -314,11 +301,9 @@ def submit(event: dict[str, Any]) -> None:
     global _registered_exit
     if config() is None:
         return
-    line = json.dumps(event, separators=(",", ":")) + "\n"
-    with _queue_lock(), open(queue_path(), "a") as f:
-        # No fsync: a crash of this process keeps the line (it is in the OS's cache); only a
-        # power cut could lose it, and the local progress record (fsync'd) still has it.
-        f.write(line)
+    # No fsync: a crash of this process keeps the line (it is in the OS's cache); only a
+    # power cut could lose it, and the local progress record (fsync'd) still has it.
+    state.append_json_line(queue_path(), event, lock=_lock_path(), fsync=False)
     _ensure_sender()
     _wake.set()
     if not _registered_exit:
@@ -373,7 +358,9 @@ def flush(timeout: float = 10.0) -> int:
 def _check_url(url: str) -> str:
     parsed = urllib.parse.urlsplit(url.strip())
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise ClassroomError(f"{url!r} is not a classroom URL", "copy it from the instructor, e.g. http://10.0.0.5:8787")
+        raise ClassroomError(
+            f"{url!r} is not a classroom URL", "copy it from the instructor, e.g. http://10.0.0.5:8787"
+        )
     return f"{parsed.scheme}://{parsed.netloc}{parsed.path.rstrip('/')}"
 
 
@@ -386,9 +373,13 @@ def ping(url: str, token: str, timeout: float = POST_TIMEOUT) -> str:
     try:
         status, payload = _request(url, "/api/ping", token, timeout=timeout)
     except _Transient as e:
-        raise ClassroomError(str(e), "check the URL with your instructor, and that you are on the classroom network") from e
+        raise ClassroomError(
+            str(e), "check the URL with your instructor, and that you are on the classroom network"
+        ) from e
     if status in (401, 403):
-        raise ClassroomError(f"the classroom at {url} refused the token ({payload['error']})", "copy the join token again")
+        raise ClassroomError(
+            f"the classroom at {url} refused the token ({payload['error']})", "copy the join token again"
+        )
     if status != 200 or payload.get("service") != "labkit classroom":
         raise ClassroomError(f"{url} is not a labkit classroom (HTTP {status})", "check the URL with your instructor")
     return str(payload.get("role"))
@@ -422,12 +413,11 @@ def join(url: str, token: str, name: str) -> dict[str, str]:
     except _Transient as e:
         raise ClassroomError(str(e), "try again") from e
     if status != 200 or not isinstance(payload.get("key"), str):
-        raise ClassroomError(f"could not join: {payload.get('error', f'HTTP {status}')}", "see the message, then join again")
+        raise ClassroomError(
+            f"could not join: {payload.get('error', f'HTTP {status}')}", "see the message, then join again"
+        )
     data = {"url": url, "token": token, "learner": name, "key": payload["key"]}
-    fd, tmp = tempfile.mkstemp(dir=state_dir(), prefix=".classroom.")
-    with os.fdopen(fd, "w") as f:  # mkstemp makes it 0600: the key lets whoever reads it post as this learner
-        json.dump(data, f, indent=2)
-    os.replace(tmp, config_path())
+    state.write_json(config_path(), data, mode=0o600)  # the key lets whoever reads it post as this learner
     return data
 
 
@@ -437,7 +427,7 @@ def leave() -> int:
     The local progress record keeps every result either way.
     """
     dropped = queued()
-    with _queue_lock():
+    with state.locked(_lock_path()):
         for path in (config_path(), queue_path()):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
@@ -447,7 +437,12 @@ def leave() -> int:
 def status() -> dict[str, Any]:
     """Where results go and what waits: for ``labkit classroom status``."""
     cfg = config()
-    info: dict[str, Any] = {"joined": cfg is not None, "queued": queued(), "rejected": rejected(), "state_dir": str(state_dir())}
+    info: dict[str, Any] = {
+        "joined": cfg is not None,
+        "queued": queued(),
+        "rejected": rejected(),
+        "state_dir": str(state_dir()),
+    }
     if cfg is None:
         return info
     info |= {"url": cfg["url"], "learner": cfg["learner"], "token": cfg["token"][:4] + "…"}

@@ -7,7 +7,7 @@ instructor token as a bearer token, the ``labkit_instructor`` cookie, or ``?toke
 - ``POST /api/join`` (learner) ``{"name": ..., "key": <optional earlier key>}`` →
   ``{"learner", "key"}``: binds the name to a learner key; 409 when someone else holds it.
 - ``POST /api/events`` (learner + ``X-Labkit-Learner-Key``): one event or a list of up to
-  ``MAX_BATCH``; each is checked with ``labkit.course.events.validate_event`` (the schema) and must name the
+  ``MAX_BATCH``; each is checked with ``labkit.exercises.machinery.events.validate_event`` (the schema) and must name the
   learner the key was issued to; duplicates (same ``id``) are acknowledged, not stored twice.
 - ``GET /`` (instructor): the page; ``GET /api/stream`` (SSE: a snapshot on connect, then
   every stored event with the learner's updated row, and a ``tick`` heartbeat);
@@ -56,14 +56,15 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from labkit.classroom import view
-from labkit.classroom.client import LEARNER_KEY_HEADER, check_name
-from labkit.classroom.store import Store, Stored, StoreError
-from labkit.core.errors import LabkitError, PortInUse
-from labkit.core.version import __version__
-from labkit.course.events import prepare as prepare_validator
-from labkit.course.events import validate_event
+from labkit.classroom.client import LEARNER_KEY_HEADER
+from labkit.classroom.store import Store, Stored
+from labkit.core import __version__
+from labkit.core.errors import LabkitError, PortInUse, StoreError
 from labkit.course.grade import grade_events
 from labkit.exercises.machinery.catalog import all_exercises
+from labkit.exercises.machinery.events import prepare as prepare_validator
+from labkit.exercises.machinery.events import validate_event
+from labkit.exercises.machinery.learner_names import check_name
 
 #: Largest request body accepted (413 beyond).
 MAX_BODY = 64 * 1024
@@ -88,7 +89,9 @@ def _course_exercises() -> list[dict[str, str]]:
     try:
         return [{"id": e.id, "lesson": e.lesson, "title": e.title} for e in all_exercises()]
     except Exception as e:  # a broken lesson module must not take the classroom down
-        print(f"labkit classroom: could not list the course's exercises ({e}); columns come from events", file=sys.stderr)
+        print(
+            f"labkit classroom: could not list the course's exercises ({e}); columns come from events", file=sys.stderr
+        )
         return []
 
 
@@ -149,7 +152,9 @@ class Classroom:
     def _learner(self, request: Request) -> Response | None:
         token = self._bearer(request)
         if token is None:
-            return _error(401, "missing join token: send `Authorization: Bearer <join token>`", **{"WWW-Authenticate": "Bearer"})
+            return _error(
+                401, "missing join token: send `Authorization: Bearer <join token>`", **{"WWW-Authenticate": "Bearer"}
+            )
         if not hmac.compare_digest(token.encode(), self.join_token.encode()):
             return _error(403, "wrong join token: ask your instructor for the current one")
         return None
@@ -447,7 +452,11 @@ def banner(host: str, port: int, join_token: str, instructor_token: str, db: Pat
     if ":" in shown:
         shown = f"[{shown}]"
     url = f"http://{shown}:{port}"
-    scope = "loopback only: learners on other machines cannot reach it; add --public for a classroom" if is_loopback(host) else "open to the network"
+    scope = (
+        "loopback only: learners on other machines cannot reach it; add --public for a classroom"
+        if is_loopback(host)
+        else "open to the network"
+    )
     return "\n".join(
         [
             f"labkit classroom: serving on {url} ({scope})",

@@ -18,11 +18,11 @@ import sqlite3
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from labkit.core.errors import LabkitError
+from labkit.core import fmt
+from labkit.core.errors import StoreError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -41,7 +41,6 @@ CREATE INDEX IF NOT EXISTS events_learner ON events (learner, seq);
 """
 
 
-
 def new_token() -> str:
     """A fresh secret for a token or a learner key: 128 bits in hex.
 
@@ -56,9 +55,6 @@ def new_token() -> str:
     """
     return secrets.token_hex(16)
 
-class StoreError(LabkitError):
-    """The classroom database could not be opened or written."""
-
 
 @dataclass(frozen=True)
 class Stored:
@@ -67,11 +63,6 @@ class Stored:
     seq: int
     event: dict[str, Any]
     received_at: str
-
-
-def utc_now() -> str:
-    """Now, as the contract writes times: UTC ISO-8601 with milliseconds and ``Z``."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _hash_key(key: str) -> str:
@@ -147,7 +138,7 @@ class Store:
             new_key = new_token()
             self._db.execute(
                 "INSERT INTO learners (name, key_hash, joined_at) VALUES (?, ?, ?)",
-                (name, _hash_key(new_key), utc_now()),
+                (name, _hash_key(new_key), fmt.utc_now()),
             )
             return new_key
 
@@ -178,7 +169,7 @@ class Store:
         Raises:
             StoreError: the database could not be written (disk full, say).
         """
-        received = utc_now()
+        received = fmt.utc_now()
         new: list[Stored] = []
         try:
             with self._lock, self._db:

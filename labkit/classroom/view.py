@@ -19,8 +19,9 @@ time, and a learner's clock running ahead cannot put them in the future.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 from typing import Any
+
+from labkit.core import fmt
 
 #: Failing checks since the last pass that make an exercise "stuck".
 STUCK_FAILS = 3
@@ -33,18 +34,10 @@ STUCK_RULE = (
 )
 
 
-def parse_time(text: str) -> float:
-    """Seconds since the epoch for a contract time (``2026-11-27T21:30:00.123Z``); 0 when unreadable."""
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except (AttributeError, ValueError):
-        return 0.0
-
-
 def event_time(event: dict[str, Any], received_at: str) -> float:
     """When an event happened, as the live view counts it (see the module docstring)."""
-    received = parse_time(received_at)
-    at = parse_time(str(event.get("at", "")))
+    received = fmt.timestamp(received_at) or 0.0
+    at = fmt.timestamp(event.get("at")) or 0.0
     return min(at, received) if at else received
 
 

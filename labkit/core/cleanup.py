@@ -1,9 +1,10 @@
-"""``labkit reset``: remove everything labkit and the lessons created.
+"""Removing what labkit created, by label.
 
-Everything labkit creates carries a ``labkit.session`` label and is removed by
-label; containers the lessons ask learners to create by name (or from a given
-image) are removed through the exercises that own them. The course's own images
-(``labkit images ensure``) are infrastructure and stay.
+Everything labkit creates carries a ``labkit.session`` label (and a ``labkit.lesson``
+label inside a lesson) and is removed by label here. What the lessons ask learners to
+create by name is removed by the exercises that own it
+(:mod:`labkit.exercises.machinery.reset`). The course's own images (``labkit images
+ensure``) are infrastructure and stay.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 import docker.errors
 
 from labkit.core import engine
+
 
 def _already_going(e: docker.errors.APIError) -> bool:
     return e.status_code == 409 and "already in progress" in str(e)
@@ -87,35 +89,3 @@ def remove_labelled(session: str | None = None, lesson: str | None = None) -> Re
             except docker.errors.NotFound:
                 pass
     return ResetReport(**counts)
-
-
-def reset(session: str | None = None, lesson: str | None = None) -> ResetReport:
-    """Remove everything labkit created, and every exercise's containers and state.
-
-    Args:
-        session: only what this ``labkit.session`` created (exercises are left alone).
-        lesson: only this lesson: its exercises and what carries its ``labkit.lesson`` label.
-            A notebook calls ``labkit.reset(lesson="00")`` first and last, so it runs twice in a row.
-
-    Raises:
-        DaemonUnavailable: the daemon did not answer.
-    """
-    from labkit.exercises import all_exercises, reset_all, reset_exercise
-
-    if lesson is not None:
-        owned = sum((reset_exercise(e) for e in all_exercises() if e.lesson == lesson), ResetReport())
-    else:
-        owned = reset_all() if session is None else ResetReport()
-    return owned + remove_labelled(session, lesson)
-
-
-def begin(lesson: str) -> ResetReport:
-    """Start a lesson: label what this kernel creates with it, and clear what it left last time.
-
-    The first cell of every notebook calls it, so a notebook can run again from the top.
-
-    Raises:
-        DaemonUnavailable: the daemon did not answer.
-    """
-    engine.set_lesson(lesson)
-    return reset(lesson=lesson)

@@ -7,12 +7,25 @@ never a traceback for something that is not a bug in labkit.
 
 from __future__ import annotations
 
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    """What every labkit command's exit status means."""
+
+    #: Done, or (``check``) passed.
+    DONE = 0
+    #: Not yet (``check``), not ready (``doctor``), or not there (``images list``).
+    NOT_YET = 1
+    #: Could not check or do the job: a :class:`LabkitError`, a usage error, bad input.
+    COULD_NOT = 2
+
 
 class LabkitError(Exception):
     """Base class: ``str(err)`` is one line saying what failed and how to fix it."""
 
     #: Exit code the CLI uses for this error (2: could not do the job).
-    exit_code = 2
+    exit_code: int = ExitCode.COULD_NOT
 
     def __init__(self, message: str, fix: str = "") -> None:
         self.message = message
@@ -45,17 +58,21 @@ class DaemonUnavailable(LabkitError):
 
 
 class CommandFailed(LabkitError):
-    """A command exited with a code the lesson did not expect."""
+    """A command exited with a code the lesson did not expect.
 
-    def __init__(self, command: str, exit_code: int, output: str, expected: tuple[int, ...] = (0,)) -> None:
+    The command's own exit status is ``returncode`` (as in :mod:`subprocess`);
+    ``exit_code`` stays the CLI's (2, could not do), like every labkit error's.
+    """
+
+    def __init__(self, command: str, returncode: int, output: str, expected: tuple[int, ...] = (0,)) -> None:
         self.command = command
-        self.exit_code = exit_code
+        self.returncode = returncode
         self.output = output
         self.expected = expected
         tail = " | ".join(line for line in output.strip().splitlines()[-3:] if line.strip())
         want = " or ".join(str(c) for c in expected)
         super().__init__(
-            f"`{command}` exited with {exit_code} (expected {want})" + (f": {tail}" if tail else ""),
+            f"`{command}` exited with {returncode} (expected {want})" + (f": {tail}" if tail else ""),
             "read the output above; if the lesson meant to show an error, pass expect=<code>",
         )
 
@@ -129,3 +146,117 @@ class InteractiveError(LabkitError):
 
 class NotSupported(LabkitError):
     """This machine cannot do what was asked (missing tool, wrong platform)."""
+
+
+class UsageError(LabkitError):
+    """A command line labkit cannot run as typed: a missing or unknown argument."""
+
+    def __init__(self, prog: str, problem: str) -> None:
+        self.prog = prog
+        self.problem = problem
+        super().__init__(problem, f"see `{prog} --help`")
+
+
+class DamagedState(LabkitError):
+    """A state file labkit keeps was damaged; it was moved aside so the next command starts clean."""
+
+    def __init__(self, path: str, problem: str, moved_to: str | None) -> None:
+        self.path = path
+        self.problem = problem
+        self.moved_to = moved_to
+        where = f"moved it to {moved_to}" if moved_to else "could not move it aside"
+        fix = "run the command again: it starts from a fresh file" if moved_to else f"delete {path}, then run the command again"
+        super().__init__(f"{path} was damaged ({problem}); {where}", fix)
+
+
+# --- features -------------------------------------------------------------------------------
+
+
+class NoSuchImage(ImageMissing):
+    """A lesson asked about an image that is not there yet (usually: a build cell was skipped)."""
+
+    def __init__(self, image: str) -> None:
+        self.image = image
+        LabkitError.__init__(
+            self, f"there is no image {image} on this daemon", "build it first: run the cells above that make it"
+        )
+
+
+class RegistryUnreachable(LabkitError):
+    """Nothing that speaks HTTP answered at the registry's address."""
+
+    def __init__(self, base: str, cause: str) -> None:
+        self.base = base
+        self.cause = cause
+        super().__init__(f"no registry answers at {base} ({cause})", "start the course's registry: `labkit registry up`")
+
+
+class RegistryRefused(LabkitError):
+    """The registry answered a request with an error (``404 MANIFEST_UNKNOWN``, say)."""
+
+    def __init__(self, method: str, url: str, status: int, code: str, detail: str) -> None:
+        self.method = method
+        self.url = url
+        self.status = status
+        self.code = code
+        self.detail = detail
+        super().__init__(
+            f"{method} {url} answered {status}" + (f" {code}" if code else "") + (f": {detail}" if detail else ""),
+            "check the repository and tag (`registry_api.tags(REPOSITORY)` lists the tags)",
+        )
+
+
+class VmTimeout(LabkitError):
+    """The guest did not report in time."""
+
+    def __init__(self, what: str, seconds: float, last_output: str) -> None:
+        self.what = what
+        self.seconds = seconds
+        self.last_output = last_output
+        super().__init__(
+            f"gave up after {seconds:g} s waiting for {what} (last console line: {last_output})",
+            "the machine may be busy: run the cell again, or give it longer with labkit.vm.boot(timeout=180)",
+        )
+
+
+# --- course and classroom -------------------------------------------------------------------
+
+
+class ReleaseError(LabkitError):
+    """A solution notebook cannot be turned into a student version as it stands."""
+
+    def __init__(self, where: str, problem: str, fix: str) -> None:
+        self.where = where
+        self.problem = problem
+        super().__init__(f"{where}: {problem}", fix)
+
+
+class ClassroomError(LabkitError):
+    """Joining or talking to a classroom server failed."""
+
+
+class StoreError(LabkitError):
+    """The classroom database could not be opened or written."""
+
+
+class HttpUnreachable(LabkitError):
+    """Nothing that speaks HTTP answered at an address: refused, timed out, or not HTTP.
+
+    An HTTP error status is an answer, not this error (see :func:`labkit.core.http.request`).
+    """
+
+    def __init__(self, url: str, cause: str, refused: bool = False) -> None:
+        self.url = url
+        self.cause = cause
+        #: The connection was refused: nothing listens there (as opposed to a slow or non-HTTP answer).
+        self.refused = refused
+        super().__init__(f"no HTTP answer from {url} ({cause})", "check that the server runs and the address is right")
+
+
+class InvalidReference(LabkitError):
+    """A string that is not an image reference Docker would accept (``Busybox``, ``a//b``)."""
+
+    def __init__(self, ref: str, problem: str) -> None:
+        self.ref = ref
+        self.problem = problem
+        super().__init__(f"{ref!r} is not a valid image name: {problem}", "image names look like busybox, lab/app:v1 or localhost:5000/lab/app")

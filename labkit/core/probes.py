@@ -11,24 +11,7 @@ import docker
 import docker.errors
 from docker.models.containers import Container
 
-
-def normalize_ref(ref: str) -> str:
-    """``docker.io/library/hello-world:latest`` → ``hello-world:latest``.
-
-    Example:
-        >>> normalize_ref("docker.io/library/busybox")
-        'busybox:latest'
-    """
-    ref = ref.strip()
-    for prefix in ("docker.io/", "index.docker.io/", "registry-1.docker.io/"):
-        if ref.startswith(prefix):
-            ref = ref[len(prefix) :]
-    if ref.startswith("library/"):
-        ref = ref[len("library/") :]
-    last = ref.rsplit("/", 1)[-1]
-    if "@" not in ref and ":" not in last:
-        ref += ":latest"
-    return ref
+from labkit.core.refs import normalize
 
 
 def image_id(client: docker.DockerClient, ref: str) -> str | None:
@@ -39,6 +22,14 @@ def image_id(client: docker.DockerClient, ref: str) -> str | None:
         return None
 
 
+def is_image(client: docker.DockerClient, container: Container, ref: str) -> bool:
+    """Whether ``container`` was created from ``ref``, by image ID or however the name was spelled."""
+    wanted = image_id(client, ref)
+    if wanted and container.attrs.get("Image") == wanted:
+        return True
+    return normalize(str(container.attrs.get("Config", {}).get("Image", ""))) == normalize(ref)
+
+
 def containers_from(client: docker.DockerClient, ref: str) -> list[Container]:
     """Every container (any state) created from image ``ref``, however the learner spelled it.
 
@@ -47,13 +38,13 @@ def containers_from(client: docker.DockerClient, ref: str) -> list[Container]:
     are one image, and a container survives its image being re-pulled.
     """
     wanted_id = image_id(client, ref)
-    wanted_name = normalize_ref(ref)
+    wanted_name = normalize(ref)
     found = []
     # The list endpoint is one call; inspect (reload) only the matches.
     for container in client.containers.list(all=True, sparse=True):
         attrs = container.attrs
         listed = str(attrs.get("Image", ""))
-        if (wanted_id and attrs.get("ImageID") == wanted_id) or (listed and normalize_ref(listed) == wanted_name):
+        if (wanted_id and attrs.get("ImageID") == wanted_id) or (listed and normalize(listed) == wanted_name):
             try:
                 container.reload()
             except docker.errors.NotFound:  # removed between the list and the inspect

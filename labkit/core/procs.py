@@ -1,7 +1,8 @@
 """Background processes labkit starts (the registry, the trace proxy).
 
 Each is recorded in a pid file with its start time, so labkit only ever signals
-the process it started: a pid reused by another program has another start time.
+the process it started: a pid reused by another program has another start time,
+or another command line. :mod:`psutil` reads both, on Linux and on macOS.
 """
 
 from __future__ import annotations
@@ -15,8 +16,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from labkit.core import wait
 from labkit.core.errors import WaitTimeout
+
+#: Seconds two readings of one process's start time may differ by. psutil gives it as boot
+#: time plus time since boot, and the boot time moves when the wall clock is stepped (NTP);
+#: a pid reused within this margin by a process with the same command line is not a real case.
+START_TOLERANCE = 2.0
 
 # Children this process started, so that one which exited is reaped instead of lingering as a zombie.
 _children: dict[int, subprocess.Popen[bytes]] = {}
@@ -28,17 +36,18 @@ def track(proc: subprocess.Popen[bytes]) -> dict[str, Any]:
     return {"pid": proc.pid, "start": start_time(proc.pid)}
 
 
-def start_time(pid: int) -> str | None:
-    """The process's start time in clock ticks since boot, or None when it is gone."""
+def start_time(pid: int) -> float | None:
+    """When the process started, in seconds since the epoch, or None when it is gone or hidden."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
-    except OSError:
+        return round(psutil.Process(pid).create_time(), 2)
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
         return None
-    return fields[19] if len(fields) > 19 else None
 
 
 def alive(pid: int) -> bool:
     """True while the process runs (a zombie does not count)."""
+    if pid <= 0:
+        return False  # a damaged record: 0 and below name process groups, never one process
     child = _children.get(pid)
     if child is not None:
         if child.poll() is None:
@@ -46,10 +55,11 @@ def alive(pid: int) -> bool:
         del _children[pid]
         return False
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
-    except OSError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
-    return state != "Z"
+    except psutil.AccessDenied:
+        return True  # another user's process: it exists, which is all alive() says
 
 
 def read_record(pid_file: Path) -> dict[str, Any] | None:
@@ -61,19 +71,48 @@ def read_record(pid_file: Path) -> dict[str, Any] | None:
     return record if isinstance(record, dict) and isinstance(record.get("pid"), int) else None
 
 
+def _recorded_start(value: object) -> float | None:
+    """A record's start time in seconds since the epoch.
+
+    Records written before labkit used psutil hold Linux clock ticks since boot as a
+    string of digits; those are converted the way psutil computes a start time.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str) and value.isdigit():
+        return int(value) / os.sysconf("SC_CLK_TCK") + psutil.boot_time()
+    return None
+
+
+def same_start(recorded: object, actual: float | None) -> bool:
+    """Whether a record's start time is the start time of the process running now.
+
+    Example:
+        >>> same_start(1700000000.5, 1700000000.51), same_start(1700000000.5, 1700000100.0)
+        (True, False)
+    """
+    expected = _recorded_start(recorded)
+    return expected is not None and actual is not None and abs(expected - actual) <= START_TOLERANCE
+
+
 def is_running(record: dict[str, Any], command_matches: Callable[[list[bytes]], bool]) -> bool:
     """The recorded process still runs, is the same process (start time), and runs the expected command.
 
-    Where ``/proc`` cannot tell, the answer is no: labkit never signals a process it cannot identify.
+    Where the system cannot tell (the process belongs to another user), the answer is no:
+    labkit never signals a process it cannot identify.
     """
     pid = int(record["pid"])
-    if not alive(pid) or start_time(pid) != record.get("start"):
+    if not alive(pid):
         return False
     try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
+        proc = psutil.Process(pid)
+        started = proc.create_time()
+        argv = [os.fsencode(arg) for arg in proc.cmdline()]
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
         return False
-    return bool(argv) and command_matches(argv)
+    return same_start(record.get("start"), started) and bool(argv) and command_matches(argv)
 
 
 def terminate(pid: int, what: str, timeout: float) -> None:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from typing import TypeVar
 
+from labkit.core import http
 from labkit.core.errors import WaitTimeout
 
 T = TypeVar("T")
@@ -55,17 +54,6 @@ def until(
         interval = min(interval * 2, 0.5)
 
 
-def http_status(url: str, timeout: float = 2.0) -> int | None:
-    """The HTTP status ``url`` answers with, or ``None`` when nothing answers."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - local URLs only
-            return int(response.status)
-    except urllib.error.HTTPError as e:
-        return int(e.code)
-    except (urllib.error.URLError, OSError):
-        return None
-
-
 def http_ok(url: str, timeout: float = 20.0) -> int:
     """Wait until ``url`` answers 2xx; return the status.
 
@@ -73,7 +61,7 @@ def http_ok(url: str, timeout: float = 20.0) -> int:
         WaitTimeout: it did not answer in time.
     """
     return until(
-        lambda: (status := http_status(url)) is not None and 200 <= status < 300 and status,
+        lambda: (status := http.status(url)) is not None and 200 <= status < 300 and status,
         f"{url} to answer",
         timeout=timeout,
     )

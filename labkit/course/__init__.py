@@ -1,1 +1,1 @@
-"""The course around the exercises: student release, the learner's record, the gradebook."""
+"""The course around the exercises: the student release of the notebooks and the gradebook."""

@@ -15,21 +15,12 @@ from dataclasses import dataclass
 
 from IPython.core.inputtransformer2 import TransformerManager
 
-from labkit.core.errors import LabkitError
+from labkit.core.errors import ReleaseError
 
 #: ``labkit.<name>(...)`` calls that would apply or print an answer in a learner's copy.
 _GIVEAWAY = ("solve", "solution")
 #: What a learner's kept cell must call for each exercise it holds: a check, or a panel (which checks).
 _CHECKS = ("check", "exercise")
-
-
-class ReleaseError(LabkitError):
-    """A solution notebook cannot be turned into a student version as it stands."""
-
-    def __init__(self, where: str, problem: str, fix: str) -> None:
-        self.where = where
-        self.problem = problem
-        super().__init__(f"{where}: {problem}", fix)
 
 
 @dataclass
@@ -103,17 +94,31 @@ def student_panels(where: str, source: str) -> str | None:
     python = _python(source)
     if python is None:
         if re.search(r"\blabkit\s*\.\s*exercise\s*\(", source):
-            raise ReleaseError(where, "calls labkit.exercise() in a cell release cannot read as Python", "fix the cell's syntax")
+            raise ReleaseError(
+                where, "calls labkit.exercise() in a cell release cannot read as Python", "fix the cell's syntax"
+            )
         return None
-    cannot = ReleaseError(where, "calls labkit.exercise() in a form release cannot rewrite", 'write it as labkit.exercise("<id>", ...) with a literal id, on lines of its own')
+    cannot = ReleaseError(
+        where,
+        "calls labkit.exercise() in a form release cannot rewrite",
+        'write it as labkit.exercise("<id>", ...) with a literal id, on lines of its own',
+    )
     edits: list[tuple[int, int, str]] = []
     for call in _labkit_calls(python, ("exercise",)):
-        if _literal_id(call) is None or any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg is None for k in call.keywords):
+        if (
+            _literal_id(call) is None
+            or any(isinstance(a, ast.Starred) for a in call.args)
+            or any(k.arg is None for k in call.keywords)
+        ):
             raise cannot
         solution = next((k for k in call.keywords if k.arg == "solution"), None)
         if solution is not None:
             if not (isinstance(solution.value, ast.Constant) and solution.value.value is False):
-                raise ReleaseError(where, "shows an exercise panel with its Show-solution button", "drop the solution= argument: release gives learners solution=False")
+                raise ReleaseError(
+                    where,
+                    "shows an exercise panel with its Show-solution button",
+                    "drop the solution= argument: release gives learners solution=False",
+                )
             continue
         arguments: list[ast.expr | ast.keyword] = [*call.args, *call.keywords]
         first = min(arguments, key=lambda a: (a.lineno, a.col_offset))
@@ -147,4 +152,6 @@ def checked_ids(sources: Iterable[str]) -> set[str]:
 
 def gives_away(source: str) -> bool:
     """True when the cell calls ``labkit.solve`` or ``labkit.solution``."""
-    return any(name in source for name in _GIVEAWAY) and next(_labkit_calls(_python(source), _GIVEAWAY), None) is not None
+    return (
+        any(name in source for name in _GIVEAWAY) and next(_labkit_calls(_python(source), _GIVEAWAY), None) is not None
+    )

@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from labkit.core.errors import LabkitError
-from labkit.course.events import validate_event
-from labkit.course.record import read
 from labkit.exercises.machinery.catalog import all_exercises
+from labkit.exercises.machinery.events import validate_event
+from labkit.exercises.machinery.record import read
 
 RULE = "an exercise counts as passed when the learner's latest check of it passed"
 CSV_NAME = "gradebook.csv"
@@ -104,7 +104,7 @@ def _records(events: Sequence[Mapping[str, Any]]) -> dict[str, ExerciseRecord]:
 
 
 class Gradebook:
-    """Learners × exercises, built from events; renders as CSV and as results.json."""
+    """Learners by exercises, built from events; renders as CSV and as results.json."""
 
     def __init__(self, exercises: Sequence[str] | None = None) -> None:
         self.exercises = list(course_exercises() if exercises is None else exercises)
@@ -150,7 +150,9 @@ class Gradebook:
         for name in sorted(self._events):
             records = _records(self._events[name])
             known = {exercise_id: records.pop(exercise_id, ExerciseRecord()) for exercise_id in self.exercises}
-            out.append(LearnerGrades(name, known, dict(sorted(records.items())), len(self._events[name]), self._damaged[name]))
+            out.append(
+                LearnerGrades(name, known, dict(sorted(records.items())), len(self._events[name]), self._damaged[name])
+            )
         return out
 
     def rows(self) -> list[list[str]]:
@@ -200,11 +202,15 @@ class Gradebook:
             csv_path.write_text(self.to_csv(), encoding="utf-8")
             json_path.write_text(json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         except OSError as e:
-            raise LabkitError(f"cannot write the gradebook to {out} ({e.strerror or e})", "choose another --out folder") from e
+            raise LabkitError(
+                f"cannot write the gradebook to {out} ({e.strerror or e})", "choose another --out folder"
+            ) from e
         return csv_path, json_path
 
 
-def grade_events(events: Iterable[Any], *, learner: str | None = None, exercises: Sequence[str] | None = None) -> Gradebook:
+def grade_events(
+    events: Iterable[Any], *, learner: str | None = None, exercises: Sequence[str] | None = None
+) -> Gradebook:
     """Grade a stream of events (the classroom server's stored events, or one learner's store).
 
     Args:

@@ -52,9 +52,9 @@ from typing import Any
 import nbformat
 from nbformat import NotebookNode
 
-from labkit.core.errors import LabkitError, UnknownExercise
+from labkit.core.errors import LabkitError, ReleaseError, UnknownExercise
 from labkit.core.paths import REPO_DIR
-from labkit.course.calls import ReleaseError, checked_ids, gives_away, student_panels
+from labkit.course.calls import checked_ids, gives_away, student_panels
 from labkit.exercises.machinery.catalog import get
 
 #: Where the solution notebooks live.
@@ -118,7 +118,9 @@ def _exercise_of(notebook: str, index: int, cell: Mapping[str, Any]) -> str | No
     ids = [tag[len(EXERCISE_TAG) :].strip() for tag in tags if tag.startswith(EXERCISE_TAG)]
     where = _describe(notebook, index, cell)
     if len(ids) > 1:
-        raise ReleaseError(where, f"names {len(ids)} exercises ({', '.join(ids)})", "a cell solves one exercise: split it")
+        raise ReleaseError(
+            where, f"names {len(ids)} exercises ({', '.join(ids)})", "a cell solves one exercise: split it"
+        )
     if not ids:
         return None
     try:
@@ -148,25 +150,37 @@ def _strip_markers(notebook: str, index: int, cell: Mapping[str, Any], exercise_
         return None
     where = _describe(notebook, index, cell)
     if exercise_id is None:
-        raise ReleaseError(where, "has # BEGIN SOLUTION markers but no exercise:<id> tag", "tag the cell with its exercise")
+        raise ReleaseError(
+            where, "has # BEGIN SOLUTION markers but no exercise:<id> tag", "tag the cell with its exercise"
+        )
     out: list[str] = []
     opened: int | None = None
     for number, line in enumerate(lines, 1):
         begin, end = _BEGIN.match(line), _END.match(line)
         if begin:
             if opened is not None:
-                raise ReleaseError(where, f"line {number}: # BEGIN SOLUTION inside the block opened on line {opened}", "close the first block with # END SOLUTION")
+                raise ReleaseError(
+                    where,
+                    f"line {number}: # BEGIN SOLUTION inside the block opened on line {opened}",
+                    "close the first block with # END SOLUTION",
+                )
             opened = number
             # The placeholder keeps the cell valid Python, even when the block was an `if` body.
-            out += _prompt_comment(exercise_id, begin.group(1)) + [begin.group(1) + "pass"]
+            out += [*_prompt_comment(exercise_id, begin.group(1)), begin.group(1) + "pass"]
         elif end:
             if opened is None:
-                raise ReleaseError(where, f"line {number}: # END SOLUTION with no # BEGIN SOLUTION before it", "add the BEGIN marker or remove this line")
+                raise ReleaseError(
+                    where,
+                    f"line {number}: # END SOLUTION with no # BEGIN SOLUTION before it",
+                    "add the BEGIN marker or remove this line",
+                )
             opened = None
         elif opened is None:
             out.append(line)
     if opened is not None:
-        raise ReleaseError(where, f"line {opened}: # BEGIN SOLUTION is never closed", "add # END SOLUTION after the answer")
+        raise ReleaseError(
+            where, f"line {opened}: # BEGIN SOLUTION is never closed", "add # END SOLUTION after the answer"
+        )
     return "\n".join(out)
 
 
@@ -176,7 +190,11 @@ def _required(notebook: str, index: int, cell: Mapping[str, Any], solved_above: 
     Raises:
         ReleaseError: an unknown id, or one with no solution cell above this one.
     """
-    names = [t[len(REQUIRES_TAG) :].strip() for t in cell.get("metadata", {}).get("tags", []) or [] if t.startswith(REQUIRES_TAG)]
+    names = [
+        t[len(REQUIRES_TAG) :].strip()
+        for t in cell.get("metadata", {}).get("tags", []) or []
+        if t.startswith(REQUIRES_TAG)
+    ]
     required = []
     for name in names:
         where = _describe(notebook, index, cell)
@@ -185,7 +203,11 @@ def _required(notebook: str, index: int, cell: Mapping[str, Any], solved_above: 
         except UnknownExercise as e:
             raise ReleaseError(where, f"tag requires:{name} names no exercise ({e.fix})", "fix the tag") from e
         if exercise_id not in solved_above:
-            raise ReleaseError(where, f"requires {exercise_id}, but no cell above it is that exercise's solution", "move the cell below the solution, or fix the tag")
+            raise ReleaseError(
+                where,
+                f"requires {exercise_id}, but no cell above it is that exercise's solution",
+                "move the cell below the solution, or fix the tag",
+            )
         required.append(exercise_id)
     return required
 
@@ -221,7 +243,11 @@ def student_notebook(notebook: Mapping[str, Any], name: str = "notebook") -> tup
         is_solution = SOLUTION_TAG in tags
         where = _describe(name, index, cell)
         if is_solution and exercise_id is None:
-            raise ReleaseError(where, 'is tagged "solution" but names no exercise', 'add the tag "exercise:<id>" naming the exercise it solves')
+            raise ReleaseError(
+                where,
+                'is tagged "solution" but names no exercise',
+                'add the tag "exercise:<id>" naming the exercise it solves',
+            )
         if is_solution and cell.cell_type != "code":
             continue  # prose that discusses the answer: solution notebooks only
         kept.append(cell)
@@ -248,12 +274,20 @@ def student_notebook(notebook: Mapping[str, Any], name: str = "notebook") -> tup
             cell.source = note + cell.source
             cell.metadata["tags"] = tags + ([RAISES_TAG] if RAISES_TAG not in tags else [])
         elif gives_away(cell.source):
-            raise ReleaseError(where, "calls labkit.solve() or labkit.solution(), which would hand learners the answer", "move the call into the exercise's solution cell, or remove it")
+            raise ReleaseError(
+                where,
+                "calls labkit.solve() or labkit.solution(), which would hand learners the answer",
+                "move the call into the exercise's solution cell, or remove it",
+            )
     nb.cells = kept
     checked = checked_ids(cell.source for cell in kept if cell.cell_type == "code")
     for exercise_id in exercises:
         if exercise_id not in checked:
-            raise ReleaseError(name, f"has a solution for {exercise_id} but no labkit.check(\"{exercise_id}\") cell a learner keeps", "add a check cell for it (before and after the learner's cell)")
+            raise ReleaseError(
+                name,
+                f'has a solution for {exercise_id} but no labkit.check("{exercise_id}") cell a learner keeps',
+                "add a check cell for it (before and after the learner's cell)",
+            )
     for cell in kept:
         if cell.cell_type == "code":
             cell.outputs = []
@@ -336,5 +370,7 @@ def release(out: Path | None = None, source: Path | None = None) -> ReleaseRepor
         for notebook in released:
             nbformat.write(notebook.notebook, out / notebook.name)
     except OSError as e:
-        raise LabkitError(f"cannot write the student notebooks to {out} ({e.strerror or e})", "choose another --out folder") from e
+        raise LabkitError(
+            f"cannot write the student notebooks to {out} ({e.strerror or e})", "choose another --out folder"
+        ) from e
     return ReleaseReport(out.resolve(), released)

@@ -1,8 +1,17 @@
 """Exercises checked against the live daemon: one definition each, hints chosen from what the check finds."""
 
-from labkit.exercises.machinery.model import CheckResult, Context, Exercise, Verdict, not_yet, passed
 from labkit.exercises.machinery.catalog import all_exercises, get, register
-from labkit.exercises.machinery.runner import check, hint, record_answer, reset_all, reset_exercise, setup, solution, solve
+from labkit.exercises.machinery.model import CheckResult, Context, Exercise, Verdict, not_yet, passed
+from labkit.exercises.machinery.runner import (
+    check,
+    hint,
+    record_answer,
+    reset_all,
+    reset_exercise,
+    setup,
+    solution,
+    solve,
+)
 
 __all__ = [
     "CheckResult",

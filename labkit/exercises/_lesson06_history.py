@@ -5,52 +5,35 @@ A container's state says how it ended (exit code, OOM) but not always who ended 
 log tells them apart (``stop`` sends ``kill`` with signal 15 first), but it is a
 bounded buffer, so every reader here returns "don't know" (``None``) rather than guess
 when the events have rolled out of it.
+
+A reset starts a new attempt: :func:`forget_earlier_attempts` notes when, and
+:func:`reset_at` tells the checks to ignore what happened before.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import time
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import docker
 import docker.errors
 from docker.models.containers import Container
 
+from labkit.core import fmt
+from labkit.core.paths import state_dir
+from labkit.exercises.machinery.model import Context
+
 #: How far back a search for a container that removed itself looks (seconds).
 RECENT = 600
 
 
-def timestamp(value: str | None) -> float | None:
-    """``2026-01-02T03:04:05.123456789Z`` → seconds since the epoch; ``None`` for Docker's zero time.
-
-    Example:
-        >>> timestamp("1970-01-01T00:01:40.5Z")
-        100.5
-        >>> timestamp("0001-01-01T00:00:00Z") is None
-        True
-    """
-    if not value or value.startswith("0001-"):
-        return None
-    text = value.rstrip("Z")
-    offset = ""
-    for sign in ("+", "-"):
-        head, sep, tail = text.rpartition(sign)
-        if sep and "T" in head and ":" in tail and len(tail) <= 6:
-            text, offset = head, sign + tail
-            break
-    if "." in text:
-        whole, fraction = text.split(".", 1)
-        text = f"{whole}.{fraction[:6]}"
-    parsed = datetime.fromisoformat(text + (offset or "+00:00"))
-    return parsed.astimezone(UTC).timestamp()
-
-
 def was_started(container: Container) -> bool:
     """True when the container has been started at least once (whatever its state now)."""
-    return timestamp(container.attrs.get("State", {}).get("StartedAt")) is not None
+    return fmt.timestamp(container.attrs.get("State", {}).get("StartedAt")) is not None
 
 
 def log_lines(container: Container) -> list[str] | None:
@@ -95,7 +78,7 @@ def kill_signals(client: docker.DockerClient, container: Container) -> list[int]
         The signal numbers, or ``None`` when the daemon's event buffer no longer holds
         that start (so the absence of a kill would prove nothing).
     """
-    started = timestamp(container.attrs.get("State", {}).get("StartedAt"))
+    started = fmt.timestamp(container.attrs.get("State", {}).get("StartedAt"))
     if started is None:
         return None
     # A second of slack before StartedAt catches the start event itself, which proves coverage.
@@ -115,7 +98,7 @@ def kill_signals(client: docker.DockerClient, container: Container) -> list[int]
 def was_attached(client: docker.DockerClient, container: Container) -> bool | None:
     """Whether a client attached to the container since it was created; ``None`` when the
     daemon's event buffer no longer reaches back to its creation."""
-    created = timestamp(container.attrs.get("Created"))
+    created = fmt.timestamp(container.attrs.get("Created"))
     if created is None:
         return None
     found = events(client, str(container.id), created - 1.0)
@@ -162,3 +145,22 @@ def similar_names(client: docker.DockerClient, name: str) -> list[Container]:
         except docker.errors.NotFound:  # removed between the list and the inspect
             continue
     return found
+
+
+def _reset_marker() -> Path:
+    return state_dir() / "run.auto-remove.reset"
+
+
+def reset_at() -> float | None:
+    """When run.auto-remove was last reset: what happened before belongs to an earlier attempt."""
+    try:
+        return float(_reset_marker().read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def forget_earlier_attempts(ctx: Context) -> int:
+    """Teardown: note the time, so an ``ephemeral`` that ended before this reset is not reported."""
+    with contextlib.suppress(OSError):
+        _reset_marker().write_text(f"{time.time():.6f}")
+    return 0

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from labkit.core.probes import normalize_ref
+from labkit.core.refs import normalize
 
 Kind = Literal["missing", "directory", "empty", "not-tar", "truncated", "export", "other-tar", "save"]
 
@@ -116,7 +116,7 @@ class Archive:
 
     def find(self, ref: str) -> SavedImage | None:
         """The image saved under ``ref`` (any spelling: ``labkit/hello-dock`` = ``…:latest``)."""
-        wanted = normalize_ref(ref)
+        wanted = normalize(ref)
         return next((image for image in self.images if wanted in image.tags), None)
 
     def by_id(self, image_id: str) -> SavedImage | None:
@@ -213,7 +213,7 @@ def _image(
     cmd = (config.get("config") or {}).get("Cmd")
     return SavedImage(
         image_id=f"sha256:{hashlib.sha256(raw).hexdigest()}" if raw else "",
-        tags=tuple(normalize_ref(t) for t in tags or () if t),
+        tags=tuple(normalize(t) for t in tags or () if t),
         diff_ids=tuple((config.get("rootfs") or {}).get("diff_ids") or ()),
         layers=tuple(layers),
         digests=tuple(digests),

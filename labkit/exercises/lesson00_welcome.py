@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from labkit.exercises.machinery.model import Context, Exercise, Verdict, not_yet, passed
 from labkit.core.probes import containers_from, describe, image_id, state
 from labkit.exercises.machinery.catalog import register
+from labkit.exercises.machinery.model import Context, Exercise, Verdict, not_yet, passed
 
 
 def _first_container(ctx: Context) -> Verdict:

@@ -15,8 +15,8 @@ import subprocess
 
 import docker
 
-from labkit.exercises.machinery.model import Context, Exercise, Verdict, not_yet, passed
 from labkit.exercises.machinery.catalog import register
+from labkit.exercises.machinery.model import Context, Exercise, Verdict, not_yet, passed
 
 LESSON = "01"
 #: What a Linux kernel release looks like: 6.1.0-56-amd64, 5.15.153.1-microsoft-standard-WSL2, 6.8.0.

@@ -7,15 +7,14 @@ from typing import Any
 
 import docker.errors
 
-from labkit.core import engine
-from labkit.features import layers
-from labkit.core import wait
+from labkit.core import engine, refs, wait
 from labkit.core.errors import ImageMissing
-from labkit.exercises.machinery.model import Context, Exercise, Verdict, not_yet, passed
-from labkit.core.probes import image_id, normalize_ref
-from labkit.exercises.machinery.catalog import register
-from labkit.exercises.machinery.runner import exercise_labels
 from labkit.core.paths import PACKAGE_DIR
+from labkit.core.probes import image_id
+from labkit.exercises.machinery.catalog import register
+from labkit.exercises.machinery.model import Context, Exercise, Verdict, not_yet, passed
+from labkit.exercises.machinery.runner import exercise_labels
+from labkit.features import layers
 
 LESSON = "02"
 TARGET = "lab/layered:v1"
@@ -39,8 +38,7 @@ def _near_builds(client: Any) -> list[str]:
         names.extend(image.tags or [f"an untagged image {image.short_id.split(':')[-1]}"])
     for image in client.images.list():
         for tag in image.tags:
-            repo = normalize_ref(tag).rsplit(":", 1)[0]
-            if repo.rsplit("/", 1)[-1] == "layered" and tag not in names:
+            if refs.parse(tag).short_name == "layered" and tag not in names:
                 names.append(tag)
     return sorted(set(names))
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import docker.errors
 
-from labkit.features import trace
-from labkit.exercises.machinery.model import Context, Exercise, Verdict, not_yet, passed
 from labkit.exercises.machinery.catalog import register
+from labkit.exercises.machinery.model import Context, Exercise, Verdict, not_yet, passed
+from labkit.features import trace
 
 LESSON = "04"
 ENDPOINT = "POST /containers/create"

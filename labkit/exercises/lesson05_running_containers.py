@@ -17,8 +17,6 @@ Host port 8080 is this lesson's alone: JupyterLab takes 8888, the course's regis
 from __future__ import annotations
 
 import difflib
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,12 +24,11 @@ import docker
 import docker.errors
 from docker.models.containers import Container
 
-from labkit.core import engine
-from labkit.core import wait
-from labkit.core.errors import WaitTimeout
-from labkit.exercises.machinery.model import Context, Exercise, Verdict, not_yet, passed
-from labkit.core.probes import image_id, normalize_ref, port_publishers
+from labkit.core import engine, http, wait
+from labkit.core.errors import HttpUnreachable, WaitTimeout
+from labkit.core.probes import is_image, port_publishers
 from labkit.exercises.machinery.catalog import register
+from labkit.exercises.machinery.model import Context, Exercise, Verdict, not_yet, passed
 from labkit.exercises.machinery.runner import exercise_labels
 
 LESSON = "05"
@@ -103,23 +100,13 @@ def host_port_holders(client: docker.DockerClient, port: int, exclude: str = "")
     return sorted({name for cid, name in port_publishers(client).get(port, []) if cid != exclude})
 
 
-def is_image(client: docker.DockerClient, container: Container, ref: str) -> bool:
-    """Whether ``container`` was created from ``ref``, by image ID or however the name was spelled."""
-    wanted = image_id(client, ref)
-    if wanted and container.attrs.get("Image") == wanted:
-        return True
-    return normalize_ref(str(container.attrs.get("Config", {}).get("Image", ""))) == normalize_ref(ref)
-
-
 def fetch(url: str, timeout: float = 2.0) -> tuple[int | None, str]:
     """The HTTP status and body ``url`` answers with; ``(None, reason)`` when nothing answers."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # a local URL: no scheme from outside
-            return int(response.status), response.read(65536).decode(errors="replace")
-    except urllib.error.HTTPError as e:
-        return int(e.code), ""
-    except (urllib.error.URLError, OSError) as e:
-        return None, str(getattr(e, "reason", e))
+        answer = http.request("GET", url, timeout=timeout, limit=65536)
+    except HttpUnreachable as e:
+        return None, e.cause
+    return answer.status, answer.body.decode(errors="replace") if 200 <= answer.status < 300 else ""
 
 
 def page(url: str = URL, timeout: float | None = None) -> tuple[int | None, str]:

@@ -9,58 +9,21 @@ running one untouched. ``run.auto-remove`` wants a running, detached ``--rm`` co
 
 from __future__ import annotations
 
-import contextlib
-import time
-from pathlib import Path
 from typing import Any
 
 from docker.models.containers import Container
 
-from labkit.core import engine
-from labkit.core import wait
+from labkit.core import engine, wait
+from labkit.core.probes import is_image
+from labkit.exercises import _lesson06_containers as present
 from labkit.exercises import _lesson06_history as past
-from labkit.exercises.machinery.model import Context, Exercise, Verdict, not_yet, passed
-from labkit.core.probes import image_id, normalize_ref
 from labkit.exercises.machinery.catalog import register
+from labkit.exercises.machinery.model import Context, Exercise, Verdict, not_yet, passed
 from labkit.exercises.machinery.runner import exercise_labels
-from labkit.core.paths import state_dir
 
 LESSON = "06"
 #: Seconds setup waits for a container to be ready or to finish.
 READY_TIMEOUT = 20.0
-
-
-def _signal_script(name: str) -> str:
-    """A busybox shell script for PID 1 that logs its start and handles SIGTERM.
-
-    PID 1 in a container ignores every signal it has no handler for, so without the
-    trap ``docker stop`` would wait out its whole grace period. The handler exits with
-    143 (128 + 15), the code a process killed by SIGTERM reports. Sleeping in the
-    background and waiting lets the shell run its trap at once, instead of after the sleep.
-    """
-    return (
-        f"trap 'echo \"{name}: got SIGTERM, cleaning up\"; exit 143' TERM; "
-        f"echo '{name}: ready'; "
-        "while :; do sleep 3600 & wait $!; done"
-    )
-
-
-def _own(name: str, exercise_id: str) -> Container | None:
-    """The container called ``name`` when setup of ``exercise_id`` made it, else ``None``."""
-    container = engine.find_container(name)
-    if container is None or container.name != name:
-        return None
-    if container.labels.get("labkit.exercise") != exercise_id:
-        return None
-    return container
-
-
-def _status(container: Container) -> str:
-    return str(container.attrs.get("State", {}).get("Status", ""))
-
-
-def _exit_code(container: Container) -> int:
-    return int(container.attrs.get("State", {}).get("ExitCode") or 0)
 
 
 # --- stop.graceful --------------------------------------------------------------------
@@ -73,7 +36,7 @@ GRACEFUL_TERM = f"{GRACEFUL}: got SIGTERM"
 def _setup_graceful(ctx: Context) -> dict[str, Any]:
     container = ctx.client.containers.run(
         "busybox",
-        ["sh", "-c", _signal_script(GRACEFUL)],
+        ["sh", "-c", present.signal_script(GRACEFUL)],
         name=GRACEFUL,
         detach=True,
         labels=exercise_labels(ctx.exercise),
@@ -135,7 +98,7 @@ def _graceful(ctx: Context) -> Verdict:
             f"A container named {GRACEFUL} exists, but it is not the one setup started.",
             f'Run `labkit.setup("stop.graceful")`: it replaces this {GRACEFUL} with the exercise\'s own.',
         )
-    status = _status(container)
+    status = present.status(container)
     lines = past.log_lines(container)
     runs = None if lines is None else sum(GRACEFUL_READY in line for line in lines)
     latest = None if lines is None else past.last_run(lines, GRACEFUL_READY)
@@ -167,7 +130,7 @@ def _graceful(ctx: Context) -> Verdict:
             f"Wait a moment and check again, or run `docker stop {GRACEFUL}`.",
             **evidence,
         )
-    code = _exit_code(container)
+    code = present.exit_code(container)
     evidence["exit_code"] = code
     if code == 143 and (handler_ran or lines is None):
         return passed(
@@ -212,19 +175,6 @@ CREATED_IMAGE = "labkit/hello-dock"
 CREATED_PORT = "8081"
 
 
-def _host_ports(container: Container) -> dict[str, list[str]]:
-    """``{"80/tcp": ["8081"]}``: the host ports each container port is published on."""
-    bindings = container.attrs.get("HostConfig", {}).get("PortBindings") or {}
-    return {port: [str(b.get("HostPort") or "") for b in (found or [])] for port, found in bindings.items()}
-
-
-def _same_image(ctx: Context, container: Container, ref: str) -> bool:
-    wanted = image_id(ctx.client, ref)
-    if wanted is not None and container.attrs.get("Image") == wanted:
-        return True
-    return normalize_ref(str(container.attrs.get("Config", {}).get("Image", ""))) == normalize_ref(ref)
-
-
 def _create_only(ctx: Context) -> Verdict:
     container = engine.find_container(CREATED)
     if container is None or container.name != CREATED:
@@ -239,17 +189,17 @@ def _create_only(ctx: Context) -> Verdict:
             "`docker create` takes the same options as `docker run`: --name, -p and the image.",
         )
     image = str(container.attrs.get("Config", {}).get("Image", ""))
-    ports = _host_ports(container)
-    evidence = {"image": image, "status": _status(container), "ports": ports or "none"}
+    ports = present.host_ports(container)
+    evidence = {"image": image, "status": present.status(container), "ports": ports or "none"}
     redo = f"Remove it (`docker rm -f {CREATED}`) and create it again"
-    if not _same_image(ctx, container, CREATED_IMAGE):
+    if not is_image(ctx.client, container, CREATED_IMAGE):
         return not_yet(
             f"{CREATED} was created from {image}, not {CREATED_IMAGE}.",
             f"{redo} from {CREATED_IMAGE}.",
             **evidence,
         )
     if past.was_started(container):
-        now = "is running" if _status(container) == "running" else f"has run and is now {_status(container)}"
+        now = "is running" if present.status(container) == "running" else f"has run and is now {present.status(container)}"
         return not_yet(
             f"{CREATED} was started: it {now}. The exercise wants it created only.",
             f"`docker run` is create + start. {redo} with `docker create`, and do not start it.",
@@ -322,7 +272,7 @@ def _setup_stopped(ctx: Context) -> dict[str, Any]:
         container.wait(timeout=READY_TIMEOUT)
     client.containers.create("busybox", ["true"], name=STALE[2], labels=labels)
     keeper = client.containers.run(
-        "busybox", ["sh", "-c", _signal_script(KEEPER)], name=KEEPER, detach=True, labels=labels
+        "busybox", ["sh", "-c", present.signal_script(KEEPER)], name=KEEPER, detach=True, labels=labels
     )
     wait.log_line(keeper, f"{KEEPER}: ready", timeout=READY_TIMEOUT)
     return {"stopped": " ".join(STALE), "running": KEEPER}
@@ -334,9 +284,9 @@ def _rm_stopped(ctx: Context) -> Verdict:
             "This exercise's containers have not been made yet.",
             'Run `labkit.setup("rm.stopped")` first: it makes three stopped containers and a running one.',
         )
-    left = [name for name in STALE if _own(name, "rm.stopped") is not None]
-    keeper = _own(KEEPER, "rm.stopped")
-    evidence = {"stopped_left": ", ".join(left) or "none", KEEPER: "gone" if keeper is None else _status(keeper)}
+    left = [name for name in STALE if present.own(name, "rm.stopped") is not None]
+    keeper = present.own(KEEPER, "rm.stopped")
+    evidence = {"stopped_left": ", ".join(left) or "none", KEEPER: "gone" if keeper is None else present.status(keeper)}
     if keeper is None:
         return not_yet(
             f"{KEEPER} is gone too: it was a running container, and it should have stayed.",
@@ -344,9 +294,9 @@ def _rm_stopped(ctx: Context) -> Verdict:
             'Run `labkit.setup("rm.stopped")` again and remove only the stopped ones.',
             **evidence,
         )
-    if _status(keeper) != "running":
+    if present.status(keeper) != "running":
         return not_yet(
-            f"{KEEPER} is {_status(keeper)}: it should still be running.",
+            f"{KEEPER} is {present.status(keeper)}: it should still be running.",
             f"Start it again (`docker start {KEEPER}`){' and remove the stopped ones' if left else ''}.",
             **evidence,
         )
@@ -392,32 +342,13 @@ def _wrong_name(ctx: Context) -> Verdict | None:
     return None
 
 
-def _reset_marker() -> Path:
-    return state_dir() / "run.auto-remove.reset"
-
-
-def _reset_at() -> float | None:
-    """When run.auto-remove was last reset: what happened before belongs to an earlier attempt."""
-    try:
-        return float(_reset_marker().read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _forget_earlier_attempts(ctx: Context) -> int:
-    """Teardown: note the time, so an ``ephemeral`` that ended before this reset is not reported."""
-    with contextlib.suppress(OSError):
-        _reset_marker().write_text(f"{time.time():.6f}")
-    return 0
-
-
 def _auto_remove(ctx: Context) -> Verdict:
     container = engine.find_container(EPHEMERAL)
     if container is None or container.name != EPHEMERAL:
         wrong = _wrong_name(ctx)
         if wrong is not None:
             return wrong
-        if past.recent_end(ctx.client, EPHEMERAL, since=_reset_at()) == "ended":
+        if past.recent_end(ctx.client, EPHEMERAL, since=past.reset_at()) == "ended":
             return not_yet(
                 f"A container named {EPHEMERAL} ran and removed itself: its command finished at once.",
                 "With --rm a container is removed as soon as its main process ends. Give it one that keeps "
@@ -429,7 +360,7 @@ def _auto_remove(ctx: Context) -> Verdict:
         )
     host = container.attrs.get("HostConfig", {})
     config = container.attrs.get("Config", {})
-    status = _status(container)
+    status = present.status(container)
     evidence = {"status": status, "auto_remove": bool(host.get("AutoRemove"))}
     if not host.get("AutoRemove"):
         return not_yet(
@@ -482,6 +413,6 @@ RUN_AUTO_REMOVE = register(
         ),
         solution=(f"docker run --rm -d --name {EPHEMERAL} labkit/hello-dock",),
         names=(EPHEMERAL,),
-        teardown=_forget_earlier_attempts,
+        teardown=past.forget_earlier_attempts,
     )
 )

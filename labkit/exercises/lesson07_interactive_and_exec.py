@@ -41,8 +41,8 @@ import docker
 import docker.errors
 
 from labkit.core import engine
-from labkit.exercises.machinery.model import Context, Exercise, Verdict, not_yet, passed
 from labkit.exercises.machinery.catalog import register
+from labkit.exercises.machinery.model import Context, Exercise, Verdict, not_yet, passed
 from labkit.exercises.machinery.runner import exercise_labels
 
 LESSON = "07"

@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from labkit.core.errors import LabkitError
-from labkit.exercises.machinery.model import Context, Exercise, Verdict, not_yet, passed
+from labkit.core.paths import workspace_dir
 from labkit.core.probes import containers_from, state
 from labkit.exercises.machinery.catalog import register
-from labkit.core.paths import workspace_dir
+from labkit.exercises.machinery.model import Context, Exercise, Verdict, not_yet, passed
 
 LESSON = "08"
 IMAGE = "labkit/rmbyext"

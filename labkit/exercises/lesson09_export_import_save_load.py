@@ -20,49 +20,17 @@ from typing import Any
 import docker.errors
 from docker.models.images import Image
 
-from labkit.core import wait
+from labkit.core import refs, wait
 from labkit.core.errors import ImageMissing
-from labkit.exercises import _lesson09_archive_reader as _archives
-from labkit.exercises.machinery.model import Context, Exercise, Verdict, not_yet, passed
-from labkit.core.probes import image_id, normalize_ref
-from labkit.exercises.machinery.catalog import register
-from labkit.exercises.machinery.runner import exercise_labels
-from labkit.features.images.catalog import CATALOG
 from labkit.core.paths import workspace_dir
+from labkit.core.probes import image_id
+from labkit.exercises import _lesson09_archive_reader as _archives
+from labkit.exercises import _lesson09_images as images
+from labkit.exercises.machinery.catalog import register
+from labkit.exercises.machinery.model import Context, Exercise, Verdict, not_yet, passed
+from labkit.exercises.machinery.runner import exercise_labels
 
 LESSON = "09"
-
-# --- shared ----------------------------------------------------------------------------
-
-
-def _catalog_ids(client: docker.DockerClient) -> dict[str, str]:
-    """``{image id: catalog name}`` for the course's images present on the daemon."""
-    found = {}
-    for entry in CATALOG:
-        found_id = image_id(client, entry.name)
-        if found_id is not None:
-            found[found_id] = entry.name
-    return found
-
-
-def _remove_image(client: docker.DockerClient, ref: str) -> int:
-    """Remove a tag or an image id; 1 if something went, 0 if it was already gone.
-
-    A tag that another name shares is only untagged: the daemon never deletes an image by
-    one of several names, so a catalog image tagged ``lab/snapshot`` stays.
-    """
-    try:
-        client.images.remove(ref, force=True)
-        return 1
-    except docker.errors.ImageNotFound:
-        return 0
-    except docker.errors.APIError as e:
-        if e.status_code == 404:
-            return 0
-        if e.status_code == 409:  # in use by a running container: leave it, reset removes that container first
-            return 0
-        raise
-
 
 # --- export.import ---------------------------------------------------------------------
 
@@ -115,14 +83,6 @@ def read_marker(client: docker.DockerClient, image: str, labels: dict[str, str])
             pass
 
 
-def _layers(image: Image) -> list[str]:
-    return list((image.attrs.get("RootFS") or {}).get("Layers") or [])
-
-
-def _cmd(image: Image) -> str:
-    return json.dumps((image.attrs.get("Config") or {}).get("Cmd"))
-
-
 def _snapshot_container(client: docker.DockerClient) -> Any | None:
     try:
         container = client.containers.get(SNAPSHOT)
@@ -131,21 +91,9 @@ def _snapshot_container(client: docker.DockerClient) -> Any | None:
     return container if container.name == SNAPSHOT else None
 
 
-def _is_commit(image: Image, snapshot: Any | None, exercise_id: str) -> bool:
-    """Made by ``docker commit`` of snapshot-me: the image names its container, or kept its labels."""
-    if snapshot is not None and image.attrs.get("Container") == snapshot.id:
-        return True
-    labels = (image.attrs.get("Config") or {}).get("Labels") or {}
-    return labels.get("labkit.exercise") == exercise_id
-
-
-def _label(image: Image) -> str:
-    return ", ".join(image.tags) if image.tags else f"an untagged image {image.short_id.split(':')[-1]}"
-
-
 def _marker_state(ctx: Context, image: Image, token: str) -> str:
     """``ours`` (this setup's token), ``stale`` (another token), ``absent``, or ``layers`` (not one layer)."""
-    if len(_layers(image)) != 1:
+    if len(images.layers(image)) != 1:
         return "layers"
     found = read_marker(ctx.client, image.id, exercise_labels(ctx.exercise))
     if found is None:
@@ -158,9 +106,9 @@ _FLATTEN = f"export writes the container's files as one tar; import makes that a
 
 def _judge(ctx: Context, image: Image, token: str) -> Verdict:
     client = ctx.client
-    layers = _layers(image)
-    evidence = {"layers": len(layers), "cmd": _cmd(image), "history": len(image.history())}
-    catalog = _catalog_ids(client)
+    layers = images.layers(image)
+    evidence = {"layers": len(layers), "cmd": images.cmd(image), "history": len(image.history())}
+    catalog = images.catalog_ids(client)
     snapshot = _snapshot_container(client)
     gone = "" if snapshot is not None else f" ({SNAPSHOT} is gone: run the setup again to get it back.)"
     if image.id in catalog:
@@ -170,7 +118,7 @@ def _judge(ctx: Context, image: Image, token: str) -> Verdict:
             **evidence,
         )
     if len(layers) > 1:
-        if _is_commit(image, snapshot, ctx.exercise.id):
+        if images.is_commit(image, snapshot, ctx.exercise.id):
             return not_yet(
                 f"{TARGET} has {len(layers)} layers and kept {SNAPSHOT}'s command as its CMD ({evidence['cmd']}): "
                 "that is what `docker commit` makes.",
@@ -204,29 +152,6 @@ def _judge(ctx: Context, image: Image, token: str) -> Verdict:
     )
 
 
-def _candidates(client: docker.DockerClient, snapshot: Any | None) -> list[Image]:
-    """Images that may be an attempt under another name, newest first.
-
-    Named like ``*snapshot*``, untagged, committed from snapshot-me (its labels), or, while
-    snapshot-me exists, made after it: any name a learner may have typed.
-    """
-    since = str(snapshot.attrs.get("Created", "")) if snapshot is not None else ""
-    catalog = _catalog_ids(client)
-    found: dict[str, Image] = {}
-    for image in client.images.list():
-        if image.id in catalog:
-            continue
-        named = any("snapshot" in normalize_ref(t).rsplit(":", 1)[0].rsplit("/", 1)[-1] for t in image.tags)
-        created = str(image.attrs.get("Created", ""))
-        recent = bool(since) and created >= since  # RFC 3339 times from one daemon compare as text
-        labels = (image.attrs.get("Config") or {}).get("Labels") or image.attrs.get("Labels") or {}
-        committed = labels.get("labkit.exercise") == "export.import"
-        # Without snapshot-me there is no time to compare with: untagged images are the other suspects.
-        if named or committed or recent or (not image.tags and not since):
-            found[image.id] = image
-    return sorted(found.values(), key=lambda i: str(i.attrs.get("Created", "")), reverse=True)
-
-
 def _no_snapshot(ctx: Context, token: str) -> Verdict:
     client = ctx.client
     snapshot = _snapshot_container(client)
@@ -239,14 +164,14 @@ def _no_snapshot(ctx: Context, token: str) -> Verdict:
             found=", ".join(other_tags),
         )
     peeked = 0
-    for image in _candidates(client, snapshot):
-        if _is_commit(image, snapshot, ctx.exercise.id):
+    for image in images.candidates(client, snapshot):
+        if images.is_commit(image, snapshot, ctx.exercise.id):
             return not_yet(
-                f"No image is named {TARGET}, but you committed {SNAPSHOT} as {_label(image)}.",
+                f"No image is named {TARGET}, but you committed {SNAPSHOT} as {images.label(image)}.",
                 f"`docker commit` keeps every layer and the configuration; the exercise wants export and import: {SOLUTION_PIPE}",
-                found=_label(image),
+                found=images.label(image),
             )
-        if len(_layers(image)) != 1 or peeked >= _MAX_PEEKS:
+        if len(images.layers(image)) != 1 or peeked >= _MAX_PEEKS:
             continue
         peeked += 1
         if _marker_state(ctx, image, token) == "ours":
@@ -255,12 +180,12 @@ def _no_snapshot(ctx: Context, token: str) -> Verdict:
                 return not_yet(
                     f"You imported {SNAPSHOT}, but without a name: the image is only known by its id {short}.",
                     f"`docker import` takes the name after the file (or `-`): `docker tag {short} {REPO}` names this one.",
-                    found=_label(image),
+                    found=images.label(image),
                 )
             return not_yet(
-                f"You imported {SNAPSHOT} as {_label(image)}; the exercise wants the name {TARGET}.",
+                f"You imported {SNAPSHOT} as {images.label(image)}; the exercise wants the name {TARGET}.",
                 f"Add the name: `docker tag {image.tags[0]} {REPO}`.",
-                found=_label(image),
+                found=images.label(image),
             )
     if snapshot is None:
         return not_yet(
@@ -298,25 +223,25 @@ def _teardown_snapshot(ctx: Context) -> int:
     client = ctx.client
     removed = 0
     token = str((ctx.setup or {}).get("token") or "")
-    catalog = _catalog_ids(client)
+    catalog = images.catalog_ids(client)
     for image in client.images.list(name=REPO):
         for tag in image.tags:
-            if normalize_ref(tag).startswith(f"{REPO}:"):
-                removed += _remove_image(client, tag)
+            if refs.normalize(tag).startswith(f"{REPO}:"):
+                removed += images.remove_image(client, tag)
     peeked = 0
-    for image in _candidates(client, None):
+    for image in images.candidates(client, None):
         if image.id in catalog:
             continue
-        if _is_commit(image, None, ctx.exercise.id):
-            removed += _remove_image(client, image.id)
-        elif token and len(_layers(image)) == 1 and peeked < _MAX_PEEKS:
+        if images.is_commit(image, None, ctx.exercise.id):
+            removed += images.remove_image(client, image.id)
+        elif token and len(images.layers(image)) == 1 and peeked < _MAX_PEEKS:
             peeked += 1
             try:
                 ours = _marker_state(ctx, image, token) == "ours"
             except docker.errors.NotFound:  # removed meanwhile
                 continue
             if ours:
-                removed += _remove_image(client, image.id)
+                removed += images.remove_image(client, image.id)
     return removed
 
 
@@ -422,7 +347,7 @@ def _check_save(ctx: Context) -> Verdict:
     saved = archive.find(SOURCE)
     if saved is None:
         return _wrong_image(ctx, archive, wanted, save, evidence)
-    daemon_layers = _layers(wanted)
+    daemon_layers = images.layers(wanted)
     evidence.update(layers=len(saved.layers), tags=", ".join(saved.tags))
     if saved.image_id != wanted.id:
         return not_yet(

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import html
-import json
 import shutil
 import socket
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labkit.core import engine
+from labkit.core import engine, http
+from labkit.core.errors import HttpUnreachable
 from labkit.core.probes import port_publishers
 
 #: Host ports the lessons publish containers on.
@@ -90,9 +89,9 @@ def _port_holder(port: int, published: dict[int, str]) -> str | None:
 
 def _is_jupyter(port: int) -> bool:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api", timeout=1) as response:  # noqa: S310
-            return "version" in json.loads(response.read())
-    except (OSError, ValueError):
+        answer = http.request("GET", f"http://127.0.0.1:{port}/api", timeout=1)
+        return 200 <= answer.status < 300 and "version" in answer.json()
+    except (HttpUnreachable, ValueError, TypeError):
         return False
 
 

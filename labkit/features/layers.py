@@ -1,4 +1,4 @@
-"""An image's layers, read from the daemon, and the layer explorer (lesson 02).
+"""An image's layers, read from the daemon (lesson 02); the notebook shows them with :mod:`labkit.notebook.layer_explorer`.
 
 An image is a stack of read-only layers, listed by ``docker image inspect`` as
 ``RootFS.Layers`` (diff ids, oldest first). ``docker history`` lists the steps that
@@ -7,14 +7,13 @@ a layer, the rest (``ENV``, ``CMD``, ``LABEL`` …) changed metadata. This modul
 lines the two up, so each layer is shown with the instruction that made it.
 
 Example:
-    >>> from labkit import layers
+    >>> from labkit.features import layers
     >>> layers.instruction("/bin/sh -c #(nop)  ENV A=1")
     'ENV A=1'
 """
 
 from __future__ import annotations
 
-import html
 import os
 import re
 import stat
@@ -25,8 +24,8 @@ from typing import Any
 
 import docker.errors
 
-from labkit.core import engine
-from labkit.core.errors import ImageMissing, LabkitError
+from labkit.core import engine, fmt
+from labkit.core.errors import ImageMissing, LabkitError, NoSuchImage
 from labkit.core.paths import PACKAGE_DIR
 
 #: Instructions that change only the image's configuration, never its files.
@@ -149,24 +148,6 @@ def match_layers(history: Sequence[Mapping[str, Any]], diff_ids: Sequence[str]) 
     return tuple(steps), exact
 
 
-def human_size(size: int) -> str:
-    """Sizes the way ``docker`` prints them (powers of 1000), with a space: ``1.98 MB``.
-
-    Example:
-        >>> human_size(0), human_size(5), human_size(1984241)
-        ('0 B', '5 B', '1.98 MB')
-    """
-    value = float(size)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            if unit == "B":
-                return f"{int(value)} B"
-            decimals = 2 if value < 10 else 1 if value < 100 else 0
-            return f"{value:.{decimals}f} {unit}"
-        value /= 1000
-    raise AssertionError("unreachable")
-
-
 def plural(n: int, word: str) -> str:
     """``1 layer``, ``3 layers``.
 
@@ -185,16 +166,6 @@ def short(layer_id: str) -> str:
 
 
 # --- reading the daemon -------------------------------------------------------------
-
-
-class NoSuchImage(ImageMissing):
-    """A lesson asked about an image that is not there yet (usually: a build cell was skipped)."""
-
-    def __init__(self, image: str) -> None:
-        self.image = image
-        LabkitError.__init__(
-            self, f"there is no image {image} on this daemon", "build it first: run the cells above that make it"
-        )
 
 
 @dataclass(frozen=True)
@@ -269,7 +240,7 @@ class Shared:
         n = len(self.layers)
         if not n:
             return f"{a} and {b} share no layers: each stores all of its own."
-        lines = [f"{a} and {b} share {plural(n, 'layer')} ({human_size(self.size)}), stored once on disk:"]
+        lines = [f"{a} and {b} share {plural(n, 'layer')} ({fmt.size(self.size)}), stored once on disk:"]
         for step in self.first.layer_steps[:n]:
             lines.append(f"  shared: {short(step.layer or '')}  {step.label}")
         for image in (self.first, self.second):
@@ -475,164 +446,12 @@ def lower_report(container: str, client: docker.DockerClient | None = None) -> s
     return "\n".join(lines)
 
 
-# --- the layer explorer ---------------------------------------------------------------
-
-
-_STYLE = "border-collapse:collapse;font-family:var(--jp-code-font-family,monospace);font-size:12px"
-_CELL = "padding:2px 8px;border-bottom:1px solid #ddd;text-align:left;vertical-align:top"
-
-
-class LayerExplorer:
-    """One image's layers with the instructions that made them.
-
-    In JupyterLab it shows as a widget: pick a step to see its details. Where
-    widgets cannot render (an HTML export, nbval, a terminal) it shows as a table
-    (``text/html``) or plain text, with the same content.
-    """
-
-    def __init__(self, layers: ImageLayers) -> None:
-        self.image = layers
-
-    # text and HTML: deterministic for one image, apart from ids and sizes
-    def headline(self) -> str:
-        img = self.image
-        n, m = len(img.diff_ids), len(img.metadata_steps)
-        return (
-            f"{img.ref}: {plural(n, 'filesystem layer')} and {plural(m, 'metadata-only step')} "
-            f"({plural(len(img.steps), 'history entry')}, oldest first)"
-        )
-
-    def rows(self) -> list[tuple[str, str, str, str]]:
-        """``(number, what, instruction, size)`` per step, oldest first."""
-        rows = []
-        layer_no = 0
-        for n, step in enumerate(self.image.steps, start=1):
-            if step.layer is not None:
-                layer_no += 1
-                what = f"layer {layer_no} {short(step.layer)}"
-            else:
-                what = "metadata only"
-            rows.append((str(n), what, step.label, human_size(step.size)))
-        return rows
-
-    def __str__(self) -> str:
-        lines = [self.headline()]
-        width = max((len(r[1]) for r in self.rows()), default=0)
-        lines += [f"{num:>3}  {what:<{width}}  {text}  [{size}]" for num, what, text, size in self.rows()]
-        if not self.image.exact:
-            lines.append("note: history and layers do not line up one to one (a squashed or unusual image)")
-        return "\n".join(lines)
-
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
-        printer.text(str(self))
-
-    def _repr_html_(self) -> str:
-        head = "".join(f'<th style="{_CELL}">{h}</th>' for h in ("#", "layer", "instruction", "size"))
-        body = []
-        for num, what, text, size in self.rows():
-            meta = what == "metadata only"
-            style = ' style="color:#777"' if meta else ""
-            body.append(
-                f"<tr{style}><td style=\"{_CELL}\">{num}</td><td style=\"{_CELL}\">{html.escape(what)}</td>"
-                f"<td style=\"{_CELL}\"><code>{html.escape(text)}</code></td><td style=\"{_CELL}\">{size}</td></tr>"
-            )
-        note = (
-            "" if self.image.exact else "<div><i>History and layers do not line up one to one.</i></div>"
-        )
-        return (
-            f'<div class="labkit-layers"><b>{html.escape(self.headline())}</b>'
-            f'<table style="{_STYLE}"><tr>{head}</tr>{"".join(body)}</table>{note}</div>'
-        )
-
-    # the widget
-    def detail_html(self, index: int) -> str:
-        """The details of step ``index`` (0 = oldest), as HTML."""
-        step = self.image.steps[index]
-        kind = "metadata only: no files changed, no layer" if step.layer is None else f"filesystem layer {step.layer}"
-        rows = [
-            ("instruction", step.label),
-            ("created by", step.created_by or "(not recorded: imported)"),
-            ("makes", kind),
-            ("size", human_size(step.size)),
-        ]
-        if step.comment:
-            rows.append(("comment", step.comment))
-        cells = "".join(
-            f'<tr><th style="{_CELL}">{k}</th><td style="{_CELL}"><code>{html.escape(v)}</code></td></tr>' for k, v in rows
-        )
-        return f'<table style="{_STYLE}">{cells}</table>'
-
-    def widget(self) -> Any:
-        """An ipywidgets view: the steps in a list, the chosen one's details below.
-
-        Raises:
-            LabkitError: ipywidgets is not installed.
-        """
-        try:
-            import ipywidgets as w
-        except ImportError as e:
-            raise LabkitError("ipywidgets is not installed", "pip install ipywidgets (labkit depends on it)") from e
-        options = [(f"{num:>2}  {what}  {text}  [{size}]", i) for i, (num, what, text, size) in enumerate(self.rows())]
-        pick = w.Select(
-            options=options,
-            value=len(options) - 1 if options else None,
-            rows=min(max(len(options), 2), 12),
-            layout=w.Layout(width="100%"),
-        )
-        detail = w.HTML(self.detail_html(len(options) - 1) if options else "")
-
-        def show(change: dict[str, Any]) -> None:
-            if change.get("new") is not None:
-                detail.value = self.detail_html(int(change["new"]))
-
-        pick.observe(show, names="value")
-        return w.VBox([w.HTML(f"<b>{html.escape(self.headline())}</b>"), pick, detail])
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        bundle: dict[str, Any] = {"text/plain": str(self), "text/html": self._repr_html_()}
-        if _in_kernel():
-            try:
-                view = self.widget()._repr_mimebundle_()
-            except LabkitError:
-                view = {}
-            key = "application/vnd.jupyter.widget-view+json"
-            if key in view:
-                bundle[key] = view[key]
-        return bundle
-
-
-def _in_kernel() -> bool:
-    """Whether we run in a Jupyter kernel, where a widget has a front end to talk to."""
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
-    return shell is not None and getattr(shell, "kernel", None) is not None
-
-
-def explore(image: str) -> LayerExplorer:
-    """The layer explorer for ``image``: each layer, its size and the instruction that made it.
-
-    Example:
-        >>> labkit.layers.explore("busybox")  # doctest: +SKIP
-
-    Raises:
-        ImageMissing: the daemon has no such image.
-        DaemonUnavailable: the daemon did not answer.
-    """
-    return LayerExplorer(read(image))
-
-
 __all__ = [
     "ImageLayers",
-    "LayerExplorer",
     "NoSuchImage",
     "Shared",
     "Step",
     "Storage",
-    "explore",
-    "human_size",
     "instruction",
     "is_metadata",
     "lesson_dir",

@@ -195,7 +195,7 @@ def _learner_session(lab: Any, page: Any) -> dict[str, Any]:
     figures["cells_run_through_ui"] = me.run_until(before)
     panel = before.locator(".labkit-exercise-panel")
     assert "still running" in _verdict(panel, "not yet").text_content()
-    dashboard = me.code_cell("labkit.notebook.dashboard()").locator(".widget-vbox.labkit-dashboard")
+    dashboard = me.code_cell("labkit.dashboard()").locator(".widget-vbox.labkit-dashboard")
     assert dashboard.locator("table.labkit-dashboard").count() == 1, "the dashboard cell ran and shows its table"
 
     # ---- a wrong answer: docker kill, then Check in the panel names the kill
@@ -253,11 +253,11 @@ def _learner_session(lab: Any, page: Any) -> dict[str, Any]:
     assert not _docker("ps", "-aq", "--filter", f"name=^{name}$")
 
     # ---- the lesson's closing cells, then the dashboard open once more (a re-run cell must work)
-    me.run(me.code_cell("labkit.notebook.dashboard.close_all()"))
+    me.run(me.code_cell("labkit.dashboard.close_all()"))
     assert dashboard.count() == 0, "closing the dashboard removes its panel"
     me.run(me.code_cell('labkit.reset(lesson="06")'))
-    me.run(me.code_cell("labkit.notebook.dashboard()"))
-    me.code_cell("labkit.notebook.dashboard()").locator("table.labkit-dashboard").wait_for(state="attached")
+    me.run(me.code_cell("labkit.dashboard()"))
+    me.code_cell("labkit.dashboard()").locator("table.labkit-dashboard").wait_for(state="attached")
     me.wait_idle()
 
     # ---- shut the kernel down with a dashboard open: its threads must not hold it up

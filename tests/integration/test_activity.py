@@ -17,10 +17,10 @@ import docker
 import docker.errors
 import pytest
 
-from labkit.core import activity
-from labkit.features.registry import mirror as registry
-from labkit.features.registry import api as registry_api
+from labkit.core import activity, fmt
 from labkit.features.images import archive, builders, catalog, pull
+from labkit.features.registry import api as registry_api
+from labkit.features.registry import mirror as registry
 
 REMOTE_REPOSITORY = "labkit-test/activity"  # one repository in the registry, a new tag per run
 DOCKERFILE = """FROM busybox:latest
@@ -95,7 +95,7 @@ def test_bundle_and_load_show_bytes(tmp_path: Path) -> None:
     frames = [f.removesuffix("\x1b[K") for f in loaded.getvalue().split("\r") if f]
     size = target.stat().st_size
     assert frames[-2].startswith("loading busybox.tar [####################] 100% (")
-    assert frames[-2].endswith(f"of {activity.amount(size)})") and frames[-1] == ""
+    assert frames[-2].endswith(f"of {fmt.size(size, 'progress')})") and frames[-1] == ""
 
 
 def test_fast_work_shows_nothing_with_the_default_delay(throwaway: catalog.CatalogImage) -> None:

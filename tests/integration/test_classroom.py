@@ -1,6 +1,6 @@
 """The classroom server as a real process, spoken to over real HTTP.
 
-Each test starts ``python -m labkit.classroom serve`` on a free loopback port with
+Each test starts ``python -m labkit classroom serve`` on a free loopback port with
 its own database, and stops it (by pid) in a ``finally``. Learners are real
 subprocesses with their own ``LABKIT_STATE_DIR``, posting through
 ``labkit.classroom.client``. Figures measured here go to
@@ -64,7 +64,7 @@ class Server:
         env = dict(os.environ, LABKIT_STATE_DIR=str(self.db.parent / "instructor-state"))
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "labkit.classroom", "serve", "--port", str(self.port), "--db", str(self.db)],
+                [sys.executable, "-m", "labkit", "classroom", "serve", "--port", str(self.port), "--db", str(self.db)],
                 stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
             )  # fmt: skip
         banner = wait.until(self._banner, "the classroom server's banner", timeout=20, detail=self.log.read_text)
@@ -137,7 +137,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
 
 
 def event(learner: str, exercise: str = "welcome.first-container", passed: bool = False, kind: str = "check") -> dict[str, Any]:
-    from labkit.course.record import now
+    from labkit.core.fmt import utc_now as now
 
     hint = kind == "hint"
     return {
@@ -194,7 +194,7 @@ def learner_env(tmp_path: Path, name: str) -> dict[str, str]:
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "labkit.classroom", *args], env=env, cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "labkit", "classroom", *args], env=env, cwd=ROOT,
                           capture_output=True, text=True, timeout=60)  # fmt: skip
 
 
@@ -203,7 +203,7 @@ def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 # to empty the queue (no atexit flush involved).
 LEARNER_SCRIPT = r"""
 import json, sys, time
-from labkit.course import record as progress
+from labkit.exercises.machinery import record as progress
 from labkit.classroom import client
 from labkit.exercises.machinery.model import CheckResult
 for n, passed in enumerate(json.loads(sys.argv[1])):
@@ -403,7 +403,7 @@ def test_offline_learner_queues_then_flushes(tmp_path: Path) -> None:
         assert cli(env, "join", srv.url, srv.join_token, "--name", "ada").returncode == 0
         srv.stop()
         script = (
-            "from labkit.course import record as progress\nfrom labkit.exercises.machinery.model import CheckResult\n"
+            "from labkit.exercises.machinery import record as progress\nfrom labkit.exercises.machinery.model import CheckResult\n"
             "for p in (False, False, True):\n"
             "    progress.record(progress.make_event('check', CheckResult('welcome.first-container', 't', p, 'm', None)))\n"
         )
@@ -445,10 +445,10 @@ def test_join_says_what_is_wrong(server: Server, tmp_path: Path) -> None:
 
 def test_serve_refuses_public_host_and_taken_port(server: Server, tmp_path: Path) -> None:
     db = str(tmp_path / "other.db")
-    public = subprocess.run([sys.executable, "-m", "labkit.classroom", "serve", "--host", "0.0.0.0", "--db", db],
+    public = subprocess.run([sys.executable, "-m", "labkit", "classroom", "serve", "--host", "0.0.0.0", "--db", db],
                             capture_output=True, text=True, timeout=30)  # fmt: skip
     assert public.returncode == 2 and "without --public" in public.stderr
-    taken = subprocess.run([sys.executable, "-m", "labkit.classroom", "serve", "--port", str(server.port), "--db", db],
+    taken = subprocess.run([sys.executable, "-m", "labkit", "classroom", "serve", "--port", str(server.port), "--db", db],
                            capture_output=True, text=True, timeout=30)  # fmt: skip
     assert taken.returncode == 2
     assert taken.stderr.strip().count("\n") == 0 and f"port {server.port} is already in use" in taken.stderr

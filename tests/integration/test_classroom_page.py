@@ -35,7 +35,7 @@ def _server(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 def _event(learner: str, passed: bool) -> dict[str, object]:
-    from labkit.course.record import now
+    from labkit.core.fmt import utc_now as now
 
     return {
         "v": 1, "id": uuid.uuid4().hex, "kind": "check", "learner": learner, "exercise": "welcome.first-container",

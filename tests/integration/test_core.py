@@ -8,11 +8,11 @@ import sys
 import docker.errors
 import pytest
 
-from labkit.core import engine
-from labkit.core import wait
-from labkit.core.cleanup import remove_labelled, reset
+from labkit.core import engine, wait
+from labkit.core.cleanup import remove_labelled
 from labkit.core.errors import CommandFailed, ImageMissing, PortInUse, WaitTimeout
 from labkit.core.shell import sh
+from labkit.exercises.machinery.reset import reset
 
 pytestmark = pytest.mark.docker
 
@@ -32,7 +32,7 @@ def test_sh_runs_the_real_cli_and_labels_what_it_creates(docker_client: object) 
 def test_sh_fails_on_a_docker_error_and_accepts_a_declared_one(docker_client: object) -> None:
     with pytest.raises(CommandFailed) as info:
         sh("docker run --rm busybox sh -c 'echo bad >&2; exit 3'", quiet=True)
-    assert info.value.exit_code == 3 and "bad" in str(info.value)
+    assert info.value.returncode == 3 and info.value.exit_code == 2 and "bad" in str(info.value)
     assert sh("docker run --rm busybox sh -c 'exit 3'", expect=3, quiet=True).exit_code == 3
     assert sh("docker run --rm no-such-image-labkit-test", expect=125, quiet=True).exit_code == 125
 
@@ -97,7 +97,7 @@ def test_waits_have_deadlines_and_say_what_they_saw(docker_client: object, track
 
 
 def test_doctor_says_ready(docker_client: object) -> None:
-    proc = subprocess.run([sys.executable, "-m", "labkit.cli", "doctor"], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([sys.executable, "-m", "labkit", "doctor"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "ready for the lab" in proc.stdout
     assert "Docker daemon" in proc.stdout and "Lesson images" in proc.stdout

@@ -14,9 +14,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from labkit import exercises
-from labkit.core import engine
-from labkit.core import wait
-from labkit.notebook.dashboard import Dashboard, dashboard
+from labkit.core import engine, wait
+from labkit.notebook.dashboard.widget import Dashboard, dashboard
 from labkit.notebook.widgets import exercise
 
 pytestmark = pytest.mark.docker
@@ -234,12 +233,12 @@ def test_dashboard_in_a_kernel_stops_when_the_kernel_shuts_down(docker_client: o
         run(
             "import atexit, threading\n"
             f"atexit.register(lambda: open({marker!r}, 'w').write(' '.join(t.name for t in threading.enumerate())))\n"
-            "from labkit.dashboard import dashboard\n"
-            "board = dashboard(); print(board.ready.wait(5))"
+            "import labkit\n"
+            "board = labkit.dashboard(); print(board.ready.wait(5))"
         )
         _docker("run", "-d", "--name", NAME, *_labels(), "busybox", "sleep", "300")
         shown = run(
-            "from labkit import wait\n"
+            "from labkit.core import wait\n"
             f"wait.until(lambda: any(r.name == {NAME!r} and r.state == 'running' for r in board.rows.values()), 'row', timeout=2)\n"
             "print(sorted(t.name for t in threading.enumerate() if t.name.startswith('labkit-dashboard')))"
         )

@@ -14,12 +14,11 @@ from pathlib import Path
 import pytest
 
 from labkit import exercises
-from labkit.core import engine
-from labkit.core import wait
-from labkit.exercises.lesson07_interactive_and_exec import SANDBOX, TARGET
-from labkit.exercises.machinery.model import CheckResult
+from labkit.core import engine, wait
 from labkit.core.interactive import interactive
 from labkit.core.shell import sh
+from labkit.exercises.lesson07_interactive_and_exec import SANDBOX, TARGET
+from labkit.exercises.machinery.model import CheckResult
 
 pytestmark = pytest.mark.docker
 

@@ -16,11 +16,10 @@ from pathlib import Path
 import docker.errors
 import pytest
 
-from labkit.core import engine
-from labkit.features import images
-from labkit.core import wait
+from labkit.core import engine, wait
 from labkit.core.errors import LabkitError
 from labkit.core.shell import sh
+from labkit.features import images
 
 pytestmark = pytest.mark.docker
 

@@ -17,8 +17,7 @@ from dataclasses import dataclass
 import docker.errors
 import pytest
 
-from labkit.core import engine
-from labkit.core import wait
+from labkit.core import engine, wait
 from labkit.core.errors import CommandFailed, CommandNotFound, InteractiveError
 from labkit.core.interactive import Terminal, interactive
 from labkit.core.shell import sh
@@ -99,6 +98,7 @@ def test_run_it_shell_round_trip_and_exit_stops_the_container(lab):
         assert container is not None and container.status == "running"
         assert container.labels[engine.LABEL_SESSION] == engine.session_id()
         assert container.labels[engine.LABEL_LESSON] == lab.lesson
+        assert container.labels["labkit.interactive"].startswith(f"{engine.session_id()}-")  # in the labkit.* namespace
         assert term.exit("exit 0") == 0
     assert time.monotonic() - started < 10
     lab.await_state(name, "exited")  # `exit` ended PID 1, so the container stopped

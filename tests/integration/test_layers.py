@@ -9,9 +9,10 @@ import pytest
 
 from labkit import exercises
 from labkit.core import engine
-from labkit.features import layers
-from labkit.exercises import lesson02_images_and_layers as lesson
 from labkit.core.shell import sh
+from labkit.exercises import lesson02_images_and_layers as lesson
+from labkit.features import layers
+from labkit.notebook.layer_explorer import explore
 
 pytestmark = pytest.mark.docker
 
@@ -35,14 +36,14 @@ def clean_build(docker_client: object) -> Iterator[None]:
 
 def test_lesson_image_explorer_lists_its_instructions(clean_build: None) -> None:
     sh(lesson.BUILD_COMMAND, quiet=True)
-    explorer = layers.explore("lab/layered:v1")
+    explorer = explore("lab/layered:v1")
     labels = [step.label for step in explorer.image.steps]
     assert labels[0].startswith("(base layer")  # busybox, imported offline
     assert [label.split()[0] for label in labels[1:]] == ["LABEL", "ENV", "COPY", "RUN", "COPY", "CMD"]
     assert len(explorer.image.diff_ids) == 4 and explorer.image.exact
     assert [s.instruction.split()[0] for s in explorer.image.layer_steps[1:]] == ["COPY", "RUN", "COPY"]
     html = explorer._repr_html_()
-    assert html == layers.explore("lab/layered:v1")._repr_html_()
+    assert html == explore("lab/layered:v1")._repr_html_()
     assert html.count("metadata only") == 3
     common = layers.shared("busybox", "lab/layered:v1")
     assert len(common.layers) == 1 and "share 1 layer" in str(common)

@@ -12,8 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from labkit import exercises
-from labkit.core import engine
-from labkit.core import wait
+from labkit.core import engine, wait
 from labkit.core.shell import _argv, labelled, sh
 
 pytestmark = pytest.mark.docker

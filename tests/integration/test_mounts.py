@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from labkit import exercises
-from labkit.features import images
-from labkit.exercises import lesson08_bind_mounts as mounts
 from labkit.core.shell import sh
+from labkit.exercises import lesson08_bind_mounts as mounts
+from labkit.features import images
 
 pytestmark = pytest.mark.docker
 

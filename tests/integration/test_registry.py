@@ -23,10 +23,10 @@ import pytest
 import yaml
 
 from labkit.core import engine
-from labkit.features import images
-from labkit.features.registry import mirror as registry
 from labkit.core.errors import LabkitError, NotSupported, PortInUse
 from labkit.core.shell import sh
+from labkit.features import images
+from labkit.features.registry import mirror as registry
 
 
 @pytest.fixture(scope="module", autouse=True)

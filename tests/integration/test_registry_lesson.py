@@ -13,10 +13,10 @@ from collections.abc import Iterator
 import pytest
 
 from labkit import exercises
-from labkit.features.registry import mirror as registry
-from labkit.features.registry import api as registry_api
-from labkit.exercises import lesson03_registries as registries
 from labkit.core.shell import sh
+from labkit.exercises import lesson03_registries as registries
+from labkit.features.registry import api as registry_api
+from labkit.features.registry import mirror as registry
 
 pytestmark = pytest.mark.docker
 

@@ -16,10 +16,9 @@ import docker.errors
 import pytest
 
 from labkit import exercises
-from labkit.core import engine
-from labkit.core import wait
-from labkit.exercises import lesson05_running_containers as running
+from labkit.core import engine, wait
 from labkit.core.shell import sh
+from labkit.exercises import lesson05_running_containers as running
 
 pytestmark = pytest.mark.docker
 
@@ -272,7 +271,7 @@ def test_setup_container_removed_and_replaced(started: dict[str, str]) -> None:
 def test_reset_removes_what_the_learner_made(started: dict[str, str]) -> None:
     _run(f"docker rename {started['name']} {RENAMED}")
     _run(f"docker run -d -p 8080:80 --name {NAME} {IMAGE}")
-    from labkit.core.cleanup import reset
+    from labkit.exercises.machinery.reset import reset
 
     reset(lesson="05")
     assert running.named(engine.client(), NAME) is None and running.named(engine.client(), RENAMED) is None

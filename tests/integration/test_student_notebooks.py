@@ -18,10 +18,11 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from labkit.course import record as progress
-from labkit.core.cleanup import reset
+from labkit.core import fmt
 from labkit.core.paths import REPO_DIR
 from labkit.course.release import release
+from labkit.exercises.machinery import record as progress
+from labkit.exercises.machinery.reset import reset
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -61,7 +62,7 @@ def _statuses(cell: Any) -> list[str]:
 def test_student_notebook_runs_and_every_check_says_not_yet(name: str, student_dir: Path, docker_client: object) -> None:
     lesson = name.split("-", 1)[0]
     notebook = nbformat.read(student_dir / name, as_version=4)
-    started = progress.now()
+    started = fmt.utc_now()
     # allow_errors: run to the end so one report names every cell that broke, not just the first.
     client = NotebookClient(notebook, timeout=600, kernel_name="python3", allow_errors=True, resources={"metadata": {"path": str(student_dir)}})
     try:

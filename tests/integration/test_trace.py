@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from labkit.core import engine
-from labkit.features import trace
 from labkit.core.interactive import interactive
 from labkit.core.shell import sh
+from labkit.features import trace
 
 pytestmark = pytest.mark.docker
 
@@ -102,3 +102,33 @@ def test_tcp_listener(docker_client: object) -> None:
         assert ("GET", "/version", 200) in _calls()
     finally:
         trace.stop(remove_log=True)
+
+
+def test_the_trace_commands_exit_codes(docker_client: object) -> None:
+    """`labkit trace start|host|show|stop` through the one CLI: the proxy it starts runs `python -m labkit trace serve`."""
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="lkt-", dir="/tmp") as folder:  # short: a unix socket path has ~100 bytes
+        env = {**os.environ, "LABKIT_STATE_DIR": folder}
+
+        def labkit(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([sys.executable, "-m", "labkit", "trace", *args], capture_output=True, text=True, env=env, timeout=60)
+
+        started = labkit("start", "--json")
+        try:
+            assert started.returncode == 0, started.stderr
+            pid = json.loads(started.stdout)["pid"]
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            assert argv[1:5] == [b"-m", b"labkit", b"trace", b"serve"]
+            host = labkit("host")
+            assert host.returncode == 0 and host.stdout.strip() == f"unix://{folder}/trace/docker.sock"
+            sh(f"DOCKER_HOST={host.stdout.strip()} docker version --format '{{{{.Server.APIVersion}}}}'", quiet=True)
+            shown = labkit("show", "--json")
+            assert shown.returncode == 0 and any(c["path"].endswith("/version") for c in json.loads(shown.stdout))
+        finally:
+            stopped = labkit("stop")
+        assert stopped.returncode == 0 and stopped.stdout.strip() == "trace proxy stopped"
+        gone = labkit("host")
+        assert gone.returncode == 2 and gone.stderr.count("\n") == 1 and "no trace proxy is running" in gone.stderr

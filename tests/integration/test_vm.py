@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from labkit import exercises
-from labkit.features import vm
 from labkit.core.engine import LABEL_LESSON
 from labkit.core.shell import sh
+from labkit.features import vm
 
 pytestmark = pytest.mark.docker
 

@@ -8,16 +8,14 @@ import pytest
 
 from labkit.core import activity
 from labkit.core.activity import (
-    BuildSteps,
-    LayerTally,
     PlainFace,
     QuietFace,
     Snapshot,
     Task,
     TtyFace,
-    parse_step,
 )
 from labkit.features.images import debootstrap
+from labkit.features.streams import BuildSteps, LayerTally, parse_step
 
 
 class Clock:

@@ -13,15 +13,19 @@ import pytest
 from labkit.classroom import client, view
 from labkit.classroom.server import banner, is_loopback, listen_host
 from labkit.classroom.store import Store
+from labkit.core import fmt
 from labkit.core.errors import LabkitError
+from labkit.exercises.machinery import learner_names as names
 
 
-def _event(kind: str = "check", passed: bool = False, at: str = "2026-11-27T21:30:00.000Z", level: int = 0) -> dict[str, Any]:
+def _event(
+    kind: str = "check", passed: bool = False, at: str = "2026-11-27T21:30:00.000Z", level: int = 0
+) -> dict[str, Any]:
     return {"id": uuid.uuid4().hex, "kind": kind, "learner": "ada", "exercise": "welcome.first-container",
             "lesson": "00", "passed": passed, "hint_level": level, "at": at}  # fmt: skip
 
 
-NOW = view.parse_time("2026-11-27T21:31:00.000Z")
+NOW = fmt.timestamp("2026-11-27T21:31:00.000Z")
 RECEIVED = "2026-11-27T21:30:30.000Z"
 
 
@@ -52,8 +56,8 @@ def test_stuck_needs_recent_activity() -> None:
 
 def test_event_time_is_never_after_arrival() -> None:
     future = _event(at="2030-01-01T00:00:00.000Z")
-    assert view.event_time(future, RECEIVED) == view.parse_time(RECEIVED)
-    assert view.event_time(_event(), RECEIVED) == view.parse_time("2026-11-27T21:30:00.000Z")
+    assert view.event_time(future, RECEIVED) == fmt.timestamp(RECEIVED)
+    assert view.event_time(_event(), RECEIVED) == fmt.timestamp("2026-11-27T21:30:00.000Z")
 
 
 def test_snapshot_keeps_course_order_and_adds_unknown_exercises() -> None:
@@ -67,7 +71,7 @@ def test_snapshot_keeps_course_order_and_adds_unknown_exercises() -> None:
 @pytest.mark.parametrize("name", ["", "   ", "a\nb", "x" * 101, None, "zero\u200bwidth"])
 def test_bad_names(name: Any) -> None:
     with pytest.raises(ValueError):
-        client.check_name(name)
+        names.check_name(name)
 
 
 def test_hosts() -> None:
@@ -124,7 +128,9 @@ def test_submit_without_a_classroom_does_nothing(tmp_path: Path, monkeypatch: py
 def test_submit_queues_fast_when_the_server_is_down(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LABKIT_STATE_DIR", str(tmp_path))
     # Port 9 on loopback (discard) has no listener here: the background thread fails quickly and backs off.
-    client.config_path().write_text(json.dumps({"url": "http://127.0.0.1:9", "token": "t", "learner": "ada", "key": "k"}))
+    client.config_path().write_text(
+        json.dumps({"url": "http://127.0.0.1:9", "token": "t", "learner": "ada", "key": "k"})
+    )
     started = time.perf_counter()
     for n in range(20):
         client.submit(_contract_event(f"{n:032x}"))
@@ -150,3 +156,53 @@ def test_tokens_and_keys_can_be_typed_as_arguments(tmp_path: Path) -> None:
         assert all(value.isalnum() for value in (join, instructor, key))
     finally:
         store.close()
+
+
+QUEUE_DAMAGE = {
+    "a list": "[]",
+    "null": "null",
+    "an id of the wrong type": '{"id": 5, "learner": "ada"}',
+    "not an object": '"a string"',
+    "truncated": '{"id": "00000000000000000000000000000009", "lear',
+}
+
+
+@pytest.mark.parametrize("damage", QUEUE_DAMAGE.values(), ids=QUEUE_DAMAGE.keys())
+def test_a_damaged_queue_line_is_set_aside_and_the_good_ones_stay(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: str
+) -> None:
+    monkeypatch.setenv("LABKIT_STATE_DIR", str(tmp_path))
+    good = [{"id": f"{n:032x}", "learner": "ada"} for n in range(3)]
+    lines = [json.dumps(good[0]), json.dumps(good[1]), damage, json.dumps(good[2])]
+    client.queue_path().write_text("\n".join(lines) + "\n")
+    assert client.queued() == 3  # a reader skips the damaged line
+    notice = client.repair_queue()
+    assert (
+        notice is not None
+        and "\n" not in notice
+        and "1 damaged line(s)" in notice
+        and "3 queued result(s) kept" in notice
+    )
+    (aside,) = tmp_path.glob("classroom-queue.jsonl.damaged-*")
+    assert str(aside) in notice and aside.read_text() == damage + "\n"
+    assert [json.loads(line) for line in client.queue_path().read_text().splitlines()] == good
+    assert client.repair_queue() is None  # nothing left to repair
+
+
+def test_a_queue_line_cut_short_does_not_swallow_the_next_submit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LABKIT_STATE_DIR", str(tmp_path))
+    client.config_path().write_text(
+        json.dumps({"url": "http://127.0.0.1:9", "token": "t", "learner": "ada", "key": "k"})
+    )
+    client.queue_path().write_text('{"id": "00000000000000000000000000000001"}\n{"id": "0000')
+    monkeypatch.setattr(client, "_ensure_sender", lambda: None)  # no thread: only the file is under test
+    client.submit({"id": "00000000000000000000000000000002"})
+    assert [e["id"][-1] for e in client._read_queue()] == ["1", "2"]
+    client._remove(
+        {"00000000000000000000000000000001"}
+    )  # what the sender does after a post: the damaged line is set aside, not lost
+    assert [e["id"][-1] for e in client._read_queue()] == ["2"]
+    (aside,) = tmp_path.glob("classroom-queue.jsonl.damaged-*")
+    assert aside.read_text() == '{"id": "0000\n'

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from labkit.core import engine
-from labkit.core.errors import UnknownExercise
+from labkit.core.errors import DamagedState, UnknownExercise
 from labkit.exercises import (
     CheckResult,
     Exercise,
@@ -18,12 +18,10 @@ from labkit.exercises import (
     hint,
     not_yet,
     passed,
-    record_answer,
     register,
     solution,
 )
 from labkit.exercises.machinery import runner
-from labkit.core.probes import normalize_ref
 
 
 @pytest.fixture
@@ -93,11 +91,35 @@ def test_generic_hint_when_the_check_names_no_near_miss(state_dir: Any) -> None:
     assert check("unit.answer", answer="7").hint == "Think."
 
 
-def test_damaged_store_is_set_aside_not_fatal(state_dir: Any) -> None:
-    (state_dir / "exercises.json").write_text("{not json")
-    record_answer("unit.answer", "42")
-    assert json.loads((state_dir / "exercises.json").read_text())["answers"]["unit.answer"] == "42"
-    assert (state_dir / "exercises.damaged.json").exists()
+DAMAGED_STORES = {
+    "a list": ("[]", "it holds a list, not an object"),
+    "null": ("null", "it holds null, not an object"),
+    "answers a list": ('{"answers": []}', '"answers" is a list, not an object'),
+    "setup a string": ('{"answers": {}, "setup": "x"}', '"setup" is a string, not an object'),
+    "an answer a number": ('{"answers": {"unit.answer": 42}}', '"answers" of unit.answer is a number, not a string'),
+    "a setup a list": ('{"setup": {"unit.answer": []}}', '"setup" of unit.answer is a list, not an object'),
+    "truncated": ('{"answers": {"unit.answer": "4', "not JSON"),
+    "empty": ("", "empty"),
+}
+
+
+@pytest.mark.parametrize("text, problem", DAMAGED_STORES.values(), ids=DAMAGED_STORES.keys())
+def test_a_damaged_store_is_set_aside_with_one_line_then_starts_clean(state_dir: Any, text: str, problem: str) -> None:
+    (state_dir / "exercises.json").write_text(text)
+    with pytest.raises(DamagedState) as caught:
+        check("unit.answer")
+    message = str(caught.value)
+    assert problem in message and "\n" not in message and caught.value.exit_code == 2
+    (aside,) = state_dir.glob("exercises.json.damaged-*")
+    assert aside.read_text() == text and str(aside) in message
+    assert not (state_dir / "exercises.json").exists()
+    assert check("unit.answer", answer="42").passed  # the next command starts clean
+    assert json.loads((state_dir / "exercises.json").read_text())["answers"] == {"unit.answer": "42"}
+
+
+def test_a_store_without_setup_is_not_damaged(state_dir: Any) -> None:
+    (state_dir / "exercises.json").write_text('{"answers": {"unit.answer": "42"}}')
+    assert check("unit.answer").passed
 
 
 def test_hint_levels_are_clamped() -> None:
@@ -120,21 +142,6 @@ def test_result_renders_the_same_every_time() -> None:
     assert not result
     ok = CheckResult("x.y", "Title", True, "Done.")
     assert ok and "✔" in str(ok) and ok.to_dict()["status"] == "passed"
-
-
-@pytest.mark.parametrize(
-    ("ref", "normal"),
-    [
-        ("hello-world", "hello-world:latest"),
-        ("docker.io/library/hello-world:latest", "hello-world:latest"),
-        ("library/busybox", "busybox:latest"),
-        ("labkit/hello-dock", "labkit/hello-dock:latest"),
-        ("localhost:5000/lab/hello-dock:v1", "localhost:5000/lab/hello-dock:v1"),
-        ("localhost:5000/lab/x", "localhost:5000/lab/x:latest"),
-    ],
-)
-def test_image_references_normalize(ref: str, normal: str) -> None:
-    assert normalize_ref(ref) == normal
 
 
 def test_runner_store_lives_in_the_state_dir(state_dir: Any) -> None:

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from labkit import cli
-from labkit.course import record as progress
-from labkit.exercises.machinery.model import CheckResult
 from labkit.course.grade import RULE, course_exercises, grade_events
+from labkit.exercises.machinery import record as progress
+from labkit.exercises.machinery.model import CheckResult
 
 FIRST, KERNEL = "welcome.first-container", "vm.kernel"
 

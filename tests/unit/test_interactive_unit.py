@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from labkit.core import pty_session
 from labkit.core.errors import CommandFailed, CommandNotFound, InteractiveError, LabkitError, WaitTimeout
-from labkit.core.interactive import Terminal, Transcript, _argv, _is_shell, clean, interactive
-
-labkit_interactive = sys.modules["labkit.core.interactive"]  # the module: labkit may export a function of that name
+from labkit.core.interactive import Terminal, _is_shell, interactive
+from labkit.core.pty_session import _argv
+from labkit.core.transcript import Transcript, clean
 
 FAKE = Path(__file__).with_name("fake_shell.py")
 
@@ -239,7 +240,7 @@ def test_start_timeout_kills_the_program(capsys):
 
 
 def test_error_in_the_block_kills_the_child_even_if_it_ignores_sighup(monkeypatch):
-    monkeypatch.setattr(labkit_interactive, "HANGUP_GRACE", 0.2)
+    monkeypatch.setattr(pty_session, "HANGUP_GRACE", 0.2)
     with pytest.raises(WaitTimeout):
         with interactive(fake(), shell=True, show=False, timeout=5) as term:
             pid = term.pid

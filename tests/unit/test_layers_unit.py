@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from labkit.features import layers
-from labkit.features.layers import LayerExplorer, Shared, Storage, from_attrs, instruction, match_layers
+from labkit.features.layers import Shared, Storage, from_attrs, instruction, match_layers
+from labkit.notebook.layer_explorer import LayerExplorer
 
 BASE = "sha256:" + "d6" * 32
 COPY_LAYER = "sha256:" + "4a" * 32
@@ -140,15 +141,6 @@ class TestRendering:
         assert "Imported from -" in detail.value and "filesystem layer" in detail.value
         pick.value = 2
         assert "metadata only" in detail.value
-
-    def test_sizes_read_like_docker(self) -> None:
-        assert [layers.human_size(n) for n in (0, 21, 1984241, 116668517, 4_000_000_000)] == [
-            "0 B",
-            "21 B",
-            "1.98 MB",
-            "117 MB",
-            "4.00 GB",
-        ]
 
 
 def test_shared_layers_summary() -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from labkit.core import fmt
+from labkit.exercises import _lesson06_containers as present
 from labkit.exercises import _lesson06_history as past
 from labkit.exercises import lesson06_stop_start_remove as lifecycle
 
@@ -17,12 +19,12 @@ from labkit.exercises import lesson06_stop_start_remove as lifecycle
     ],
 )
 def test_timestamp_reads_docker_times_to_the_microsecond(text: str, seconds: float) -> None:
-    assert past.timestamp(text) == pytest.approx(seconds)
+    assert fmt.timestamp(text) == pytest.approx(seconds)
 
 
 @pytest.mark.parametrize("text", ["0001-01-01T00:00:00Z", "", None])
 def test_timestamp_of_never_is_none(text: str | None) -> None:
-    assert past.timestamp(text) is None
+    assert fmt.timestamp(text) is None
 
 
 def test_last_run_is_what_follows_the_last_ready_line() -> None:
@@ -33,7 +35,7 @@ def test_last_run_is_what_follows_the_last_ready_line() -> None:
 
 
 def test_signal_script_logs_ready_after_its_trap_and_exits_143() -> None:
-    script = lifecycle._signal_script("graceful")
+    script = present.signal_script("graceful")
     assert script.index("trap ") < script.index("graceful: ready")
     assert "exit 143" in script and "graceful: got SIGTERM" in script
     assert lifecycle.GRACEFUL_TERM in script and lifecycle.GRACEFUL_READY in script

@@ -63,7 +63,7 @@ def test_the_package_ships_the_progress_event_schema(tmp_path: Path) -> None:
 
     Built from a clean copy of the sources: an egg-info left by an editable install would list the file anyway.
     """
-    from labkit.course import events
+    from labkit.exercises.machinery import events
 
     source = tmp_path / "src"
     source.mkdir()
@@ -75,6 +75,6 @@ def test_the_package_ships_the_progress_event_schema(tmp_path: Path) -> None:
         cwd=source, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    shipped = tmp_path / "lib" / "labkit" / "course" / events.SCHEMA_FILE
+    shipped = tmp_path / "lib" / "labkit" / "exercises" / "machinery" / events.SCHEMA_FILE
     assert shipped.is_file(), "add the schema to [tool.setuptools.package-data] in pyproject.toml"
     assert json.loads(shipped.read_text(encoding="utf-8")) == events.SCHEMA

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from labkit.classroom import client
-from labkit.course import events
-from labkit.course import record as progress
-from labkit.exercises.machinery import runner
+from labkit.core import fmt
+from labkit.exercises.machinery import events, runner
+from labkit.exercises.machinery import record as progress
 from labkit.exercises.machinery.model import CheckResult
 
 
@@ -53,9 +53,15 @@ def test_check_event_has_every_field_of_the_contract(state: Path) -> None:
 
 def test_hint_event_and_clipped_message(state: Path) -> None:
     event = progress.make_event("hint", "Hint 2/3: look closer", exercise="vm.kernel", hint_level=2)
-    assert (event["kind"], event["status"], event["passed"], event["hint_level"], event["lesson"]) == ("hint", "hint", False, 2, "01")
+    assert (event["kind"], event["status"], event["passed"], event["hint_level"], event["lesson"]) == (
+        "hint",
+        "hint",
+        False,
+        2,
+        "01",
+    )
     assert event["hint"] == "Hint 2/3: look closer"
-    assert progress.now().endswith("Z") and events.validate_event(event)
+    assert fmt.utc_now().endswith("Z") and events.validate_event(event)
     long = progress.make_event("check", _result(message="x" * 5000))
     assert len(long["message"]) == events.MAX_MESSAGE and long["message"].endswith("…")
     events.validate_event(long)
@@ -98,8 +104,14 @@ _DROP = object()
         (_valid(at="2026-13-45T21:30:00Z"), "field 'at' is not a real time"),
         (_valid(status="not yet"), "a check's status must be 'passed' when passed is true"),
         (_valid(hint_level=2), "a check's hint_level must be 0"),
-        (_valid(kind="hint", passed=False, status="hint", hint_level=0), "a hint's hint_level must be between 1 and 100"),
-        (_valid(kind="hint", passed=True, status="hint", hint_level=1), "a hint's status must be 'hint' and passed false"),
+        (
+            _valid(kind="hint", passed=False, status="hint", hint_level=0),
+            "a hint's hint_level must be between 1 and 100",
+        ),
+        (
+            _valid(kind="hint", passed=True, status="hint", hint_level=1),
+            "a hint's status must be 'hint' and passed false",
+        ),
     ],
 )
 def test_validate_rejects_with_one_line(event: Any, reason: str) -> None:
@@ -156,7 +168,9 @@ def test_import_labkit_installs_the_classroom_sink_once(sinks: list[progress.Sin
 def test_record_never_fails_a_check(state: Path, monkeypatch: pytest.MonkeyPatch, sinks: list[progress.Sink]) -> None:
     (state / "progress.jsonl").mkdir(parents=True)  # the store cannot be opened for writing (true even for root)
     # The real classroom sink, joined, with a queue it cannot write: it raises inside record().
-    client.config_path().write_text(json.dumps({"url": "http://127.0.0.1:9", "token": "t", "learner": "ada", "key": "k"}))
+    client.config_path().write_text(
+        json.dumps({"url": "http://127.0.0.1:9", "token": "t", "learner": "ada", "key": "k"})
+    )
     client.queue_path().mkdir()
     with pytest.raises(OSError):
         client.submit(progress.make_event("check", _result()))
@@ -178,11 +192,15 @@ def test_record_never_fails_a_check(state: Path, monkeypatch: pytest.MonkeyPatch
     assert broken not in sinks
 
 
-def test_a_joined_learners_checks_and_hints_are_queued(state: Path, monkeypatch: pytest.MonkeyPatch, sinks: list[progress.Sink]) -> None:
+def test_a_joined_learners_checks_and_hints_are_queued(
+    state: Path, monkeypatch: pytest.MonkeyPatch, sinks: list[progress.Sink]
+) -> None:
     assert client.submit in sinks
     state.mkdir(parents=True)
     # Port 9 on loopback has no listener: the sender fails at once and the events stay queued.
-    client.config_path().write_text(json.dumps({"url": "http://127.0.0.1:9", "token": "t", "learner": "ada", "key": "k"}))
+    client.config_path().write_text(
+        json.dumps({"url": "http://127.0.0.1:9", "token": "t", "learner": "ada", "key": "k"})
+    )
     monkeypatch.setattr(client, "_last_failure", "test: no exit flush")
     monkeypatch.setattr(runner, "_check", lambda exercise, answer: _result())
     runner.check("welcome.first-container")
@@ -194,12 +212,17 @@ def test_a_joined_learners_checks_and_hints_are_queued(state: Path, monkeypatch:
 
 @pytest.mark.parametrize(
     "argv",
-    [["-m", "labkit.cli", "hint", "welcome.first-container"], ["-c", "import labkit; labkit.hint('welcome.first-container')"]],
+    [
+        ["-m", "labkit.cli", "hint", "welcome.first-container"],
+        ["-c", "import labkit; labkit.hint('welcome.first-container')"],
+    ],
     ids=["cli", "notebook-api"],
 )
 def test_a_joined_learner_queues_from_the_cli_and_from_a_kernel(tmp_path: Path, argv: list[str]) -> None:
     """No test double: a fresh interpreter, as a terminal or a kernel starts one."""
-    (tmp_path / "classroom.json").write_text(json.dumps({"url": "http://127.0.0.1:9", "token": "t", "learner": "ada", "key": "k"}))
+    (tmp_path / "classroom.json").write_text(
+        json.dumps({"url": "http://127.0.0.1:9", "token": "t", "learner": "ada", "key": "k"})
+    )
     env = {**os.environ, "LABKIT_STATE_DIR": str(tmp_path), "LABKIT_LEARNER": "ada"}
     done = subprocess.run([sys.executable, *argv], env=env, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
@@ -215,7 +238,26 @@ def test_runner_check_and_hint_record_what_the_learner_saw(state: Path, monkeypa
     events, damaged = progress.read()
     assert damaged == 0 and [e["kind"] for e in events] == ["check", "hint"]
     check, asked = events
-    assert (check["exercise"], check["status"], check["message"], check["hint"]) == ("welcome.first-container", "not yet", shown.message, "Run it.")
+    assert (check["exercise"], check["status"], check["message"], check["hint"]) == (
+        "welcome.first-container",
+        "not yet",
+        shown.message,
+        "Run it.",
+    )
     assert asked["hint"] == str(hint) and asked["hint_level"] == int(str(hint).split("/")[0].split()[-1])
     assert all(e["learner"] == "ada" and e["lesson"] == "00" for e in events)
     assert os.stat(state / "progress.jsonl").st_mode & 0o077 == 0, "the record is the learner's alone"
+
+
+@pytest.mark.parametrize(
+    "damage", ["[]", "null", '{"v": "1"}', '{"v": 1, "id": "trunc'], ids=["list", "null", "wrong types", "truncated"]
+)
+def test_an_append_after_a_damaged_last_line_is_kept_and_the_damage_counted(state: Path, damage: str) -> None:
+    first = progress.make_event("check", _result())
+    assert progress.record(first)
+    with open(state / "progress.jsonl", "a") as f:
+        f.write(damage)  # no newline: a write cut short, or a hand edit
+    second = progress.make_event("check", _result(passed=True, message="ran"))
+    assert progress.record(second)
+    events, damaged = progress.read()
+    assert events == [first, second] and damaged == 1

@@ -14,14 +14,14 @@ from typing import ClassVar
 
 import pytest
 
-from labkit.features.registry import api as registry_api
 from labkit.exercises import lesson03_registries as registries
-from labkit.exercises.lesson03_registries import (
+from labkit.exercises._lesson03_verdicts import (
     DigestFacts,
     PushFacts,
     digest_verdict,
     push_verdict,
 )
+from labkit.features.registry import api as registry_api
 
 MANIFEST = json.dumps(
     {
@@ -156,21 +156,6 @@ def test_nothing_listening_is_a_labkit_error() -> None:
 )
 def test_normalize_digest(text: str | None, expected: str | None) -> None:
     assert registry_api.normalize_digest(text) == expected
-
-
-@pytest.mark.parametrize(
-    ("ref", "parts"),
-    [
-        ("localhost:5000/lab/hello-dock:v1", ("localhost:5000", "lab/hello-dock", "v1", "")),
-        ("127.0.0.1:5000/lab/hello-dock", ("127.0.0.1:5000", "lab/hello-dock", "latest", "")),
-        ("busybox", ("docker.io", "library/busybox", "latest", "")),
-        ("labkit/hello-dock:latest", ("docker.io", "labkit/hello-dock", "latest", "")),
-        ("quay.io/org/app@sha256:" + "a" * 64, ("quay.io", "org/app", "", "sha256:" + "a" * 64)),
-    ],
-)
-def test_parse_reference(ref: str, parts: tuple[str, str, str, str]) -> None:
-    r = registry_api.parse_reference(ref)
-    assert (r.registry, r.repository, r.tag, r.digest) == parts
 
 
 # --- near-miss classification -----------------------------------------------------------------

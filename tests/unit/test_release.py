@@ -31,13 +31,17 @@ SHOWN_ON_PURPOSE = {
 _ids = itertools.count()
 
 
-def _code(source: str, tags: list[str] | None = None, outputs: list[Any] | None = None, count: int | None = 3) -> dict[str, Any]:
+def _code(
+    source: str, tags: list[str] | None = None, outputs: list[Any] | None = None, count: int | None = 3
+) -> dict[str, Any]:
     return {
         "cell_type": "code",
         "execution_count": count,
         "id": f"c{next(_ids)}",
         "metadata": {"tags": tags or [], "execution": {"iopub.status.busy": "2026-11-27T19:33:50Z"}},
-        "outputs": outputs if outputs is not None else [{"output_type": "stream", "name": "stdout", "text": ["answer\n"]}],
+        "outputs": outputs
+        if outputs is not None
+        else [{"output_type": "stream", "name": "stdout", "text": ["answer\n"]}],
         "source": source.splitlines(keepends=True),
     }
 
@@ -49,7 +53,10 @@ def _md(source: str) -> dict[str, Any]:
 def _notebook(*cells: dict[str, Any]) -> dict[str, Any]:
     return {
         "cells": list(cells),
-        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}, "widgets": {"state": {}}},
+        "metadata": {
+            "kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"},
+            "widgets": {"state": {}},
+        },
         "nbformat": 4,
         "nbformat_minor": 5,
     }
@@ -89,7 +96,10 @@ def test_solution_cell_becomes_the_prompt_and_outputs_go() -> None:
 
 
 def test_solution_prose_is_left_out_and_dependent_cells_say_so() -> None:
-    discussion = {**_md("`docker run hello-world` passes."), "metadata": {"tags": ["solution", "exercise:welcome.first-container"]}}
+    discussion = {
+        **_md("`docker run hello-world` passes."),
+        "metadata": {"tags": ["solution", "exercise:welcome.first-container"]},
+    }
     nb = _notebook(
         _code(CHECK),
         _code("%docker run hello-world", ["solution", "exercise:welcome.first-container"]),
@@ -108,7 +118,10 @@ def test_solution_prose_is_left_out_and_dependent_cells_say_so() -> None:
 
 
 def test_answer_exercise_prompt_says_how_to_submit() -> None:
-    nb = _notebook(_code('labkit.check("vm.kernel")'), _code('labkit.check("vm.kernel", answer="6.1.0")', ["solution", "exercise:vm.kernel"]))
+    nb = _notebook(
+        _code('labkit.check("vm.kernel")'),
+        _code('labkit.check("vm.kernel", answer="6.1.0")', ["solution", "exercise:vm.kernel"]),
+    )
     student, _ = student_notebook(nb)
     text = _source(student["cells"][1])
     assert '# Submit your answer here: labkit.check("vm.kernel", answer=...)' in text
@@ -143,16 +156,31 @@ def test_markers_replace_only_the_marked_block_and_the_cell_still_runs() -> None
         ([_code("%docker run hello-world", ["solution"])], 'tagged "solution" but names no exercise'),
         ([_code("x", ["solution", "exercise:no.such-thing"])], "tag exercise:no.such-thing names no exercise"),
         ([_code("x", ["solution", "exercise:vm.kernel", "exercise:welcome.first-container"])], "names 2 exercises"),
-        ([_code("%docker run hello-world", ["solution", "exercise:welcome.first-container"])], 'no labkit.check("welcome.first-container") cell'),
-        ([_code(CHECK), _code("# BEGIN SOLUTION\nx = 1", ["exercise:welcome.first-container"])], "line 1: # BEGIN SOLUTION is never closed"),
-        ([_code(CHECK), _code("x = 1\n# END SOLUTION", ["exercise:welcome.first-container"])], "line 2: # END SOLUTION with no # BEGIN SOLUTION"),
         (
-            [_code(CHECK), _code("# BEGIN SOLUTION\n# BEGIN SOLUTION\n# END SOLUTION", ["exercise:welcome.first-container"])],
+            [_code("%docker run hello-world", ["solution", "exercise:welcome.first-container"])],
+            'no labkit.check("welcome.first-container") cell',
+        ),
+        (
+            [_code(CHECK), _code("# BEGIN SOLUTION\nx = 1", ["exercise:welcome.first-container"])],
+            "line 1: # BEGIN SOLUTION is never closed",
+        ),
+        (
+            [_code(CHECK), _code("x = 1\n# END SOLUTION", ["exercise:welcome.first-container"])],
+            "line 2: # END SOLUTION with no # BEGIN SOLUTION",
+        ),
+        (
+            [
+                _code(CHECK),
+                _code("# BEGIN SOLUTION\n# BEGIN SOLUTION\n# END SOLUTION", ["exercise:welcome.first-container"]),
+            ],
             "line 2: # BEGIN SOLUTION inside the block opened on line 1",
         ),
         ([_code("# BEGIN SOLUTION\nx = 1\n# END SOLUTION")], "has # BEGIN SOLUTION markers but no exercise:<id> tag"),
         ([_code(CHECK), _code('labkit.solve("welcome.first-container")')], "calls labkit.solve() or labkit.solution()"),
-        ([_code(CHECK), _code("%docker images", ["requires:welcome.first-container"])], "requires welcome.first-container, but no cell above it is that exercise's solution"),
+        (
+            [_code(CHECK), _code("%docker images", ["requires:welcome.first-container"])],
+            "requires welcome.first-container, but no cell above it is that exercise's solution",
+        ),
         ([_code(CHECK), _code("%docker images", ["requires:nope"])], "tag requires:nope names no exercise"),
     ],
 )
@@ -166,7 +194,11 @@ def test_ambiguous_notebooks_fail_loudly(cells: list[dict[str, Any]], problem: s
 def test_cli_exits_2_with_one_line_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     source, out = tmp_path / "src", tmp_path / "out"
     source.mkdir()
-    (source / "00-good.ipynb").write_text(json.dumps(_notebook(_code(CHECK), _code("%docker run hello-world", ["solution", "exercise:welcome.first-container"]))))
+    (source / "00-good.ipynb").write_text(
+        json.dumps(
+            _notebook(_code(CHECK), _code("%docker run hello-world", ["solution", "exercise:welcome.first-container"]))
+        )
+    )
     (source / "01-bad.ipynb").write_text(json.dumps(_notebook(_code("x", ["solution"]))))
     assert cli.main(["release", "--from", str(source), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
@@ -243,7 +275,9 @@ def test_every_solution_cell_of_the_course_is_released_as_a_prompt() -> None:
             exercise_id = next(t.split(":", 1)[1] for t in tags if t.startswith("exercise:"))
             assert "solution" not in released["metadata"]["tags"]
             assert f"exercise:{exercise_id}" in released["metadata"]["tags"]
-            assert all(line.startswith("#") for line in _source(released).splitlines()), f"{path.name} cell #{index + 1}"
+            assert all(line.startswith("#") for line in _source(released).splitlines()), (
+                f"{path.name} cell #{index + 1}"
+            )
             assert f'labkit.hint("{exercise_id}")' in _source(released)
         for cell in student[path.name]["cells"]:
             if cell["cell_type"] == "code":
@@ -271,7 +305,7 @@ def test_exercise_panels_lose_their_solution_button_and_count_as_checks() -> Non
         _code(f"board = 1\n{PANEL}"),
         _code("%docker run hello-world", ["solution", "exercise:welcome.first-container"]),
         _code("labkit.exercise( 'welcome.first-container' , check_now=True )"),
-        _code("labkit.exercise(\"welcome.first-container\", solution=False)"),
+        _code('labkit.exercise("welcome.first-container", solution=False)'),
         _code('labkit.exercise("welcome.first-container", check_now=bool(1))'),
         _code('labkit.exercise(\n    "welcome.first-container",\n    check_now=True,\n)  # a panel'),
         _code('%docker run \\\n  hello-world\nif True:\n    %docker ps\nlabkit . exercise ("welcome.first-container")'),
@@ -286,7 +320,9 @@ def test_exercise_panels_lose_their_solution_button_and_count_as_checks() -> Non
         '%docker run \\\n  hello-world\nif True:\n    %docker ps\nlabkit.exercise("welcome.first-container", solution=False)',
     ]
     assert _source(student["cells"][0]) == 'board = 1\nlabkit.exercise("welcome.first-container", solution=False)'
-    assert student_notebook(student)[0]["cells"] == student["cells"], "releasing a student notebook again changes nothing"
+    assert student_notebook(student)[0]["cells"] == student["cells"], (
+        "releasing a student notebook again changes nothing"
+    )
 
 
 @pytest.mark.parametrize(
@@ -300,14 +336,22 @@ def test_exercise_panels_lose_their_solution_button_and_count_as_checks() -> Non
     ],
 )
 def test_panels_that_would_show_the_solution_or_cannot_be_rewritten_fail(source: str, problem: str) -> None:
-    nb = _notebook(_code(CHECK), _code("%docker run hello-world", ["solution", "exercise:welcome.first-container"]), _code(source))
+    nb = _notebook(
+        _code(CHECK), _code("%docker run hello-world", ["solution", "exercise:welcome.first-container"]), _code(source)
+    )
     with pytest.raises(ReleaseError) as caught:
         student_notebook(nb, "05-x.ipynb")
     assert problem in str(caught.value) and str(caught.value).startswith("05-x.ipynb cell #3")
 
 
 def test_a_solution_cell_may_use_a_solution_panel() -> None:
-    nb = _notebook(_code(CHECK), _code('labkit.exercise("welcome.first-container", solution=True)', ["solution", "exercise:welcome.first-container"]))
+    nb = _notebook(
+        _code(CHECK),
+        _code(
+            'labkit.exercise("welcome.first-container", solution=True)',
+            ["solution", "exercise:welcome.first-container"],
+        ),
+    )
     student, _ = student_notebook(nb)
     assert "labkit.exercise" not in _source(student["cells"][1])
 
@@ -328,7 +372,9 @@ def test_what_release_writes_is_a_valid_notebook_or_nothing(tmp_path: Path) -> N
     bad["cells"][0]["colour"] = "red"  # not a field of a code cell
     with pytest.raises(ReleaseError, match=r"^05-x.ipynb: would be released as an invalid notebook \("):
         student_notebook(bad, "05-x.ipynb")
-    twice = _notebook(_code(CHECK), _code("%docker run hello-world", ["solution", "exercise:welcome.first-container"]), _code(CHECK))
+    twice = _notebook(
+        _code(CHECK), _code("%docker run hello-world", ["solution", "exercise:welcome.first-container"]), _code(CHECK)
+    )
     twice["cells"][2]["id"] = twice["cells"][0]["id"]
     with pytest.raises(ReleaseError, match="has two cells with the id"):
         student_notebook(twice, "05-x.ipynb")
@@ -338,7 +384,9 @@ def test_only_calls_give_the_answer_away_not_comments_or_commands() -> None:
     nb = _notebook(
         _code(CHECK),
         _code("%docker run hello-world", ["solution", "exercise:welcome.first-container"]),
-        _code('# labkit.solve("welcome.first-container") would run the answer for you\n%docker echo labkit.solution(x)'),
+        _code(
+            '# labkit.solve("welcome.first-container") would run the answer for you\n%docker echo labkit.solution(x)'
+        ),
     )
     student, _ = student_notebook(nb)
     assert "labkit.solve" in _source(student["cells"][2])

@@ -27,7 +27,7 @@ def test_unexpected_exit_code_fails_with_the_command_and_its_tail() -> None:
     with pytest.raises(CommandFailed) as info:
         sh("echo boom >&2; exit 3", quiet=True)
     err = info.value
-    assert err.exit_code == 3 and err.expected == (0,)
+    assert err.returncode == 3 and err.exit_code == 2 and err.expected == (0,)
     assert "exited with 3 (expected 0)" in str(err) and "boom" in str(err)
     assert "\n" not in str(err)
 

@@ -1,7 +1,8 @@
 """labkit.features.trace without a daemon: HTTP framing, hijack pass-through, the views, and lesson 04's checks.
 
 The proxy runs for real here, in a thread, in front of a tiny fake daemon on a unix
-socket that speaks exactly the framings the Docker API uses.
+socket that speaks exactly the framings the Docker API uses. The fake daemon and the
+test client read HTTP with h11 directly, not with the framing code under test.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import h11
 import pytest
 
-from labkit.features import trace
 from labkit.exercises import get
 from labkit.exercises import lesson04_client_daemon_api as api
 from labkit.exercises.machinery.model import Context
-from labkit.features.trace import Call, Framing, Stream, parse_head
+from labkit.features import trace
+from labkit.features.trace import Call, Reader
 
 ID = "c0ffee" + "0" * 58
 
@@ -31,125 +33,196 @@ ID = "c0ffee" + "0" * 58
 # --- framing ----------------------------------------------------------------------------
 
 
-def test_parse_request_and_response_heads() -> None:
-    request = parse_head(b"POST /v1.41/containers/create?name=x HTTP/1.1\r\nHost: docker\r\nContent-Length: 2\r\n\r\n")
-    assert (request.method, request.target, request.get("content-length")) == ("POST", "/v1.41/containers/create?name=x", "2")
-    response = parse_head(b"HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\n\r\n", response=True)
-    assert (response.status, response.reason) == (404, "Not Found")
-    assert parse_head(b"HTTP/1.1 200\r\n\r\n", response=True).reason == ""
+class Pieces:
+    """A socket stand-in that delivers bytes in exactly the pieces given, then the end."""
+
+    def __init__(self, *pieces: bytes) -> None:
+        self.pieces = [p for p in pieces if p]
+
+    def recv(self, bufsize: int, /) -> bytes:
+        return self.pieces.pop(0) if self.pieces else b""
+
+
+def _readers(request: bytes, *response: bytes) -> tuple[Reader, Reader]:
+    """A client's reader that has relayed ``request``, and a daemon's reader about to read ``response``."""
+    requests, responses = Reader(Pieces(request), "requests"), Reader(Pieces(*response), "responses")
+    event = requests.next_event()
+    assert isinstance(event, h11.Request)
+    responses.mirror(event)
+    requests.take()
+    trace.relay_body(requests, lambda data: None, responses)
+    return requests, responses
+
+
+def _relay_response(requests: Reader, responses: Reader) -> tuple[h11.Response, list[bytes], bytes]:
+    """Relay one response as the proxy does: (its head, the pieces forwarded, the decoded body)."""
+    head = responses.next_event()
+    assert isinstance(head, h11.Response)
+    requests.mirror(head)
+    sent = [responses.take()]
+    capture = bytearray()
+    trace.relay_body(responses, sent.append, requests, capture=capture)
+    return head, sent, bytes(capture)
+
+
+GET = b"GET /v1.41/containers/json HTTP/1.1\r\nHost: docker\r\n\r\n"
+CHUNKED = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Trailer: 1\r\n\r\n"
+)
+NEXT = b"HTTP/1.1 204 No Content\r\n\r\n"
+
+
+def test_heads_are_read_by_h11() -> None:
+    requests = Reader(
+        Pieces(b"POST /v1.41/containers/create?name=x HTTP/1.1\r\nHost: docker\r\nContent-Length: 2\r\n\r\n{}"),
+        "requests",
+    )
+    request = requests.next_event()
+    assert isinstance(request, h11.Request)
+    assert (request.method, request.target, trace.header(request, "Content-Length")) == (
+        b"POST",
+        b"/v1.41/containers/create?name=x",
+        "2",
+    )
+    assert requests.take().endswith(b"\r\n\r\n")  # the head only: the body is not framed yet
+    _, responses = _readers(GET, b"HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n")
+    response = responses.next_event()
+    assert isinstance(response, h11.Response) and (response.status_code, response.reason) == (200, b"")
     with pytest.raises(trace.ProtocolError):
-        parse_head(b"\x16\x03\x01 garbage\r\n\r\n")
+        Reader(Pieces(b"\x16\x03\x01 garbage\r\n\r\n"), "requests").next_event()
 
 
-@pytest.mark.parametrize(
-    ("method", "head", "expected"),
-    [
-        ("HEAD", "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n", Framing("none")),
-        ("POST", "HTTP/1.1 204 No Content\r\n\r\n", Framing("none")),
-        ("POST", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", Framing("chunked")),
-        ("GET", "HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n", Framing("length", 12)),
-        ("GET", "HTTP/1.1 200 OK\r\n\r\n", Framing("close")),
-    ],
-)
-def test_response_framing(method: str, head: str, expected: Framing) -> None:
-    assert trace.response_framing(method, parse_head(head.encode(), response=True)) == expected
+def _splits(wire: bytes) -> list[tuple[bytes, ...]]:
+    """The wire in two pieces at every boundary, and one byte at a time."""
+    return [(wire[:i], wire[i:]) for i in range(1, len(wire))] + [tuple(wire[i : i + 1] for i in range(len(wire)))]
 
 
-def test_request_framing() -> None:
-    assert trace.request_framing(parse_head(b"GET /_ping HTTP/1.1\r\n\r\n")) == Framing("none")
-    assert trace.request_framing(parse_head(b"POST /build HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n")) == Framing("chunked")
+@pytest.mark.parametrize("pieces", _splits(CHUNKED + NEXT), ids=lambda p: f"{len(p)}:{len(p[0])}")
+def test_chunked_response_split_anywhere_is_forwarded_unchanged(pieces: tuple[bytes, ...]) -> None:
+    requests, responses = _readers(GET, *pieces)
+    head, sent, body = _relay_response(requests, responses)
+    assert head.status_code == 200 and body == b"hello world"
+    assert b"".join(sent) == CHUNKED  # chunk sizes, extension, trailer and CRLFs as received
+    assert requests.next_cycle() and responses.next_cycle()
+    assert responses.take_all() == NEXT[: sum(len(p) for p in pieces) - len(CHUNKED)] or not responses.take_all()
+    if len(pieces) > 2:  # one byte at a time: the body moved on while it arrived, not only at its end
+        assert len([s for s in sent if s]) > 3
 
 
-@pytest.mark.parametrize(
-    ("head", "hijacked"),
-    [
-        ("HTTP/1.1 101 UPGRADED\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n", True),
-        ("HTTP/1.1 200 OK\r\nContent-Type: application/vnd.docker.raw-stream\r\n\r\n", True),
-        ("HTTP/1.1 200 OK\r\nContent-Type: application/vnd.docker.multiplexed-stream\r\n\r\n", True),
-        # logs use the stream content type but are an ordinary chunked body
-        ("HTTP/1.1 200 OK\r\nContent-Type: application/vnd.docker.raw-stream\r\nTransfer-Encoding: chunked\r\n\r\n", False),
-        ("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n", False),
-    ],
-)
-def test_hijack_detection(head: str, hijacked: bool) -> None:
-    assert trace.is_hijack(parse_head(head.encode(), response=True)) is hijacked
+def test_length_body_keeps_what_follows_for_the_next_message() -> None:
+    requests, responses = _readers(GET, b'HTTP/1.1 201 Created\r\nContent-Length: 10\r\n\r\n{"Id":"x"}' + NEXT)
+    head, sent, body = _relay_response(requests, responses)
+    assert head.status_code == 201 and body == b'{"Id":"x"}' and sent[-1].endswith(b'{"Id":"x"}')
+    assert requests.next_cycle() and responses.next_cycle()
+    assert responses.take_all() == NEXT
 
 
-def _pair() -> tuple[socket.socket, socket.socket]:
-    a, b = socket.socketpair()
-    a.settimeout(5)
-    b.settimeout(5)
-    return a, b
+def test_a_body_without_framing_runs_to_the_close_and_ends_the_connection() -> None:
+    requests, responses = _readers(GET, b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n", b"all of ", b"it")
+    _, sent, body = _relay_response(requests, responses)
+    assert body == b"all of it" and b"".join(sent).endswith(b"\r\n\r\nall of it")
+    assert not responses.next_cycle()
 
 
-def test_chunked_body_is_forwarded_unchanged_and_recorded_before_its_end() -> None:
-    src_w, src_r = _pair()
-    dst_w, dst_r = _pair()
-    wire = b"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Trailer: 1\r\n\r\nNEXT"
-    src_w.sendall(wire)
-    seen: list[bytes] = []
-    capture = bytearray()
-    stream = Stream(src_r)
-
-    def before_end() -> None:  # the receiver must not have the final chunk yet
-        dst_r.setblocking(False)
-        try:
-            seen.append(dst_r.recv(65536))
-        finally:
-            dst_r.setblocking(True)
-
-    trace.relay_body(stream, dst_w, Framing("chunked"), capture=capture, before_end=before_end)
-    assert bytes(capture) == b"hello world"
-    assert b"0\r\n" not in seen[0]
-    dst_r.settimeout(5)
-    forwarded = seen[0] + dst_r.recv(65536)
-    assert forwarded == wire[: -len(b"NEXT")]
-    assert stream.take_buffer() == b"NEXT"  # the next message stays for the next read
+def test_a_head_answer_has_no_body_even_with_a_length() -> None:
+    # nothing follows the head: reading a body of 2 bytes would find the end instead and fail
+    requests, responses = _readers(
+        b"HEAD /_ping HTTP/1.1\r\nHost: docker\r\n\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n"
+    )
+    _, sent, body = _relay_response(requests, responses)
+    assert body == b"" and b"".join(sent) == b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n"
+    assert requests.next_cycle() and responses.next_cycle()
 
 
-def test_held_body_reaches_the_receiver_only_after_it_is_recorded() -> None:
-    src_w, src_r = _pair()
-    dst_w, dst_r = _pair()
-    # a wait answer: the JSON in one chunk, the end of the body later
-    src_w.sendall(b'1e\r\n{"Error":null,"StatusCode":3}\n\r\n0\r\n\r\n')
-    capture = bytearray()
-    early: list[bytes] = []
-
-    def before_end() -> None:
-        dst_r.setblocking(False)
-        try:
-            early.append(dst_r.recv(65536))
-        except BlockingIOError:
-            early.append(b"")
-        finally:
-            dst_r.setblocking(True)
-
-    trace.relay_body(Stream(src_r), dst_w, Framing("chunked"), capture=capture, before_end=before_end, hold=True)
-    assert early == [b""]  # nothing was forwarded before the record
-    assert trace.body_fields(200, bytes(capture), "/v1.41/containers/x/wait") == {"exit": 3}
-    assert dst_r.recv(65536).endswith(b"0\r\n\r\n")
-
-
-def test_length_body_and_close_body() -> None:
-    src_w, src_r = _pair()
-    dst_w, dst_r = _pair()
-    src_w.sendall(b'{"Id":"x"}extra')
-    capture = bytearray()
-    stream = Stream(src_r)
-    trace.relay_body(stream, dst_w, Framing("length", 10), capture=capture)
-    assert dst_r.recv(100) == b'{"Id":"x"}' and bytes(capture) == b'{"Id":"x"}'
-    src_w.shutdown(socket.SHUT_WR)
-    trace.relay_body(stream, dst_w, Framing("close"))
-    assert dst_r.recv(100) == b"extra"
+def test_connection_close_ends_the_connection() -> None:
+    requests, responses = _readers(GET, b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}")
+    _relay_response(requests, responses)
+    assert not (requests.next_cycle() and responses.next_cycle())
 
 
 def test_truncated_length_body_is_a_protocol_error() -> None:
-    src_w, src_r = _pair()
-    dst_w, _ = _pair()
-    src_w.sendall(b"abc")
-    src_w.close()
+    requests, responses = _readers(GET, b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
     with pytest.raises(trace.ProtocolError):
-        trace.relay_body(Stream(src_r), dst_w, Framing("length", 10))
+        _relay_response(requests, responses)
+
+
+def test_pipelined_requests_are_framed_one_at_a_time() -> None:
+    wire = [
+        GET,
+        b"POST /v1.41/build HTTP/1.1\r\nHost: docker\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        b"HEAD /_ping HTTP/1.1\r\nHost: docker\r\n\r\n",
+    ]
+    requests = Reader(Pieces(b"".join(wire)), "requests")  # all three in one piece
+    for expected in wire:
+        request = requests.next_event()
+        assert isinstance(request, h11.Request)
+        sent = [requests.take()]
+        responses = Reader(Pieces(), "responses")  # each exchange told to a daemon's reader, as the proxy does
+        responses.mirror(request)
+        trace.relay_body(requests, sent.append, responses)
+        assert b"".join(sent) == expected
+        requests.mirror(h11.Response(status_code=204, headers=[]))
+        requests.mirror(h11.EndOfMessage())
+        assert requests.next_cycle()
+    assert isinstance(requests.next_event(), h11.ConnectionClosed)
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "hijacked"),
+    [
+        (101, [("Connection", "Upgrade"), ("Upgrade", "tcp")], True),
+        (200, [("Content-Type", "application/vnd.docker.raw-stream")], True),
+        (200, [("Content-Type", "application/vnd.docker.multiplexed-stream")], True),
+        # logs use the stream content type but are an ordinary chunked body
+        (200, [("Content-Type", "application/vnd.docker.raw-stream"), ("Transfer-Encoding", "chunked")], False),
+        (200, [("Content-Type", "application/json")], False),
+    ],
+)
+def test_hijack_detection(status: int, headers: list[tuple[str, str]], hijacked: bool) -> None:
+    event = (
+        h11.InformationalResponse(status_code=status, headers=headers)
+        if status < 200
+        else h11.Response(status_code=status, headers=headers)
+    )
+    assert trace.is_hijack(event) is hijacked
+
+
+def test_an_upgrade_stops_parsing_and_hands_over_what_was_read_ahead() -> None:
+    upgrade = b"POST /v1.41/containers/x/attach?stream=1 HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n"
+    answer = b"HTTP/1.1 101 UPGRADED\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n"
+    requests, responses = _readers(upgrade + b"typed early", answer + b"\x01\x00raw")
+    response = responses.next_event()
+    assert isinstance(response, h11.InformationalResponse) and trace.is_hijack(response)
+    assert requests.take_all() == b"typed early"
+    assert responses.take_all() == answer + b"\x01\x00raw"
+
+
+def test_gate_holds_a_small_body_until_it_is_recorded() -> None:
+    sent: list[bytes] = []
+    order: list[str] = []
+
+    def send(data: bytes) -> None:
+        sent.append(data)
+        order.append("sent")
+
+    gate = trace.Gate(send, hold=True, on_release=lambda: order.append("recorded"), limit=20)
+    gate(b"1e\r\n{")
+    gate(b'"x":1}')
+    assert sent == []
+    gate.release()
+    gate(b"0\r\n\r\n")
+    assert order == ["recorded", "sent", "sent"] and b"".join(sent) == b'1e\r\n{"x":1}0\r\n\r\n'
+    big: list[bytes] = []
+    gate = trace.Gate(big.append, hold=True, limit=10)
+    gate(b"0123456789")
+    gate(b"X")  # past the limit: no longer a small answer, it streams
+    assert big == [b"0123456789X"]
+    gate(b"more")
+    assert big[-1] == b"more"
+    passing: list[bytes] = []
+    trace.Gate(passing.append, hold=False)(b"at once")
+    assert passing == [b"at once"]
 
 
 # --- the proxy in front of a fake daemon -----------------------------------------------
@@ -164,43 +237,83 @@ def _json(status: str, body: dict[str, object], chunked: bool = False) -> bytes:
     return f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n".encode() + data
 
 
-def _fake_daemon_connection(conn: socket.socket) -> None:
-    """Answer like dockerd: keep-alive JSON, chunked streams, and two kinds of hijack."""
-    stream = Stream(conn)
+#: A chunked pull progress stream, sent by the fake daemon one byte at a time.
+PROGRESS = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    + b"".join(
+        f"{len(line):x}\r\n".encode() + line + b"\r\n"
+        for line in (json.dumps({"status": f"step {n}"}).encode() + b"\r\n" for n in range(3))
+    )
+    + b"0\r\n\r\n"
+)
+
+
+def _read_request(conn: socket.socket, buffered: bytes) -> tuple[h11.Request | None, bytes, bytes]:
+    """(the request, its body, what follows it) read with a fresh h11 server; None when the client closed."""
+    parser = h11.Connection(h11.SERVER)
+    if buffered:  # b"" would tell h11 the client closed
+        parser.receive_data(buffered)
+    request, body = None, b""
+    while True:
+        event = parser.next_event()
+        if event is h11.NEED_DATA:
+            parser.receive_data(conn.recv(65536))
+        elif isinstance(event, h11.ConnectionClosed):
+            return None, b"", b""
+        elif isinstance(event, h11.Request):
+            request = event
+        elif isinstance(event, h11.Data):
+            body += event.data
+        elif isinstance(event, h11.EndOfMessage):
+            return request, body, parser.trailing_data[0]
+
+
+def _fake_daemon_connection(conn: socket.socket, gates: dict[str, threading.Event], early: list[bytes]) -> None:
+    """Answer like dockerd: keep-alive JSON, chunked streams, a wait, and two kinds of hijack.
+
+    ``early`` collects any bytes that arrived before the request they follow was answered.
+    """
+    buffered = b""
     try:
-        while (raw := stream.read_head()) is not None:
-            head = parse_head(raw)
-            framing = trace.request_framing(head)
-            body = stream.read_some(framing.size) if framing.kind == "length" and framing.size else b""
-            path = head.target if "fromImage" in head.target else head.target.split("?", 1)[0]
+        while True:
+            head, body, buffered = _read_request(conn, buffered)
+            if head is None:
+                return
+            if buffered and not trace.header(head, "Upgrade") and "/attach" not in head.target.decode():
+                early.append(buffered)
+            target = head.target.decode()
+            path = target if "fromImage" in target else target.split("?", 1)[0]
             if path == "/_ping":
-                ok = b"" if head.method == "HEAD" else b"OK"  # a HEAD answer has the length, not the body
+                ok = b"" if head.method == b"HEAD" else b"OK"  # a HEAD answer has the length, not the body
                 conn.sendall(b"HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nContent-Length: 2\r\n\r\n" + ok)
             elif path.endswith("/containers/create") and b"missing" in body:
                 conn.sendall(_json("404 Not Found", {"message": "No such image: missing:latest"}))
             elif path.endswith("/containers/create"):
                 conn.sendall(_json("201 Created", {"Id": ID, "Warnings": []}, chunked=True))
             elif path.endswith("/images/create?fromImage=x"):
-                conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
-                for n in range(3):
-                    line = json.dumps({"status": f"step {n}"}).encode() + b"\r\n"
-                    conn.sendall(f"{len(line):x}\r\n".encode() + line + b"\r\n")
-                conn.sendall(b"0\r\n\r\n")
+                for byte in range(len(PROGRESS)):
+                    conn.sendall(PROGRESS[byte : byte + 1])
+            elif path.endswith("/wait"):  # the head at once, the exit code when the container ends
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+                gates["exited"].wait(10)
+                conn.sendall(b'1e\r\n{"Error":null,"StatusCode":3}\n\r\n0\r\n\r\n')
             elif path.endswith("/start"):
                 conn.sendall(b"HTTP/1.1 204 No Content\r\n\r\n")
             elif path.endswith("/attach") or "/exec/" in path:
-                if head.get("Upgrade"):
-                    conn.sendall(b"HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n")
+                if trace.header(head, "Upgrade"):
+                    answer = b"HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n"
                 else:
-                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.docker.raw-stream\r\n\r\n")
-                conn.sendall(b"ready:")  # the container speaks first, like a shell prompt
+                    answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.docker.raw-stream\r\n\r\n"
+                conn.sendall(answer + b"ready:")  # the container speaks first, like a shell prompt
+                if buffered:
+                    conn.sendall(buffered.upper())
                 while data := conn.recv(65536):  # echo until the client half-closes
                     conn.sendall(data.upper())
                 conn.sendall(b":bye")
                 return
             else:
                 conn.sendall(_json("404 Not Found", {"message": "page not found"}))
-    except (OSError, trace.ProtocolError):
+    except OSError:
         pass
     finally:
         conn.close()
@@ -214,12 +327,17 @@ def short_dir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+Proxied = tuple[Callable[[], socket.socket], Path, dict[str, threading.Event], list[bytes]]
+
+
 @pytest.fixture
-def proxied(short_dir: Path) -> Iterator[tuple[Callable[[], socket.socket], Path, trace.Proxy]]:
+def proxied(short_dir: Path) -> Iterator[Proxied]:
     daemon_path = short_dir / "daemon.sock"
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(str(daemon_path))
     server.listen(8)
+    gates = {"exited": threading.Event()}
+    early: list[bytes] = []
 
     def serve() -> None:
         while True:
@@ -227,7 +345,7 @@ def proxied(short_dir: Path) -> Iterator[tuple[Callable[[], socket.socket], Path
                 conn, _ = server.accept()
             except OSError:
                 return
-            threading.Thread(target=_fake_daemon_connection, args=(conn,), daemon=True).start()
+            threading.Thread(target=_fake_daemon_connection, args=(conn, gates, early), daemon=True).start()
 
     threading.Thread(target=serve, daemon=True).start()
     log = short_dir / "trace.jsonl"
@@ -241,38 +359,67 @@ def proxied(short_dir: Path) -> Iterator[tuple[Callable[[], socket.socket], Path
         sock.connect(str(short_dir / "proxy.sock"))
         return sock
 
-    yield connect, log, proxy
+    yield connect, log, gates, early
+    gates["exited"].set()
     proxy.close()
     server.close()
 
 
-def _response(stream: Stream, method: str = "GET") -> tuple[int, bytes]:
-    raw = stream.read_head()
-    assert raw is not None
-    head = parse_head(raw, response=True)
-    sink_a, sink_b = socket.socketpair()
-    trace.relay_body(stream, sink_a, trace.response_framing(method, head))
-    sink_a.close()
-    body = b""
-    while data := sink_b.recv(65536):
-        body += data
-    return head.status, body
+class _Client:
+    """Reads the proxy's answers with h11, keeping the raw bytes too."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buffered = b""
+        self.raw = b""  # the bytes of the last answer, as received
+
+    def head(self, method: str = "GET") -> tuple[h11.Connection, h11.Response]:
+        self.raw = self.buffered
+        parser = h11.Connection(h11.CLIENT)
+        parser.send(h11.Request(method=method, target="/", headers=[("Host", "docker")]))
+        parser.send(h11.EndOfMessage())
+        if self.buffered:
+            parser.receive_data(self.buffered)
+        while not isinstance(event := parser.next_event(), h11.Response):
+            assert event is h11.NEED_DATA, event
+            data = self.sock.recv(65536)
+            self.raw += data
+            parser.receive_data(data)
+        return parser, event
+
+    def response(self, method: str = "GET") -> tuple[int, bytes]:
+        parser, head = self.head(method)
+        body = b""
+        while not isinstance(event := parser.next_event(), h11.EndOfMessage):
+            if event is h11.NEED_DATA:
+                data = self.sock.recv(65536)
+                self.raw += data
+                parser.receive_data(data)
+            elif isinstance(event, h11.Data):
+                body += event.data
+        self.buffered = parser.trailing_data[0]
+        return head.status_code, body
 
 
-def test_keep_alive_requests_are_each_recorded(proxied: tuple[Callable[[], socket.socket], Path, trace.Proxy]) -> None:
-    connect, log, _ = proxied
+def test_keep_alive_requests_are_each_recorded(proxied: Proxied) -> None:
+    connect, log, _, _ = proxied
     sock = connect()
-    stream = Stream(sock)
+    client = _Client(sock)
     sock.sendall(b"HEAD /_ping HTTP/1.1\r\nHost: docker\r\n\r\n")
-    assert _response(stream, "HEAD") == (200, b"")
+    assert client.response("HEAD") == (200, b"")
     body = b'{"Image":"missing"}'
-    sock.sendall(b"POST /v1.41/containers/create HTTP/1.1\r\nHost: docker\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
-    assert _response(stream, "POST")[0] == 404
+    sock.sendall(
+        b"POST /v1.41/containers/create HTTP/1.1\r\nHost: docker\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+    assert client.response("POST")[0] == 404
     sock.sendall(b"POST /v1.41/images/create?fromImage=x HTTP/1.1\r\nHost: docker\r\nContent-Length: 0\r\n\r\n")
-    status, progress = _response(stream, "POST")
+    status, progress = client.response("POST")
     assert status == 200 and progress.count(b'"status"') == 3  # the chunked stream arrived whole
-    sock.sendall(b"POST /v1.41/containers/create HTTP/1.1\r\nHost: docker\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n")
-    assert _response(stream, "POST")[0] == 201
+    assert client.raw == PROGRESS  # sent a byte at a time, forwarded unchanged
+    sock.sendall(
+        b"POST /v1.41/containers/create HTTP/1.1\r\nHost: docker\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"
+    )
+    assert client.response("POST")[0] == 201
     sock.close()
     calls = trace.load(log)
     assert [(c.method, c.route, c.status) for c in calls] == [
@@ -286,29 +433,92 @@ def test_keep_alive_requests_are_each_recorded(proxied: tuple[Callable[[], socke
     assert calls[1].api == "1.41" and calls[0].api is None
 
 
+def test_pipelined_requests_are_answered_in_order_and_each_recorded(proxied: Proxied) -> None:
+    connect, log, _, early = proxied
+    sock = connect()
+    client = _Client(sock)
+    sock.sendall(
+        b"GET /_ping HTTP/1.1\r\nHost: docker\r\n\r\n"
+        b"POST /v1.41/containers/create HTTP/1.1\r\nHost: docker\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"
+        b'POST /v1.41/containers/create HTTP/1.1\r\nHost: docker\r\nContent-Length: 19\r\n\r\n{"Image":"missing"}'
+        b"GET /v1.41/nowhere HTTP/1.1\r\nHost: docker\r\n\r\n"
+    )
+    assert [client.response()[0] for _ in range(4)] == [200, 201, 404, 404]
+    assert early == []  # the daemon had each request only once the one before was answered
+    sock.close()
+    calls = trace.load(log)
+    assert [(c.seq, c.method, c.route, c.status) for c in calls] == [
+        (1, "GET", "/_ping", 200),
+        (2, "POST", "/containers/create", 201),
+        (3, "POST", "/containers/create", 404),
+        (4, "GET", "/nowhere", 404),
+    ]
+    assert calls[1].id == ID and calls[2].message == "No such image: missing:latest"
+
+
+def test_a_wait_head_passes_at_once_and_its_exit_code_is_recorded_before_the_body(proxied: Proxied) -> None:
+    connect, log, gates, _ = proxied
+    sock = connect()
+    client = _Client(sock)
+    sock.sendall(
+        b"POST /v1.41/containers/"
+        + ID.encode()
+        + b"/wait?condition=next-exit HTTP/1.1\r\nHost: docker\r\nContent-Length: 0\r\n\r\n"
+    )
+    parser, head = client.head("POST")  # the CLI waits for this head before it starts the container
+    assert head.status_code == 200 and trace.load(log) == []
+    gates["exited"].set()
+    while not isinstance(event := parser.next_event(), h11.Data):
+        parser.receive_data(sock.recv(65536))
+    (call,) = trace.load(log)  # the moment the client has the exit code, the log has it too
+    assert json.loads(event.data)["StatusCode"] == 3 and call.exit == 3 and call.status == 200
+    sock.close()
+
+
 @pytest.mark.parametrize("upgrade", [True, False], ids=["101-upgrade", "200-raw-stream"])
-def test_hijacked_stream_passes_both_ways_untouched(
-    proxied: tuple[Callable[[], socket.socket], Path, trace.Proxy], upgrade: bool
-) -> None:
-    connect, log, _ = proxied
+def test_hijacked_stream_passes_both_ways_untouched(proxied: Proxied, upgrade: bool) -> None:
+    connect, log, _, _ = proxied
     sock = connect()
     extra = b"Connection: Upgrade\r\nUpgrade: tcp\r\n" if upgrade else b""
-    sock.sendall(b"POST /v1.41/containers/" + ID.encode() + b"/attach?stream=1&stdin=1 HTTP/1.1\r\nHost: docker\r\n" + extra + b"\r\n")
-    stream = Stream(sock)
-    raw = stream.read_head()
-    assert raw is not None and parse_head(raw, response=True).status == (101 if upgrade else 200)
-    received = stream.take_buffer()
+    # a ping first on the same connection, and stdin typed before the answer to the attach
+    sock.sendall(b"GET /_ping HTTP/1.1\r\nHost: docker\r\n\r\n")
+    client = _Client(sock)
+    assert client.response() == (200, b"OK")
+    sock.sendall(
+        b"POST /v1.41/containers/"
+        + ID.encode()
+        + b"/attach?stream=1&stdin=1 HTTP/1.1\r\nHost: docker\r\n"
+        + extra
+        + b"\r\nearly "
+    )
+    received = b""
+    while b"\r\n\r\n" not in received:
+        received += sock.recv(65536)
+    head, received = received.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 101" if upgrade else b"HTTP/1.1 200")
     sock.sendall(b"echo this\r\n\x00\x01binary")
     sock.shutdown(socket.SHUT_WR)  # stdin ends; output must still arrive
     while data := sock.recv(65536):
         received += data
-    assert received == b"ready:ECHO THIS\r\n\x00\x01BINARY:bye"
-    (call,) = trace.load(log)
-    assert call.hijacked and call.route == "/containers/{id}/attach"
+    assert received == b"ready:EARLY ECHO THIS\r\n\x00\x01BINARY:bye"
+    ping, call = trace.load(log)
+    assert ping.route == "/_ping" and not ping.hijacked
+    assert call.hijacked and call.route == "/containers/{id}/attach" and call.seq == 2
+
+
+def test_a_client_that_breaks_http_is_dropped_and_its_calls_so_far_kept(proxied: Proxied) -> None:
+    connect, log, _, _ = proxied
+    sock = connect()
+    client = _Client(sock)
+    sock.sendall(b"GET /_ping HTTP/1.1\r\nHost: docker\r\n\r\n")
+    assert client.response()[0] == 200
+    sock.sendall(b"\x16\x03\x01 not http\r\n\r\n")
+    assert sock.recv(100) == b""  # closed
+    assert [c.route for c in trace.load(log)] == ["/_ping"]
 
 
 def test_tcp_listener_is_loopback_only(short_dir: Path) -> None:
-    with pytest.raises(trace.LabkitError, match="127.0.0.1 only"):
+    with pytest.raises(trace.LabkitError, match=r"127\.0\.0\.1 only"):
         trace.Proxy("tcp://0.0.0.0:0", "unix:///nonexistent", short_dir / "log").bind()
     proxy = trace.Proxy("tcp://127.0.0.1:0", "unix:///nonexistent", short_dir / "log")
     proxy.bind()
@@ -343,10 +553,10 @@ def test_busy_socket_path_is_one_readable_error(short_dir: Path, monkeypatch: py
 
 def test_cli_errors_are_one_line(short_dir: Path) -> None:
     env = {**os.environ, "LABKIT_STATE_DIR": str(short_dir / "state"), "DOCKER_HOST": "unix:///nonexistent.sock"}
-    proc = subprocess.run([sys.executable, "-m", "labkit.features.trace", "start"], capture_output=True, text=True, env=env, timeout=30, check=False)
+    proc = subprocess.run([sys.executable, "-m", "labkit", "trace", "start"], capture_output=True, text=True, env=env, timeout=30, check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().count("\n") == 0 and "socket not found" in proc.stderr
-    proc = subprocess.run([sys.executable, "-m", "labkit.features.trace", "host"], capture_output=True, text=True, env=env, timeout=30, check=False)
+    proc = subprocess.run([sys.executable, "-m", "labkit", "trace", "host"], capture_output=True, text=True, env=env, timeout=30, check=False)
     assert proc.returncode == 2 and "no trace proxy is running" in proc.stderr
 
 
@@ -359,8 +569,27 @@ def _run_calls(start_first: bool = False) -> list[Call]:
     start = Call(3, 1, 0.49 if start_first else 0.51, "POST", cid + "/start", "1.41", 204, "No Content")
     return [
         Call(1, 1, 0.01, "HEAD", "/_ping", None, 200, "OK"),
-        Call(1, 2, 0.02, "POST", "/v1.41/containers/create", "1.41", 404, "Not Found", message="No such image: hello-world:latest"),
-        Call(1, 3, 0.03, "POST", "/v1.41/images/create?fromImage=docker.io%2Flibrary%2Fhello-world&tag=latest", "1.41", 200, "OK"),
+        Call(
+            1,
+            2,
+            0.02,
+            "POST",
+            "/v1.41/containers/create",
+            "1.41",
+            404,
+            "Not Found",
+            message="No such image: hello-world:latest",
+        ),
+        Call(
+            1,
+            3,
+            0.03,
+            "POST",
+            "/v1.41/images/create?fromImage=docker.io%2Flibrary%2Fhello-world&tag=latest",
+            "1.41",
+            200,
+            "OK",
+        ),
         Call(1, 4, 0.40, "POST", "/v1.41/containers/create", "1.41", 201, "Created", id=ID),
         Call(2, 1, 0.45, "POST", cid + "/attach?stderr=1&stdout=1&stream=1", "1.41", 101, "UPGRADED", hijacked=True),
         wait,
@@ -408,7 +637,12 @@ def test_load_skips_damaged_lines(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "answer",
-    ["POST /containers/create", "post /v1.41/containers/create", "  POST   /containers/create?name=web ", "POST http://localhost/v1.43/containers/create/"],
+    [
+        "POST /containers/create",
+        "post /v1.41/containers/create",
+        "  POST   /containers/create?name=web ",
+        "POST http://localhost/v1.43/containers/create/",
+    ],
 )
 def test_endpoint_accepts_every_spelling(answer: str) -> None:
     assert api._endpoint(Context(get("api.endpoint"), None, answer=answer)).passed  # type: ignore[arg-type]
@@ -456,14 +690,14 @@ def test_trace_check_names_each_near_miss(tmp_path: Path, monkeypatch: pytest.Mo
         ([calls[0], Call(1, 2, 0.1, "GET", "/v1.41/containers/json", "1.41", 200, "OK")], "none created a container"),
         (calls[:2], "404 No such image"),
         (calls[:4], "never started"),
-        (calls[:4] + [calls[6]], "never asked to wait"),
+        ([*calls[:4], calls[6]], "never asked to wait"),
     ]
     for recorded, says in cases:
         _write(log, recorded)
         verdict = _trace_verdict(log)
         assert not verdict.passed and says in verdict.message, (says, verdict)
         assert verdict.hint
-    _write(log, calls[:4] + [calls[6]])
+    _write(log, [*calls[:4], calls[6]])
     assert "-d" in (_trace_verdict(log).hint or "")
 
 
@@ -485,5 +719,11 @@ def test_solution_names_the_socket_like_state_dir(tmp_path: Path) -> None:
     """The shell expression in the reference solution finds the same socket labkit uses."""
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "LABKIT_STATE_DIR": str(tmp_path / "s")}
     for extra, expected in (({}, tmp_path / "s"), ({"LABKIT_STATE_DIR": ""}, tmp_path / ".local/state/labkit")):
-        out = subprocess.run(["bash", "-c", f"echo {api.SOCKET_IN_SHELL}"], env={**env, **extra}, capture_output=True, text=True, check=False).stdout.strip()
+        out = subprocess.run(
+            ["bash", "-c", f"echo {api.SOCKET_IN_SHELL}"],
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
         assert out == str(expected / "trace" / "docker.sock")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from labkit.features import vm
 from labkit.exercises.lesson01_vm_vs_container import kernel_verdict
+from labkit.features import vm
 
 
 def _read_newc(data: bytes) -> dict[str, tuple[int, bytes, tuple[int, int]]]:

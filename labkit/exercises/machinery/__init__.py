@@ -1,1 +1,1 @@
-"""How exercises work: the model, the table of exercises, and the runner (setup, check, hint, solve, reset)."""
+"""How exercises work: the model, the table of exercises, the runner (setup, check, hint, solve), reset, and the learner's record."""

@@ -3,50 +3,61 @@
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import docker.errors
 
-from labkit.core import engine
+from labkit.core import engine, state
 from labkit.core.cleanup import ResetReport
 from labkit.core.errors import LabkitError
-from labkit.exercises.machinery.model import CheckResult, Context, Exercise
-from labkit.core.probes import containers_from
-from labkit.exercises.machinery.catalog import all_exercises, get
 from labkit.core.paths import state_dir
+from labkit.core.probes import containers_from
 from labkit.core.shell import sh
+from labkit.core.state import describe
+from labkit.exercises.machinery.catalog import all_exercises, get
+from labkit.exercises.machinery.model import CheckResult, Context, Exercise
 
 
 def _store_path() -> Path:
     return state_dir() / "exercises.json"
 
 
+def _store_shape(data: Any) -> dict[str, dict[str, Any]]:
+    """``exercises.json`` as the runner expects it: ``{"answers": {id: str}, "setup": {id: {...}}}``.
+
+    Raises:
+        TypeError: one line saying what is wrong with it.
+    """
+    if not isinstance(data, dict):
+        raise TypeError(f"it holds {describe(data)}, not an object")
+    store: dict[str, dict[str, Any]] = {"answers": {}, "setup": {}}
+    for key, kind, wanted in (("answers", str, "a string"), ("setup", dict, "an object")):
+        section = data.get(key, {})
+        if not isinstance(section, dict):
+            raise TypeError(f'"{key}" is {describe(section)}, not an object')
+        for exercise_id, value in section.items():
+            if not isinstance(value, kind):
+                raise TypeError(f'"{key}" of {exercise_id} is {describe(value)}, not {wanted}')
+        store[key] = section
+    return store
+
+
 def _load_store() -> dict[str, dict[str, Any]]:
-    try:
-        data = json.loads(_store_path().read_text())
-    except FileNotFoundError:
-        return {"answers": {}, "setup": {}}
-    except (OSError, ValueError):
-        # A damaged store must not block a learner: start over, keep the damaged copy.
-        with contextlib.suppress(OSError):
-            _store_path().replace(_store_path().with_suffix(".damaged.json"))
-        return {"answers": {}, "setup": {}}
-    data.setdefault("answers", {})
-    data.setdefault("setup", {})
-    return data
+    """The recorded answers and setup reports.
+
+    Raises:
+        DamagedState: the file was damaged; it was moved aside, and the next call starts clean.
+    """
+    return state.read_json(_store_path(), _store_shape, default={"answers": {}, "setup": {}})
 
 
 def _save_store(data: dict[str, dict[str, Any]]) -> None:
-    path = _store_path()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".exercises.", suffix=".json")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
+    try:
+        state.write_json(_store_path(), data, mode=0o600)  # 0600 when new: answers are the learner's own
+    except OSError as e:
+        raise LabkitError(f"cannot write {_store_path()} ({e.strerror or e})", "check that the state folder can be written") from e
 
 
 def _context(exercise: Exercise, answer: str | None = None) -> Context:
@@ -81,6 +92,7 @@ def check(exercise_id: str, answer: str | int | None = None) -> CheckResult:
     Raises:
         UnknownExercise: no such exercise.
         DaemonUnavailable: the daemon did not answer, so nothing could be checked.
+        DamagedState: ``exercises.json`` was damaged (moved aside: the next check starts clean).
 
     Example:
         >>> check("welcome.first-container")  # doctest: +SKIP
@@ -116,7 +128,7 @@ def _check(exercise: Exercise, answer: str | int | None) -> CheckResult:
 def _record(kind: str, shown: CheckResult | str, exercise: Exercise, level: int = 0) -> None:
     """Add what the learner was shown to the progress record (best-effort: never raises)."""
     try:
-        from labkit.course import record as progress
+        from labkit.exercises.machinery import record as progress
 
         progress.record(progress.make_event(kind, shown, exercise=exercise.id, lesson=exercise.lesson, hint_level=level))
     except Exception:  # noqa: BLE001, S110 - recording is a side channel; the learner's check or hint comes first
@@ -291,4 +303,4 @@ def reset_all() -> ResetReport:
     return removed
 
 
-__all__ = ["check", "hint", "solution", "setup", "solve", "reset_exercise", "reset_all", "record_answer", "LabkitError"]
+__all__ = ["LabkitError", "check", "hint", "record_answer", "reset_all", "reset_exercise", "setup", "solution", "solve"]

@@ -20,10 +20,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal, TextIO
 
-from labkit.core import engine
+from labkit.core import engine, fmt
 from labkit.core.errors import LabkitError
-from labkit.features.images.builders import build
 from labkit.features.images.archive import bundle, load
+from labkit.features.images.builders import build
 from labkit.features.images.catalog import CATALOG, LABEL_IMAGE, CatalogImage, find, resolve
 from labkit.features.images.pull import offline, try_pull
 
@@ -105,10 +105,6 @@ def _drop_old(image_id: str) -> None:
         pass  # still used by a container (or already gone): it does no harm
 
 
-def _seconds(value: float) -> str:
-    return f"{value:.1f} s" if value < 10 else f"{value:.0f} s"
-
-
 def ensure(names: list[str] | None = None, *, out: TextIO = sys.stdout) -> list[ImageState]:
     """Make the catalog images (all, or ``names`` and what they are built from) available.
 
@@ -149,7 +145,7 @@ def ensure(names: list[str] | None = None, *, out: TextIO = sys.stdout) -> list[
             why = "LABKIT_OFFLINE=1" if offline() else try_pull(entry.name, out=out)
         if why is None and (summary := _local(entry.repository).get(entry.name)) is not None:
             state = _state(entry, summary, "pulled", time.monotonic() - started)
-            print(f"{entry.name:<26} pulled in {_seconds(state.seconds)}", file=out, flush=True)
+            print(f"{entry.name:<26} pulled in {fmt.duration(state.seconds)}", file=out, flush=True)
         else:
             why = why or "pulled, yet not on the daemon"
             build(entry, out)
@@ -161,6 +157,6 @@ def ensure(names: list[str] | None = None, *, out: TextIO = sys.stdout) -> list[
                 _drop_old(str(local[entry.name]["Id"]))
             how = _HOW.get(entry.build, f"from contexts/{entry.context}/Dockerfile")
             pull_note = why if why.startswith(("LABKIT_", "its build")) else f"pull: {why}"
-            print(f"{entry.name:<26} built in {_seconds(state.seconds)} {how} ({pull_note})", file=out, flush=True)
+            print(f"{entry.name:<26} built in {fmt.duration(state.seconds)} {how} ({pull_note})", file=out, flush=True)
         states.append(state)
     return states

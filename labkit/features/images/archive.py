@@ -17,15 +17,10 @@ from typing import IO, TextIO
 import docker.errors
 import requests.exceptions
 
-from labkit.core import activity
-from labkit.core import engine
-from labkit.core.activity import CountingReader
+from labkit.core import activity, engine, fmt
 from labkit.core.errors import ImageMissing, LabkitError
 from labkit.features.images.catalog import resolve
-
-
-def _mb(n: float) -> str:
-    return f"{n / 1e6:.1f} MB" if n < 10e6 else f"{n / 1e6:.0f} MB"
+from labkit.features.streams import CountingReader
 
 
 def bundle(path: str | os.PathLike[str], names: list[str] | None = None, *, out: TextIO = sys.stdout) -> Path:
@@ -92,7 +87,7 @@ def bundle(path: str | os.PathLike[str], names: list[str] | None = None, *, out:
     finally:
         partial.unlink(missing_ok=True)
     kind = " (gzip)" if compress else ""
-    print(f"bundle ready: {target}, {_mb(target.stat().st_size)}{kind} in {time.monotonic() - started:.1f} s", file=out, flush=True)
+    print(f"bundle ready: {target}, {fmt.size(target.stat().st_size, 'mb')}{kind} in {time.monotonic() - started:.1f} s", file=out, flush=True)
     return target
 
 
@@ -107,7 +102,7 @@ def load(path: str | os.PathLike[str], *, out: TextIO = sys.stdout) -> list[str]
     if not source.is_file():
         raise LabkitError(f"no image bundle at {source}", "check the path; `labkit images bundle FILE` makes one on a prepared machine")
     started = time.monotonic()
-    print(f"loading {source} ({_mb(source.stat().st_size)})", file=out, flush=True)
+    print(f"loading {source} ({fmt.size(source.stat().st_size, 'mb')})", file=out, flush=True)
     fix = "make it again with `labkit images bundle FILE` and copy it whole"
     tags: list[str] = []
     api = engine.client().api

@@ -21,12 +21,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from labkit.core import activity
-from labkit.core import engine
-from labkit.core.activity import BuildSteps
+from labkit.core import activity, engine
 from labkit.core.errors import CommandFailed, LabkitError, NotSupported, WaitTimeout
 from labkit.features.images import debootstrap
 from labkit.features.images.catalog import CatalogImage
+from labkit.features.streams import BuildSteps
 
 #: Where Debian's busybox-static puts its binary.
 BUSYBOX_PATHS = ("/bin/busybox", "/usr/bin/busybox")

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from labkit.core import refs
 from labkit.core.engine import LABEL_OFFLINE
 from labkit.core.errors import LabkitError
-from labkit.core.probes import normalize_ref
 
 #: Every catalog image carries this label, whose value is its catalog name.
 LABEL_IMAGE = "labkit.image"
@@ -52,12 +52,12 @@ class CatalogImage:
     @property
     def repository(self) -> str:
         """``labkit/hello-dock`` for ``labkit/hello-dock:latest``."""
-        return self.name.rsplit(":", 1)[0]
+        return refs.parse(self.name).familiar_name
 
     @property
     def tag(self) -> str:
         """``bookworm`` for ``debian:bookworm``."""
-        return self.name.rsplit(":", 1)[1]
+        return refs.parse(self.name).tag
 
     @property
     def own(self) -> bool:
@@ -67,7 +67,7 @@ class CatalogImage:
     @property
     def registry_path(self) -> str:
         """The repository path on a registry: official images live under ``library/``."""
-        return self.repository if "/" in self.repository else f"library/{self.repository}"
+        return refs.parse(self.name).repository
 
     @property
     def context_dir(self) -> Path:
@@ -129,9 +129,9 @@ def find(name: str, catalog: tuple[CatalogImage, ...] = CATALOG) -> CatalogImage
         >>> find("hello-dock").name
         'labkit/hello-dock:latest'
     """
-    wanted = normalize_ref(name)
+    wanted = refs.normalize(name)
     for entry in catalog:
-        if entry.name in (wanted, f"labkit/{wanted}") or name in (entry.repository, entry.repository.split("/")[-1]):
+        if entry.name in (wanted, f"labkit/{wanted}") or name in (entry.repository, refs.parse(entry.name).short_name):
             return entry
     known = ", ".join(e.name for e in catalog)
     raise LabkitError(f"no image named {name!r} in labkit's catalog", f"the catalog has {known}")
@@ -187,7 +187,7 @@ def dockerfile_bases(dockerfile: str) -> list[str]:
     for match in _FROM.finditer(dockerfile):
         image, stage = match.group(1), match.group(2)
         if image != "scratch" and image.lower() not in stages:
-            bases.append(normalize_ref(image))
+            bases.append(refs.normalize(image))
         if stage:
             stages.add(stage.lower())
     return bases

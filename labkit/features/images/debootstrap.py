@@ -20,8 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TextIO
 
-from labkit.core import activity
-from labkit.core import paths
+from labkit.core import activity, fmt, paths
 from labkit.core.activity import Task
 from labkit.core.errors import CommandFailed, LabkitError, NotSupported, WaitTimeout
 from labkit.features.images import apt
@@ -233,7 +232,7 @@ def rootfs_tar(suite: str, image: str, out: TextIO) -> Iterator[tuple[Path, Debo
                 output += f"\nfull log: {kept}"
             raise CommandFailed(" ".join(command), proc.returncode, output)
         _trim(rootfs)
-        progress.show(f"packing {_folder_size(rootfs) / 1e6:.0f} MB into a tar")
+        progress.show(f"packing {fmt.size(_folder_size(rootfs), 'mb')} into a tar")
         tar = ["tar", "--numeric-owner", "-C", str(rootfs), "-cf", str(tar_path), "."]
         try:
             packed = subprocess.run(tar, capture_output=True, text=True, timeout=TAR_TIMEOUT, check=False)

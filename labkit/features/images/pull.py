@@ -1,6 +1,6 @@
 """One bounded attempt to pull an image, with the reason in a few words when it fails.
 
-The pull streams the daemon's progress events (for :mod:`labkit.activity`) under
+The pull streams the daemon's progress events (for :mod:`labkit.core.activity`) under
 a deadline: every read has a timeout and the deadline is checked at each event.
 Closing the connection when time is up makes the daemon cancel the pull, which
 the SDK's own ``pull`` (it reads without a timeout) could not do.
@@ -17,10 +17,9 @@ import docker.errors
 import docker.utils
 import requests.exceptions
 
-from labkit.core import activity
-from labkit.core import engine
-from labkit.core.activity import LayerTally
+from labkit.core import activity, engine
 from labkit.core.errors import LabkitError
+from labkit.features.streams import LayerTally
 
 #: Seconds one pull attempt may take (``LABKIT_PULL_TIMEOUT`` overrides).
 DEFAULT_PULL_TIMEOUT = 60.0
@@ -74,7 +73,7 @@ def try_pull(name: str, timeout: float | None = None, *, out: TextIO | None = No
     Args:
         name: the image reference, e.g. ``busybox:latest``.
         timeout: seconds for the whole attempt (:func:`pull_timeout` when ``None``).
-        out: where the caller prints its own lines (see :func:`labkit.activity.face_for`).
+        out: where the caller prints its own lines (see :func:`labkit.core.activity.face_for`).
     """
     seconds = pull_timeout() if timeout is None else timeout
     late = f"no answer within {seconds:g} s"

@@ -19,17 +19,16 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import http.client
 import json
 import re
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
-from email.message import Message
 from typing import Any
 
-from labkit.core.errors import LabkitError
+from labkit.core import http, refs
+from labkit.core.errors import HttpUnreachable, LabkitError, RegistryRefused, RegistryUnreachable
+from labkit.core.http import Response
+from labkit.features.registry import mirror
 
 #: A single-platform image, Docker's format (what ``docker push`` stores).
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
@@ -49,58 +48,14 @@ DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 #: Seconds one request may take; the registry is on this machine.
 TIMEOUT = 5.0
 
-#: Local URLs only: never send them through an HTTP proxy from the environment.
-_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
-
-class RegistryUnreachable(LabkitError):
-    """Nothing that speaks HTTP answered at the registry's address."""
-
-    def __init__(self, base: str, cause: str) -> None:
-        self.base = base
-        self.cause = cause
-        super().__init__(f"no registry answers at {base} ({cause})", "start the course's registry: `labkit registry up`")
-
-
-class RegistryRefused(LabkitError):
-    """The registry answered a request with an error (``404 MANIFEST_UNKNOWN``, say)."""
-
-    def __init__(self, method: str, url: str, status: int, code: str, detail: str) -> None:
-        self.method = method
-        self.url = url
-        self.status = status
-        self.code = code
-        self.detail = detail
-        super().__init__(
-            f"{method} {url} answered {status}" + (f" {code}" if code else "") + (f": {detail}" if detail else ""),
-            "check the repository and tag (`registry_api.tags(REPOSITORY)` lists the tags)",
-        )
-
-
-@dataclass(frozen=True)
-class Response:
-    """One HTTP answer: status, headers, body."""
-
-    status: int
-    headers: Message
-    body: bytes
-
-    def header(self, name: str) -> str:
-        """A header's value, ``""`` when absent."""
-        return str(self.headers.get(name, "") or "")
-
-    @property
-    def content_type(self) -> str:
-        """The media type, without parameters such as ``charset``."""
-        return self.header("Content-Type").split(";", 1)[0].strip()
-
-    def error_code(self) -> tuple[str, str]:
-        """The first ``errors[]`` entry of a registry error body: (code, message)."""
-        try:
-            first = (json.loads(self.body).get("errors") or [{}])[0]
-            return str(first.get("code", "")), str(first.get("message", ""))
-        except (ValueError, AttributeError, IndexError, TypeError):
-            return "", ""
+def error_code(answer: Response) -> tuple[str, str]:
+    """The first ``errors[]`` entry of a registry error body: (code, message)."""
+    try:
+        first = (answer.json().get("errors") or [{}])[0]
+        return str(first.get("code", "")), str(first.get("message", ""))
+    except (ValueError, AttributeError, IndexError, TypeError):
+        return "", ""
 
 
 @dataclass(frozen=True)
@@ -187,49 +142,13 @@ def normalize_digest(text: str | None) -> str | None:
     return cleaned if DIGEST.match(cleaned) else None
 
 
-@dataclass(frozen=True)
-class Reference:
-    """An image name split into its parts: ``localhost:5000/lab/hello-dock:v1``."""
-
-    registry: str
-    repository: str
-    tag: str
-    digest: str = ""
-
-
-def parse_reference(ref: str) -> Reference:
-    """Split an image name the way the docker CLI does.
-
-    The first path part is a registry when it has a ``.`` or ``:`` or is
-    ``localhost``; otherwise the name is Docker Hub's (``docker.io``), where
-    one-part names live under ``library/``.
-
-    Example:
-        >>> parse_reference("localhost:5000/lab/hello-dock:v1")
-        Reference(registry='localhost:5000', repository='lab/hello-dock', tag='v1', digest='')
-        >>> parse_reference("busybox")
-        Reference(registry='docker.io', repository='library/busybox', tag='latest', digest='')
-    """
-    name, _, digest = ref.strip().partition("@")
-    first, _, rest = name.partition("/")
-    if rest and ("." in first or ":" in first or first == "localhost"):
-        host, path = first, rest
-    else:
-        host, path = "docker.io", name
-        if "/" not in path:
-            path = f"library/{path}"
-    repository, tag = path, ""
-    if ":" in path.rsplit("/", 1)[-1]:
-        repository, tag = path.rsplit(":", 1)
-    return Reference(host, repository, tag or ("" if digest else "latest"), digest)
+#: Notebook 03 splits names with ``registry_api.parse_reference``: the one parser, under the lesson's name.
+Reference = refs.Reference
+parse_reference = refs.parse
 
 
 def _base(base: str | None) -> str:
-    if base is not None:
-        return base.rstrip("/")
-    from labkit.features.registry import mirror as registry
-
-    return registry.url()
+    return base.rstrip("/") if base is not None else mirror.url()
 
 
 def request(path: str, *, base: str | None = None, method: str = "GET", accept: tuple[str, ...] = (), timeout: float = TIMEOUT) -> Response:
@@ -245,26 +164,14 @@ def request(path: str, *, base: str | None = None, method: str = "GET", accept: 
         RegistryUnreachable: nothing answered, or what answered is not HTTP.
     """
     root = _base(base)
-    headers = {"Accept": ", ".join(accept)} if accept else {}
-    req = urllib.request.Request(root + path, method=method, headers=headers)
     try:
-        with _opener.open(req, timeout=timeout) as answer:
-            return Response(int(answer.status), answer.headers, answer.read())
-    except urllib.error.HTTPError as e:
-        body = b""
-        try:
-            body = e.read() or b""
-        except (OSError, http.client.HTTPException):
-            pass
-        return Response(int(e.code), e.headers, body)
-    except urllib.error.URLError as e:
-        raise RegistryUnreachable(root, str(e.reason)) from e
-    except (OSError, http.client.HTTPException) as e:
-        raise RegistryUnreachable(root, str(e) or type(e).__name__) from e
+        return http.request(method, root + path, headers={"Accept": ", ".join(accept)} if accept else {}, timeout=timeout)
+    except HttpUnreachable as e:
+        raise RegistryUnreachable(root, e.cause) from e
 
 
 def _refused(method: str, path: str, answer: Response, base: str | None) -> RegistryRefused:
-    code, detail = answer.error_code()
+    code, detail = error_code(answer)
     return RegistryRefused(method, _base(base) + path, answer.status, code, detail)
 
 

@@ -18,7 +18,6 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import http.client
 import json
 import os
 import secrets
@@ -26,21 +25,15 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
 import docker.errors
 
-from labkit.core import activity
-from labkit.core import engine
-from labkit.core import paths
-from labkit.core import procs
-from labkit.core import wait
-from labkit.core.activity import LayerTally
-from labkit.core.errors import LabkitError, NotSupported, PortInUse, WaitTimeout
+from labkit.core import activity, engine, http, paths, procs, refs, wait
+from labkit.core.errors import HttpUnreachable, LabkitError, NotSupported, PortInUse, WaitTimeout
+from labkit.features.streams import LayerTally
 
 DEFAULT_PORT = 5000
 #: What the daemon's ``--registry-mirror`` must name for offline pulls to reach this registry.
@@ -60,9 +53,8 @@ MANIFEST_TYPES = (
 )
 _SINGLE_IMAGE = (MANIFEST_TYPES[0], MANIFEST_TYPES[2])
 
-#: Local URLs only: never send them through an HTTP proxy from the environment.
-_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-#: Registry processes started by this Python process, so they are reaped, not left as zombies.
+#: Seconds one request to the registry may take; it is on this machine.
+REQUEST_TIMEOUT = 2.0
 
 
 @dataclass(frozen=True)
@@ -114,14 +106,13 @@ def _folder() -> Path:
 # --- talking to a registry ------------------------------------------------------------
 
 
-def _request(target: str, method: str = "GET", accept: tuple[str, ...] = (), timeout: float = 2.0) -> tuple[int, http.client.HTTPMessage, bytes]:
-    """Status, headers and body of one request; HTTP errors are answers, not exceptions."""
-    request = urllib.request.Request(target, method=method, headers={"Accept": ", ".join(accept)} if accept else {})
-    try:
-        with _opener.open(request, timeout=timeout) as response:
-            return int(response.status), response.headers, response.read()
-    except urllib.error.HTTPError as e:
-        return int(e.code), e.headers, b""
+def _request(target: str, method: str = "GET", accept: tuple[str, ...] = ()) -> http.Response:
+    """One request; HTTP errors are answers, not exceptions.
+
+    Raises:
+        HttpUnreachable: nothing that speaks HTTP answered.
+    """
+    return http.request(method, target, headers={"Accept": ", ".join(accept)} if accept else {}, timeout=REQUEST_TIMEOUT)
 
 
 def probe(base: str) -> tuple[Literal["registry", "other", "none"], str]:
@@ -131,26 +122,22 @@ def probe(base: str) -> tuple[Literal["registry", "other", "none"], str]:
     whether or not it asks for credentials.
     """
     try:
-        status, headers, _ = _request(f"{base}/v2/")
-    except urllib.error.URLError as e:
-        if isinstance(e.reason, ConnectionRefusedError):
+        answer = _request(f"{base}/v2/")
+    except HttpUnreachable as e:
+        if e.refused:
             return "none", "connection refused"
-        return "other", f"no HTTP answer on /v2/: {e.reason}"
-    except ConnectionRefusedError:
-        return "none", "connection refused"
-    except (OSError, http.client.HTTPException) as e:
-        return "other", f"no HTTP answer on /v2/: {e or type(e).__name__}"
-    if str(headers.get("Docker-Distribution-Api-Version", "")).startswith("registry/2"):
-        return "registry", f"HTTP {status}"
-    return "other", f"it answered GET /v2/ with HTTP {status} and no registry header"
+        return "other", f"no HTTP answer on /v2/: {e.cause}"
+    if answer.header("Docker-Distribution-Api-Version").startswith("registry/2"):
+        return "registry", f"HTTP {answer.status}"
+    return "other", f"it answered GET /v2/ with HTTP {answer.status} and no registry header"
 
 
 def repositories(base: str) -> list[str]:
     """The repositories a registry holds (its ``/v2/_catalog``), or ``[]`` if it will not say."""
     try:
-        status, _, body = _request(f"{base}/v2/_catalog?n=1000")
-        return sorted(json.loads(body).get("repositories") or []) if status == 200 else []
-    except (OSError, ValueError, http.client.HTTPException):
+        answer = _request(f"{base}/v2/_catalog?n=1000")
+        return sorted(answer.json().get("repositories") or []) if answer.status == 200 else []
+    except (HttpUnreachable, ValueError, AttributeError, TypeError):
         return []
 
 
@@ -163,14 +150,14 @@ def remote_config(base: str, repository: str, tag: str) -> str | None:
     """
     target = f"{base}/v2/{repository}/manifests/{tag}"
     try:
-        status, headers, _ = _request(target, "HEAD", MANIFEST_TYPES)
-        if status == 404:
+        answer = _request(target, "HEAD", MANIFEST_TYPES)
+        if answer.status == 404:
             return None
-        if status != 200 or headers.get_content_type() not in _SINGLE_IMAGE:
+        if answer.status != 200 or answer.content_type not in _SINGLE_IMAGE:
             return ""
-        status, _, body = _request(target, "GET", _SINGLE_IMAGE)
-        return str(json.loads(body)["config"]["digest"]) if status == 200 else ""
-    except (OSError, ValueError, KeyError, TypeError, http.client.HTTPException):
+        answer = _request(target, "GET", _SINGLE_IMAGE)
+        return str(answer.json()["config"]["digest"]) if answer.status == 200 else ""
+    except (HttpUnreachable, ValueError, KeyError, TypeError):
         return ""
 
 
@@ -357,7 +344,7 @@ def _push(name: str, remote: str, tag: str, out: TextIO | None = None) -> None:
         LabkitError: the push failed.
     """
     api = engine.client().api
-    host = remote.split("/", 1)[0]
+    host = refs.parse(remote).registry
     with engine.converted(name):
         api.tag(name, remote, tag)
         tally = LayerTally()

@@ -19,12 +19,12 @@ Point the CLI at it for one command::
 
 The package, one module per concern:
 
-- :mod:`labkit.trace.framing`: just enough HTTP/1.1 to find where each message ends;
+- :mod:`labkit.trace.framing`: where each message ends, found by h11 reading along;
 - :mod:`labkit.trace.proxy`: the proxy itself, which relays and records every call;
 - :mod:`labkit.trace.process`: the proxy as a background process (start, stop, status);
 - :mod:`labkit.trace.log`: reading the trace log back as :class:`Call` values;
 - :mod:`labkit.trace.views`: the trace as a table and as a sequence diagram;
-- :mod:`labkit.trace.cli`: ``labkit trace`` and ``python -m labkit.trace``.
+- :mod:`labkit.trace.cli`: the ``labkit trace`` commands (registered by :mod:`labkit.cli`).
 
 Example:
     >>> from labkit import trace
@@ -36,21 +36,16 @@ Example:
 from __future__ import annotations
 
 from labkit.core.errors import DaemonUnavailable, LabkitError, WaitTimeout
-from labkit.features.trace.cli import command, main
 from labkit.features.trace.framing import (
     CAPTURE_LIMIT,
     MAX_HEAD,
     RAW_STREAM_TYPES,
-    Framing,
-    Head,
+    Gate,
     ProtocolError,
-    Stream,
+    Reader,
+    header,
     is_hijack,
-    keeps_alive,
-    parse_head,
     relay_body,
-    request_framing,
-    response_framing,
 )
 from labkit.features.trace.log import Call, load, normalize_path
 from labkit.features.trace.process import (
@@ -81,34 +76,28 @@ __all__ = [
     "Call",
     "DaemonUnavailable",
     "Diagram",
-    "Framing",
-    "Head",
+    "Gate",
     "LabkitError",
     "ProtocolError",
     "Proxy",
+    "Reader",
     "Recorder",
     "Row",
-    "Stream",
     "Trace",
     "TraceStatus",
     "WaitTimeout",
     "_alive",
     "_prepare_unix",
     "body_fields",
-    "command",
     "folder",
+    "header",
     "is_hijack",
-    "keeps_alive",
     "load",
     "log_path",
-    "main",
     "normalize_path",
     "parse_address",
-    "parse_head",
     "pump",
     "relay_body",
-    "request_framing",
-    "response_framing",
     "show",
     "socket_path",
     "stable_order",

@@ -1,16 +1,24 @@
-"""Just enough HTTP/1.1 for the Docker API: heads, how a body ends, and relaying one body.
+"""Where each HTTP/1.1 message on a Docker API connection starts and ends, found by h11.
 
-What it understands is what the Docker API uses: keep-alive (several requests per
-connection), ``Content-Length`` and chunked bodies (pull progress streams chunked),
-and *hijacked* connections (``attach``, ``exec`` start), which stop being HTTP after
-a ``101 Switching Protocols`` or a ``200`` with a raw-stream content type and no length.
+The proxy forwards bytes exactly as they arrive; :mod:`h11` only reads along to say
+where a head ends, where a body ends, and whether another request may follow. Each
+direction of a connection has a :class:`Reader`: the client's bytes are read by an h11
+connection in the server's role, the daemon's by one in the client's role, and each
+is told what the other side sent (:meth:`Reader.mirror`), so the daemon's reader knows
+a ``HEAD`` answer has no body and both agree when the connection must close.
+
+A *hijacked* connection (``attach``, ``exec`` start) stops being HTTP after a
+``101 Switching Protocols``, or a ``200`` with a raw-stream content type and no
+length (:func:`is_hijack`): then parsing stops and each reader hands over what it
+read ahead (:meth:`Reader.take_all`), to be pumped on raw.
 """
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import h11
 
 #: A request or response head larger than this is not the Docker API.
 MAX_HEAD = 64 * 1024
@@ -19,325 +27,216 @@ CAPTURE_LIMIT = 64 * 1024
 #: Content types the daemon uses for a hijacked (raw) stream.
 RAW_STREAM_TYPES = ("application/vnd.docker.raw-stream", "application/vnd.docker.multiplexed-stream")
 
+#: What a reader yields: a head, a piece of body, the end of a message, or the end of the connection.
+Event = h11.Request | h11.InformationalResponse | h11.Response | h11.Data | h11.EndOfMessage | h11.ConnectionClosed
+_EVENTS = (h11.Request, h11.InformationalResponse, h11.Response, h11.Data, h11.EndOfMessage, h11.ConnectionClosed)
+#: Where forwarded bytes go (``socket.sendall``, or a :class:`Gate`).
+Send = Callable[[bytes], object]
+
 
 class ProtocolError(Exception):
     """The bytes on a connection are not HTTP the proxy can frame (the connection is dropped)."""
 
 
-@dataclass(frozen=True)
-class Head:
-    """A parsed request or response head.
+class Source(Protocol):
+    """What a reader reads from: a socket, or in tests anything with ``recv``."""
 
-    Attributes:
-        first: the start line split in three (``POST``, ``/v1.41/...``, ``HTTP/1.1``,
-            or ``HTTP/1.1``, ``201``, ``Created``).
-        headers: (name, value) pairs in order, names as sent.
-        raw: the head's bytes exactly as received, forwarded unchanged.
-    """
-
-    first: tuple[str, str, str]
-    headers: tuple[tuple[str, str], ...]
-    raw: bytes
-
-    def get(self, name: str, default: str = "") -> str:
-        """The first header called ``name`` (case-insensitive)."""
-        wanted = name.lower()
-        for key, value in self.headers:
-            if key.lower() == wanted:
-                return value
-        return default
-
-    @property
-    def method(self) -> str:
-        return self.first[0]
-
-    @property
-    def target(self) -> str:
-        return self.first[1]
-
-    @property
-    def status(self) -> int:
-        return int(self.first[1])
-
-    @property
-    def reason(self) -> str:
-        return self.first[2]
+    def recv(self, bufsize: int, /) -> bytes: ...
 
 
-def parse_head(raw: bytes, response: bool = False) -> Head:
-    """Parse a request head (``response=False``) or a response head.
-
-    Raises:
-        ProtocolError: the head is not HTTP/1.x.
+def header(event: h11.Request | h11.InformationalResponse | h11.Response, name: str) -> str:
+    """The first header called ``name`` (case-insensitive), or ``""``.
 
     Example:
-        >>> parse_head(b"HTTP/1.1 204 No Content\\r\\nServer: Docker\\r\\n\\r\\n", response=True).status
-        204
+        >>> header(h11.Response(status_code=200, headers=[("Content-Type", "text/plain")]), "content-type")
+        'text/plain'
     """
-    try:
-        text = raw.decode("latin-1")
-        lines = text.split("\r\n")
-        parts = lines[0].split(" ", 2)
-        if response:
-            if len(parts) == 2:  # a status line may have no reason phrase
-                parts.append("")
-            if len(parts) != 3 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
-                raise ProtocolError(f"not an HTTP response: {lines[0][:80]!r}")
-        elif len(parts) != 3 or not parts[2].startswith("HTTP/1."):
-            raise ProtocolError(f"not an HTTP request: {lines[0][:80]!r}")
-        headers = []
-        for line in lines[1:]:
-            if not line:
-                continue
-            name, sep, value = line.partition(":")
-            if not sep:
-                raise ProtocolError(f"bad header line {line[:80]!r}")
-            headers.append((name.strip(), value.strip()))
-    except UnicodeDecodeError as e:  # latin-1 decodes anything; kept for safety
-        raise ProtocolError(str(e)) from e
-    return Head((parts[0], parts[1], parts[2]), tuple(headers), raw)
+    wanted = name.lower().encode("latin-1")
+    for key, value in event.headers:  # h11 gives names lower-cased
+        if key == wanted:
+            return value.decode("latin-1")
+    return ""
 
 
-@dataclass(frozen=True)
-class Framing:
-    """How a message's body ends: ``none``, ``length`` (``size`` bytes), ``chunked``, or ``close``."""
-
-    kind: str
-    size: int = 0
-
-
-def request_framing(head: Head) -> Framing:
-    """A request's body: chunked, a length, or none (a request is never close-delimited).
-
-    Raises:
-        ProtocolError: a ``Content-Length`` that is not a number.
-    """
-    return _declared_framing(head, otherwise="none")
-
-
-def _declared_framing(head: Head, otherwise: str) -> Framing:
-    """What the head declares (chunked, else a length), or ``otherwise`` when it declares neither.
-
-    Raises:
-        ProtocolError: a ``Content-Length`` that is not a number.
-    """
-    if "chunked" in head.get("Transfer-Encoding").lower():
-        return Framing("chunked")
-    length = head.get("Content-Length")
-    if length:
-        if not length.strip().isdigit():
-            raise ProtocolError(f"bad Content-Length {length!r}")
-        return Framing("length", int(length))
-    return Framing(otherwise)
-
-
-def response_framing(method: str, head: Head) -> Framing:
-    """A response's body, per RFC 9112: none for HEAD/1xx/204/304, else chunked, a length, or until close.
-
-    Raises:
-        ProtocolError: a ``Content-Length`` that is not a number.
-    """
-    status = head.status
-    if method == "HEAD" or 100 <= status < 200 or status in (204, 304):
-        return Framing("none")
-    return _declared_framing(head, otherwise="close")
-
-
-def is_hijack(response: Head) -> bool:
+def is_hijack(response: h11.InformationalResponse | h11.Response) -> bool:
     """True when the connection stops being HTTP after this response.
 
     ``101 Switching Protocols`` (``Upgrade: tcp``, what attach and exec start ask for),
     or the old style: ``200`` with a raw-stream content type and no body framing.
 
     Example:
-        >>> is_hijack(parse_head(b"HTTP/1.1 101 UPGRADED\\r\\nUpgrade: tcp\\r\\n\\r\\n", response=True))
+        >>> is_hijack(h11.InformationalResponse(status_code=101, headers=[("Upgrade", "tcp")], reason="UPGRADED"))
         True
     """
-    if response.status == 101:
+    if response.status_code == 101:
         return True
-    ctype = response.get("Content-Type").split(";")[0].strip().lower()
-    framed = response.get("Content-Length") or "chunked" in response.get("Transfer-Encoding").lower()
-    return response.status == 200 and ctype in RAW_STREAM_TYPES and not framed
+    ctype = header(response, "content-type").split(";")[0].strip().lower()
+    framed = header(response, "content-length") or "chunked" in header(response, "transfer-encoding").lower()
+    return response.status_code == 200 and ctype in RAW_STREAM_TYPES and not framed
 
 
-def keeps_alive(request: Head, response: Head) -> bool:
-    """Whether another request may follow on this connection."""
-    for head in (request, response):
-        if "close" in head.get("Connection").lower():
-            return False
-    return not response.first[0].endswith("/1.0")
+class Reader:
+    """One direction of a connection: its socket, and an h11 parser that reads along.
 
-
-class Stream:
-    """A socket with a read buffer: heads, lines and exact byte counts."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.buf = bytearray()
-
-    def _fill(self) -> bool:
-        data = self.sock.recv(65536)
-        if not data:
-            return False
-        self.buf += data
-        return True
-
-    def _take_until(self, separator: bytes, too_long: str) -> bytes | None:
-        """Bytes up to and including ``separator``, or ``None`` when the peer closed first.
-
-        Raises:
-            ProtocolError: more than :data:`MAX_HEAD` bytes arrived without the separator.
-        """
-        while True:
-            end = self.buf.find(separator)
-            if end >= 0:
-                taken = bytes(self.buf[: end + len(separator)])
-                del self.buf[: end + len(separator)]
-                return taken
-            if len(self.buf) > MAX_HEAD:
-                raise ProtocolError(too_long)
-            if not self._fill():
-                return None
-
-    def read_head(self) -> bytes | None:
-        """Bytes up to and including the blank line, or ``None`` on a clean end before a head.
-
-        Raises:
-            ProtocolError: the peer closed mid-head, or the head is too large.
-        """
-        head = self._take_until(b"\r\n\r\n", "head too large")
-        if head is None and self.buf.strip():
-            raise ProtocolError("connection closed in the middle of a head")
-        return head
-
-    def read_line(self) -> bytes:
-        """One line including its CRLF.
-
-        Raises:
-            ProtocolError: the peer closed first.
-        """
-        line = self._take_until(b"\r\n", "line too long")
-        if line is None:
-            raise ProtocolError("connection closed in the middle of a chunk header")
-        return line
-
-    def read_some(self, limit: int) -> bytes:
-        """Up to ``limit`` bytes: what is buffered, else one ``recv``; ``b""`` at the end."""
-        if not self.buf and not self._fill():
-            return b""
-        piece = bytes(self.buf[:limit])
-        del self.buf[:limit]
-        return piece
-
-    def take_buffer(self) -> bytes:
-        """Whatever was read ahead and not consumed (the start of a hijacked stream)."""
-        data = bytes(self.buf)
-        self.buf.clear()
-        return data
-
-
-def relay_body(
-    src: Stream,
-    dst: socket.socket,
-    framing: Framing,
-    capture: bytearray | None = None,
-    before_end: Callable[[], None] | None = None,
-    hold: bool = False,
-) -> None:
-    """Forward one body from ``src`` to ``dst``, chunk framing included, bytes unchanged.
+    Bytes received are kept until taken (:meth:`take`), so what is forwarded is exactly
+    what arrived; h11 only says how far the messages seen so far reach.
 
     Args:
-        src: where the body comes from.
-        dst: where it goes.
-        framing: how it ends.
-        capture: collects the decoded body (up to :data:`CAPTURE_LIMIT` bytes).
-        before_end: called just before the last bytes are forwarded (with ``hold``:
-            before any are), so what it records is in place before the receiver can act.
-        hold: keep a small body back until it is complete. A client may act on the
-            first JSON object without waiting for the end of the body (the CLI exits
-            as soon as it has a wait's exit code), so a body that must be recorded is
-            held; past :data:`CAPTURE_LIMIT` bytes it streams after all.
+        sock: where the bytes come from.
+        reads: ``"requests"`` (the client's side) or ``"responses"`` (the daemon's side).
+    """
+
+    def __init__(self, sock: Source, reads: Literal["requests", "responses"]) -> None:
+        if reads not in ("requests", "responses"):
+            raise ValueError(f"a reader reads requests or responses, not {reads!r}")
+        self.sock = sock
+        self.reads = reads
+        # The role h11 plays is the one that *receives* these messages.
+        role = h11.SERVER if reads == "requests" else h11.CLIENT
+        self.h11 = h11.Connection(role, max_incomplete_event_size=MAX_HEAD)
+        self._unsent = bytearray()
+        self.closed = False  # the peer has closed (its writing side at least)
+
+    def next_event(self, flush: Send | None = None) -> Event:
+        """The next event, receiving from the socket as needed.
+
+        Args:
+            flush: given the bytes parsed so far and not yet taken, before the socket is
+                waited on (a streamed body moves on as it arrives, not when it ends).
+
+        Raises:
+            ProtocolError: the peer broke HTTP (h11's reason), or closed mid-message.
+            OSError: the socket failed.
+        """
+        while True:
+            try:
+                event = self.h11.next_event()
+            except h11.RemoteProtocolError as e:
+                raise ProtocolError(
+                    f"the {self.reads} on this connection are not HTTP/1.1 the proxy can frame: {e}"
+                ) from e
+            if event is h11.NEED_DATA:
+                if flush is not None and (parsed := self.take()):
+                    flush(parsed)
+                data = self.sock.recv(65536)
+                self.closed = not data
+                self._unsent += data
+                self.h11.receive_data(data)  # b"" tells h11 the peer closed
+                continue
+            if isinstance(event, _EVENTS):
+                return event
+            raise ProtocolError("read past the end of a message")  # PAUSED: a bug in the caller, not the peer
+
+    def take(self) -> bytes:
+        """The bytes received and not yet taken, up to where h11 has read (what follows is not yet framed)."""
+        ahead = len(self.h11.trailing_data[0])
+        end = len(self._unsent) - ahead
+        taken = bytes(self._unsent[:end])
+        del self._unsent[:end]
+        return taken
+
+    def take_all(self) -> bytes:
+        """Everything received and not yet taken (at a hijack: the head and the start of the raw stream)."""
+        taken = bytes(self._unsent)
+        self._unsent.clear()
+        return taken
+
+    def mirror(self, event: Event) -> None:
+        """Tell this side's parser what the other side sent, so both agree on the exchange.
+
+        The daemon's reader is told the request (its method, an upgrade proposal, whether it
+        asks to close); the client's reader is told the response. What h11 would write is dropped.
+
+        Raises:
+            ProtocolError: the event does not fit the exchange (h11's reason).
+        """
+        try:
+            self.h11.send_with_data_passthrough(event)
+        except h11.LocalProtocolError as e:
+            raise ProtocolError(f"the exchange cannot be framed: {e}") from e
+
+    def next_cycle(self) -> bool:
+        """Get ready for the next request on this connection; False when it must close instead.
+
+        It must when either side asked to (``Connection: close``, HTTP/1.0), or when this
+        side's message ended with the connection (a response without a length).
+        """
+        if not self.closed and self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE:
+            self.h11.start_next_cycle()
+            return True
+        return False
+
+
+def relay_body(src: Reader, send: Send, other: Reader, capture: bytearray | None = None) -> None:
+    """Forward the rest of the message ``src`` is reading, bytes unchanged, up to its end.
+
+    Each piece is passed on as soon as it is received; the bytes after the message's end
+    stay in ``src`` for the next message.
+
+    Args:
+        src: the reader whose message is being relayed (its head already taken).
+        send: where the bytes go.
+        other: the reader of the other direction, told each event (see :meth:`Reader.mirror`).
+        capture: collects the decoded body, up to :data:`CAPTURE_LIMIT` bytes.
 
     Raises:
-        ProtocolError: the body ended early or its chunk framing is broken.
+        ProtocolError: the body ended early or its framing is broken.
         OSError: a socket failed.
     """
-    ended = False
-    held: list[bytes] = []
-    size_held = 0
-
-    def done() -> None:
-        nonlocal ended
-        if not ended:
-            ended = True
-            if before_end is not None:
-                before_end()
-
-    def emit(data: bytes) -> None:
-        nonlocal hold, size_held
-        if hold:
-            held.append(data)
-            size_held += len(data)
-            if size_held <= CAPTURE_LIMIT:
-                return
-            hold = False  # too large to be a small answer: record now, stream the rest
-            done()
-            data = b"".join(held)
-            held.clear()
-        dst.sendall(data)
-
-    def finish(last: bytes = b"") -> None:
-        done()
-        data = b"".join(held) + last
-        held.clear()
-        if data:
-            dst.sendall(data)
-
-    def keep(data: bytes) -> None:
-        if capture is not None and len(capture) < CAPTURE_LIMIT:
-            capture.extend(data[: CAPTURE_LIMIT - len(capture)])
-
-    if framing.kind == "none":
-        finish()
-        return
-    if framing.kind == "length":
-        remaining = framing.size
-        while remaining:
-            piece = src.read_some(min(remaining, 65536))
-            if not piece:
-                raise ProtocolError(f"body ended {remaining} bytes early")
-            remaining -= len(piece)
-            keep(piece)
-            if not remaining:
-                finish(piece)
-                return
-            emit(piece)
-        finish()
-        return
-    if framing.kind == "close":
-        while piece := src.read_some(65536):
-            keep(piece)
-            emit(piece)
-        finish()
-        return
-    while True:  # chunked
-        line = src.read_line()
-        try:
-            size = int(line.split(b";", 1)[0].strip(), 16)
-        except ValueError as e:
-            raise ProtocolError(f"bad chunk size line {line[:40]!r}") from e
-        if size == 0:
-            trailer = line
-            while (extra := src.read_line()) != b"\r\n":
-                trailer += extra
-            finish(trailer + b"\r\n")
+    while True:
+        event = src.next_event(send)
+        if not isinstance(event, h11.Data | h11.EndOfMessage):
+            raise ProtocolError(f"expected a body, got {type(event).__name__}")
+        other.mirror(event)
+        if isinstance(event, h11.EndOfMessage):
+            if last := src.take():
+                send(last)
             return
-        emit(line)
-        remaining = size + 2  # the chunk and its CRLF
-        while remaining:
-            piece = src.read_some(remaining)
-            if not piece:
-                raise ProtocolError("connection closed in the middle of a chunk")
-            keep(piece[: max(0, remaining - 2)])
-            remaining -= len(piece)
-            emit(piece)
+        if capture is not None and len(capture) < CAPTURE_LIMIT:
+            capture.extend(event.data[: CAPTURE_LIMIT - len(capture)])
+
+
+class Gate:
+    """Forwards bytes, or holds a small body back until it is complete and recorded.
+
+    A client may act on the first JSON object without waiting for the end of the body
+    (the CLI exits as soon as it has a wait's exit code), so a body that must be recorded
+    is held; past ``limit`` bytes it is recorded as far as it got and streams after all.
+
+    Args:
+        send: where the bytes go.
+        hold: hold them back (else they pass at once).
+        on_release: called once, before any held byte is sent.
+        limit: the most bytes held.
+    """
+
+    def __init__(
+        self, send: Send, hold: bool, on_release: Callable[[], None] | None = None, limit: int = CAPTURE_LIMIT
+    ) -> None:
+        self.send = send
+        self.hold = hold
+        self.on_release = on_release
+        self.limit = limit
+        self._held: list[bytes] = []
+        self._size = 0
+
+    def __call__(self, data: bytes) -> None:
+        if self.hold:
+            self._held.append(data)
+            self._size += len(data)
+            if self._size <= self.limit:
+                return
+            self.release()  # too large to be a small answer: record now, stream the rest
+            return
+        self.send(data)
+
+    def release(self) -> None:
+        """Run ``on_release`` (once), then send what was held; later bytes pass at once."""
+        self.hold = False
+        if self.on_release is not None:
+            on_release, self.on_release = self.on_release, None
+            on_release()
+        if self._held:
+            data = b"".join(self._held)
+            self._held.clear()
+            self.send(data)

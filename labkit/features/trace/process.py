@@ -16,10 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from labkit.core import engine
-from labkit.core import paths
-from labkit.core import procs
-from labkit.core import wait
+from labkit.core import engine, paths, procs, wait
 from labkit.core.errors import DaemonUnavailable, LabkitError, WaitTimeout
 from labkit.features.trace.proxy import _connect, parse_address
 
@@ -102,8 +99,8 @@ def _recorded() -> dict[str, Any] | None:
 
 
 def _is_ours(record: dict[str, Any]) -> bool:
-    """The recorded pid is still that process (same start time) running ``labkit.trace serve``."""
-    return procs.is_running(record, lambda argv: b"labkit.features.trace" in argv and b"serve" in argv)
+    """The recorded pid is still that process (same start time) running ``labkit trace serve``."""
+    return procs.is_running(record, lambda argv: argv[1:5] == [b"-m", b"labkit", b"trace", b"serve"])
 
 
 def status() -> TraceStatus:
@@ -189,7 +186,7 @@ def start(socket_file: str | Path | None = None, tcp: int | None = None, *, out:
     output = _output_file()
     with open(output, "wb") as sink:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "labkit.features.trace", "serve", "--listen", listen, "--upstream", upstream, "--log", str(log)],
+            [sys.executable, "-m", "labkit", "trace", "serve", "--listen", listen, "--upstream", upstream, "--log", str(log)],
             stdin=subprocess.DEVNULL,
             stdout=sink,
             stderr=subprocess.STDOUT,

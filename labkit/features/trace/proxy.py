@@ -1,7 +1,8 @@
 """The recording proxy: relays each connection to the daemon and logs one JSON line per API call.
 
-Bodies are forwarded byte for byte (:mod:`labkit.trace.framing` finds where they
-end); a hijacked connection is joined to the daemon's with :func:`pump`. Each call
+Bytes are forwarded exactly as received (:mod:`labkit.features.trace.framing` reads
+along with h11 to find where each message ends); a hijacked connection is joined to
+the daemon's with :func:`pump`. Each call
 is written to the log before the client sees its answer, so a check in another
 process never misses one.
 """
@@ -18,17 +19,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import h11
+
 from labkit.core.errors import LabkitError
 from labkit.features.trace.framing import (
-    Head,
+    Gate,
     ProtocolError,
-    Stream,
+    Reader,
     is_hijack,
-    keeps_alive,
-    parse_head,
     relay_body,
-    request_framing,
-    response_framing,
 )
 
 _VERSION = re.compile(r"^/v(\d+\.\d+)(?=/)")
@@ -82,7 +81,9 @@ def parse_address(url: str) -> tuple[str, str, int]:
         if not sep or not port.isdigit():
             raise LabkitError(f"{url} names no port", "write DOCKER_HOST as tcp://HOST:PORT")
         return "tcp", host.strip("[]") or "127.0.0.1", int(port)
-    raise LabkitError(f"labkit trace cannot reach a daemon at {url}", "it works with unix:// and tcp:// daemon addresses")
+    raise LabkitError(
+        f"labkit trace cannot reach a daemon at {url}", "it works with unix:// and tcp:// daemon addresses"
+    )
 
 
 def _connect(url: str, timeout: float | None = None) -> socket.socket:
@@ -196,7 +197,10 @@ class Proxy:
                 server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 server.bind(("127.0.0.1", port))
         except OSError as e:
-            raise LabkitError(f"cannot listen on {self.listen}: {e.strerror or e}", "stop what uses it, or choose another socket or port") from e
+            raise LabkitError(
+                f"cannot listen on {self.listen}: {e.strerror or e}",
+                "stop what uses it, or choose another socket or port",
+            ) from e
         server.listen(64)
         self._server = server
 
@@ -244,7 +248,7 @@ class Proxy:
             client.close()  # the CLI reports the refused connection itself
             return
         try:
-            self._relay(Stream(client), Stream(upstream))
+            self._relay(client, upstream)
         except (OSError, ProtocolError):
             pass  # a broken connection ends it; the calls before it are already recorded
         finally:
@@ -252,17 +256,23 @@ class Proxy:
                 with contextlib.suppress(OSError):
                     sock.close()
 
-    def _relay(self, client: Stream, upstream: Stream) -> None:
-        """Relay request after request on one connection, until it closes or is hijacked."""
+    def _relay(self, client: socket.socket, upstream: socket.socket) -> None:
+        """Relay request after request on one connection, until it closes or is hijacked.
+
+        Requests are answered one at a time: a request the client sent early (pipelined)
+        waits, read but not forwarded, until the answer before it has been relayed.
+        """
+        requests, responses = Reader(client, "requests"), Reader(upstream, "responses")
         seq = 0
         number = 0
-        while (raw := client.read_head()) is not None:
-            request = parse_head(raw)
+        while not isinstance(request := requests.next_event(), h11.ConnectionClosed):
+            if not isinstance(request, h11.Request):
+                raise ProtocolError(f"expected a request, got {type(request).__name__}")
             number = number or self._number()
             seq += 1
             call = _Exchange(self.recorder, number, seq, request)
             try:
-                if not call.relay(client, upstream):
+                if not call.relay(client, upstream, requests, responses):
                     return
             finally:
                 call.write()  # a call cut short (the CLI hung up on a wait) is still a call
@@ -271,17 +281,19 @@ class Proxy:
 class _Exchange:
     """One request and its response on a connection, and the log line that records them."""
 
-    def __init__(self, recorder: Recorder, conn: int, seq: int, request: Head) -> None:
+    def __init__(self, recorder: Recorder, conn: int, seq: int, request: h11.Request) -> None:
         self.recorder = recorder
         self.request = request
+        self.method = request.method.decode("ascii")
+        self.target = request.target.decode("latin-1")
         self.written = False
         self.record: dict[str, Any] = {
             "conn": conn,
             "seq": seq,
             "t": round(recorder.elapsed(), 4),
-            "method": request.method,
-            "path": request.target,
-            "api": (m.group(1) if (m := _VERSION.match(request.target)) else None),
+            "method": self.method,
+            "path": self.target,
+            "api": (m.group(1) if (m := _VERSION.match(self.target)) else None),
             "status": None,
         }
 
@@ -291,43 +303,54 @@ class _Exchange:
             self.written = True
             self.recorder.write(self.record)
 
-    def relay(self, client: Stream, upstream: Stream) -> bool:
+    def relay(self, client: socket.socket, upstream: socket.socket, requests: Reader, responses: Reader) -> bool:
         """Forward the request, then the response; True when the connection may carry another.
+
+        Args:
+            client: the client's socket, read by ``requests``.
+            upstream: the daemon's socket, read by ``responses``.
+            requests: the reader of the client's side, its request's head just read.
+            responses: the reader of the daemon's side.
 
         Raises:
             ProtocolError: either side broke HTTP framing.
             OSError: a socket failed.
         """
-        request = self.request
-        upstream.sock.sendall(request.raw)
-        relay_body(client, upstream.sock, request_framing(request))
+        responses.mirror(self.request)
+        upstream.sendall(requests.take())  # the request's head
+        relay_body(requests, upstream.sendall, responses)
         while True:
-            raw = upstream.read_head()
-            if raw is None:
+            response = responses.next_event()
+            if not isinstance(response, h11.Response | h11.InformationalResponse):
                 raise ProtocolError("the daemon closed the connection without answering")
-            response = parse_head(raw, response=True)
-            if response.status == 101 or not 100 <= response.status < 200:
+            if isinstance(response, h11.Response) or is_hijack(response):
                 break
-            client.sock.sendall(raw)  # 100 Continue: the real answer follows
+            requests.mirror(response)
+            client.sendall(responses.take())  # 100 Continue: the real answer follows
         self.record.update(
-            status=response.status, reason=response.reason, ms=round((self.recorder.elapsed() - self.record["t"]) * 1000, 1)
+            status=response.status_code,
+            reason=response.reason.decode("latin-1"),
+            ms=round((self.recorder.elapsed() - self.record["t"]) * 1000, 1),
         )
         if is_hijack(response):
             self.record["hijacked"] = True
             self.write()
-            client.sock.sendall(raw)
-            pump(client.sock, upstream.sock, client.take_buffer(), upstream.take_buffer())
+            # From here on the bytes are not HTTP: what each reader read ahead goes first.
+            pump(client, upstream, requests.take_all(), responses.take_all())
             return False
-        framing = response_framing(request.method, response)
-        hold = framing.kind != "none" and wants_body(request.method, request.target, response.status)
+        requests.mirror(response)
+        hold = wants_body(self.method, self.target, response.status_code)
         if not hold:
             self.write()  # in the log before the client has the answer
-        client.sock.sendall(raw)
         body = bytearray()
 
         def finish() -> None:
-            self.record.update(body_fields(response.status, bytes(body), request.target))
+            self.record.update(body_fields(response.status_code, bytes(body), self.target))
             self.write()
 
-        relay_body(upstream, client.sock, framing, capture=body if hold else None, before_end=finish if hold else None, hold=hold)
-        return framing.kind != "close" and keeps_alive(request, response)
+        # The head goes at once even when the body is held: the CLI waits for a wait's head before it starts the container.
+        client.sendall(responses.take())
+        gate = Gate(client.sendall, hold=hold, on_release=finish)
+        relay_body(responses, gate, requests, capture=body if hold else None)
+        gate.release()
+        return requests.next_cycle() and responses.next_cycle()

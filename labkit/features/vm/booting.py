@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from labkit.core.errors import LabkitError, NotSupported
+from labkit.core import fmt
+from labkit.core.errors import LabkitError, NotSupported, VmTimeout
 from labkit.features.vm.guest import MARK, QEMU, GuestFiles, prepare
 
 #: A working KVM reaches init in well under a second; a guest that says nothing by then is stuck.
@@ -100,13 +101,13 @@ class BootReport:
     notes: tuple[str, ...] = ()
 
     def __str__(self) -> str:
-        rss = f"{self.qemu_rss_kb / 1024:.1f} MiB" if self.qemu_rss_kb else "unknown"
+        rss = fmt.size(self.qemu_rss_kb * 1024, "mib") if self.qemu_rss_kb else "unknown"
         lines = [
             f"accelerator: {self.accelerator}",
             *(f"  ({note})" for note in self.notes),
             f"boot to /init: {self.boot_seconds:.2f} s (the guest's own uptime then: {self.guest_uptime_seconds:.2f} s)",
             f"guest kernel: {self.kernel_release}",
-            f"guest MemTotal: {self.mem_total_kb / 1024:.1f} MiB",
+            f"guest MemTotal: {fmt.size(self.mem_total_kb * 1024, 'mib')}",
             f"qemu process RSS on the host: {rss}",
             f"powered off cleanly: {'yes' if self.clean_shutdown else 'no'} (whole run {self.total_seconds:.2f} s)",
         ]
@@ -114,19 +115,6 @@ class BootReport:
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         printer.text(str(self))
-
-
-class VmTimeout(LabkitError):
-    """The guest did not report in time."""
-
-    def __init__(self, what: str, seconds: float, last_output: str) -> None:
-        self.what = what
-        self.seconds = seconds
-        self.last_output = last_output
-        super().__init__(
-            f"gave up after {seconds:g} s waiting for {what} (last console line: {last_output})",
-            "the machine may be busy: run the cell again, or give it longer with labkit.vm.boot(timeout=180)",
-        )
 
 
 class _Stuck(Exception):

@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labkit.core import engine
-from labkit.core import wait
+from labkit.core import engine, fmt, wait
 from labkit.core.shell import sh
 
 LESSON = "01"
@@ -97,7 +96,7 @@ class ContainerReport:
     top: tuple[str, ...] = field(default=())
 
     def __str__(self) -> str:
-        mem = f"{self.memory_bytes / 2**20:.1f} MiB" if self.memory_bytes is not None else "unknown"
+        mem = fmt.size(self.memory_bytes, "mib") if self.memory_bytes is not None else "unknown"
         return "\n".join(
             [
                 f"docker run -d → running: {self.start_seconds:.2f} s",

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from labkit.core import fmt, state
 from labkit.core.errors import CommandFailed, LabkitError, NotSupported, WaitTimeout
 from labkit.core.paths import state_dir
 
@@ -137,10 +138,8 @@ def extract_vmlinuz(deb: Path, dest: Path) -> Path:
                     source = archive.extractfile(member)
                     assert source is not None
                     target = dest / Path(member.name).name
-                    tmp = target.with_suffix(".part")
-                    with open(tmp, "wb") as out:
+                    with state.replacing(target) as out:
                         shutil.copyfileobj(source, out)
-                    os.replace(tmp, target)
                     return target
     finally:
         if stream.stdout is not None:
@@ -259,9 +258,7 @@ def ensure_initramfs() -> Path:
     digest = hashlib.sha256(busybox + INIT_SCRIPT.encode()).hexdigest()[:12]
     target = vm_dir() / f"initramfs-{digest}.cpio.gz"
     if not target.is_file():
-        tmp = target.with_suffix(".part")
-        tmp.write_bytes(build_initramfs(busybox))
-        os.replace(tmp, target)
+        state.write_bytes(target, build_initramfs(busybox))
     for stale in target.parent.glob("initramfs-*.cpio.gz"):  # built from an older busybox or /init
         if stale != target:
             stale.unlink(missing_ok=True)
@@ -281,8 +278,8 @@ class GuestFiles:
 
     def __str__(self) -> str:
         return (
-            f"kernel: Linux {self.kernel_release} from Debian ({self.kernel.stat().st_size / 2**20:.1f} MiB)\n"
-            f"initramfs: busybox + /init ({self.initrd.stat().st_size / 2**20:.1f} MiB)"
+            f"kernel: Linux {self.kernel_release} from Debian ({fmt.size(self.kernel.stat().st_size, 'mib')})\n"
+            f"initramfs: busybox + /init ({fmt.size(self.initrd.stat().st_size, 'mib')})"
         )
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:

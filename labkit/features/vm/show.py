@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 
+from labkit.core import fmt
 from labkit.features.vm.booting import GUEST_MEMORY_MB, BootReport
 from labkit.features.vm.container import ContainerReport
 
@@ -37,7 +38,7 @@ def comparison_table(vm: BootReport | None, box: ContainerReport, vm_skipped: st
     """The side-by-side table as HTML; values are formatted so nbval's sanitizers can mask them."""
 
     def mib(value: float | None) -> str:
-        return f"{value / 2**20:.1f} MiB" if value is not None else "unknown"
+        return fmt.size(value, "mib") if value is not None else "unknown"
 
     skipped = html.escape(vm_skipped or "not measured")
     rows = [

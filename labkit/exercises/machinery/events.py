@@ -1,6 +1,6 @@
 """The progress-event contract: one JSON Schema file, one validator, one-line reasons.
 
-An *event* is what a check or a hint leaves behind (see :mod:`labkit.course.record`).
+An *event* is what a check or a hint leaves behind (see :mod:`labkit.exercises.machinery.record`).
 Its shape is written once, in ``progress-event.schema.json`` next to this module
 (shipped as package data), and :func:`validate_event` is the only gate: the classroom
 server checks every post with it (the learner's client moves what the server refuses
@@ -15,7 +15,8 @@ so the validator here pins them:
 - ``$`` ends the string, as in JSON Schema's (ECMA-262) regular expressions; Python's
   ``$`` would also match before a final newline;
 - two formats: ``date-time`` (a real UTC date and time) and ``labkit-learner-name``
-  (trimmed, non-empty, no Unicode control, format or unassigned characters).
+  (trimmed, non-empty, no Unicode control, format or unassigned characters: the rule
+  of :mod:`labkit.exercises.machinery.learner_names`).
 
 Example:
     >>> validate_event({"v": 1})
@@ -30,10 +31,11 @@ import datetime as dt
 import functools
 import json
 import re
-import unicodedata
 from collections.abc import Iterator, Mapping
 from importlib import resources
 from typing import TYPE_CHECKING, Any
+
+from labkit.exercises.machinery.learner_names import unprintable
 
 if TYPE_CHECKING:
     from jsonschema import ValidationError
@@ -41,7 +43,9 @@ if TYPE_CHECKING:
 
 SCHEMA_FILE = "progress-event.schema.json"
 #: The contract, as parsed JSON.
-SCHEMA: dict[str, Any] = json.loads(resources.files(__package__ or "labkit.course").joinpath(SCHEMA_FILE).read_text(encoding="utf-8"))
+SCHEMA: dict[str, Any] = json.loads(
+    resources.files(__package__ or "labkit.exercises.machinery").joinpath(SCHEMA_FILE).read_text(encoding="utf-8")
+)
 _PROPERTIES: dict[str, Any] = SCHEMA["properties"]
 
 #: Every field, in the contract's order.
@@ -50,10 +54,20 @@ VERSION: int = _PROPERTIES["v"]["const"]
 KINDS: tuple[str, ...] = tuple(_PROPERTIES["kind"]["enum"])
 MAX_MESSAGE: int = _PROPERTIES["message"]["maxLength"]
 MAX_LEARNER: int = _PROPERTIES["learner"]["maxLength"]
-_HINT_RULE: dict[str, Any] = next(r["then"]["properties"] for r in SCHEMA["allOf"] if r["if"]["properties"]["kind"]["const"] == "hint")
+_HINT_RULE: dict[str, Any] = next(
+    r["then"]["properties"] for r in SCHEMA["allOf"] if r["if"]["properties"]["kind"]["const"] == "hint"
+)
 MAX_HINT_LEVEL: int = _HINT_RULE["hint_level"]["maximum"]
 
-_JSON_TYPE = {"integer": "int", "string": "str", "boolean": "bool", "null": "null", "object": "dict", "array": "list", "number": "float"}
+_JSON_TYPE = {
+    "integer": "int",
+    "string": "str",
+    "boolean": "bool",
+    "null": "null",
+    "object": "dict",
+    "array": "list",
+    "number": "float",
+}
 _TIME_EXAMPLE = "2026-11-27T21:30:00.123Z"
 
 #: Which failure is reported when an event has several: the order of the checks before the schema.
@@ -80,13 +94,8 @@ _ORDER: tuple[tuple[str, str], ...] = (
 _RANK = {key: rank for rank, key in enumerate(_ORDER)}
 
 
-def has_unprintable(text: str) -> bool:
-    """True when ``text`` holds control, format or unassigned characters (Unicode category C)."""
-    return any(unicodedata.category(ch).startswith("C") for ch in text)
-
-
 def _is_learner_name(value: object) -> bool:
-    return not isinstance(value, str) or (value.strip() == value and bool(value) and not has_unprintable(value))
+    return not isinstance(value, str) or (value.strip() == value and bool(value) and not unprintable(value))
 
 
 def _is_utc_time(value: object) -> bool:
@@ -114,14 +123,18 @@ def _validator() -> Validator:
     # loads on the first validation: recording a check in a notebook never pays for it.
     from jsonschema import Draft202012Validator, FormatChecker, ValidationError, validators
 
-    def pattern(validator: Validator, regex: str, instance: Any, schema: Mapping[str, Any]) -> Iterator[ValidationError]:
+    def pattern(
+        validator: Validator, regex: str, instance: Any, schema: Mapping[str, Any]
+    ) -> Iterator[ValidationError]:
         if validator.is_type(instance, "string") and not _ecma(regex).search(instance):
             yield ValidationError(f"{instance!r} does not match {regex!r}")
 
     formats = FormatChecker(formats=())
     formats.checks("date-time", raises=ValueError)(_is_utc_time)
     formats.checks("labkit-learner-name")(_is_learner_name)
-    strict = Draft202012Validator.TYPE_CHECKER.redefine("integer", lambda _, v: isinstance(v, int) and not isinstance(v, bool))
+    strict = Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _, v: isinstance(v, int) and not isinstance(v, bool)
+    )
     cls = validators.extend(Draft202012Validator, validators={"pattern": pattern}, type_checker=strict)
     cls.check_schema(SCHEMA)
     return cls(SCHEMA, format_checker=formats)
@@ -185,7 +198,7 @@ def validate_event(obj: Any) -> dict[str, Any]:
     """
     if not isinstance(obj, Mapping):
         # ValueError, not TypeError: callers catch one exception type for every bad event.
-        raise ValueError(f"an event is a JSON object, not {type(obj).__name__}")  # noqa: TRY004
+        raise ValueError(f"an event is a JSON object, not {type(obj).__name__}")
     event = dict(obj)
     errors = list(_validator().iter_errors(event))
     if errors:

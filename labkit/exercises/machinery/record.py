@@ -4,7 +4,7 @@ An *event* is one JSON object, the same dict everywhere: appended to the
 learner's ``state_dir()/progress.jsonl``, handed to each sink registered with
 :func:`add_sink` (the classroom's queues it and posts it when the learner has
 joined), stored by the classroom server, and read by ``labkit grade``. Its
-contract is ``progress-event.schema.json`` (:mod:`labkit.course.events`)::
+contract is ``progress-event.schema.json`` (:mod:`labkit.exercises.machinery.events`)::
 
     {"v": 1, "id": "<uuid4 hex>", "kind": "check" | "hint",
      "learner": "<name>", "exercise": "<id>", "lesson": "<NN>",
@@ -18,20 +18,21 @@ network never fails or slows a check (:func:`record` swallows their errors).
 
 from __future__ import annotations
 
-import datetime as dt
+import contextlib
 import getpass
 import json
 import os
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from labkit.core import __version__, fmt, state
 from labkit.core.errors import UnknownExercise
 from labkit.core.paths import state_dir
-from labkit.core.version import __version__
-from labkit.course.events import MAX_HINT_LEVEL, MAX_LEARNER, MAX_MESSAGE, VERSION, has_unprintable, validate_event
 from labkit.exercises.machinery.catalog import get
+from labkit.exercises.machinery.events import MAX_HINT_LEVEL, MAX_MESSAGE, VERSION, validate_event
+from labkit.exercises.machinery.learner_names import clean_name
 
 #: Called with each recorded event, after it is stored locally (see :func:`add_sink`).
 Sink = Callable[[dict[str, Any]], None]
@@ -47,33 +48,21 @@ def _clip(text: str, limit: int = MAX_MESSAGE) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def now() -> str:
-    """The current UTC time as the events write it: ISO-8601, milliseconds, ``Z``."""
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def _clean_name(name: str | None) -> str | None:
-    if not name:
-        return None
-    cleaned = "".join(ch for ch in str(name) if not has_unprintable(ch)).strip()[:MAX_LEARNER].strip()
-    return cleaned or None
-
-
 def learner_name() -> str:
     """Who is learning: ``LABKIT_LEARNER``, else the name saved by ``labkit classroom join --name``,
     else the OS user."""
-    explicit = _clean_name(os.environ.get("LABKIT_LEARNER"))
+    explicit = clean_name(os.environ.get("LABKIT_LEARNER"))
     if explicit:
         return explicit
     try:
         joined = json.loads((state_dir() / "classroom.json").read_text(encoding="utf-8"))
-        saved = _clean_name(joined.get("learner")) if isinstance(joined, dict) else None
+        saved = clean_name(joined.get("learner")) if isinstance(joined, dict) else None
         if saved:
             return saved
     except (OSError, ValueError):
         pass  # not joined, or a damaged file: fall back to the OS user
     try:
-        return _clean_name(getpass.getuser()) or "learner"
+        return clean_name(getpass.getuser()) or "learner"
     except (OSError, KeyError):  # no user name for this uid (some containers)
         return "learner"
 
@@ -141,7 +130,7 @@ def make_event(
         "message": message,
         "hint": hint,
         "hint_level": level,
-        "at": at or now(),
+        "at": at or fmt.utc_now(),
         "labkit": __version__,
     }
 
@@ -149,18 +138,13 @@ def make_event(
 def append(event: Mapping[str, Any], path: Path | None = None) -> None:
     """Append one event to a progress store as one JSON line, flushed to disk.
 
+    Two kernels (two notebooks) never interleave a line, and a line a crash cut short
+    stays one damaged line (:func:`read` skips and counts it): the event starts anew.
+
     Raises:
         OSError: the store cannot be written.
     """
-    line = (json.dumps(dict(event), ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8")
-    target = path or store_path()
-    # One write() on an O_APPEND descriptor: two kernels (two notebooks) never interleave a line.
-    fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    try:
-        os.write(fd, line)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    state.append_json_line(path or store_path(), dict(event))
 
 
 def add_sink(sink: Sink) -> None:
@@ -192,13 +176,11 @@ def record(event: Mapping[str, Any]) -> bool:
     try:
         append(event)
         stored = True
-    except Exception:  # noqa: BLE001, S110 - a read-only or full disk must not break the learner's check
+    except Exception:  # a read-only or full disk must not break the learner's check
         pass
     for sink in tuple(_sinks):
-        try:
+        with contextlib.suppress(Exception):  # nor a broken classroom
             sink(dict(event))
-        except Exception:  # noqa: BLE001, S110 - a broken classroom must not break the learner's check
-            pass
     return stored
 
 
@@ -207,21 +189,5 @@ def read(path: Path | None = None) -> tuple[list[dict[str, Any]], int]:
 
     A missing store is an empty one; blank lines are not counted as damaged.
     """
-    events: list[dict[str, Any]] = []
-    damaged = 0
-    for line in _lines(path or store_path()):
-        if not line.strip():
-            continue
-        try:
-            events.append(validate_event(json.loads(line)))
-        except ValueError:  # json.JSONDecodeError is a ValueError too
-            damaged += 1
-    return events, damaged
-
-
-def _lines(path: Path) -> Iterator[str]:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            yield from f
-    except FileNotFoundError:
-        return
+    lines = state.read_json_lines(path or store_path(), validate_event)
+    return lines.records, len(lines.damaged)

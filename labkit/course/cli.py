@@ -1,0 +1,108 @@
+"""``labkit release``, ``labkit progress`` and ``labkit grade``: student notebooks, the learner's record, a gradebook."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from labkit.core.commands import Subcommands
+from labkit.core.errors import ExitCode, LabkitError
+from labkit.course import grade
+from labkit.exercises.machinery import record
+
+
+def register(subcommands: Subcommands) -> None:
+    """Add ``release``, ``progress`` and ``grade`` to labkit's sub-commands."""
+    p = subcommands.add_parser(
+        "release", help="write the student notebooks: solutions replaced by prompts, outputs cleared"
+    )
+    p.add_argument("--out", type=Path, default=None, help="folder to write to (default: build/student)")
+    p.add_argument(
+        "--from", dest="source", type=Path, default=None, help="the solution notebooks (default: the course's)"
+    )
+    p.set_defaults(func=release_command)
+
+    p = subcommands.add_parser("progress", help="your progress record: every check and hint, per exercise")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=progress_command)
+
+    p = subcommands.add_parser(
+        "grade", help="a gradebook (CSV + results.json) from a folder of learners' progress records"
+    )
+    p.add_argument("dir", type=Path, help="one folder or NAME.jsonl per learner")
+    p.add_argument(
+        "--out", type=Path, default=None, help="where to write gradebook.csv and results.json (default: DIR)"
+    )
+    p.set_defaults(func=grade_command)
+
+
+def release_command(args: argparse.Namespace) -> ExitCode:
+    """``labkit release``.
+
+    Raises:
+        ReleaseError: a notebook cannot be released as it stands.
+    """
+    # Loaded here: release reads notebooks with nbformat, which imports jsonschema (about a second).
+    from labkit.course import release
+
+    print(release.release(args.out, args.source))
+    return ExitCode.DONE
+
+
+def progress_command(args: argparse.Namespace) -> ExitCode:
+    """``labkit progress``: this learner's record, per exercise.
+
+    Raises:
+        LabkitError: the record exists but cannot be read.
+    """
+    try:
+        events, damaged = record.read()
+    except OSError as e:
+        raise LabkitError(
+            f"cannot read your progress record {record.store_path()} ({e.strerror or e})", "check its permissions"
+        ) from e
+    learner = record.learner_name()
+    book = grade.Gradebook()
+    book.add(learner, events, damaged)
+    (row,) = book.learners()
+    if args.json:
+        # Not print_json: its sorted keys would lose the course order of the exercises.
+        print(
+            json.dumps(
+                {"learner": learner, "store": str(record.store_path()), **book.to_json()["learners"][learner]}, indent=2
+            )
+        )
+        return ExitCode.DONE
+    print(
+        f"{learner}: {row.total}/{len(row.exercises)} exercises passed ({row.percent:.1f}%) — record: {record.store_path()}"
+    )
+    for exercise_id, entry in [*row.exercises.items(), *row.unknown.items()]:
+        mark = "✔" if entry.passed else ("✗" if entry.attempts else "·")
+        state = "passed" if entry.passed else ("not yet" if entry.attempts else "not started")
+        detail = ", ".join(
+            part
+            for part in (
+                f"{entry.attempts} check(s)" * bool(entry.attempts),
+                f"hint level {entry.hints_used}" * bool(entry.hints_used),
+            )
+            if part
+        )
+        print(f"  {mark} {exercise_id:<32} {state:<12} {detail}")
+    if damaged:
+        print(f"  ({damaged} damaged line(s) in the record were skipped)")
+    return ExitCode.DONE
+
+
+def grade_command(args: argparse.Namespace) -> ExitCode:
+    """``labkit grade DIR``.
+
+    Raises:
+        LabkitError: DIR holds no progress records, or the gradebook cannot be written.
+    """
+    book = grade.grade_dir(args.dir)
+    for learner in book.learners():
+        print(learner.summary())
+    csv_path, json_path = book.write(args.out or args.dir)
+    print(f"wrote {csv_path} and {json_path}")
+    return ExitCode.DONE

@@ -1,0 +1,114 @@
+"""The layering written in pyproject.toml ([tool.importlinter]) holds, and would notice a breach.
+
+ARCHITECTURE.md describes the layers; these tests keep the description true.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import grimp
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = ROOT / "labkit"
+LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
+
+
+def _lint_imports(tree: Path) -> subprocess.CompletedProcess[str]:
+    """``lint-imports`` on the copy of labkit in ``tree`` (found first on sys.path), with its pyproject."""
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    return subprocess.run(
+        [str(LINT_IMPORTS), "--no-cache"], cwd=tree, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def _copy_tree(tmp_path: Path) -> Path:
+    shutil.copytree(PACKAGE, tmp_path / "labkit", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    return tmp_path
+
+
+def test_the_contracts_hold_on_this_tree(tmp_path: Path) -> None:
+    proc = _lint_imports(_copy_tree(tmp_path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "2 kept, 0 broken" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("module", "upward", "broken"),
+    [
+        # the core reaching up to a widget
+        ("core/paths.py", "from labkit.notebook import magics", "labkit.core is not allowed to import labkit.notebook"),
+        # a Docker-facing feature reaching up to a lesson, hidden inside a function
+        ("features/doctor.py", "def _f():\n    from labkit.exercises import lesson00_welcome", "labkit.features is not allowed to import labkit.exercises"),
+        # the exercise machinery reaching up to the classroom
+        ("exercises/machinery/model.py", "import labkit.classroom.store", "labkit.exercises is not allowed to import labkit.classroom"),
+    ],
+)
+def test_an_upward_import_breaks_the_layers(tmp_path: Path, module: str, upward: str, broken: str) -> None:
+    tree = _copy_tree(tmp_path)
+    target = tree / "labkit" / module
+    target.write_text(target.read_text() + "\n\n" + upward + "\n")
+    proc = _lint_imports(tree)
+    assert proc.returncode == 1, proc.stdout
+    assert broken in proc.stdout
+
+
+def test_a_cycle_between_siblings_breaks_the_acyclic_contract(tmp_path: Path) -> None:
+    tree = _copy_tree(tmp_path)
+    # core.wait already imports core.errors; errors importing wait closes a cycle inside one layer.
+    target = tree / "labkit" / "core" / "errors.py"
+    target.write_text(target.read_text() + "\n\nfrom labkit.core import wait  # a cycle\n")
+    proc = _lint_imports(tree)
+    assert proc.returncode == 1
+    assert "No cycles are allowed in labkit.core" in proc.stdout
+
+
+def test_nothing_inside_labkit_imports_the_package_root() -> None:
+    """``labkit/__init__.py`` is the notebook API on top of everything: importing it from below is a cycle."""
+    graph = grimp.build_graph("labkit", cache_dir=None)
+    assert graph.find_modules_that_directly_import("labkit") == set()
+
+
+def _function_level_imports(path: Path) -> list[tuple[int, str]]:
+    source = path.read_text()
+    lines = source.splitlines()
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            for inner in ast.walk(node):
+                if isinstance(inner, ast.Import | ast.ImportFrom):
+                    same = lines[inner.lineno - 1]
+                    above = lines[inner.lineno - 2].strip() if inner.lineno > 1 else ""
+                    if "#" not in same and not above.startswith("#"):
+                        found.append((inner.lineno, same.strip()))
+    return sorted(set(found))
+
+
+def test_every_import_inside_a_function_says_why() -> None:
+    """An import inside a function is for start-up time only, and says so; none dodges a cycle."""
+    missing = [
+        f"{path.relative_to(ROOT)}:{line}: {text}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        for line, text in _function_level_imports(path)
+    ]
+    assert not missing, "imports inside functions without a reason:\n" + "\n".join(missing)
+
+
+def test_the_lesson_modules_keep_their_short_names() -> None:
+    """Notebooks write ``from labkit import registry``; every short name resolves to its module in the layers."""
+    import importlib
+
+    import labkit
+
+    for name, module in labkit.LESSON_MODULES.items():
+        assert getattr(labkit, name) is importlib.import_module(module)
+    namespace: dict[str, object] = {}
+    exec("from labkit import engine, registry, registry_api, trace, vm, layers, wait, paths", namespace)
+    assert namespace["registry"] is importlib.import_module("labkit.features.registry.mirror")

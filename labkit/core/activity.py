@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import enum
+import html
 import os
 import shutil
 import sys
@@ -210,6 +211,7 @@ class NotebookFace:
         self.display_id = f"labkit-activity-{uuid.uuid4().hex}"
 
     def show(self, snap: Snapshot) -> None:
+        # reason: ipywidgets and IPython load only in a kernel (~0.3 s), never for the CLI
         import ipywidgets as w
         from IPython.display import display
 
@@ -231,7 +233,7 @@ class NotebookFace:
     def done(self) -> None:
         if self.box is None:
             return
-        from IPython.display import update_display
+        from IPython.display import update_display  # reason: IPython only in a kernel
 
         self.box.close()
         update_display({}, raw=True, display_id=self.display_id)
@@ -239,14 +241,14 @@ class NotebookFace:
 
 
 def _escape(text: str) -> str:
-    import html
-
     return html.escape(text)
 
 
 # --- choosing a face -----------------------------------------------------------------------
 
-_chosen: contextvars.ContextVar[Callable[[], Face] | None] = contextvars.ContextVar("labkit_activity_face", default=None)
+_chosen: contextvars.ContextVar[Callable[[], Face] | None] = contextvars.ContextVar(
+    "labkit_activity_face", default=None
+)
 _delay: contextvars.ContextVar[float] = contextvars.ContextVar("labkit_activity_delay", default=DELAY)
 
 
@@ -352,7 +354,12 @@ class Task:
         self.shown = False
 
     def update(
-        self, done: int | None = None, *, total: int | None | Keep = KEEP, note: str | None = None, phase: str | None = None
+        self,
+        done: int | None = None,
+        *,
+        total: int | None | Keep = KEEP,
+        note: str | None = None,
+        phase: str | None = None,
     ) -> None:
         """Record progress; draw it if the face wants a redraw now.
 

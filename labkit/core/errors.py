@@ -8,6 +8,7 @@ never a traceback for something that is not a bug in labkit.
 from __future__ import annotations
 
 import enum
+import html
 
 
 class ExitCode(enum.IntEnum):
@@ -36,8 +37,6 @@ class LabkitError(Exception):
         return f"{self.message} — {self.fix}" if self.fix else self.message
 
     def _repr_html_(self) -> str:  # shown when a notebook displays the error
-        import html
-
         return (
             '<div class="labkit-error" style="border-left:4px solid #c0392b;padding:4px 8px">'
             f"<b>labkit:</b> {html.escape(str(self))}</div>"
@@ -165,7 +164,11 @@ class DamagedState(LabkitError):
         self.problem = problem
         self.moved_to = moved_to
         where = f"moved it to {moved_to}" if moved_to else "could not move it aside"
-        fix = "run the command again: it starts from a fresh file" if moved_to else f"delete {path}, then run the command again"
+        fix = (
+            "run the command again: it starts from a fresh file"
+            if moved_to
+            else f"delete {path}, then run the command again"
+        )
         super().__init__(f"{path} was damaged ({problem}); {where}", fix)
 
 
@@ -188,7 +191,9 @@ class RegistryUnreachable(LabkitError):
     def __init__(self, base: str, cause: str) -> None:
         self.base = base
         self.cause = cause
-        super().__init__(f"no registry answers at {base} ({cause})", "start the course's registry: `labkit registry up`")
+        super().__init__(
+            f"no registry answers at {base} ({cause})", "start the course's registry: `labkit registry up`"
+        )
 
 
 class RegistryRefused(LabkitError):
@@ -259,4 +264,7 @@ class InvalidReference(LabkitError):
     def __init__(self, ref: str, problem: str) -> None:
         self.ref = ref
         self.problem = problem
-        super().__init__(f"{ref!r} is not a valid image name: {problem}", "image names look like busybox, lab/app:v1 or localhost:5000/lab/app")
+        super().__init__(
+            f"{ref!r} is not a valid image name: {problem}",
+            "image names look like busybox, lab/app:v1 or localhost:5000/lab/app",
+        )

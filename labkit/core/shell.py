@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import os
 import re
+import selectors
 import shlex
 import shutil
 import signal
@@ -20,12 +21,18 @@ from dataclasses import dataclass
 
 from labkit.core import engine
 from labkit.core.errors import CommandFailed, CommandNotFound, ImageMissing, LabkitError, PortInUse, WaitTimeout
+from labkit.core.probes import port_publishers
 
 # `docker run`/`create`, maybe after environment assignments (`DOCKER_HOST=… docker run …`).
 _RUN_OR_CREATE = re.compile(r"^(\s*(?:[A-Za-z_][A-Za-z0-9_]*=\S*\s+)*docker\s+(?:container\s+)?(?:run|create))(?=\s)")
 _BASH = shutil.which("bash")
-_PORT_TAKEN = re.compile(r"(?:Bind for [\d.:\[\]]*:(\d+) failed: port is already allocated|listen tcp[46]? [^:]*:(\d+): bind: address already in use)")
-_PULL_FAILED = re.compile(r"Unable to find image '([^']+)' locally.*?(?:no such host|connection refused|pull access denied|toomanyrequests|i/o timeout)", re.S)
+_PORT_TAKEN = re.compile(
+    r"(?:Bind for [\d.:\[\]]*:(\d+) failed: port is already allocated|listen tcp[46]? [^:]*:(\d+): bind: address already in use)"
+)
+_PULL_FAILED = re.compile(
+    r"Unable to find image '([^']+)' locally.*?(?:no such host|connection refused|pull access denied|toomanyrequests|i/o timeout)",
+    re.S,
+)
 
 
 def _explain(command: str, exit_code: int, output: str, expected: tuple[int, ...]) -> LabkitError:
@@ -41,8 +48,6 @@ def _explain(command: str, exit_code: int, output: str, expected: tuple[int, ...
 
 
 def _port_holder(port: int) -> str:
-    from labkit.core.probes import port_publishers
-
     try:
         holders = port_publishers(engine.client()).get(port)
     except LabkitError:
@@ -148,8 +153,6 @@ def sh(
         assert proc.stdout is not None
         fd = proc.stdout.fileno()
         os.set_blocking(fd, True)
-        import selectors
-
         with selectors.DefaultSelector() as sel:
             sel.register(fd, selectors.EVENT_READ)
             while True:

@@ -140,13 +140,13 @@ class Transcript:
 def present(transcript: Transcript) -> None:
     """Display a transcript in the notebook cell, or print it on a terminal."""
     try:
-        from IPython import get_ipython
+        from IPython import get_ipython  # reason: IPython only when a kernel may be there (~0.1 s otherwise)
     except ImportError:
         ipython = None
     else:
         ipython = get_ipython()
     if ipython is not None:
-        from IPython.display import display
+        from IPython.display import display  # reason: IPython only in a kernel
 
         display(transcript)
     else:

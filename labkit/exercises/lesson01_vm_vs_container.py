@@ -17,6 +17,7 @@ import docker
 
 from labkit.exercises.machinery.catalog import register
 from labkit.exercises.machinery.model import Context, Exercise, Verdict, not_yet, passed
+from labkit.features import vm
 
 LESSON = "01"
 #: What a Linux kernel release looks like: 6.1.0-56-amd64, 5.15.153.1-microsoft-standard-WSL2, 6.8.0.
@@ -33,7 +34,11 @@ def _docker_versions(client: docker.DockerClient) -> set[str]:
     versions = {str(client.version().get("Version", "")).strip()}
     try:
         cli = subprocess.run(
-            ["docker", "version", "--format", "{{.Client.Version}}"], capture_output=True, text=True, timeout=10, check=False
+            ["docker", "version", "--format", "{{.Client.Version}}"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
         )
         versions.add(cli.stdout.strip())
     except (OSError, subprocess.TimeoutExpired):  # no CLI: the engine's version is enough to compare
@@ -42,7 +47,6 @@ def _docker_versions(client: docker.DockerClient) -> set[str]:
 
 
 def _vm_kernels() -> list[str]:
-    from labkit.features import vm
 
     return vm.cached_kernel_releases()
 
@@ -56,7 +60,9 @@ def kernel_verdict(answer: str, daemon: str, vm_kernels: list[str], docker_versi
     """
     answer = answer.strip()
     if answer == daemon:
-        return passed(f"Right: containers on this daemon see kernel {daemon}, the same kernel the daemon runs on.", answer=answer)
+        return passed(
+            f"Right: containers on this daemon see kernel {daemon}, the same kernel the daemon runs on.", answer=answer
+        )
     words = answer.split()
     if daemon in words:
         return not_yet(

@@ -33,6 +33,7 @@ from labkit.exercises._lesson03_verdicts import (
 )
 from labkit.exercises.machinery.catalog import register
 from labkit.exercises.machinery.model import Context, Exercise, Verdict, not_yet
+from labkit.features import images
 from labkit.features.registry import api as registry_api
 from labkit.features.registry import mirror as registry
 
@@ -83,7 +84,11 @@ def delete_lab_from_registry(base: str | None = None, repositories: tuple[str, .
     """
     deleted: list[str] = []
     try:
-        names = repositories if repositories is not None else tuple(r for r in registry_api.catalog(base=base) if r.startswith(NAMESPACE))
+        names = (
+            repositories
+            if repositories is not None
+            else tuple(r for r in registry_api.catalog(base=base) if r.startswith(NAMESPACE))
+        )
         for repository in names:
             for tag in registry_api.tags(repository, base=base):
                 digest = registry_api.manifest_digest(repository, tag, base=base)
@@ -121,7 +126,6 @@ def _names_of(client: docker.DockerClient, ident: str) -> str:
 
 def _seeded() -> set[str]:
     """The repositories ``labkit registry up`` fills: the learner did not put those there."""
-    from labkit.features import images
 
     return {entry.registry_path for entry in images.CATALOG}
 
@@ -162,7 +166,16 @@ def _gather_push_facts(client: docker.DockerClient, base: str, source_id: str) -
     if repo_digests:
         evidence["repo_digests"] = ", ".join(repo_digests)
     return PushFacts(
-        source_id, remote_config, remote.digest if remote else "", repo_digests, local_tag_id, other_tags, tuple(elsewhere), other_local, remote_names, evidence
+        source_id,
+        remote_config,
+        remote.digest if remote else "",
+        repo_digests,
+        local_tag_id,
+        other_tags,
+        tuple(elsewhere),
+        other_local,
+        remote_names,
+        evidence,
     )
 
 

@@ -26,6 +26,7 @@ from labkit.core.paths import workspace_dir
 from labkit.core.probes import containers_from, state
 from labkit.exercises.machinery.catalog import register
 from labkit.exercises.machinery.model import Context, Exercise, Verdict, not_yet, passed
+from labkit.features import images
 
 LESSON = "08"
 IMAGE = "labkit/rmbyext"
@@ -133,7 +134,7 @@ def _tool_container_verdict(ctx: Context, folder: Path) -> Verdict | None:
         return not_yet(
             f"The container {last.name} ran {IMAGE} with nothing mounted at {TARGET}{where}: the tool "
             "refused to run, since the container's own files are all it could have cleaned.",
-            f"The tool only looks at {TARGET}: mount the exercise folder there with -v \"{folder}:{TARGET}\".",
+            f'The tool only looks at {TARGET}: mount the exercise folder there with -v "{folder}:{TARGET}".',
             **evidence,
         )
     source = str(zone.get("Source", ""))
@@ -141,7 +142,7 @@ def _tool_container_verdict(ctx: Context, folder: Path) -> Verdict | None:
         return not_yet(
             f"The container {last.name} ran {IMAGE} with {source} mounted at {TARGET}: that is another "
             "folder, so this one was not touched.",
-            f"The part before the colon is the folder on your machine: -v \"{folder}:{TARGET}\".",
+            f'The part before the colon is the folder on your machine: -v "{folder}:{TARGET}".',
             mounted=source,
             **evidence,
         )
@@ -149,7 +150,7 @@ def _tool_container_verdict(ctx: Context, folder: Path) -> Verdict | None:
         return not_yet(
             f"The container {last.name} had the exercise folder mounted read-only, so the tool could "
             "not delete anything (it exited with code 4).",
-            f"Drop `:ro` (or `readonly` in --mount): the tool needs to change the folder. -v \"{folder}:{TARGET}\".",
+            f'Drop `:ro` (or `readonly` in --mount): the tool needs to change the folder. -v "{folder}:{TARGET}".',
             **evidence,
         )
     if exit_code == 2:
@@ -339,7 +340,6 @@ def _remove_tree(path: Path) -> int:
 
 
 def _setup(ctx: Context) -> dict[str, Any]:
-    from labkit.features import images
 
     images.ensure([IMAGE], out=io.StringIO())  # offline, under a second when it is missing
     folder = zone_dir()

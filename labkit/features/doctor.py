@@ -12,6 +12,8 @@ from typing import Any
 from labkit.core import engine, http
 from labkit.core.errors import HttpUnreachable
 from labkit.core.probes import port_publishers
+from labkit.features import images
+from labkit.features.registry import mirror as registry
 
 #: Host ports the lessons publish containers on.
 LESSON_PORTS = (8080, 8081)
@@ -105,8 +107,6 @@ def run_doctor() -> Report:
     Raises:
         DaemonUnavailable: nothing to inspect; the one line says how to start Docker.
     """
-    from labkit.features import images
-    from labkit.features.registry import mirror as registry
 
     client = engine.client()
     report = Report()
@@ -114,10 +114,18 @@ def run_doctor() -> Report:
         info = client.info()
         version = client.version()
     report.rows.append(
-        Row("Docker daemon", "ok", f"{engine.docker_host()} — Engine {version.get('Version')} on {info.get('OperatingSystem')}")
+        Row(
+            "Docker daemon",
+            "ok",
+            f"{engine.docker_host()} — Engine {version.get('Version')} on {info.get('OperatingSystem')}",
+        )
     )
     report.rows.append(
-        Row("API version", "ok", f"daemon {version.get('ApiVersion')} (min {version.get('MinAPIVersion')}), labkit uses {client.api.api_version}")
+        Row(
+            "API version",
+            "ok",
+            f"daemon {version.get('ApiVersion')} (min {version.get('MinAPIVersion')}), labkit uses {client.api.api_version}",
+        )
     )
     report.rows.append(Row("Storage driver", "ok", str(info.get("Driver"))))
 
@@ -126,7 +134,9 @@ def run_doctor() -> Report:
         Row(
             "Registry mirror",
             "ok" if has_mirror else "warn",
-            f"{registry.MIRROR_URL} configured" if has_mirror else "not configured: offline pulls go to Docker Hub and fail",
+            f"{registry.MIRROR_URL} configured"
+            if has_mirror
+            else "not configured: offline pulls go to Docker Hub and fail",
             'start dockerd with --registry-mirror http://127.0.0.1:5000 (Docker Desktop: Settings → Docker Engine → "registry-mirrors")',
         )
     )
@@ -161,18 +171,20 @@ def run_doctor() -> Report:
         if holder is None:
             report.rows.append(Row(f"Port {port}", "ok", "free"))
         elif holder.startswith("container"):
-            report.rows.append(Row(f"Port {port}", "warn", f"used by {holder}", "labkit reset frees the lab's containers"))
+            report.rows.append(
+                Row(f"Port {port}", "warn", f"used by {holder}", "labkit reset frees the lab's containers")
+            )
         else:
             report.rows.append(Row(f"Port {port}", "fail", f"used by {holder}", f"stop whatever listens on {port}"))
     if _port_holder(JUPYTER_DEFAULT_PORT, published) is not None:
         who = "JupyterLab" if _is_jupyter(JUPYTER_DEFAULT_PORT) else _port_holder(JUPYTER_DEFAULT_PORT, published)
-        report.rows.append(
-            Row(f"Port {JUPYTER_DEFAULT_PORT}", "ok", f"held by {who}; the lessons never publish on it")
-        )
+        report.rows.append(Row(f"Port {JUPYTER_DEFAULT_PORT}", "ok", f"held by {who}; the lessons never publish on it"))
 
     root = Path(str(info.get("DockerRootDir") or "/var/lib/docker"))
     where = root if root.exists() else Path.home()
     free_gb = shutil.disk_usage(where).free / 1e9
     status = "fail" if free_gb < MIN_FREE_GB else "warn" if free_gb < WARN_FREE_GB else "ok"
-    report.rows.append(Row("Disk space", status, f"{free_gb:.1f} GB free at {where}", "free some space: docker system prune"))
+    report.rows.append(
+        Row("Disk space", status, f"{free_gb:.1f} GB free at {where}", "free some space: docker system prune")
+    )
     return report

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from IPython.core.magic import no_var_expand
+
 from labkit.core.shell import Completed, sh
 
 _EXPECT = re.compile(r"^\s*--expect[= ](\d+|any)\s+")
@@ -28,6 +30,4 @@ def docker_magic(line: str) -> Completed:
 
 def register(ipython: Any) -> None:
     """Register ``%docker`` in an IPython shell (idempotent)."""
-    from IPython.core.magic import no_var_expand
-
     ipython.register_magic_function(no_var_expand(docker_magic), magic_kind="line", magic_name="docker")

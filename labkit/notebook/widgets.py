@@ -22,6 +22,7 @@ from labkit.core.errors import LabkitError
 from labkit.exercises.machinery import catalog as registry
 from labkit.exercises.machinery import runner
 from labkit.exercises.machinery.model import CheckResult
+from labkit.features.trace.views import STEPS, Trace, show, step_of
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
@@ -91,7 +92,10 @@ class ExercisePanel(w.VBox):  # type: ignore[misc]
         self.solution_view = w.HTML("")
         # ipywidgets buttons are real <button>s: Tab reaches them, Enter and Space press them.
         self.check_button = w.Button(
-            description="Check", button_style="primary", icon="check", tooltip=f"Check {ex.id} against your Docker daemon"
+            description="Check",
+            button_style="primary",
+            icon="check",
+            tooltip=f"Check {ex.id} against your Docker daemon",
         )
         self.hint_button = w.Button(description=self.steps.label(), icon="lightbulb-o", tooltip="Reveal the next hint")
         self.hint_button.disabled = self.steps.exhausted
@@ -100,7 +104,9 @@ class ExercisePanel(w.VBox):  # type: ignore[misc]
         buttons = [self.check_button, self.hint_button]
         self.solution_button = None
         if solution:
-            self.solution_button = w.Button(description="Show solution", icon="eye", tooltip="Show the reference commands")
+            self.solution_button = w.Button(
+                description="Show solution", icon="eye", tooltip="Show the reference commands"
+            )
             self.solution_button.on_click(lambda _: self.toggle_solution())
             buttons.append(self.solution_button)
         header = w.HTML(
@@ -184,13 +190,11 @@ def exercise(exercise_id: str, *, solution: bool = True, check_now: bool = True)
     return ExercisePanel(exercise_id, solution=solution, check_now=check_now)
 
 
-
 # ---------------------------------------------------------------- the API trace (notebook 04)
 
 
 def trace_steps(trace: Any, step: int | None) -> Any:
     """The trace narrowed to one of the six steps (``None``: every call, ``0``: calls in no step)."""
-    from labkit.features.trace.views import Trace, step_of
 
     if step is None:
         return trace
@@ -205,12 +209,15 @@ class TraceView(w.VBox):  # type: ignore[misc]
     """
 
     def __init__(self, trace: Any) -> None:
-        from labkit.features.trace.views import STEPS
 
         self.trace = trace
-        self.view = w.ToggleButtons(options=["table", "sequence diagram"], value="table", tooltip="How to show the calls")
+        self.view = w.ToggleButtons(
+            options=["table", "sequence diagram"], value="table", tooltip="How to show the calls"
+        )
         self.step = w.Dropdown(
-            options=[("every call", None)] + [(f"{n}. {what}", n) for n, what in STEPS.items()] + [("calls in no step", 0)],
+            options=[("every call", None)]
+            + [(f"{n}. {what}", n) for n, what in STEPS.items()]
+            + [("calls in no step", 0)],
             value=None,
             description="Step:",
         )
@@ -222,7 +229,9 @@ class TraceView(w.VBox):  # type: ignore[misc]
 
     def _draw(self) -> None:
         shown = trace_steps(self.trace, self.step.value)
-        self.body.value = shown.diagram()._repr_html_() if self.view.value == "sequence diagram" else shown._repr_html_()
+        self.body.value = (
+            shown.diagram()._repr_html_() if self.view.value == "sequence diagram" else shown._repr_html_()
+        )
 
     def __str__(self) -> str:
         return str(self.trace)
@@ -241,9 +250,17 @@ def trace_view(path: str | None = None, stable: bool = True) -> TraceView:
     Raises:
         LabkitError: the trace log cannot be read.
     """
-    from labkit.features.trace.views import show
 
     return TraceView(show(path, stable=stable))
 
 
-__all__ = ["ExercisePanel", "HintSteps", "TraceView", "exercise", "hints_html", "solution_html", "trace_steps", "trace_view"]
+__all__ = [
+    "ExercisePanel",
+    "HintSteps",
+    "TraceView",
+    "exercise",
+    "hints_html",
+    "solution_html",
+    "trace_steps",
+    "trace_view",
+]

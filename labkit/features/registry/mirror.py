@@ -33,6 +33,7 @@ import docker.errors
 
 from labkit.core import activity, engine, http, paths, procs, refs, wait
 from labkit.core.errors import HttpUnreachable, LabkitError, NotSupported, PortInUse, WaitTimeout
+from labkit.features import images
 from labkit.features.streams import LayerTally
 
 DEFAULT_PORT = 5000
@@ -112,7 +113,9 @@ def _request(target: str, method: str = "GET", accept: tuple[str, ...] = ()) -> 
     Raises:
         HttpUnreachable: nothing that speaks HTTP answered.
     """
-    return http.request(method, target, headers={"Accept": ", ".join(accept)} if accept else {}, timeout=REQUEST_TIMEOUT)
+    return http.request(
+        method, target, headers={"Accept": ", ".join(accept)} if accept else {}, timeout=REQUEST_TIMEOUT
+    )
 
 
 def probe(base: str) -> tuple[Literal["registry", "other", "none"], str]:
@@ -197,7 +200,9 @@ def config_text(listen_port: int, data: Path) -> str:
 
 def registry_program() -> str | None:
     """Debian's ``docker-registry`` (package docker-registry), if installed."""
-    return shutil.which("docker-registry") or ("/usr/bin/docker-registry" if os.access("/usr/bin/docker-registry", os.X_OK) else None)
+    return shutil.which("docker-registry") or (
+        "/usr/bin/docker-registry" if os.access("/usr/bin/docker-registry", os.X_OK) else None
+    )
 
 
 def _pid_file() -> Path:
@@ -211,7 +216,9 @@ def _recorded() -> dict[str, Any] | None:
 
 def _is_ours(record: dict[str, Any]) -> bool:
     """The recorded process still runs, is the same process (start time) and is a registry."""
-    return procs.is_running(record, lambda argv: Path(argv[0].decode(errors="replace")).name == "docker-registry" and b"serve" in argv)
+    return procs.is_running(
+        record, lambda argv: Path(argv[0].decode(errors="replace")).name == "docker-registry" and b"serve" in argv
+    )
 
 
 def _log_tail(log: Path, offset: int, lines: int = 3) -> str:
@@ -240,7 +247,12 @@ def _start_process(program: str, listen_port: int, out: TextIO) -> int:
     offset = log.stat().st_size if log.exists() else 0
     with open(log, "ab") as sink:
         proc = subprocess.Popen(
-            [program, "serve", str(config)], stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT, cwd=folder, start_new_session=True
+            [program, "serve", str(config)],
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            cwd=folder,
+            start_new_session=True,
         )
     _pid_file().write_text(json.dumps({**procs.track(proc), "program": program, "config": str(config)}))
     base = f"http://127.0.0.1:{listen_port}"
@@ -248,12 +260,18 @@ def _start_process(program: str, listen_port: int, out: TextIO) -> int:
     def answering() -> bool:
         if proc.poll() is not None:
             raise LabkitError(
-                f"the registry exited with code {proc.returncode}: {_log_tail(log, offset) or 'no output'}", f"read {log}"
+                f"the registry exited with code {proc.returncode}: {_log_tail(log, offset) or 'no output'}",
+                f"read {log}",
             )
         return probe(base)[0] == "registry"
 
     try:
-        wait.until(answering, f"the registry at {base}", timeout=START_TIMEOUT, detail=lambda: f"log: {_log_tail(log, offset)} ({log})")
+        wait.until(
+            answering,
+            f"the registry at {base}",
+            timeout=START_TIMEOUT,
+            detail=lambda: f"log: {_log_tail(log, offset)} ({log})",
+        )
     except (LabkitError, WaitTimeout):
         _stop_process(proc.pid)
         _pid_file().unlink(missing_ok=True)
@@ -327,7 +345,12 @@ def _start_container(listen_port: int, out: TextIO) -> None:
             return "log: " + container.logs(tail=3).decode(errors="replace").strip().replace("\n", " | ")
         return ""
 
-    wait.until(lambda: probe(base)[0] == "registry", f"the registry container at {base}", timeout=START_TIMEOUT, detail=last_log)
+    wait.until(
+        lambda: probe(base)[0] == "registry",
+        f"the registry container at {base}",
+        timeout=START_TIMEOUT,
+        detail=last_log,
+    )
     print(f"registry started at {base} (container {FALLBACK_CONTAINER}, from {FALLBACK_IMAGE})", file=out, flush=True)
 
 
@@ -352,7 +375,9 @@ def _push(name: str, remote: str, tag: str, out: TextIO | None = None) -> None:
             with activity.task(f"pushing {name}", out=out) as progress:
                 for message in api.push(remote, tag=tag, stream=True, decode=True):
                     if message.get("error"):
-                        raise LabkitError(f"pushing {name} to {host} failed: {message['error']}", f"read {_folder() / 'registry.log'}")
+                        raise LabkitError(
+                            f"pushing {name} to {host} failed: {message['error']}", f"read {_folder() / 'registry.log'}"
+                        )
                     tally.feed(message)
                     progress.update(tally.done, total=tally.total, note=tally.note(), phase=tally.phase)
         finally:
@@ -371,7 +396,6 @@ def seed(base: str, out: TextIO = sys.stdout) -> None:
         LabkitError: a push failed.
         DaemonUnavailable: the daemon did not answer.
     """
-    from labkit.features import images
 
     host = base.removeprefix("http://")
     for entry, state in zip(images.CATALOG, images.status(), strict=True):
@@ -385,7 +409,11 @@ def seed(base: str, out: TextIO = sys.stdout) -> None:
             continue
         started = time.monotonic()
         _push(entry.name, f"{host}/{entry.registry_path}", entry.tag, out)
-        print(f"{label} pushed as {entry.registry_path}:{entry.tag} in {time.monotonic() - started:.1f} s", file=out, flush=True)
+        print(
+            f"{label} pushed as {entry.registry_path}:{entry.tag} in {time.monotonic() - started:.1f} s",
+            file=out,
+            flush=True,
+        )
 
 
 def daemon_mirrors(info: dict[str, Any] | None = None) -> list[str]:

@@ -24,6 +24,7 @@ from typing import Any
 from labkit.core import fmt, state
 from labkit.core.errors import CommandFailed, LabkitError, NotSupported, WaitTimeout
 from labkit.core.paths import state_dir
+from labkit.features.images.builders import find_static_busybox
 
 QEMU = "qemu-system-x86_64"
 #: Every line the guest's /init prints for the host starts with this.
@@ -92,7 +93,9 @@ def _run(argv: list[str], timeout: float, cwd: str | None = None) -> subprocess.
     try:
         return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, cwd=cwd)
     except FileNotFoundError as e:
-        raise NotSupported(f"`{argv[0]}` is not available to fetch a kernel for the VM", "the VM half needs Debian or Ubuntu (apt)") from e
+        raise NotSupported(
+            f"`{argv[0]}` is not available to fetch a kernel for the VM", "the VM half needs Debian or Ubuntu (apt)"
+        ) from e
     except subprocess.TimeoutExpired as e:
         raise WaitTimeout(f"`{' '.join(argv)}`", timeout) from e
 
@@ -129,7 +132,9 @@ def extract_vmlinuz(deb: Path, dest: Path) -> Path:
     Raises:
         LabkitError: the package holds no kernel image.
     """
-    stream = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    stream = subprocess.Popen(
+        ["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    )
     try:
         assert stream.stdout is not None
         with tarfile.open(fileobj=stream.stdout, mode="r|") as archive:
@@ -176,10 +181,14 @@ def ensure_kernel(package: str | None = None) -> Path:
         done = _run(["apt-get", "download", package], 600, cwd=tmp)
         debs = sorted(Path(tmp).glob("*.deb"))
         if done.returncode != 0 or not debs:
-            reason = next((line for line in (done.stderr + done.stdout).splitlines() if line.startswith("E:")), "no .deb appeared")
+            reason = next(
+                (line for line in (done.stderr + done.stdout).splitlines() if line.startswith("E:")), "no .deb appeared"
+            )
             raise LabkitError(
                 f"could not download the VM's kernel {package}: {reason}",
-                "check that `apt-get download " + package + "` works (run `apt-get update` first), then run the cell again",
+                "check that `apt-get download "
+                + package
+                + "` works (run `apt-get update` first), then run the cell again",
             )
         extracted = extract_vmlinuz(debs[0], Path(tmp))
         os.replace(extracted, target)
@@ -252,7 +261,6 @@ def ensure_initramfs() -> Path:
     Raises:
         NotSupported: busybox-static is not installed.
     """
-    from labkit.features.images.builders import find_static_busybox
 
     busybox = find_static_busybox().read_bytes()
     digest = hashlib.sha256(busybox + INIT_SCRIPT.encode()).hexdigest()[:12]
@@ -295,7 +303,9 @@ def prepare() -> GuestFiles:
     """
     missing = qemu_missing()
     if missing:
-        raise NotSupported(f"cannot boot a VM here: {missing}", "install it, or read on: the container half works without it")
+        raise NotSupported(
+            f"cannot boot a VM here: {missing}", "install it, or read on: the container half works without it"
+        )
     return GuestFiles(ensure_kernel(), ensure_initramfs())
 
 

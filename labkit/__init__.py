@@ -74,6 +74,7 @@ def _show_labkit_error(shell: Any, etype: type, value: BaseException, tb: Any, t
 
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext labkit``: registers the ``%docker`` magic and shows labkit errors as one line."""
+    # Loaded here: the magics pull in IPython's magic machinery, which a `labkit` command never needs.
     from labkit.notebook.magics import register
 
     register(ipython)
@@ -83,6 +84,7 @@ def load_ipython_extension(ipython: Any) -> None:
 def _auto_register() -> None:
     """``import labkit`` in a notebook is enough for ``%docker``."""
     try:
+        # Loaded here: importing IPython costs a `labkit` command start-up time, and outside a kernel it is not needed.
         from IPython import get_ipython
     except ImportError:
         return

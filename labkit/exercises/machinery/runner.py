@@ -16,6 +16,7 @@ from labkit.core.paths import state_dir
 from labkit.core.probes import containers_from
 from labkit.core.shell import sh
 from labkit.core.state import describe
+from labkit.exercises.machinery import record as progress
 from labkit.exercises.machinery.catalog import all_exercises, get
 from labkit.exercises.machinery.model import CheckResult, Context, Exercise
 
@@ -127,12 +128,8 @@ def _check(exercise: Exercise, answer: str | int | None) -> CheckResult:
 
 def _record(kind: str, shown: CheckResult | str, exercise: Exercise, level: int = 0) -> None:
     """Add what the learner was shown to the progress record (best-effort: never raises)."""
-    try:
-        from labkit.exercises.machinery import record as progress
-
+    with contextlib.suppress(Exception):  # recording is a side channel; the learner's check or hint comes first
         progress.record(progress.make_event(kind, shown, exercise=exercise.id, lesson=exercise.lesson, hint_level=level))
-    except Exception:  # noqa: BLE001, S110 - recording is a side channel; the learner's check or hint comes first
-        pass
 
 
 class Hint(str):

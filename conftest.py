@@ -15,7 +15,9 @@ import pytest
 # Tests never touch the learner's own state: answers, registry pid files and setup
 # records go to a throwaway folder for the whole run (subprocesses inherit it).
 _OWN_STATE = "LABKIT_STATE_DIR" not in os.environ
-os.environ.setdefault("LABKIT_STATE_DIR", os.path.join(os.environ.get("TMPDIR", "/tmp"), f"labkit-test-state-{os.getpid()}"))
+os.environ.setdefault(
+    "LABKIT_STATE_DIR", os.path.join(os.environ.get("TMPDIR", "/tmp"), f"labkit-test-state-{os.getpid()}")
+)
 # Exercise folders and archives a lesson makes for the learner (bind-mount folders, saved
 # tars) go to a throwaway workspace too, never into the learner's ~/labkit-work.
 _OWN_WORKSPACE = "LABKIT_WORKSPACE" not in os.environ

@@ -38,7 +38,11 @@ __all__ = [
 _classroom.install()
 
 #: Widgets import ipywidgets (about 0.3 s), so they load on first use.
-_WIDGETS = {"exercise": "labkit.notebook.widgets", "trace_view": "labkit.notebook.widgets", "dashboard": "labkit.notebook.dashboard"}
+_WIDGETS = {
+    "exercise": "labkit.notebook.widgets",
+    "trace_view": "labkit.notebook.widgets",
+    "dashboard": "labkit.notebook.dashboard",
+}
 
 #: The modules lessons use by a short name (``from labkit import registry``), wherever they
 #: live in the layers (ARCHITECTURE.md). Loaded on first use: a notebook that never
@@ -65,7 +69,9 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'labkit' has no attribute {name!r}")
 
 
-def _show_labkit_error(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: int | None = None) -> list[str]:
+def _show_labkit_error(
+    shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: int | None = None
+) -> list[str]:
     """A labkit error in a cell is one readable line, not a traceback; the cell still fails."""
     stb = [f"\x1b[31mlabkit:\x1b[0m {value}"]
     shell._showtraceback(etype, value, stb)  # IPython leaves showing a custom traceback to the handler

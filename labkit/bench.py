@@ -121,7 +121,9 @@ def render(report: Report) -> str:
         lines.append(line)
     p95 = figures["check_p95_ms"]
     lines += ["", f"check(): {report.exercise_count} exercise(s), {figures['check_samples']} samples"]
-    lines.append(f"  p50 {figures['check_p50_ms']:.1f} ms, p95 {p95:.1f} ms  target p95 ≤ {CHECK_P95_TARGET_MS:.0f} ms {MARK[p95 <= CHECK_P95_TARGET_MS]}")
+    lines.append(
+        f"  p50 {figures['check_p50_ms']:.1f} ms, p95 {p95:.1f} ms  target p95 ≤ {CHECK_P95_TARGET_MS:.0f} ms {MARK[p95 <= CHECK_P95_TARGET_MS]}"
+    )
     lines += ["", "notebooks (nbclient, end to end):"]
     if report.notebooks is None:
         lines.append("  skipped (--skip-notebooks)")
@@ -190,12 +192,20 @@ def run_notebooks(folder: Path) -> list[NotebookRun]:
     for path in sorted(folder.glob("*.ipynb")):
         where = {"cell": "before the first cell"}
         client = NotebookClient(
-            nbformat.read(path, as_version=4), timeout=600, kernel_name="python3",
+            nbformat.read(path, as_version=4),
+            timeout=600,
+            kernel_name="python3",
             resources={"metadata": {"path": str(folder)}},
             on_cell_start=lambda cell, cell_index: where.update(cell=f"cell {cell_index} (id {cell.get('id', '?')})"),
         )
         # Whatever kernelspec "python3" resolves to, run this venv's ipykernel.
-        client.create_kernel_manager().kernel_spec.argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+        client.create_kernel_manager().kernel_spec.argv = [
+            sys.executable,
+            "-m",
+            "ipykernel_launcher",
+            "-f",
+            "{connection_file}",
+        ]
         start, error = time.perf_counter(), None
         try:
             client.execute()
@@ -224,7 +234,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _bench(argv: Sequence[str] | None) -> int:
-    parser = exits.Parser(prog="python -m labkit.bench", description="labkit overhead, check latency and notebook wall time.")
+    parser = exits.Parser(
+        prog="python -m labkit.bench", description="labkit overhead, check latency and notebook wall time."
+    )
     parser.add_argument("--runs", type=int, default=21, help="timed runs per way (default 21)")
     parser.add_argument("--checks", type=int, default=30, help="checks per exercise (default 30)")
     parser.add_argument("--quick", action="store_true", help="5 runs and 5 checks each, for development")
@@ -236,12 +248,16 @@ def _bench(argv: Sequence[str] | None) -> int:
     if inherited and not inherited.startswith("bench-"):
         # Cleanup removes by session: never share one with a learner's lab.
         env = {**os.environ, "LABKIT_SESSION": f"bench-{secrets.token_hex(4)}"}
-        os.execve(sys.executable, [sys.executable, "-m", "labkit.bench", *(sys.argv[1:] if argv is None else argv)], env)
+        os.execve(
+            sys.executable, [sys.executable, "-m", "labkit.bench", *(sys.argv[1:] if argv is None else argv)], env
+        )
     client = engine.client()  # no daemon: one line and exit 2, before anything is created
     state = tempfile.mkdtemp(prefix="labkit-bench-")
     # Notebook kernels inherit these: same session label, throwaway state and workspace, this venv first on PATH.
     os.environ.update(
-        LABKIT_SESSION=engine.session_id(), LABKIT_STATE_DIR=state, LABKIT_WORKSPACE=os.path.join(state, "work"),
+        LABKIT_SESSION=engine.session_id(),
+        LABKIT_STATE_DIR=state,
+        LABKIT_WORKSPACE=os.path.join(state, "work"),
         PATH=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]),
     )
     try:

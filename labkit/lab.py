@@ -78,7 +78,9 @@ def _lab(argv: list[str] | None) -> int:
     parser.add_argument("--workspace", type=Path, default=workspace_dir())
     parser.add_argument("--port", type=int, default=int(os.environ.get("LABKIT_PORT", DEFAULT_PORT)))
     parser.add_argument("--no-start", action="store_true", help="prepare the workspace only")
-    parser.add_argument("--solutions", action="store_true", help="copy the solution notebooks (instructors), not the student versions")
+    parser.add_argument(
+        "--solutions", action="store_true", help="copy the solution notebooks (instructors), not the student versions"
+    )
     args = parser.parse_args(argv)
 
     workspace = args.workspace.expanduser().resolve()

@@ -21,13 +21,17 @@ def default_db() -> Path:
 
 def register(subcommands: Subcommands) -> None:
     """Add ``classroom`` to labkit's sub-commands."""
-    p = subcommands.add_parser("classroom", help="a live view of learners' check results for the instructor; join one as a learner")
+    p = subcommands.add_parser(
+        "classroom", help="a live view of learners' check results for the instructor; join one as a learner"
+    )
     p.add_argument("action", choices=["serve", "join", "leave", "status", "flush", "forget"])
     p.add_argument("args", nargs="*", metavar="ARG", help="join URL TOKEN; forget NAME")
     p.add_argument("--name", help="join: your name, as the instructor sees it")
     p.add_argument("--host", help="serve: address to listen on (default 127.0.0.1; another needs --public)")
     p.add_argument("--port", type=int, help="serve: port (default 8787; 0 picks a free one)")
-    p.add_argument("--public", action="store_true", help="serve: listen on the classroom network (0.0.0.0 unless --host)")
+    p.add_argument(
+        "--public", action="store_true", help="serve: listen on the classroom network (0.0.0.0 unless --host)"
+    )
     p.add_argument("--db", help="serve/forget: the sqlite file (default <state dir>/classroom/classroom.db)")
     p.add_argument("--timeout", type=float, default=10.0, help="flush: seconds to wait for a busy sender")
     p.add_argument("--json", action="store_true", help="status: as JSON")
@@ -95,5 +99,7 @@ def command(args: argparse.Namespace) -> ExitCode:
         print(f"learner:   {info['learner']}")
         print(f"queued:    {info['queued']} result(s) waiting to be sent")
         if info["rejected"]:
-            print(f"rejected:  {info['rejected']} result(s) the server refused (see {info['state_dir']}/classroom-rejected.jsonl)")
+            print(
+                f"rejected:  {info['rejected']} result(s) the server refused (see {info['state_dir']}/classroom-rejected.jsonl)"
+            )
     return ExitCode.DONE

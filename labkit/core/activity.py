@@ -357,7 +357,7 @@ class Task:
         self,
         done: int | None = None,
         *,
-        total: int | None | Keep = KEEP,
+        total: int | Keep | None = KEEP,
         note: str | None = None,
         phase: str | None = None,
     ) -> None:

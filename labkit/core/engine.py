@@ -134,7 +134,9 @@ def converted(image: str | None = None) -> Iterator[None]:
         reason = e.explanation or str(e)
         if isinstance(reason, bytes):
             reason = reason.decode(errors="replace")
-        raise LabkitError(f"the Docker daemon refused: {reason}", "read the message; `labkit doctor` checks the setup") from e
+        raise LabkitError(
+            f"the Docker daemon refused: {reason}", "read the message; `labkit doctor` checks the setup"
+        ) from e
     except (requests.exceptions.ConnectionError, ConnectionError) as e:
         raise DaemonUnavailable(docker_host(), _describe(e)) from e
 

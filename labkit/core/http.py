@@ -85,7 +85,9 @@ def _chain(error: BaseException) -> list[BaseException]:
         seen.append(current)
         reason = getattr(current, "reason", None)
         inner = current.args[-1] if current.args and isinstance(current.args[-1], BaseException) else None
-        current = current.__cause__ or (reason if isinstance(reason, BaseException) else None) or inner or current.__context__
+        current = (
+            current.__cause__ or (reason if isinstance(reason, BaseException) else None) or inner or current.__context__
+        )
     return seen
 
 
@@ -132,11 +134,15 @@ def request(
     """
     sent = {"Connection": "close", **(headers or {})}
     try:
-        with session().request(method, url, headers=sent, data=data, timeout=timeout, stream=True, allow_redirects=True) as answer:
+        with session().request(
+            method, url, headers=sent, data=data, timeout=timeout, stream=True, allow_redirects=True
+        ) as answer:
             body = answer.content if limit is None else _read_at_most(answer, limit)
             return Response(int(answer.status_code), answer.headers, body)
     except (requests.exceptions.RequestException, OSError) as e:
-        raise HttpUnreachable(url, _cause(e), refused=any(isinstance(c, ConnectionRefusedError) for c in _chain(e))) from e
+        raise HttpUnreachable(
+            url, _cause(e), refused=any(isinstance(c, ConnectionRefusedError) for c in _chain(e))
+        ) from e
 
 
 def status(url: str, timeout: float = 2.0) -> int | None:

@@ -195,9 +195,8 @@ class Terminal(PtySession):
             client = engine.client()
             with engine.converted():
                 for container in client.containers.list(all=True, filters={"label": self._container_label}):
-                    with contextlib.suppress(LabkitError):
-                        with engine.converted():
-                            container.remove(force=True)
+                    with contextlib.suppress(LabkitError), engine.converted():
+                        container.remove(force=True)
 
     def __enter__(self) -> Terminal:
         return self

@@ -127,7 +127,9 @@ def locked(lock_file: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def append_json_line(path: Path, record: Any, *, lock: Path | None = None, fsync: bool = True, mode: int = 0o600) -> None:
+def append_json_line(
+    path: Path, record: Any, *, lock: Path | None = None, fsync: bool = True, mode: int = 0o600
+) -> None:
     """Append ``record`` to ``path`` as one JSON line.
 
     A last line left without its newline (a write cut short) stays a damaged line of its
@@ -279,5 +281,12 @@ def describe(value: Any) -> str:
     """A JSON value's kind, for messages: ``a list``, ``null``, ``a number``."""
     if value is None:
         return "null"
-    kinds = {dict: "an object", list: "a list", str: "a string", bool: "true or false", int: "a number", float: "a number"}
+    kinds = {
+        dict: "an object",
+        list: "a list",
+        str: "a string",
+        bool: "true or false",
+        int: "a number",
+        float: "a number",
+    }
     return kinds.get(type(value), type(value).__name__)

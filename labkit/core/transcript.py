@@ -71,7 +71,7 @@ def clean(text: str) -> str:
             col = 0
         elif token == "\b":
             col = max(col - 1, 0)
-        elif token == "\t" or token[0] >= " " and token[0] != "\x7f":
+        elif token == "\t" or (token[0] >= " " and token[0] != "\x7f"):
             while len(lines) <= row:
                 lines.append([])
             line = lines[row]

@@ -136,7 +136,9 @@ def recent_end(client: docker.DockerClient, name: str, since: float | None = Non
 
 def similar_names(client: docker.DockerClient, name: str) -> list[Container]:
     """Containers whose name looks like a typo of ``name`` (``ephemral``, ``ephemeral-1``), inspected."""
-    listed = {str((c.attrs.get("Names") or ["/"])[0]).lstrip("/"): c for c in client.containers.list(all=True, sparse=True)}
+    listed = {
+        str((c.attrs.get("Names") or ["/"])[0]).lstrip("/"): c for c in client.containers.list(all=True, sparse=True)
+    }
     close = [n for n in difflib.get_close_matches(name, list(listed), n=3, cutoff=0.8) if n != name]
     found = []
     for other in close:

@@ -186,7 +186,11 @@ def _blob(digest: str) -> str:
 
 
 def _image(
-    tar: tarfile.TarFile, members: Mapping[str, tarfile.TarInfo], config_name: str, tags: Iterable[str], layers: list[str]
+    tar: tarfile.TarFile,
+    members: Mapping[str, tarfile.TarInfo],
+    config_name: str,
+    tags: Iterable[str],
+    layers: list[str],
 ) -> SavedImage:
     """One image from its config file name, its tags and its layer files.
 
@@ -222,11 +226,15 @@ def _image(
     )
 
 
-def _from_manifest(tar: tarfile.TarFile, members: Mapping[str, tarfile.TarInfo], manifest: Any) -> tuple[SavedImage, ...]:
+def _from_manifest(
+    tar: tarfile.TarFile, members: Mapping[str, tarfile.TarInfo], manifest: Any
+) -> tuple[SavedImage, ...]:
     images = []
     for entry in manifest if isinstance(manifest, list) else []:
         if isinstance(entry, dict) and isinstance(entry.get("Config"), str):
-            images.append(_image(tar, members, entry["Config"], entry.get("RepoTags") or (), list(entry.get("Layers") or ())))
+            images.append(
+                _image(tar, members, entry["Config"], entry.get("RepoTags") or (), list(entry.get("Layers") or ()))
+            )
     return tuple(images)
 
 
@@ -236,7 +244,9 @@ def _oci_tags(annotations: Mapping[str, str]) -> list[str]:
     return [full] if full else []
 
 
-def _from_index(tar: tarfile.TarFile, members: Mapping[str, tarfile.TarInfo], index: Any, tags: list[str] | None = None) -> list[SavedImage]:
+def _from_index(
+    tar: tarfile.TarFile, members: Mapping[str, tarfile.TarInfo], index: Any, tags: list[str] | None = None
+) -> list[SavedImage]:
     images: list[SavedImage] = []
     for descriptor in (index or {}).get("manifests") or ():
         if not isinstance(descriptor, dict) or "digest" not in descriptor:

@@ -88,8 +88,7 @@ def _build(ctx: Context) -> Verdict:
     if base_id is not None and built.id == base_id:
         return not_yet(
             f"{TARGET} is busybox under a second name: same image id, one layer.",
-            "`docker tag` only adds a name to an existing image; `docker build` makes a new one: "
-            f"{BUILD_COMMAND}",
+            f"`docker tag` only adds a name to an existing image; `docker build` makes a new one: {BUILD_COMMAND}",
             **evidence,
         )
     if n == 1:

@@ -176,7 +176,8 @@ def _trace(ctx: Context) -> Verdict:
     for create in made:
         cid, name = str(create.id), _created_name(create)
         started = any(
-            (s := _subject(c, "start")) and _refers_to(s, cid, name) and c.status is not None and c.status < 400 for c in calls
+            (s := _subject(c, "start")) and _refers_to(s, cid, name) and c.status is not None and c.status < 400
+            for c in calls
         )
         waited = any((s := _subject(c, "wait")) and _refers_to(s, cid, name) for c in calls)
         if started and waited:

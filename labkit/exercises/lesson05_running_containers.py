@@ -351,7 +351,8 @@ def _check_rename(ctx: Context) -> Verdict:
     new_one = target is not None and (mine is None or target.id != mine.id)
     if mine is None:
         return not_yet(
-            "The container setup started is gone" + (f", and {RENAMED} is a different, new container." if new_one else "."),
+            "The container setup started is gone"
+            + (f", and {RENAMED} is a different, new container." if new_one else "."),
             "Renaming keeps the same container: same ID, new name. Run the setup again to get a container to rename, "
             f"then `docker container rename OLD-NAME {RENAMED}`.",
         )

@@ -199,7 +199,11 @@ def _create_only(ctx: Context) -> Verdict:
             **evidence,
         )
     if past.was_started(container):
-        now = "is running" if present.status(container) == "running" else f"has run and is now {present.status(container)}"
+        now = (
+            "is running"
+            if present.status(container) == "running"
+            else f"has run and is now {present.status(container)}"
+        )
         return not_yet(
             f"{CREATED} was started: it {now}. The exercise wants it created only.",
             f"`docker run` is create + start. {redo} with `docker create`, and do not start it.",

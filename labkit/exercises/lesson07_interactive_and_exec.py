@@ -119,15 +119,21 @@ def _content_verdict(content: bytes, size: int) -> Verdict | None:
             "`>>` appends to a file; `>` replaces what it holds: `docker exec sandbox sh -c 'echo hi > /root/hello.txt'`.",
         )
     if line.lower() == WANTED and line != WANTED:
-        return not_yet(f"{where} holds {shown}: the case differs.", "File contents are compared exactly: write hi in lower case.")
+        return not_yet(
+            f"{where} holds {shown}: the case differs.", "File contents are compared exactly: write hi in lower case."
+        )
     if line.strip(b" \t") == WANTED:
-        return not_yet(f"{where} holds {shown}: there are extra spaces.", "Write just the two letters: `echo hi` (or `printf hi`).")
+        return not_yet(
+            f"{where} holds {shown}: there are extra spaces.", "Write just the two letters: `echo hi` (or `printf hi`)."
+        )
     if line.strip(b"'\"` \t") == WANTED:
         return not_yet(
             f"{where} holds {shown}: the quotes went into the file.",
             "Quotes inside `sh -c '…'` must not be nested the same kind: `sh -c 'echo hi > /root/hello.txt'` needs none around hi.",
         )
-    return not_yet(f"{where} holds {shown}, not hi.", "Overwrite it: `docker exec sandbox sh -c 'echo hi > /root/hello.txt'`.")
+    return not_yet(
+        f"{where} holds {shown}, not hi.", "Overwrite it: `docker exec sandbox sh -c 'echo hi > /root/hello.txt'`."
+    )
 
 
 def _missing_verdict(facts: FileFacts) -> Verdict:
@@ -191,7 +197,7 @@ def file_verdict(facts: FileFacts) -> Verdict:
     if facts.status != "running":
         return not_yet(
             f"{about_file}sandbox is {facts.status}, not running.",
-            f"{_START_AGAIN}; setup can also make a fresh one: `labkit.setup(\"exec.file\")`.",
+            f'{_START_AGAIN}; setup can also make a fresh one: `labkit.setup("exec.file")`.',
             **evidence,
         )
     if facts.kind != "file" or facts.content is None:
@@ -199,7 +205,9 @@ def file_verdict(facts: FileFacts) -> Verdict:
     wrong = _content_verdict(facts.content, facts.size)
     if wrong is not None:
         return not_yet(wrong.message, wrong.hint, content=_shown(facts.content), **evidence)
-    return passed(f"{TARGET} in sandbox holds hi, and sandbox is still running.", content=_shown(facts.content), **evidence)
+    return passed(
+        f"{TARGET} in sandbox holds hi, and sandbox is still running.", content=_shown(facts.content), **evidence
+    )
 
 
 def _read_file(container: Any, path: str) -> tuple[str, bytes | None, int]:

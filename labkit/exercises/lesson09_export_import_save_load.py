@@ -254,8 +254,10 @@ SNAPSHOT_EXERCISE = register(
         check=_check_snapshot,
         hints=(
             "`docker export` writes a container's filesystem as a tar; `docker import` makes an image from such a tar.",
-            (f"`docker import` reads the tar from a file, or from standard input when the file is `-`; "
-            f"the name after it (`{REPO}`) becomes the image's name."),
+            (
+                f"`docker import` reads the tar from a file, or from standard input when the file is `-`; "
+                f"the name after it (`{REPO}`) becomes the image's name."
+            ),
             f"Type: {SOLUTION_PIPE}",
         ),
         solution=(SOLUTION_PIPE,),
@@ -317,8 +319,10 @@ def _check_save(ctx: Context) -> Verdict:
         "directory": (f"{path} is a folder, not a file.", f"Remove the folder (`rmdir {path}`), then: {save}"),
         "empty": (
             f"{path} is empty (0 bytes).",
-            ("The shell creates the file of `> FILE` before docker even runs, so a failed save leaves it empty. "
-            f"Run the save again and read its error: {save}"),
+            (
+                "The shell creates the file of `> FILE` before docker even runs, so a failed save leaves it empty. "
+                f"Run the save again and read its error: {save}"
+            ),
         ),
         "not-tar": (
             f"{path} is not a tar archive.",
@@ -329,8 +333,10 @@ def _check_save(ctx: Context) -> Verdict:
             f"Save again and let the command finish: {save}",
         ),
         "export": (
-            (f"{path} holds a container's files ({', '.join(archive.top_level[:6])} …) and no manifest.json: "
-            "that's `docker export` output, not `docker save`."),
+            (
+                f"{path} holds a container's files ({', '.join(archive.top_level[:6])} …) and no manifest.json: "
+                "that's `docker export` output, not `docker save`."
+            ),
             f"export writes one container's filesystem; save writes an image: its layers, its config and its name. {save}",
         ),
         "other-tar": (
@@ -369,7 +375,9 @@ def _check_save(ctx: Context) -> Verdict:
     )
 
 
-def _wrong_image(ctx: Context, archive: _archives.Archive, wanted: Image, save: str, evidence: dict[str, Any]) -> Verdict:
+def _wrong_image(
+    ctx: Context, archive: _archives.Archive, wanted: Image, save: str, evidence: dict[str, Any]
+) -> Verdict:
     path = archive.path
     same = archive.by_id(wanted.id)
     if same is not None and not same.tags:
@@ -422,8 +430,10 @@ SAVE_EXERCISE = register(
         check=_check_save,
         hints=(
             "`docker save` writes an image (its layers, config and name) to a tar; `docker load` reads one back.",
-            ("`docker save --output FILE IMAGE` (or `-o FILE`, or `> FILE`) writes to FILE. Name the image, not its id, "
-            "so the tag is kept."),
+            (
+                "`docker save --output FILE IMAGE` (or `-o FILE`, or `> FILE`) writes to FILE. Name the image, not its id, "
+                "so the tag is kept."
+            ),
             f"Type: docker save --output PATH {SOURCE_NAME}, where PATH is the path setup printed.",
         ),
         solution=("docker save --output {path} " + SOURCE_NAME,),

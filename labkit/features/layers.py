@@ -30,8 +30,22 @@ from labkit.core.paths import PACKAGE_DIR
 
 #: Instructions that change only the image's configuration, never its files.
 METADATA_INSTRUCTIONS = frozenset(
-    {"ARG", "CMD", "ENTRYPOINT", "ENV", "EXPOSE", "HEALTHCHECK", "LABEL", "MAINTAINER", "ONBUILD", "SHELL",
-     "STOPSIGNAL", "USER", "VOLUME", "WORKDIR"}
+    {
+        "ARG",
+        "CMD",
+        "ENTRYPOINT",
+        "ENV",
+        "EXPOSE",
+        "HEALTHCHECK",
+        "LABEL",
+        "MAINTAINER",
+        "ONBUILD",
+        "SHELL",
+        "STOPSIGNAL",
+        "USER",
+        "VOLUME",
+        "WORKDIR",
+    }
 )
 _SHELL = "/bin/sh -c "
 _NOP = "#(nop)"
@@ -381,7 +395,9 @@ def upper_report(container: str, paths: Sequence[str], client: docker.DockerClie
     """
     where = storage(container, client)
     if where.driver != "overlay2" or not where.upper:
-        return f"{where.container} uses the {where.driver or 'unknown'} storage driver: there is no UpperDir to look into."
+        return (
+            f"{where.container} uses the {where.driver or 'unknown'} storage driver: there is no UpperDir to look into."
+        )
     if not where.visible:
         return (
             f"The writable layer of {where.container} is at {where.upper}, but not on this machine's filesystem "

@@ -53,7 +53,12 @@ class LayerTally:
             self.error = str(event["error"])
             return
         layer_id, status = event.get("id"), str(event.get("status") or "")
-        if not layer_id or not status or status.startswith(("Pulling from", "Digest:", "Status:")) or ": digest:" in status:
+        if (
+            not layer_id
+            or not status
+            or status.startswith(("Pulling from", "Digest:", "Status:"))
+            or ": digest:" in status
+        ):
             return
         layer = self.layers.setdefault(str(layer_id), Layer())
         detail = event.get("progressDetail") or {}

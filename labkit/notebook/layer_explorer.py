@@ -73,12 +73,10 @@ class LayerExplorer:
             meta = what == "metadata only"
             style = ' style="color:#777"' if meta else ""
             body.append(
-                f"<tr{style}><td style=\"{_CELL}\">{num}</td><td style=\"{_CELL}\">{html.escape(what)}</td>"
-                f"<td style=\"{_CELL}\"><code>{html.escape(text)}</code></td><td style=\"{_CELL}\">{size}</td></tr>"
+                f'<tr{style}><td style="{_CELL}">{num}</td><td style="{_CELL}">{html.escape(what)}</td>'
+                f'<td style="{_CELL}"><code>{html.escape(text)}</code></td><td style="{_CELL}">{size}</td></tr>'
             )
-        note = (
-            "" if self.image.exact else "<div><i>History and layers do not line up one to one.</i></div>"
-        )
+        note = "" if self.image.exact else "<div><i>History and layers do not line up one to one.</i></div>"
         return (
             f'<div class="labkit-layers"><b>{html.escape(self.headline())}</b>'
             f'<table style="{_STYLE}"><tr>{head}</tr>{"".join(body)}</table>{note}</div>'
@@ -98,7 +96,8 @@ class LayerExplorer:
         if step.comment:
             rows.append(("comment", step.comment))
         cells = "".join(
-            f'<tr><th style="{_CELL}">{k}</th><td style="{_CELL}"><code>{html.escape(v)}</code></td></tr>' for k, v in rows
+            f'<tr><th style="{_CELL}">{k}</th><td style="{_CELL}"><code>{html.escape(v)}</code></td></tr>'
+            for k, v in rows
         )
         return f'<table style="{_STYLE}">{cells}</table>'
 
@@ -139,7 +138,6 @@ class LayerExplorer:
             if key in view:
                 bundle[key] = view[key]
         return bundle
-
 
 
 def explore(image: str) -> LayerExplorer:

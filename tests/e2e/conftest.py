@@ -68,7 +68,9 @@ class Lab:
 
     def api(self, method: str, path: str) -> Any:
         """One call to Jupyter Server's REST API; the parsed JSON (``None`` for an empty body)."""
-        request = urllib.request.Request(f"{self.url}{path}", method=method, headers={"Authorization": f"token {self.token}"})
+        request = urllib.request.Request(
+            f"{self.url}{path}", method=method, headers={"Authorization": f"token {self.token}"}
+        )
         with urllib.request.urlopen(request, timeout=30) as response:  # our own local server
             body = response.read()
         return json.loads(body) if body else None
@@ -133,7 +135,14 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
         env=env, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert prepared.returncode == 0, prepared.stderr
-    lab = Lab(root=workspace, port=_free_port(), token=secrets.token_hex(16), session=session, env=env, log=tmp_path / "jupyter.log")
+    lab = Lab(
+        root=workspace,
+        port=_free_port(),
+        token=secrets.token_hex(16),
+        session=session,
+        env=env,
+        log=tmp_path / "jupyter.log",
+    )
     command = [
         sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={lab.port}", "--ip=127.0.0.1",
         f"--ServerApp.token={lab.token}", f"--ServerApp.root_dir={workspace}", "--allow-root",
@@ -147,7 +156,10 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
         lab.stop()
         # Whatever the test left with this session's label, whatever happened to the kernel.
         leftover = subprocess.run(
-            ["docker", "ps", "-aq", "--filter", f"label=labkit.session={session}"], capture_output=True, text=True, check=False
+            ["docker", "ps", "-aq", "--filter", f"label=labkit.session={session}"],
+            capture_output=True,
+            text=True,
+            check=False,
         ).stdout.split()
         if leftover:
             subprocess.run(["docker", "rm", "-f", *leftover], capture_output=True, check=False)

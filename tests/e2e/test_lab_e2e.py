@@ -74,9 +74,9 @@ class Learner:
         self.page.get_by_text(re.compile(r"\| Idle$")).wait_for(timeout=CELL_TIMEOUT_MS)
 
     def wait_idle(self) -> None:
-        self.page.locator('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator[data-status="idle"]').wait_for(
-            state="attached", timeout=CELL_TIMEOUT_MS
-        )
+        self.page.locator(
+            '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator[data-status="idle"]'
+        ).wait_for(state="attached", timeout=CELL_TIMEOUT_MS)
 
     def _prompt(self, cell: Any) -> str:
         return str(cell.locator(".jp-InputArea-prompt").text_content() or "").strip()
@@ -113,7 +113,9 @@ class Learner:
         target = last.element_handle()
         ran = 0
         while True:
-            at_target = self.notebook.locator(".jp-Cell.jp-mod-active").element_handle().evaluate("(a, b) => a === b", target)
+            at_target = (
+                self.notebook.locator(".jp-Cell.jp-mod-active").element_handle().evaluate("(a, b) => a === b", target)
+            )
             self.run_active()
             ran += 1
             if at_target:
@@ -235,11 +237,15 @@ def _learner_session(lab: Any, page: Any) -> dict[str, Any]:
     )
     returned = time.monotonic()
     row = dashboard.locator(f'tr[data-id="{ident[:12]}"]')
-    page.wait_for_selector(f'table.labkit-dashboard tr[data-id="{ident[:12]}"][data-state="running"]', state="attached", timeout=10_000)
+    page.wait_for_selector(
+        f'table.labkit-dashboard tr[data-id="{ident[:12]}"][data-state="running"]', state="attached", timeout=10_000
+    )
     shown = time.monotonic()
     figures["terminal_to_dashboard_s"] = round(shown - returned, 3)
     figures["terminal_command_and_dashboard_s"] = round(shown - t0, 3)
-    assert shown - returned < SHOW_WITHIN, f"the dashboard showed {name} {shown - returned:.2f} s after docker run returned"
+    assert shown - returned < SHOW_WITHIN, (
+        f"the dashboard showed {name} {shown - returned:.2f} s after docker run returned"
+    )
     dashboard.locator("select").select_option(label=f"{name} (running)")
     dashboard.locator('svg.labkit-lifecycle g[data-state="running"][data-current="true"]').wait_for(state="attached")
     dashboard.screenshot(path=str(ARTIFACTS / "dashboard-running.png"))
@@ -267,7 +273,9 @@ def _learner_session(lab: Any, page: Any) -> dict[str, Any]:
     lab.api("DELETE", f"/api/kernels/{session['kernel']['id']}")
     wait.until(lambda: not _alive(pid), f"kernel process {pid} to end", timeout=30, interval=0.05)
     figures["kernel_shutdown_s"] = round(time.monotonic() - t_down, 3)
-    assert figures["kernel_shutdown_s"] < KERNEL_KILL_AFTER, "the kernel exited by itself, before Jupyter's kill deadline"
+    assert figures["kernel_shutdown_s"] < KERNEL_KILL_AFTER, (
+        "the kernel exited by itself, before Jupyter's kill deadline"
+    )
     left = _docker("ps", "-aq", "--filter", f"label=labkit.session={lab.session}")
     assert not left, f"containers left with the kernel's session label: {left}"
     return figures

@@ -31,7 +31,9 @@ LABEL purpose=labkit-activity-test
 
 
 @pytest.fixture
-def throwaway(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, docker_client: docker.DockerClient) -> Iterator[catalog.CatalogImage]:
+def throwaway(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, docker_client: docker.DockerClient
+) -> Iterator[catalog.CatalogImage]:
     """A catalog-like entry built from a temporary context (with 2 MB of its own bytes), removed afterwards."""
     if not registry.status().running:
         pytest.skip("the local registry is not running (`labkit registry up`)")
@@ -49,7 +51,9 @@ def test_a_build_shows_every_step(throwaway: catalog.CatalogImage) -> None:
     live = io.StringIO()
     with activity.showing(live, "plain"):
         builders.build(throwaway, io.StringIO())
-    steps = re.findall(r"^building labkit-activity-test/site:\w+: step (\d+)/(\d+): (.*)$", live.getvalue(), re.MULTILINE)
+    steps = re.findall(
+        r"^building labkit-activity-test/site:\w+: step (\d+)/(\d+): (.*)$", live.getvalue(), re.MULTILINE
+    )
     total = int(steps[0][1])
     assert [int(n) for n, _, _ in steps] == list(range(1, total + 1))
     assert steps[0][2] == "FROM busybox:latest" and steps[1][2] == "COPY payload /payload"
@@ -76,7 +80,11 @@ def test_push_and_pull_show_bytes(throwaway: catalog.CatalogImage, docker_client
             except docker.errors.ImageNotFound:
                 pass
     # the payload's layer is the one that moves: busybox's is mounted from library/busybox
-    assert re.search(r"^pushing labkit-activity-test/site:\w+: 100% \(2\.0 MB of 2\.0 MB\), [01]/1 layers$", pushed.getvalue(), re.MULTILINE), pushed.getvalue()
+    assert re.search(
+        r"^pushing labkit-activity-test/site:\w+: 100% \(2\.0 MB of 2\.0 MB\), [01]/1 layers$",
+        pushed.getvalue(),
+        re.MULTILINE,
+    ), pushed.getvalue()
     lines = pulled.getvalue().splitlines()
     assert any(re.search(r": 100% \(2\.0 MB of 2\.0 MB\), (extracting )?[01]/1 layers$", line) for line in lines), lines
     assert "extracting" in lines[-1]  # the phase after the download gets its own line
@@ -89,7 +97,9 @@ def test_bundle_and_load_show_bytes(tmp_path: Path) -> None:
     saved, loaded = io.StringIO(), io.StringIO()
     with activity.showing(saved, "plain"):
         archive.bundle(target, ["busybox"], out=io.StringIO())
-    assert re.search(r"^saving to busybox\.tar: \d+% \([\d.]+ [kM]B of [\d.]+ [kM]B\)$", saved.getvalue(), re.MULTILINE), saved.getvalue()
+    assert re.search(
+        r"^saving to busybox\.tar: \d+% \([\d.]+ [kM]B of [\d.]+ [kM]B\)$", saved.getvalue(), re.MULTILINE
+    ), saved.getvalue()
     with activity.showing(loaded, "tty"):
         assert archive.load(target, out=io.StringIO()) == ["busybox:latest"]  # same image: nothing changes
     frames = [f.removesuffix("\x1b[K") for f in loaded.getvalue().split("\r") if f]

@@ -284,7 +284,9 @@ def test_teardown_removes_the_archive_and_is_idempotent(archive: dict[str, Any])
     assert exercises.reset_exercise(exercises.get("save.load")).other == 0
 
 
-def test_loading_the_saved_archive_keeps_the_catalog_image(archive: dict[str, Any], catalog_ids: dict[str, str]) -> None:
+def test_loading_the_saved_archive_keeps_the_catalog_image(
+    archive: dict[str, Any], catalog_ids: dict[str, str]
+) -> None:
     _run(f"docker save -o {archive['path']} labkit/hello-dock")
     assert "Loaded image: labkit/hello-dock:latest" in _run(f"docker load -i {archive['path']}")
     assert exercises.check("save.load").passed

@@ -136,7 +136,9 @@ def server(tmp_path: Path) -> Iterator[Server]:
         srv.stop()
 
 
-def event(learner: str, exercise: str = "welcome.first-container", passed: bool = False, kind: str = "check") -> dict[str, Any]:
+def event(
+    learner: str, exercise: str = "welcome.first-container", passed: bool = False, kind: str = "check"
+) -> dict[str, Any]:
     from labkit.core.fmt import utc_now as now
 
     hint = kind == "hint"
@@ -254,8 +256,12 @@ def test_two_learners_live(server: Server, tmp_path: Path) -> None:
     assert max(latencies) < 2.0, latencies
     submit_ms = [s["submit_ms"] for lines in sent.values() for s in lines]
     assert max(submit_ms) < 50, submit_ms
-    _record_figure("submit_to_sse_latency_s", {"max": round(max(latencies), 3), "mean": round(sum(latencies) / len(latencies), 3)})
-    _record_figure("submit_call_ms", {"max": round(max(submit_ms), 2), "mean": round(sum(submit_ms) / len(submit_ms), 2)})
+    _record_figure(
+        "submit_to_sse_latency_s", {"max": round(max(latencies), 3), "mean": round(sum(latencies) / len(latencies), 3)}
+    )
+    _record_figure(
+        "submit_call_ms", {"max": round(max(submit_ms), 2), "mean": round(sum(submit_ms) / len(submit_ms), 2)}
+    )
 
     state = server.state()
     assert attempts(state) == {"ada": 3, "linus": 3}
@@ -284,7 +290,9 @@ def test_100_concurrent_posts_all_stored(server: Server) -> None:
 
     def post(name: str, key: str) -> None:
         barrier.wait()
-        statuses.append(server.request("POST", "/api/events", event(name, passed=True), token=server.join_token, key=key)[0])
+        statuses.append(
+            server.request("POST", "/api/events", event(name, passed=True), token=server.join_token, key=key)[0]
+        )
 
     threads = [threading.Thread(target=post, args=item) for item in keys.items()]
     started = time.perf_counter()
@@ -389,7 +397,10 @@ def test_kill_9_and_restart_keep_every_result(tmp_path: Path) -> None:
         assert after["learners"][0]["cells"]["welcome.first-container"]["passed"] is True
         assert after["seq"] == before["seq"]
         # The learner key survived too, and a resent batch is not stored twice.
-        assert srv.request("POST", "/api/events", events[:25], token=srv.join_token, key=key)[1] == {"stored": 0, "duplicates": 25}
+        assert srv.request("POST", "/api/events", events[:25], token=srv.join_token, key=key)[1] == {
+            "stored": 0,
+            "duplicates": 25,
+        }
         _record_figure("restart_after_kill_9_s", round(restart, 3))
     finally:
         srv.stop()
@@ -407,12 +418,16 @@ def test_offline_learner_queues_then_flushes(tmp_path: Path) -> None:
             "for p in (False, False, True):\n"
             "    progress.record(progress.make_event('check', CheckResult('welcome.first-container', 't', p, 'm', None)))\n"
         )
-        done = subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            [sys.executable, "-c", script], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+        )
         assert done.returncode == 0, done.stderr
         queue = Path(env["LABKIT_STATE_DIR"]) / "classroom-queue.jsonl"
         assert len(queue.read_text().splitlines()) == 3
         offline = cli(env, "flush")
-        assert offline.returncode == 2 and "cannot reach" in offline.stderr and "3 result(s) stay queued" in offline.stderr
+        assert (
+            offline.returncode == 2 and "cannot reach" in offline.stderr and "3 result(s) stay queued" in offline.stderr
+        )
         status = cli(env, "status")
         assert "not reachable" in status.stdout and "queued:    3" in status.stdout
         srv.start()

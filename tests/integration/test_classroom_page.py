@@ -71,7 +71,10 @@ def test_grid_updates_live_in_chromium(tmp_path: Path) -> None:
 
                 # Three failing checks: "not yet" with the count, and stuck (in text, not colour only).
                 for _ in range(3):
-                    assert srv.request("POST", "/api/events", _event("ada", False), token=srv.join_token, key=key)[0] == 200
+                    assert (
+                        srv.request("POST", "/api/events", _event("ada", False), token=srv.join_token, key=key)[0]
+                        == 200
+                    )
                 page.wait_for_function(
                     """() => document.querySelector('td[data-learner="ada"][data-exercise="welcome.first-container"]')
                               .textContent.includes('⚠ ✗ 3')""",
@@ -105,4 +108,3 @@ def test_grid_updates_live_in_chromium(tmp_path: Path) -> None:
         _record_figure("post_to_chromium_cell_s", round(latency, 3))
     finally:
         srv.stop(signal.SIGTERM)
-

@@ -62,7 +62,11 @@ def test_reset_removes_labelled_containers_networks_and_volumes(docker_client: o
     v = docker_client.volumes.create("lk-test-vol", labels=mine)  # type: ignore[attr-defined]
     report = remove_labelled(session=session)
     assert (report.containers, report.networks, report.volumes) == (1, 1, 1)
-    for getter, ident in ((docker_client.containers, c.id), (docker_client.networks, n.id), (docker_client.volumes, v.id)):  # type: ignore[attr-defined]
+    for getter, ident in (
+        (docker_client.containers, c.id),
+        (docker_client.networks, n.id),
+        (docker_client.volumes, v.id),
+    ):  # type: ignore[attr-defined]
         with pytest.raises(docker.errors.NotFound):
             getter.get(ident)
     assert str(remove_labelled(session=session)) == "nothing to remove: the lab is clean"

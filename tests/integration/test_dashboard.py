@@ -186,7 +186,9 @@ def test_exercise_panel_check_hints_and_solution(fresh_welcome: None) -> None:
         assert panel.hints.value == ""
         panel.hint_button.click()
         panel.hint_button.click()
-        assert "Hint 1/3" in panel.hints.value and "Hint 2/3" in panel.hints.value and "Hint 3/3" not in panel.hints.value
+        assert (
+            "Hint 1/3" in panel.hints.value and "Hint 2/3" in panel.hints.value and "Hint 3/3" not in panel.hints.value
+        )
         assert panel.solution_button is not None
 
         # the same text and HTML as labkit.check, so nbval compares what it always did
@@ -226,7 +228,9 @@ def test_dashboard_in_a_kernel_stops_when_the_kernel_shuts_down(docker_client: o
 
         def run(code: str) -> str:
             out: list[str] = []
-            reply = kc.execute_interactive(code, timeout=30, output_hook=lambda m: out.append(m["content"].get("text", "")))
+            reply = kc.execute_interactive(
+                code, timeout=30, output_hook=lambda m: out.append(m["content"].get("text", ""))
+            )
             assert reply["content"]["status"] == "ok", reply["content"]
             return "".join(out)
 

@@ -96,7 +96,9 @@ def test_input_piped_into_exec_i_passes(sandbox: None) -> None:
     assert check_file().passed
 
 
-@pytest.mark.parametrize("command", ["docker exec -it sandbox bash", "docker container exec --interactive --tty sandbox sh"])
+@pytest.mark.parametrize(
+    "command", ["docker exec -it sandbox bash", "docker container exec --interactive --tty sandbox sh"]
+)
 def test_typing_in_an_exec_shell_passes_and_exit_keeps_it_running(sandbox: None, command: str) -> None:
     with interactive(command, show=False, timeout=20) as term:
         term.run("echo hi > /root/hello.txt")
@@ -201,7 +203,10 @@ def test_wrong_name_or_folder_is_named(sandbox: None, command: str, stray: str) 
         ("docker exec sandbox sh -c 'echo hi >> /root/hello.txt; echo hi >> /root/hello.txt'", "holds hi 2 times."),
         ("docker exec sandbox touch /root/hello.txt", "exists but is empty."),
         ("docker exec sandbox sh -c 'echo \"hi \" > /root/hello.txt'", "holds 'hi \\n': there are extra spaces."),
-        ("docker exec sandbox sh -c \"echo '\\\"hi\\\"' > /root/hello.txt\"", "holds '\"hi\"\\n': the quotes went into the file."),
+        (
+            'docker exec sandbox sh -c "echo \'\\"hi\\"\' > /root/hello.txt"',
+            "holds '\"hi\"\\n': the quotes went into the file.",
+        ),
         ("docker exec sandbox sh -c 'echo hello > /root/hello.txt'", "holds 'hello\\n', not hi."),
         ("docker exec sandbox mkdir /root/hello.txt", "is a directory, not a file."),
     ],

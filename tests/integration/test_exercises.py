@@ -32,7 +32,9 @@ def test_setup_is_not_yet_and_solve_passes(exercise_id: str, docker_client: obje
         assert before.returncode == 1, f"{exercise_id} passes with no work: {verdict}"
         assert verdict["hint"], f"{exercise_id} gives no hint when not passed"
         solved = _labkit("exercise", "solve", exercise_id)
-        assert solved.returncode == 0, f"{exercise_id} fails after its reference solution: {solved.stdout}{solved.stderr}"
+        assert solved.returncode == 0, (
+            f"{exercise_id} fails after its reference solution: {solved.stdout}{solved.stderr}"
+        )
         again = _labkit("check", exercise_id)
         assert again.returncode == 0, again.stdout  # and stays passed when checked again
     finally:

@@ -116,7 +116,9 @@ def test_status_is_fast_and_changes_nothing(docker_client: object) -> None:
 
 def test_busybox_image_runs_its_applets(docker_client: object) -> None:
     images.ensure(["busybox"], out=io.StringIO())
-    done = sh("docker run --rm busybox sh -c 'echo -n my-secret | base64; id -un; ls -ld /tmp'", quiet=True, lesson="test")
+    done = sh(
+        "docker run --rm busybox sh -c 'echo -n my-secret | base64; id -un; ls -ld /tmp'", quiet=True, lesson="test"
+    )
     secret, user, tmp = done.output.splitlines()
     assert secret == "bXktc2VjcmV0" and user == "root" and tmp.startswith("drwxrwxrwt")
 
@@ -141,7 +143,7 @@ def test_hello_dock_serves_its_page_on_a_published_port(docker_client: object, t
     assert wait.http_ok(f"http://127.0.0.1:{port}/", timeout=15) == 200
     import urllib.request
 
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:  # noqa: S310 - local
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
         page = response.read().decode()
     assert "<title>hello-dock · labkit</title>" in page
     # PID 1 handles SIGTERM, so `docker stop` does not wait out the grace period
@@ -192,7 +194,11 @@ def test_debian_is_built_with_debootstrap_from_the_apt_mirror(
     assert len(lines) <= 15, lines
     assert lines[-1].startswith("debian:bookworm") and "built in" in lines[-1]
     assert any("base system installed" in line for line in lines)
-    done = sh("docker run --rm debian:bookworm bash -c 'cat /etc/debian_version; ls /var/lib/apt/lists'", quiet=True, lesson="test")
+    done = sh(
+        "docker run --rm debian:bookworm bash -c 'cat /etc/debian_version; ls /var/lib/apt/lists'",
+        quiet=True,
+        lesson="test",
+    )
     assert done.output.split()[0].startswith("12.")
     labels = docker_client.images.get("debian:bookworm").labels  # type: ignore[attr-defined]
     assert labels[engine.LABEL_OFFLINE] == "debootstrap"

@@ -78,7 +78,7 @@ class TestBuildNearMisses:
         assert "one step" in (result.hint or "")
 
     def test_wrong_context_with_no_layers_of_its_own(self, clean_build: None, tmp_path: Path) -> None:
-        _build(tmp_path, "lab/layered:v1", f"FROM busybox\n{LABELS}\nCMD [\"sh\"]\n")
+        _build(tmp_path, "lab/layered:v1", f'FROM busybox\n{LABELS}\nCMD ["sh"]\n')
         result = exercises.check("layers.build")
         assert not result.passed and "none of its own" in result.message and "another folder" in (result.hint or "")
 

@@ -144,7 +144,11 @@ def test_create_only_accepts_every_spelling(command: str) -> None:
         ("docker create --name created-only labkit/hello-dock", "publishes no port", "-p 8081:80"),
         ("docker create --name created-only -P labkit/hello-dock", "random host ports", "-p 8081:80"),
         ("docker create --name created-only -p 8081:80 busybox", "created from busybox", "labkit/hello-dock"),
-        ("docker create --name created_only -p 8081:80 labkit/hello-dock", "but there is created_only", "docker rename"),
+        (
+            "docker create --name created_only -p 8081:80 labkit/hello-dock",
+            "but there is created_only",
+            "docker rename",
+        ),
     ],
 )
 def test_create_only_names_each_near_miss(command: str, message: str, hint: str) -> None:
@@ -254,4 +258,3 @@ def test_auto_remove_attached_to_a_terminal() -> None:
     finally:
         proc.kill()
         proc.wait(timeout=10)
-

@@ -84,7 +84,10 @@ def test_it_recurses_sorts_keeps_its_log_and_appends_runs(tmp_path: Path) -> Non
     run(f"docker run --rm -v {q(tmp_path)}:/zone {mounts.IMAGE} log")  # never its own log
     log = (tmp_path / mounts.LOG_NAME).read_text()
     runs = mounts.parse_log(log)
-    assert [(r.extension, r.deleted) for r in runs] == [("pdf", ["a.pdf", "b.pdf", "space me.pdf", "sub/c.pdf"]), ("log", [])]
+    assert [(r.extension, r.deleted) for r in runs] == [
+        ("pdf", ["a.pdf", "b.pdf", "space me.pdf", "sub/c.pdf"]),
+        ("log", []),
+    ]
     assert log.rstrip().endswith("0 files deleted.")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt", mounts.LOG_NAME, "sub"]
     # the container ran as root: what it created on the host belongs to uid 0
@@ -218,7 +221,10 @@ def test_ran_from_the_wrong_working_folder(zone: Path, tmp_path: Path, monkeypat
 def test_parent_folder_mounted(zone: Path) -> None:
     run(f"docker run --rm -v {q(zone.parent)}:/zone labkit/rmbyext pdf")
     result = exercises.check(EXERCISE)
-    assert not result.passed and f"with {zone.parent} mounted at /zone, a folder above the exercise folder" in result.message
+    assert (
+        not result.passed
+        and f"with {zone.parent} mounted at /zone, a folder above the exercise folder" in result.message
+    )
 
 
 def test_kept_container_mounted_read_only(zone: Path) -> None:

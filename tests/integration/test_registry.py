@@ -75,7 +75,9 @@ def test_up_is_idempotent(running: registry.RegistryStatus) -> None:
 
 
 @pytest.mark.docker
-def test_docker_run_pulls_hello_world_from_the_mirror_offline(running: registry.RegistryStatus, docker_client: object) -> None:
+def test_docker_run_pulls_hello_world_from_the_mirror_offline(
+    running: registry.RegistryStatus, docker_client: object
+) -> None:
     mirrors = [m.rstrip("/") for m in docker_client.info()["RegistryConfig"].get("Mirrors") or []]  # type: ignore[attr-defined]
     assert registry.MIRROR_URL in mirrors, "start dockerd with --registry-mirror http://127.0.0.1:5000"
     original = docker_client.images.get("hello-world").id  # type: ignore[attr-defined]
@@ -170,7 +172,6 @@ def test_the_port_can_be_moved_but_the_mirror_url_cannot(monkeypatch: pytest.Mon
     monkeypatch.setenv("LABKIT_REGISTRY_PORT", "http")
     with pytest.raises(LabkitError, match="not a port number"):
         registry.port()
-
 
 
 def _free_port() -> int:

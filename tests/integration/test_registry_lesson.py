@@ -106,7 +106,11 @@ class TestPushNearMisses:
         sh(f"docker tag busybox {TARGET}", quiet=True)
         sh(f"docker push {TARGET}", quiet=True)
         result = self._check()
-        assert not result.passed and "busybox:latest" in result.message and "docker tag labkit/hello-dock" in (result.hint or "")
+        assert (
+            not result.passed
+            and "busybox:latest" in result.message
+            and "docker tag labkit/hello-dock" in (result.hint or "")
+        )
 
     def test_the_other_address_of_the_same_registry_passes(self) -> None:
         sh("docker tag labkit/hello-dock 127.0.0.1:5000/lab/hello-dock:v1", quiet=True)
@@ -120,7 +124,11 @@ class TestPushNearMisses:
             s.bind(("127.0.0.1", 0))
             monkeypatch.setenv("LABKIT_REGISTRY_PORT", str(s.getsockname()[1]))
             result = self._check()
-        assert not result.passed and "No registry answers" in result.message and "labkit registry up" in (result.hint or "")
+        assert (
+            not result.passed
+            and "No registry answers" in result.message
+            and "labkit registry up" in (result.hint or "")
+        )
 
 
 class TestDigestNearMisses:

@@ -136,7 +136,9 @@ def test_published_on_another_host_port() -> None:
     _run(f"docker run -d -p 127.0.0.1::80 --name {NAME} {IMAGE}")
     port = engine.client().containers.get(NAME).ports["80/tcp"][0]["HostPort"]
     result = _check()
-    assert not result.passed and result.message == f"{NAME} publishes port 80 on host port {port}, not on host port 8080."
+    assert (
+        not result.passed and result.message == f"{NAME} publishes port 80 on host port {port}, not on host port 8080."
+    )
     assert "first number of --publish is the host port" in (result.hint or "")
 
 
@@ -150,7 +152,10 @@ def test_host_port_mapped_to_the_wrong_container_port() -> None:
     _run(f"docker run -d -p 8080:8080 --name {NAME} {IMAGE}")
     result = _check()
     assert not result.passed
-    assert result.message == f"Host port 8080 forwards to port 8080/tcp inside {NAME}, but the web server listens on port 80."
+    assert (
+        result.message
+        == f"Host port 8080 forwards to port 8080/tcp inside {NAME}, but the web server listens on port 80."
+    )
     assert "HOST:CONTAINER" in (result.hint or "")
 
 

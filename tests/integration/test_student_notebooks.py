@@ -59,12 +59,20 @@ def _statuses(cell: Any) -> list[str]:
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
-def test_student_notebook_runs_and_every_check_says_not_yet(name: str, student_dir: Path, docker_client: object) -> None:
+def test_student_notebook_runs_and_every_check_says_not_yet(
+    name: str, student_dir: Path, docker_client: object
+) -> None:
     lesson = name.split("-", 1)[0]
     notebook = nbformat.read(student_dir / name, as_version=4)
     started = fmt.utc_now()
     # allow_errors: run to the end so one report names every cell that broke, not just the first.
-    client = NotebookClient(notebook, timeout=600, kernel_name="python3", allow_errors=True, resources={"metadata": {"path": str(student_dir)}})
+    client = NotebookClient(
+        notebook,
+        timeout=600,
+        kernel_name="python3",
+        allow_errors=True,
+        resources={"metadata": {"path": str(student_dir)}},
+    )
     try:
         client.execute()
     finally:
@@ -82,7 +90,9 @@ def test_student_notebook_runs_and_every_check_says_not_yet(name: str, student_d
             one_line = [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in output.traceback]
             if may_stop and len(one_line) == 1 and one_line[0].startswith("labkit: "):
                 continue  # what a learner who skipped the exercise sees: one readable line
-            problems.append(f"{where} raised {output.ename}: {reason}" + (" (and not as one labkit line)" if may_stop else ""))
+            problems.append(
+                f"{where} raised {output.ename}: {reason}" + (" (and not as one labkit line)" if may_stop else "")
+            )
         statuses = _statuses(cell)
         if "passed" in statuses:
             problems.append(f"{where} shows a check that passed with the learner's cells empty")

@@ -83,7 +83,7 @@ def test_stop_ends_the_process_and_removes_the_socket(docker_client: object) -> 
         pid = trace.status().pid
     finally:
         assert trace.stop(remove_log=True)
-    assert pid is not None and not os.path.exists(f"/proc/{pid}/cmdline") or not trace._alive(pid)  # type: ignore[arg-type]
+    assert (pid is not None and not os.path.exists(f"/proc/{pid}/cmdline")) or not trace._alive(pid)  # type: ignore[arg-type]
     assert not Path(status.socket).exists()
     assert not trace.status().running
     assert trace.stop() is False  # nothing left to stop, and nothing else is signalled
@@ -114,7 +114,9 @@ def test_the_trace_commands_exit_codes(docker_client: object) -> None:
         env = {**os.environ, "LABKIT_STATE_DIR": folder}
 
         def labkit(*args: str) -> subprocess.CompletedProcess[str]:
-            return subprocess.run([sys.executable, "-m", "labkit", "trace", *args], capture_output=True, text=True, env=env, timeout=60)
+            return subprocess.run(
+                [sys.executable, "-m", "labkit", "trace", *args], capture_output=True, text=True, env=env, timeout=60
+            )
 
         started = labkit("start", "--json")
         try:

@@ -114,12 +114,22 @@ def test_build_steps_are_parsed_from_the_stream() -> None:
     ]
     started = [steps.feed(e) for e in events]
     assert started == [True, False, False, True, False, False, False]
-    assert (steps.step, steps.steps, steps.instruction, steps.image_id, steps.error) == (2, 2, "COPY hello /", "sha256:5c3d", None)
+    assert (steps.step, steps.steps, steps.instruction, steps.image_id, steps.error) == (
+        2,
+        2,
+        "COPY hello /",
+        "sha256:5c3d",
+        None,
+    )
 
 
 def test_a_failed_build_keeps_its_error_and_last_lines() -> None:
     steps = BuildSteps()
-    for event in [{"stream": "Step 1/1 : RUN false\n"}, {"stream": " ---> Running in 1a2b\n"}, {"error": "The command '/bin/sh -c false' returned a non-zero code: 1"}]:
+    for event in [
+        {"stream": "Step 1/1 : RUN false\n"},
+        {"stream": " ---> Running in 1a2b\n"},
+        {"error": "The command '/bin/sh -c false' returned a non-zero code: 1"},
+    ]:
         steps.feed(event)
     assert steps.error and "non-zero code" in steps.error and steps.image_id is None
     assert steps.log == ["Step 1/1 : RUN false", " ---> Running in 1a2b"]
@@ -149,7 +159,13 @@ def test_debootstrap_lines_drive_phase_and_package_count() -> None:
     assert "building debian:bookworm: extracting packages (1/3)" in lines
     assert sum("downloading packages" in line for line in lines) == 1
     milestones = [line.split("] ", 1)[1] for line in out.getvalue().splitlines()]
-    assert milestones == ["reading the package index", "resolving dependencies", "downloading packages", "extracting 3 packages", "configuring the base system"]
+    assert milestones == [
+        "reading the package index",
+        "resolving dependencies",
+        "downloading packages",
+        "extracting 3 packages",
+        "configuring the base system",
+    ]
 
 
 # --- faces ----------------------------------------------------------------------------------
@@ -217,7 +233,10 @@ def test_echo_clears_the_live_line_before_printing_and_draws_it_again() -> None:
     t.update(1, note="downloading packages")
     t.echo("  [  1.0 s] downloading packages", out)
     assert out.getvalue() == "  [  1.0 s] downloading packages\n"
-    assert live.getvalue().split("\r")[2:] == ["\x1b[K", "building [                    ] downloading packages (1)\x1b[K"]
+    assert live.getvalue().split("\r")[2:] == [
+        "\x1b[K",
+        "building [                    ] downloading packages (1)\x1b[K",
+    ]
 
 
 def test_quiet_shows_nothing() -> None:

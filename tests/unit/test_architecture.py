@@ -46,9 +46,17 @@ def test_the_contracts_hold_on_this_tree(tmp_path: Path) -> None:
         # the core reaching up to a widget
         ("core/paths.py", "from labkit.notebook import magics", "labkit.core is not allowed to import labkit.notebook"),
         # a Docker-facing feature reaching up to a lesson, hidden inside a function
-        ("features/doctor.py", "def _f():\n    from labkit.exercises import lesson00_welcome", "labkit.features is not allowed to import labkit.exercises"),
+        (
+            "features/doctor.py",
+            "def _f():\n    from labkit.exercises import lesson00_welcome",
+            "labkit.features is not allowed to import labkit.exercises",
+        ),
         # the exercise machinery reaching up to the classroom
-        ("exercises/machinery/model.py", "import labkit.classroom.store", "labkit.exercises is not allowed to import labkit.classroom"),
+        (
+            "exercises/machinery/model.py",
+            "import labkit.classroom.store",
+            "labkit.exercises is not allowed to import labkit.classroom",
+        ),
     ],
 )
 def test_an_upward_import_breaks_the_layers(tmp_path: Path, module: str, upward: str, broken: str) -> None:

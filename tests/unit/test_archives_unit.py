@@ -20,11 +20,17 @@ def _sha(data: bytes) -> str:
 
 def _config(layers: list[bytes]) -> bytes:
     return json.dumps(
-        {"config": {"Cmd": ["/serve"]}, "rootfs": {"type": "layers", "diff_ids": [_sha(x) for x in layers]}, "history": [{}, {}, {}]}
+        {
+            "config": {"Cmd": ["/serve"]},
+            "rootfs": {"type": "layers", "diff_ids": [_sha(x) for x in layers]},
+            "history": [{}, {}, {}],
+        }
     ).encode()
 
 
-def _legacy(tags: list[str] | None, layers: list[bytes] = LAYERS, *, drop: int | None = None, tamper: int | None = None) -> bytes:
+def _legacy(
+    tags: list[str] | None, layers: list[bytes] = LAYERS, *, drop: int | None = None, tamper: int | None = None
+) -> bytes:
     """A tar laid out as Docker 20.10's `docker save` writes it."""
     config = _config(layers)
     config_name = f"{hashlib.sha256(config).hexdigest()}.json"
@@ -48,9 +54,7 @@ def _oci(name: str, *, gzip_layers: bool = False) -> bytes:
     blobs = [gzip.compress(x, mtime=0) if gzip_layers else x for x in LAYERS]
     for blob in [config, *blobs]:
         files[f"blobs/sha256/{hashlib.sha256(blob).hexdigest()}"] = blob
-    manifest = json.dumps(
-        {"config": {"digest": _sha(config)}, "layers": [{"digest": _sha(b)} for b in blobs]}
-    ).encode()
+    manifest = json.dumps({"config": {"digest": _sha(config)}, "layers": [{"digest": _sha(b)} for b in blobs]}).encode()
     files[f"blobs/sha256/{hashlib.sha256(manifest).hexdigest()}"] = manifest
     files["index.json"] = json.dumps(
         {"manifests": [{"digest": _sha(manifest), "annotations": {"io.containerd.image.name": name}}]}

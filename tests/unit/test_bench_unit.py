@@ -21,7 +21,15 @@ from labkit.bench import (
     time_runs,
 )
 
-EXTRA_KEYS = {"raw_median_ms", "sh_median_ms", "sdk_median_ms", "runs", "check_samples", "notebooks", "notebooks_failed"}
+EXTRA_KEYS = {
+    "raw_median_ms",
+    "sh_median_ms",
+    "sdk_median_ms",
+    "runs",
+    "check_samples",
+    "notebooks",
+    "notebooks_failed",
+}
 
 
 def _report(notebooks: list[NotebookRun] | None = None, sh_ms: float = 105.0) -> Report:

@@ -29,7 +29,9 @@ def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
-def _labkit(*args: str, env: dict[str, str] | None = None, timeout: float = 30, module: str = "labkit") -> tuple[int, str, str, float]:
+def _labkit(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 30, module: str = "labkit"
+) -> tuple[int, str, str, float]:
     start = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-m", module, *args],
@@ -119,7 +121,9 @@ USAGE = {
 
 
 @pytest.mark.parametrize("argv, problem", USAGE.values(), ids=USAGE.keys())
-def test_usage_errors_are_exit_2_and_one_line(argv: list[str], problem: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_usage_errors_are_exit_2_and_one_line(
+    argv: list[str], problem: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(argv) == 2
     captured = capsys.readouterr()
     line = _one_line(captured.err)
@@ -151,7 +155,9 @@ def test_absent_daemon_is_one_line_within_five_seconds(command: list[str]) -> No
     assert code == 2, out + err
     assert took < 5
     line = _one_line(err)
-    assert ("not reachable at unix:///nonexistent.sock" in line and "provision-docker" in line) or "socket not found" in line
+    assert (
+        "not reachable at unix:///nonexistent.sock" in line and "provision-docker" in line
+    ) or "socket not found" in line
 
 
 def test_a_failing_solution_is_exit_2_not_its_own_exit_code() -> None:
@@ -218,7 +224,9 @@ UNKNOWN_ID = {
 
 
 @pytest.mark.parametrize("argv", UNKNOWN_ID.values(), ids=UNKNOWN_ID.keys())
-def test_unknown_exercise_is_exit_2_and_one_line_without_a_daemon(argv: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unknown_exercise_is_exit_2_and_one_line_without_a_daemon(
+    argv: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("DOCKER_HOST", NO_DAEMON["DOCKER_HOST"])
     assert main(argv) == 2
     assert "did you mean 'welcome.first-container'" in _one_line(capsys.readouterr().err)
@@ -266,7 +274,9 @@ def test_classroom_commands_without_a_classroom(tmp_path: Path, capsys: pytest.C
     assert "no learner named 'nobody' has joined" in capsys.readouterr().out
 
 
-def test_classroom_status_sets_aside_a_damaged_queue_in_one_line(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_classroom_status_sets_aside_a_damaged_queue_in_one_line(
+    state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     state.mkdir(parents=True)
     (state / "classroom-queue.jsonl").write_text('{"id": "00000000000000000000000000000001"}\n{"id": "000')
     assert main(["classroom", "status"]) == 0
@@ -308,7 +318,9 @@ def test_check_on_a_damaged_exercises_json_is_one_line_then_starts_clean(state: 
     assert problem in line and str(aside) in line and str(state / "exercises.json") in line
     assert aside.read_text() == text
     code, out, err, _ = _labkit("check", "welcome.first-container", env=NO_DAEMON)
-    assert code == 2 and "not reachable" in _one_line(err)  # the next command starts clean: it gets as far as the daemon
+    assert code == 2 and "not reachable" in _one_line(
+        err
+    )  # the next command starts clean: it gets as far as the daemon
 
 
 def test_labkit_error_is_the_root_of_what_the_cli_maps() -> None:
@@ -318,7 +330,9 @@ def test_labkit_error_is_the_root_of_what_the_cli_maps() -> None:
 # --- the "1" answers: decided from what the daemon showed (facts faked here, the mapping is real) -----
 
 
-def test_images_list_is_1_when_an_image_is_missing(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_images_list_is_1_when_an_image_is_missing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from labkit.features import images
 
     there = images.ImageState("busybox:latest", True, "present")
@@ -335,8 +349,16 @@ def test_doctor_is_1_when_not_ready(monkeypatch: pytest.MonkeyPatch, capsys: pyt
     from labkit.features import cli as features_cli
     from labkit.features.doctor import Report, Row
 
-    monkeypatch.setattr(features_cli, "run_doctor", lambda: Report([Row("Docker daemon", "ok", "answers"), Row("Disk", "fail", "0.2 GB free")]))
+    monkeypatch.setattr(
+        features_cli,
+        "run_doctor",
+        lambda: Report([Row("Docker daemon", "ok", "answers"), Row("Disk", "fail", "0.2 GB free")]),
+    )
     assert main(["doctor"]) == 1
-    monkeypatch.setattr(features_cli, "run_doctor", lambda: Report([Row("Docker daemon", "ok", "answers"), Row("Disk", "warn", "2 GB free")]))
+    monkeypatch.setattr(
+        features_cli,
+        "run_doctor",
+        lambda: Report([Row("Docker daemon", "ok", "answers"), Row("Disk", "warn", "2 GB free")]),
+    )
     assert main(["doctor", "--json"]) == 0
     assert '"ready": true' in capsys.readouterr().out

@@ -22,7 +22,9 @@ def b64(raw: bytes) -> str:
 # ---- commands.base64 ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("answer", ["bXktc2VjcmV0", " bXktc2VjcmV0\n", "'bXktc2VjcmV0'", '"bXktc2VjcmV0"', "`bXktc2VjcmV0`"])
+@pytest.mark.parametrize(
+    "answer", ["bXktc2VjcmV0", " bXktc2VjcmV0\n", "'bXktc2VjcmV0'", '"bXktc2VjcmV0"', "`bXktc2VjcmV0`"]
+)
 def test_the_right_answer_passes_with_spaces_and_quotes_forgiven(answer: str) -> None:
     assert base64_verdict(answer).passed
 

@@ -11,7 +11,13 @@ from labkit.core import fmt
 
 
 def test_sizes_read_like_docker() -> None:
-    assert [fmt.size(n) for n in (0, 21, 1984241, 116668517, 4_000_000_000)] == ["0 B", "21 B", "1.98 MB", "117 MB", "4.00 GB"]
+    assert [fmt.size(n) for n in (0, 21, 1984241, 116668517, 4_000_000_000)] == [
+        "0 B",
+        "21 B",
+        "1.98 MB",
+        "117 MB",
+        "4.00 GB",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -24,7 +30,9 @@ def test_sizes_read_like_docker() -> None:
         (3_210_000_000, "3.2 GB", "3210 MB"),
     ],
 )
-def test_the_progress_and_file_styles_differ_only_below_a_megabyte_and_from_a_gigabyte(n: int, progress: str, mb: str) -> None:
+def test_the_progress_and_file_styles_differ_only_below_a_megabyte_and_from_a_gigabyte(
+    n: int, progress: str, mb: str
+) -> None:
     assert (fmt.size(n, "progress"), fmt.size(n, "mb")) == (progress, mb)
 
 
@@ -34,7 +42,14 @@ def test_memory_in_mebibytes() -> None:
 
 @pytest.mark.parametrize(
     ("seconds", "took", "age"),
-    [(0.04, "0.0 s", "0 s"), (9.94, "9.9 s", "9 s"), (42.6, "43 s", "42 s"), (185, "185 s", "3 min"), (7300, "7300 s", "2 h"), (-3, "-3.0 s", "0 s")],
+    [
+        (0.04, "0.0 s", "0 s"),
+        (9.94, "9.9 s", "9 s"),
+        (42.6, "43 s", "42 s"),
+        (185, "185 s", "3 min"),
+        (7300, "7300 s", "2 h"),
+        (-3, "-3.0 s", "0 s"),
+    ],
 )
 def test_durations(seconds: float, took: str, age: str) -> None:
     assert (fmt.duration(seconds), fmt.duration(seconds, "age")) == (took, age)
@@ -47,7 +62,10 @@ def test_utc_now_is_the_contract_format() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("2024-05-01T10:00:03.123456789Z", datetime(2024, 5, 1, 10, 0, 3, 123456, tzinfo=UTC)),  # the daemon's nanoseconds
+        (
+            "2024-05-01T10:00:03.123456789Z",
+            datetime(2024, 5, 1, 10, 0, 3, 123456, tzinfo=UTC),
+        ),  # the daemon's nanoseconds
         ("2026-11-27T21:30:00.123Z", datetime(2026, 11, 27, 21, 30, 0, 123000, tzinfo=UTC)),  # an event's milliseconds
         ("2024-05-01T12:00:03.5+02:00", datetime(2024, 5, 1, 10, 0, 3, 500000, tzinfo=UTC)),
         ("2024-05-01T10:00:03", datetime(2024, 5, 1, 10, 0, 3, tzinfo=UTC)),

@@ -64,7 +64,9 @@ def classroom(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return room
 
 
-def test_grade_writes_the_gradebook_and_results_exactly(classroom: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_grade_writes_the_gradebook_and_results_exactly(
+    classroom: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "out"
     assert cli.main(["grade", str(classroom), "--out", str(out)]) == 0
     columns = course_exercises()
@@ -93,8 +95,20 @@ def test_grade_writes_the_gradebook_and_results_exactly(classroom: Path, tmp_pat
                 "events": 5,
                 "damaged_lines": 0,
                 "exercises": {
-                    FIRST: {"passed": True, "attempts": 2, "hints_used": 2, "first_passed_at": "2026-11-27T09:02:00.000Z", "last_checked_at": "2026-11-27T09:02:00.000Z"},
-                    KERNEL: {"passed": False, "attempts": 2, "hints_used": 0, "first_passed_at": "2026-11-27T09:10:00.000Z", "last_checked_at": "2026-11-27T09:20:00.000Z"},
+                    FIRST: {
+                        "passed": True,
+                        "attempts": 2,
+                        "hints_used": 2,
+                        "first_passed_at": "2026-11-27T09:02:00.000Z",
+                        "last_checked_at": "2026-11-27T09:02:00.000Z",
+                    },
+                    KERNEL: {
+                        "passed": False,
+                        "attempts": 2,
+                        "hints_used": 0,
+                        "first_passed_at": "2026-11-27T09:10:00.000Z",
+                        "last_checked_at": "2026-11-27T09:20:00.000Z",
+                    },
                     **rest,
                 },
                 "unknown": {},
@@ -106,14 +120,33 @@ def test_grade_writes_the_gradebook_and_results_exactly(classroom: Path, tmp_pat
                 "damaged_lines": 1,
                 "exercises": {
                     FIRST: _empty(),
-                    KERNEL: {"passed": True, "attempts": 1, "hints_used": 0, "first_passed_at": "2026-11-27T10:00:00.000Z", "last_checked_at": "2026-11-27T10:00:00.000Z"},
+                    KERNEL: {
+                        "passed": True,
+                        "attempts": 1,
+                        "hints_used": 0,
+                        "first_passed_at": "2026-11-27T10:00:00.000Z",
+                        "last_checked_at": "2026-11-27T10:00:00.000Z",
+                    },
                     **rest,
                 },
                 "unknown": {
-                    "retired.exercise": {"passed": True, "attempts": 1, "hints_used": 0, "first_passed_at": "2026-11-27T10:05:00.000Z", "last_checked_at": "2026-11-27T10:05:00.000Z"},
+                    "retired.exercise": {
+                        "passed": True,
+                        "attempts": 1,
+                        "hints_used": 0,
+                        "first_passed_at": "2026-11-27T10:05:00.000Z",
+                        "last_checked_at": "2026-11-27T10:05:00.000Z",
+                    },
                 },
             },
-            "cyd": {"total": 0, "percent": 0.0, "events": 0, "damaged_lines": 0, "exercises": {FIRST: _empty(), KERNEL: _empty(), **rest}, "unknown": {}},
+            "cyd": {
+                "total": 0,
+                "percent": 0.0,
+                "events": 0,
+                "damaged_lines": 0,
+                "exercises": {FIRST: _empty(), KERNEL: _empty(), **rest},
+                "unknown": {},
+            },
         },
     }
     text = (out / "results.json").read_text()
@@ -121,7 +154,10 @@ def test_grade_writes_the_gradebook_and_results_exactly(classroom: Path, tmp_pat
     assert list(json.loads(text)["learners"]["ada"]["exercises"]) == columns, "course order is kept"
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == f"ada: 1/{n} passed ({round(100 / n, 1):.1f}%), 4 check(s), hints on 1 exercise(s)"
-    assert lines[1] == f"bob: 1/{n} passed ({round(100 / n, 1):.1f}%), 1 check(s), hints on 0 exercise(s), 1 unknown exercise(s): retired.exercise, 1 damaged line(s) skipped"
+    assert (
+        lines[1]
+        == f"bob: 1/{n} passed ({round(100 / n, 1):.1f}%), 1 check(s), hints on 0 exercise(s), 1 unknown exercise(s): retired.exercise, 1 damaged line(s) skipped"
+    )
     assert lines[2].startswith("cyd: 0/") and lines[3] == f"wrote {out / 'gradebook.csv'} and {out / 'results.json'}"
 
 
@@ -157,8 +193,15 @@ def test_grade_events_uses_each_events_learner_for_the_classroom_server() -> Non
     assert book.to_json()["damaged_lines"] == 1
 
 
-def test_progress_command_shows_the_local_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    _learner_store(tmp_path / "me", monkeypatch, "ada", [(_hint, FIRST, 1, "2026-11-27T09:00:00.000Z"), (_check, FIRST, True, "2026-11-27T09:01:00.000Z")])
+def test_progress_command_shows_the_local_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _learner_store(
+        tmp_path / "me",
+        monkeypatch,
+        "ada",
+        [(_hint, FIRST, 1, "2026-11-27T09:00:00.000Z"), (_check, FIRST, True, "2026-11-27T09:01:00.000Z")],
+    )
     assert cli.main(["progress"]) == 0
     text = capsys.readouterr().out
     assert text.startswith(f"ada: 1/{len(course_exercises())} exercises passed")

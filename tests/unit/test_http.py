@@ -22,7 +22,9 @@ class Answers(http.server.BaseHTTPRequestHandler):
 
     def _reply(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
-        Answers.seen.append({"method": self.command, "path": self.path, "body": self.rfile.read(length).decode(), **dict(self.headers)})
+        Answers.seen.append(
+            {"method": self.command, "path": self.path, "body": self.rfile.read(length).decode(), **dict(self.headers)}
+        )
         status = {"/missing": 404, "/broken": 500}.get(self.path, 200)
         body = b"x" * 100_000 if self.path == "/big" else b'{"path": "%s"}' % self.path.encode()
         self.send_response(status)

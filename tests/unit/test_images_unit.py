@@ -76,7 +76,9 @@ def test_one_line_format_with_options_and_comments() -> None:
     assert [s.is_base_mirror() for s in sources] == [False, False, True, True]
 
 
-def test_mirror_is_the_first_main_non_security_entry_in_apt_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_mirror_is_the_first_main_non_security_entry_in_apt_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv(apt.MIRROR_ENV, raising=False)
     parts = tmp_path / "etc/apt/sources.list.d"
     parts.mkdir(parents=True)
@@ -195,7 +197,9 @@ def test_dockerfile_bases_skip_scratch_and_stage_names() -> None:
 
 
 def test_context_tar_makes_scripts_executable_and_the_rest_readable() -> None:
-    members = {m.name: m for m in tarfile.open(fileobj=io.BytesIO(builders.context_tar(find("hello-dock").context_dir)))}
+    members = {
+        m.name: m for m in tarfile.open(fileobj=io.BytesIO(builders.context_tar(find("hello-dock").context_dir)))
+    }
     assert set(members) == {"Dockerfile", "index.html", "serve"}
     assert members["serve"].mode == 0o755 and members["index.html"].mode == 0o644
     assert all(m.uid == 0 and m.gid == 0 for m in members.values())
@@ -246,7 +250,12 @@ def test_a_dynamic_binary_is_told_apart_from_a_static_one() -> None:
 def test_debootstrap_progress_is_a_dozen_lines_not_hundreds() -> None:
     out = io.StringIO()
     progress = debootstrap.DebootstrapProgress(out, started=0.0)
-    lines = ["I: Retrieving InRelease", "I: Checking Release signature", "I: Retrieving Packages", "I: Validating Packages"]
+    lines = [
+        "I: Retrieving InRelease",
+        "I: Checking Release signature",
+        "I: Retrieving Packages",
+        "I: Validating Packages",
+    ]
     lines += ["I: Resolving dependencies of required packages...", "I: Resolving dependencies of base packages..."]
     for package in ("adduser", "apt", "base-files", "bash", "libc6"):
         lines += [f"I: Retrieving {package} 1.0", f"I: Validating {package} 1.0"]
@@ -276,7 +285,10 @@ def test_debootstrap_progress_is_a_dozen_lines_not_hundreds() -> None:
 @pytest.mark.parametrize(
     ("message", "reason"),
     [
-        ('Get "https://registry-1.docker.io/v2/": dial tcp: lookup registry-1.docker.io on 10.0.0.53:53: no such host', "no such host"),
+        (
+            'Get "https://registry-1.docker.io/v2/": dial tcp: lookup registry-1.docker.io on 10.0.0.53:53: no such host',
+            "no such host",
+        ),
         ('Get "http://127.0.0.1:5000/v2/": dial tcp 127.0.0.1:5000: connect: connection refused', "connection refused"),
         ("toomanyrequests: You have reached your pull rate limit.", "rate limited (toomanyrequests)"),
         ("net/http: request canceled (Client.Timeout exceeded while awaiting headers)", "timed out"),
@@ -340,4 +352,6 @@ def test_a_changed_build_context_marks_the_image_stale(tmp_path: Path, monkeypat
     # Images labkit did not build (pulled from a real registry) are never "stale".
     assert not entry.is_stale({"maintainer": "someone"})
     assert not entry.is_stale(None)
-    assert not catalog.CatalogImage("busybox:latest", "busybox-static").is_stale({catalog.LABEL_IMAGE: "busybox:latest"})
+    assert not catalog.CatalogImage("busybox:latest", "busybox-static").is_stale(
+        {catalog.LABEL_IMAGE: "busybox:latest"}
+    )

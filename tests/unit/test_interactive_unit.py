@@ -241,10 +241,9 @@ def test_start_timeout_kills_the_program(capsys):
 
 def test_error_in_the_block_kills_the_child_even_if_it_ignores_sighup(monkeypatch):
     monkeypatch.setattr(pty_session, "HANGUP_GRACE", 0.2)
-    with pytest.raises(WaitTimeout):
-        with interactive(fake(), shell=True, show=False, timeout=5) as term:
-            pid = term.pid
-            term.run("hang", timeout=0.2)
+    with pytest.raises(WaitTimeout), interactive(fake(), shell=True, show=False, timeout=5) as term:
+        pid = term.pid
+        term.run("hang", timeout=0.2)
     assert gone(pid)
     assert term.exit_status == 128 + 9
 
@@ -267,10 +266,9 @@ def test_transcript_is_shown_once_on_close(capsys):
 
 
 def test_transcript_is_shown_when_the_block_fails(capsys):
-    with pytest.raises(CommandFailed):
-        with interactive(fake(), shell=True) as term:
-            term.run("echo visible")
-            term.run("false")
+    with pytest.raises(CommandFailed), interactive(fake(), shell=True) as term:
+        term.run("echo visible")
+        term.run("false")
     assert "/ # echo visible\nvisible\n/ # false\n" in capsys.readouterr().out
 
 

@@ -23,7 +23,11 @@ CLASSIC_HISTORY: list[dict[str, Any]] = [
     {"CreatedBy": "/bin/sh -c #(nop)  LABEL labkit.lesson=02", "Size": 0},
     {"CreatedBy": "", "Size": 1984241, "Comment": "Imported from -"},
 ]
-CLASSIC_ATTRS = {"Id": "sha256:" + "ab" * 32, "RepoTags": ["lab/notes:v1"], "RootFS": {"Layers": [BASE, COPY_LAYER, RUN_LAYER]}}
+CLASSIC_ATTRS = {
+    "Id": "sha256:" + "ab" * 32,
+    "RepoTags": ["lab/notes:v1"],
+    "RootFS": {"Layers": [BASE, COPY_LAYER, RUN_LAYER]},
+}
 
 # The same kind of image built with BuildKit (as on Docker Desktop); its base came from a registry.
 BUILDKIT_HISTORY: list[dict[str, Any]] = [
@@ -55,7 +59,7 @@ class TestInstruction:
         assert instruction(created_by) == expected
 
     def test_metadata_instructions_make_no_layer(self) -> None:
-        for text in ("ENV A=1", "CMD [\"sh\"]", "LABEL a=b", "EXPOSE 80", "WORKDIR /x", "USER nobody"):
+        for text in ("ENV A=1", 'CMD ["sh"]', "LABEL a=b", "EXPOSE 80", "WORKDIR /x", "USER nobody"):
             assert layers.is_metadata(text), text
         for text in ("RUN true", "COPY a /a", "ADD a /a", ""):
             assert not layers.is_metadata(text), text

@@ -21,7 +21,9 @@ def test_plain_line_expects_success(ran: list[tuple[str, Any]]) -> None:
     assert ran == [("docker run hello-world", 0)]
 
 
-@pytest.mark.parametrize(("line", "expect"), [("--expect=125 run nosuch", 125), ("--expect 1 rm x", 1), ("--expect=any ps", None)])
+@pytest.mark.parametrize(
+    ("line", "expect"), [("--expect=125 run nosuch", 125), ("--expect 1 rm x", 1), ("--expect=any ps", None)]
+)
 def test_expected_code_is_declared_first(ran: list[tuple[str, Any]], line: str, expect: Any) -> None:
     magics.docker_magic(line)
     assert ran[0][1] == expect

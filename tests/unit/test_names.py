@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from labkit.exercises.machinery import record
 from labkit.exercises.machinery import learner_names as names
+from labkit.exercises.machinery import record
 
 
 @pytest.mark.parametrize(
-    ("raw", "cleaned"), [("  Ada ", "Ada"), ("Ada\u200b\n", "Ada"), ("\x00\x01", None), ("", None), (None, None), ("x" * 150, "x" * 100)]
+    ("raw", "cleaned"),
+    [("  Ada ", "Ada"), ("Ada\u200b\n", "Ada"), ("\x00\x01", None), ("", None), (None, None), ("x" * 150, "x" * 100)],
 )
 def test_a_cleaned_name_always_passes_the_check(raw: str | None, cleaned: str | None) -> None:
     assert names.clean_name(raw) == cleaned

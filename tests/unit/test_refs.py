@@ -38,7 +38,19 @@ def test_parse(ref: str, parts: tuple[str, str, str, str]) -> None:
 
 @pytest.mark.parametrize(
     "ref",
-    ["Busybox", "lab/Hello", "", "a//b", "busybox:", "busybox:-x", "busybox@sha256:short", "-x", "x/", HEX, "bad host!/x"],
+    [
+        "Busybox",
+        "lab/Hello",
+        "",
+        "a//b",
+        "busybox:",
+        "busybox:-x",
+        "busybox@sha256:short",
+        "-x",
+        "x/",
+        HEX,
+        "bad host!/x",
+    ],
 )
 def test_names_docker_refuses_are_refused(ref: str) -> None:
     with pytest.raises(InvalidReference):
@@ -78,4 +90,7 @@ def test_short_name_and_familiar_name() -> None:
 def test_the_registry_lesson_calls_the_same_parser() -> None:
     # notebook 03 prints registry_api.parse_reference(...): the repr is what it shows
     assert registry_api.parse_reference is refs.parse
-    assert repr(registry_api.parse_reference("busybox")) == "Reference(registry='docker.io', repository='library/busybox', tag='latest', digest='')"
+    assert (
+        repr(registry_api.parse_reference("busybox"))
+        == "Reference(registry='docker.io', repository='library/busybox', tag='latest', digest='')"
+    )

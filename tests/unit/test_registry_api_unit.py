@@ -27,10 +27,22 @@ MANIFEST = json.dumps(
     {
         "schemaVersion": 2,
         "mediaType": registry_api.DOCKER_MANIFEST,
-        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 966, "digest": "sha256:" + "c" * 64},
+        "config": {
+            "mediaType": "application/vnd.docker.container.image.v1+json",
+            "size": 966,
+            "digest": "sha256:" + "c" * 64,
+        },
         "layers": [
-            {"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 1068607, "digest": "sha256:" + "1" * 64},
-            {"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 210, "digest": "sha256:" + "2" * 64},
+            {
+                "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                "size": 1068607,
+                "digest": "sha256:" + "1" * 64,
+            },
+            {
+                "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                "size": 210,
+                "digest": "sha256:" + "2" * 64,
+            },
         ],
     },
     indent=3,
@@ -60,14 +72,29 @@ class FakeRegistry(http.server.BaseHTTPRequestHandler):
         FakeRegistry.seen.append({"method": self.command, "path": self.path, "accept": self.headers.get("Accept", "")})
         if self.path == "/v2/lab/x/manifests/v1":
             if registry_api.DOCKER_MANIFEST in self.headers.get("Accept", ""):
-                self._answer(200, MANIFEST, registry_api.DOCKER_MANIFEST, {"Docker-Content-Digest": registry_api.digest_of(MANIFEST)})
+                self._answer(
+                    200,
+                    MANIFEST,
+                    registry_api.DOCKER_MANIFEST,
+                    {"Docker-Content-Digest": registry_api.digest_of(MANIFEST)},
+                )
             else:  # what a 2.x registry does for an old client: convert to schema 1
-                old = json.dumps({"schemaVersion": 1, "fsLayers": [{"blobSum": "sha256:" + "2" * 64}, {"blobSum": "sha256:" + "1" * 64}]}).encode()
+                old = json.dumps(
+                    {
+                        "schemaVersion": 1,
+                        "fsLayers": [{"blobSum": "sha256:" + "2" * 64}, {"blobSum": "sha256:" + "1" * 64}],
+                    }
+                ).encode()
                 self._answer(200, old, registry_api.SCHEMA1, {"Docker-Content-Digest": "sha256:" + "5" * 64})
         elif self.path == "/v2/lab/x/tags/list":
             self._answer(200, b'{"name":"lab/x","tags":["v1","v0"]}', "application/json")
         elif self.path == "/v2/lab/x/blobs/sha256:" + "1" * 64:
-            self._answer(200, b"x" * 1068607 if self.command == "GET" else b"", "application/octet-stream", {"Docker-Content-Digest": "sha256:" + "1" * 64})
+            self._answer(
+                200,
+                b"x" * 1068607 if self.command == "GET" else b"",
+                "application/octet-stream",
+                {"Docker-Content-Digest": "sha256:" + "1" * 64},
+            )
         else:
             body = b'{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known to registry"}]}'
             self._answer(404, body, "application/json")
@@ -104,7 +131,12 @@ def test_manifest_requests_send_every_modern_media_type(fake: str) -> None:
     m = registry_api.manifest("lab/x", "v1", base=fake)
     accept = FakeRegistry.seen[-1]["accept"].split(", ")
     assert accept == list(registry_api.ACCEPT)
-    assert {registry_api.DOCKER_MANIFEST, registry_api.DOCKER_MANIFEST_LIST, registry_api.OCI_MANIFEST, registry_api.OCI_INDEX} == set(accept)
+    assert {
+        registry_api.DOCKER_MANIFEST,
+        registry_api.DOCKER_MANIFEST_LIST,
+        registry_api.OCI_MANIFEST,
+        registry_api.OCI_INDEX,
+    } == set(accept)
     assert m.media_type == registry_api.DOCKER_MANIFEST and m.verified and m.size == len(MANIFEST)
     assert m.config is not None and m.config.digest == "sha256:" + "c" * 64
     assert [layer.size for layer in m.layers] == [1068607, 210]
@@ -167,16 +199,32 @@ GOOD = "sha256:" + "d" * 64
 @pytest.mark.parametrize(
     ("facts", "passes", "needle"),
     [
-        (PushFacts(SOURCE, remote_config=SOURCE, remote_digest=GOOD, repo_digests=(GOOD,)), True, "it is labkit/hello-dock"),
+        (
+            PushFacts(SOURCE, remote_config=SOURCE, remote_digest=GOOD, repo_digests=(GOOD,)),
+            True,
+            "it is labkit/hello-dock",
+        ),
         (PushFacts(SOURCE, remote_config=SOURCE, remote_digest=GOOD), True, "it is labkit/hello-dock"),
-        (PushFacts(SOURCE, remote_config=SOURCE, remote_digest=GOOD, repo_digests=("sha256:" + "e" * 64,)), False, "not the manifest your daemon pushed"),
-        (PushFacts(SOURCE, remote_config="sha256:" + "f" * 64, remote_names="busybox:latest"), False, "holds busybox:latest"),
+        (
+            PushFacts(SOURCE, remote_config=SOURCE, remote_digest=GOOD, repo_digests=("sha256:" + "e" * 64,)),
+            False,
+            "not the manifest your daemon pushed",
+        ),
+        (
+            PushFacts(SOURCE, remote_config="sha256:" + "f" * 64, remote_names="busybox:latest"),
+            False,
+            "holds busybox:latest",
+        ),
         (PushFacts(SOURCE, remote_config=""), False, "multi-platform index"),
         (PushFacts(SOURCE, local_tag_id=SOURCE), False, "tagged, not pushed"),
         (PushFacts(SOURCE, local_tag_id="sha256:" + "f" * 64), False, "names another image"),
         (PushFacts(SOURCE, other_tags=("latest",)), False, "under :latest"),
         (PushFacts(SOURCE, elsewhere=("lab/web:v1",)), False, "as lab/web:v1"),
-        (PushFacts(SOURCE, other_local_names=("localhost:5000/hello-dock:v1",)), False, "is tagged localhost:5000/hello-dock:v1"),
+        (
+            PushFacts(SOURCE, other_local_names=("localhost:5000/hello-dock:v1",)),
+            False,
+            "is tagged localhost:5000/hello-dock:v1",
+        ),
         (PushFacts(SOURCE), False, "no lab/hello-dock:v1 yet"),
     ],
 )

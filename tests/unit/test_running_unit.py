@@ -8,7 +8,10 @@ from labkit.exercises import lesson05_running_containers as running
 
 
 def test_bound_ports_drops_exposed_but_unpublished() -> None:
-    raw = {"80/tcp": None, "8080/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8081"}, {"HostIp": "::", "HostPort": "8081"}]}
+    raw = {
+        "80/tcp": None,
+        "8080/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8081"}, {"HostIp": "::", "HostPort": "8081"}],
+    }
     assert running.bound_ports(raw) == {"8080/tcp": [("0.0.0.0", "8081"), ("::", "8081")]}
     assert running.bound_ports(None) == {}
 
@@ -32,7 +35,11 @@ def test_port_80_on_8080_is_right(bindings: running.Bindings) -> None:
 
 def test_wrong_container_port() -> None:
     verdict = running.port_verdict({"8080/tcp": [("0.0.0.0", "8080")]})
-    assert verdict is not None and "forwards to port 8080/tcp" in verdict.message and "HOST:CONTAINER" in (verdict.hint or "")
+    assert (
+        verdict is not None
+        and "forwards to port 8080/tcp" in verdict.message
+        and "HOST:CONTAINER" in (verdict.hint or "")
+    )
 
 
 def test_other_host_port_and_publish_all() -> None:

@@ -77,7 +77,12 @@ def test_a_new_lines_file_is_private(tmp_path: Path) -> None:
 
 def _append_many(path: str, lock: str | None, writer: int) -> None:
     for n in range(200):
-        state.append_json_line(Path(path), {"writer": writer, "n": n, "pad": "x" * 500}, lock=None if lock is None else Path(lock), fsync=False)
+        state.append_json_line(
+            Path(path),
+            {"writer": writer, "n": n, "pad": "x" * 500},
+            lock=None if lock is None else Path(lock),
+            fsync=False,
+        )
 
 
 @pytest.mark.parametrize("own_lock", [False, True], ids=["file lock", "lock file"])
@@ -122,7 +127,14 @@ def test_read_json_gives_the_default_for_a_missing_file(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "text, problem",
-    [("[]", "it holds a list"), ("null", "it holds null"), ('"x"', "it holds a string"), ('{"a": ', "not JSON"), ("", "empty"), (b"\xff\xfe", "not JSON")],
+    [
+        ("[]", "it holds a list"),
+        ("null", "it holds null"),
+        ('"x"', "it holds a string"),
+        ('{"a": ', "not JSON"),
+        ("", "empty"),
+        (b"\xff\xfe", "not JSON"),
+    ],
     ids=["list", "null", "string", "truncated", "empty", "not utf-8"],
 )
 def test_a_damaged_file_moves_aside_and_says_so_in_one_line(tmp_path: Path, text: str | bytes, problem: str) -> None:

@@ -553,10 +553,24 @@ def test_busy_socket_path_is_one_readable_error(short_dir: Path, monkeypatch: py
 
 def test_cli_errors_are_one_line(short_dir: Path) -> None:
     env = {**os.environ, "LABKIT_STATE_DIR": str(short_dir / "state"), "DOCKER_HOST": "unix:///nonexistent.sock"}
-    proc = subprocess.run([sys.executable, "-m", "labkit", "trace", "start"], capture_output=True, text=True, env=env, timeout=30, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "labkit", "trace", "start"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+        check=False,
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().count("\n") == 0 and "socket not found" in proc.stderr
-    proc = subprocess.run([sys.executable, "-m", "labkit", "trace", "host"], capture_output=True, text=True, env=env, timeout=30, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "labkit", "trace", "host"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+        check=False,
+    )
     assert proc.returncode == 2 and "no trace proxy is running" in proc.stderr
 
 

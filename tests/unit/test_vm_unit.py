@@ -58,7 +58,10 @@ class TestInitramfs:
     @pytest.mark.skipif(shutil.which("cpio") is None, reason="cpio cross-check needs cpio")
     def test_real_cpio_lists_the_same_members(self) -> None:
         listing = subprocess.run(
-            ["cpio", "-t", "--quiet"], input=vm.newc_archive(vm.initramfs_entries(b"bb")), capture_output=True, check=True
+            ["cpio", "-t", "--quiet"],
+            input=vm.newc_archive(vm.initramfs_entries(b"bb")),
+            capture_output=True,
+            check=True,
         ).stdout.decode()
         assert listing.split() == ["bin", "bin/busybox", "bin/sh", "dev", "dev/console", "proc", "sys", "init"]
 
@@ -136,7 +139,9 @@ class TestCgroups:
     def test_v2_unified(self) -> None:
         text = f"0::/system.slice/docker-{self.ID}.scope\n"
         assert vm.parse_proc_cgroup(text) == (2, f"/system.slice/docker-{self.ID}.scope")
-        assert vm.memory_files(self.ID, text, Path("/cg"))[0] == Path(f"/cg/system.slice/docker-{self.ID}.scope/memory.current")
+        assert vm.memory_files(self.ID, text, Path("/cg"))[0] == Path(
+            f"/cg/system.slice/docker-{self.ID}.scope/memory.current"
+        )
 
     def test_without_proc_the_usual_places_for_both_drivers(self) -> None:
         files = vm.memory_files(self.ID, None, Path("/cg"))
@@ -163,7 +168,19 @@ class TestShowing:
         assert 'width="290.0"' in svg  # the longest bar fills the bar area: 560 - 200 - 70
 
     def test_comparison_table_without_a_vm(self) -> None:
-        box = vm.ContainerReport("b", 0.4, 0.5, "6.1.0-9-amd64", "6.1.0-9-amd64", "6.1.0-9-amd64", 2**20, "cgroup v1", 7, "sleep 3600", "containerd-shim")
+        box = vm.ContainerReport(
+            "b",
+            0.4,
+            0.5,
+            "6.1.0-9-amd64",
+            "6.1.0-9-amd64",
+            "6.1.0-9-amd64",
+            2**20,
+            "cgroup v1",
+            7,
+            "sleep 3600",
+            "containerd-shim",
+        )
         table = vm.comparison_table(None, box, "qemu is not installed")
         assert "qemu is not installed" in table and "the host&#x27;s: 6.1.0-9-amd64" not in table
         assert "the host's: 6.1.0-9-amd64" in table and "1.0 MiB" in table

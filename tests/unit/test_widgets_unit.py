@@ -106,7 +106,10 @@ class TestExercisePanelWithoutDaemon:
             assert set(bundle) == {"text/plain", "text/html", WIDGET_VIEW}
             model_id = bundle[WIDGET_VIEW]["model_id"]
             assert model_id not in bundle["text/plain"] and model_id not in bundle["text/html"]
-            assert bundle["text/plain"] == "welcome.first-container — Run a container from the hello-world image and let it finish."
+            assert (
+                bundle["text/plain"]
+                == "welcome.first-container — Run a container from the hello-world image and let it finish."
+            )
         finally:
             panel.close()
 
@@ -148,20 +151,37 @@ class TestRows:
         "Id": ID,
         "Name": "/web",
         "Image": "sha256:" + "a" * 64,
-        "State": {"Status": "running", "StartedAt": "2024-05-01T10:00:00.5Z", "FinishedAt": "0001-01-01T00:00:00Z", "ExitCode": 0},
+        "State": {
+            "Status": "running",
+            "StartedAt": "2024-05-01T10:00:00.5Z",
+            "FinishedAt": "0001-01-01T00:00:00Z",
+            "ExitCode": 0,
+        },
         "Config": {"Image": "nginx:alpine", "Labels": {"labkit.lesson": "05", "labkit.session": "s1"}},
         "NetworkSettings": {"Ports": {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}], "443/tcp": None}},
     }
 
     def test_row_from_inspect(self) -> None:
         row = row_from_inspect(self.ATTRS)
-        assert (row.name, row.image, row.state, row.ports) == ("web", "nginx:alpine", "running", "127.0.0.1:8080->80/tcp, 443/tcp")
+        assert (row.name, row.image, row.state, row.ports) == (
+            "web",
+            "nginx:alpine",
+            "running",
+            "127.0.0.1:8080->80/tcp, 443/tcp",
+        )
         assert row.started_at == T0 + timedelta(milliseconds=500) and row.finished_at is None and row.lesson == "05"
 
     @pytest.mark.parametrize(
         ("status", "state"),
-        [("created", "created"), ("running", "running"), ("restarting", "running"), ("paused", "paused"),
-         ("exited", "exited"), ("dead", "exited"), ("removing", "removed")],
+        [
+            ("created", "created"),
+            ("running", "running"),
+            ("restarting", "running"),
+            ("paused", "paused"),
+            ("exited", "exited"),
+            ("dead", "exited"),
+            ("removing", "removed"),
+        ],
     )
     def test_every_docker_status_maps_onto_the_diagram(self, status: str, state: str) -> None:
         assert diagram_state(status) == state and state in STATES
@@ -239,7 +259,16 @@ class TestTraceView:
         calls = [
             Call(1, 1, 0.00, "HEAD", "/_ping", status=200, reason="OK"),
             Call(1, 2, 0.01, "POST", "/v1.41/containers/create", api="1.41", status=404, reason="Not Found"),
-            Call(1, 3, 0.02, "POST", "/v1.41/images/create?fromImage=hello-world&tag=latest", api="1.41", status=200, reason="OK"),
+            Call(
+                1,
+                3,
+                0.02,
+                "POST",
+                "/v1.41/images/create?fromImage=hello-world&tag=latest",
+                api="1.41",
+                status=200,
+                reason="OK",
+            ),
             Call(1, 4, 0.30, "POST", "/v1.41/containers/create", api="1.41", status=201, reason="Created", id=cid),
             Call(2, 1, 0.31, "GET", "/v1.41/info", api="1.41", status=200, reason="OK"),
         ]

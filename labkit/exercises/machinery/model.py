@@ -147,8 +147,9 @@ class CheckResult:
             parts.append(f"<div><i>Hint:</i> {html.escape(self.hint)}</div>")
         if self.evidence:
             items = "".join(
-                f"<li><code>{html.escape(str(k))}</code>: {html.escape(str(v))}</li>" for k, v in sorted(self.evidence.items())
+                f"<li><code>{html.escape(str(k))}</code>: {html.escape(str(v))}</li>"
+                for k, v in sorted(self.evidence.items())
             )
-            parts.append(f'<details><summary>What labkit found</summary><ul>{items}</ul></details>')
+            parts.append(f"<details><summary>What labkit found</summary><ul>{items}</ul></details>")
         parts.append("</div>")
         return "".join(parts)

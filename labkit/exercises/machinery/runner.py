@@ -58,7 +58,9 @@ def _save_store(data: dict[str, dict[str, Any]]) -> None:
     try:
         state.write_json(_store_path(), data, mode=0o600)  # 0600 when new: answers are the learner's own
     except OSError as e:
-        raise LabkitError(f"cannot write {_store_path()} ({e.strerror or e})", "check that the state folder can be written") from e
+        raise LabkitError(
+            f"cannot write {_store_path()} ({e.strerror or e})", "check that the state folder can be written"
+        ) from e
 
 
 def _context(exercise: Exercise, answer: str | None = None) -> Context:
@@ -129,7 +131,9 @@ def _check(exercise: Exercise, answer: str | int | None) -> CheckResult:
 def _record(kind: str, shown: CheckResult | str, exercise: Exercise, level: int = 0) -> None:
     """Add what the learner was shown to the progress record (best-effort: never raises)."""
     with contextlib.suppress(Exception):  # recording is a side channel; the learner's check or hint comes first
-        progress.record(progress.make_event(kind, shown, exercise=exercise.id, lesson=exercise.lesson, hint_level=level))
+        progress.record(
+            progress.make_event(kind, shown, exercise=exercise.id, lesson=exercise.lesson, hint_level=level)
+        )
 
 
 class Hint(str):

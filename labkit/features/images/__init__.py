@@ -27,7 +27,18 @@ from labkit.features.images.builders import build
 from labkit.features.images.catalog import CATALOG, LABEL_IMAGE, CatalogImage, find, resolve
 from labkit.features.images.pull import offline, try_pull
 
-__all__ = ["CATALOG", "LABEL_IMAGE", "CatalogImage", "ImageState", "bundle", "ensure", "find", "load", "resolve", "status"]
+__all__ = [
+    "CATALOG",
+    "LABEL_IMAGE",
+    "CatalogImage",
+    "ImageState",
+    "bundle",
+    "ensure",
+    "find",
+    "load",
+    "resolve",
+    "status",
+]
 
 Source = Literal["present", "pulled", "built", "missing"]
 
@@ -70,7 +81,9 @@ def _local(name: str | None = None) -> dict[str, dict[str, Any]]:
     return {tag: summary for summary in listing for tag in summary.get("RepoTags") or []}
 
 
-def _state(entry: CatalogImage, summary: dict[str, Any] | None, source: Source, seconds: float = 0.0, detail: str = "") -> ImageState:
+def _state(
+    entry: CatalogImage, summary: dict[str, Any] | None, source: Source, seconds: float = 0.0, detail: str = ""
+) -> ImageState:
     if summary is None:
         return ImageState(entry.name, False, "missing", seconds=seconds, detail=detail)
     labels = summary.get("Labels") or {}

@@ -59,7 +59,11 @@ def bundle(path: str | os.PathLike[str], names: list[str] | None = None, *, out:
     estimate = sum(int(listed[n].get("Size") or 0) for n in wanted)
     compress = target.suffix == ".gz"
     started = time.monotonic()
-    print(f"saving {len(wanted)} image{'s' if len(wanted) != 1 else ''} ({', '.join(wanted)}) to {target}", file=out, flush=True)
+    print(
+        f"saving {len(wanted)} image{'s' if len(wanted) != 1 else ''} ({', '.join(wanted)}) to {target}",
+        file=out,
+        flush=True,
+    )
     partial = target.with_name(target.name + ".part")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -67,7 +71,10 @@ def bundle(path: str | os.PathLike[str], names: list[str] | None = None, *, out:
             # docker-py saves one image per call; the API saves a set in one archive.
             response = api.get(api._url("/images/get"), params={"names": wanted}, stream=True, timeout=None)
             if response.status_code != 200:
-                raise LabkitError(f"the daemon could not save {', '.join(wanted)}: {response.text.strip()[:200]}", "run `labkit doctor`")
+                raise LabkitError(
+                    f"the daemon could not save {', '.join(wanted)}: {response.text.strip()[:200]}",
+                    "run `labkit doctor`",
+                )
             sink: IO[bytes]
             # the estimate is the images' unpacked size; the archive is about that, never exactly
             with (
@@ -83,11 +90,17 @@ def bundle(path: str | os.PathLike[str], names: list[str] | None = None, *, out:
     except requests.exceptions.RequestException as e:  # an OSError too: catch it first
         raise LabkitError(f"saving the images was interrupted: {e}", "run the command again") from e
     except OSError as e:
-        raise LabkitError(f"cannot write {target}: {e.strerror or e}", "choose a folder you can write to, with enough free space") from e
+        raise LabkitError(
+            f"cannot write {target}: {e.strerror or e}", "choose a folder you can write to, with enough free space"
+        ) from e
     finally:
         partial.unlink(missing_ok=True)
     kind = " (gzip)" if compress else ""
-    print(f"bundle ready: {target}, {fmt.size(target.stat().st_size, 'mb')}{kind} in {time.monotonic() - started:.1f} s", file=out, flush=True)
+    print(
+        f"bundle ready: {target}, {fmt.size(target.stat().st_size, 'mb')}{kind} in {time.monotonic() - started:.1f} s",
+        file=out,
+        flush=True,
+    )
     return target
 
 
@@ -100,7 +113,10 @@ def load(path: str | os.PathLike[str], *, out: TextIO = sys.stdout) -> list[str]
     """
     source = Path(path).expanduser()
     if not source.is_file():
-        raise LabkitError(f"no image bundle at {source}", "check the path; `labkit images bundle FILE` makes one on a prepared machine")
+        raise LabkitError(
+            f"no image bundle at {source}",
+            "check the path; `labkit images bundle FILE` makes one on a prepared machine",
+        )
     started = time.monotonic()
     print(f"loading {source} ({fmt.size(source.stat().st_size, 'mb')})", file=out, flush=True)
     fix = "make it again with `labkit images bundle FILE` and copy it whole"
@@ -108,26 +124,42 @@ def load(path: str | os.PathLike[str], *, out: TextIO = sys.stdout) -> list[str]
     api = engine.client().api
     try:
         size = source.stat().st_size
-        with open(source, "rb") as raw, engine.converted(), activity.task(f"loading {source.name}", total=size, out=out) as progress:
+        with (
+            open(source, "rb") as raw,
+            engine.converted(),
+            activity.task(f"loading {source.name}", total=size, out=out) as progress,
+        ):
             data = CountingReader(raw, size, progress.advance)
             try:
                 for message in api.load_image(data, quiet=True):
                     if message.get("error"):
-                        raise LabkitError(f"{source} is not an image bundle Docker can load ({message['error'].strip()})", fix)
+                        raise LabkitError(
+                            f"{source} is not an image bundle Docker can load ({message['error'].strip()})", fix
+                        )
                     text = str(message.get("stream", "")).strip()
                     if text.startswith("Loaded image: "):
                         tags.append(text.removeprefix("Loaded image: "))
                         print(f"  {tags[-1]}", file=out, flush=True)
                     elif text.startswith("Loaded image ID: "):
-                        print(f"  an image without a name: {text.removeprefix('Loaded image ID: ')[:19]}", file=out, flush=True)
+                        print(
+                            f"  an image without a name: {text.removeprefix('Loaded image ID: ')[:19]}",
+                            file=out,
+                            flush=True,
+                        )
             except docker.errors.APIError as e:
                 reason = e.explanation or str(e)
-                raise LabkitError(f"{source} is not an image bundle Docker can load ({str(reason).strip()[:160]})", fix) from e
+                raise LabkitError(
+                    f"{source} is not an image bundle Docker can load ({str(reason).strip()[:160]})", fix
+                ) from e
     except requests.exceptions.RequestException as e:  # an OSError too: catch it first
         raise LabkitError(f"loading {source} was interrupted: {e}", "run the command again") from e
     except OSError as e:
         raise LabkitError(f"cannot read {source}: {e.strerror or e}", "check the file's permissions") from e
     if not tags:
         raise LabkitError(f"{source} held no named images", fix)
-    print(f"loaded {len(tags)} image{'s' if len(tags) != 1 else ''} in {time.monotonic() - started:.1f} s", file=out, flush=True)
+    print(
+        f"loaded {len(tags)} image{'s' if len(tags) != 1 else ''} in {time.monotonic() - started:.1f} s",
+        file=out,
+        flush=True,
+    )
     return tags

@@ -52,7 +52,9 @@ def _import(entry: CatalogImage, src: str | bytes) -> None:
     api = engine.client().api
     with engine.converted():
         if isinstance(src, bytes):
-            result = api.import_image_from_data(src, repository=entry.repository, tag=entry.tag, changes=import_changes(entry))
+            result = api.import_image_from_data(
+                src, repository=entry.repository, tag=entry.tag, changes=import_changes(entry)
+            )
         else:
             result = api.import_image(src, repository=entry.repository, tag=entry.tag, changes=import_changes(entry))
     for line in str(result).splitlines():
@@ -61,7 +63,9 @@ def _import(entry: CatalogImage, src: str | bytes) -> None:
         except ValueError:
             continue
         if isinstance(message, dict) and message.get("error"):
-            raise LabkitError(f"docker import of {entry.name} failed: {message['error']}", "run `labkit doctor` and try again")
+            raise LabkitError(
+                f"docker import of {entry.name} failed: {message['error']}", "run `labkit doctor` and try again"
+            )
 
 
 # --- busybox-static ---------------------------------------------------------------
@@ -96,10 +100,10 @@ def is_dynamic_elf(data: bytes) -> bool:
         return False
     is64, endian = data[4] == 2, "<" if data[5] == 1 else ">"
     if is64:
-        phoff, = struct.unpack_from(endian + "Q", data, 0x20)
+        (phoff,) = struct.unpack_from(endian + "Q", data, 0x20)
         phentsize, phnum = struct.unpack_from(endian + "HH", data, 0x36)
     else:
-        phoff, = struct.unpack_from(endian + "I", data, 0x1C)
+        (phoff,) = struct.unpack_from(endian + "I", data, 0x1C)
         phentsize, phnum = struct.unpack_from(endian + "HH", data, 0x2A)
     for i in range(phnum):
         offset = phoff + i * phentsize
@@ -145,7 +149,12 @@ def busybox_rootfs(busybox: Path, applets: list[str]) -> bytes:
         add("bin/busybox", tarfile.REGTYPE, 0o755, busybox.read_bytes())
         for applet in applets:
             add(f"bin/{applet}", tarfile.SYMTYPE, 0o777, link="busybox")
-        add("etc/passwd", tarfile.REGTYPE, 0o644, b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")
+        add(
+            "etc/passwd",
+            tarfile.REGTYPE,
+            0o644,
+            b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+        )
         add("etc/group", tarfile.REGTYPE, 0o644, b"root:x:0:\nnogroup:x:65534:\n")
     return buffer.getvalue()
 
@@ -192,7 +201,9 @@ def build_dockerfile(entry: CatalogImage, out: TextIO) -> None:
     """
     context = entry.context_dir
     if not (context / "Dockerfile").is_file():
-        raise LabkitError(f"no Dockerfile for {entry.name} in {context}", "reinstall labkit: its image contexts are missing")
+        raise LabkitError(
+            f"no Dockerfile for {entry.name} in {context}", "reinstall labkit: its image contexts are missing"
+        )
     api = engine.client().api
     steps = BuildSteps()
     with activity.task(f"building {entry.name}", unit="steps", out=out) as progress, engine.converted():

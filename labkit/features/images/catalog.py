@@ -96,7 +96,9 @@ class CatalogImage:
         digest = hashlib.sha256()
         for path in sorted(p for p in self.context_dir.rglob("*") if p.is_file()):
             data = path.read_bytes()
-            digest.update(f"{path.relative_to(self.context_dir).as_posix()}\0{data.startswith(b'#!')}\0{len(data)}\0".encode())
+            digest.update(
+                f"{path.relative_to(self.context_dir).as_posix()}\0{data.startswith(b'#!')}\0{len(data)}\0".encode()
+            )
             digest.update(data)
         return digest.hexdigest()[:16]
 
@@ -109,10 +111,28 @@ class CatalogImage:
 
 CATALOG: tuple[CatalogImage, ...] = (
     CatalogImage("busybox:latest", "busybox-static", cmd=("sh",), summary="a tiny Linux userland: shells, echo, httpd"),
-    CatalogImage("hello-world:latest", "dockerfile", needs=("busybox:latest",), context="hello-world", summary="the first `docker run`"),
+    CatalogImage(
+        "hello-world:latest",
+        "dockerfile",
+        needs=("busybox:latest",),
+        context="hello-world",
+        summary="the first `docker run`",
+    ),
     CatalogImage("debian:bookworm", "debootstrap", cmd=("bash",), summary="a full distribution with apt"),
-    CatalogImage("labkit/hello-dock:latest", "dockerfile", needs=("busybox:latest",), context="hello-dock", summary="a web page on port 80"),
-    CatalogImage("labkit/rmbyext:latest", "dockerfile", needs=("busybox:latest",), context="rmbyext", summary="deletes files by extension in the folder mounted at /zone"),
+    CatalogImage(
+        "labkit/hello-dock:latest",
+        "dockerfile",
+        needs=("busybox:latest",),
+        context="hello-dock",
+        summary="a web page on port 80",
+    ),
+    CatalogImage(
+        "labkit/rmbyext:latest",
+        "dockerfile",
+        needs=("busybox:latest",),
+        context="rmbyext",
+        summary="deletes files by extension in the folder mounted at /zone",
+    ),
 )
 
 
@@ -158,11 +178,15 @@ def resolve(names: list[str] | None = None, catalog: tuple[CatalogImage, ...] = 
         if entry in ordered:
             return
         if entry.name in visiting:
-            raise LabkitError(f"the image catalog has a loop through {entry.name}", "fix `needs` in labkit/images/catalog.py")
+            raise LabkitError(
+                f"the image catalog has a loop through {entry.name}", "fix `needs` in labkit/images/catalog.py"
+            )
         visiting.add(entry.name)
         for need in entry.needs:
             if need not in by_name:
-                raise LabkitError(f"{entry.name} needs {need}, which is not in the catalog", "add it to labkit/images/catalog.py")
+                raise LabkitError(
+                    f"{entry.name} needs {need}, which is not in the catalog", "add it to labkit/images/catalog.py"
+                )
             visit(by_name[need])
         visiting.discard(entry.name)
         ordered.append(entry)

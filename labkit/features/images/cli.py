@@ -14,7 +14,9 @@ def register(subcommands: Subcommands) -> None:
     p = subcommands.add_parser("images", help="the course's images, offline")
     p.add_argument("action", choices=["ensure", "list", "bundle", "load"])
     p.add_argument("args", nargs="*", metavar="ARG", help="ensure|list [NAME...]; bundle FILE [NAME...]; load FILE")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr while building, pulling, saving or loading")
+    p.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress on stderr while building, pulling, saving or loading"
+    )
     p.set_defaults(func=command)
 
 

@@ -118,7 +118,9 @@ def _stream_lines(proc: subprocess.Popen[bytes], deadline: float, on_line: Calla
             if remaining <= 0:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-                raise WaitTimeout("debootstrap to finish", DEBOOTSTRAP_TIMEOUT, "it was stopped; is the mirror reachable?")
+                raise WaitTimeout(
+                    "debootstrap to finish", DEBOOTSTRAP_TIMEOUT, "it was stopped; is the mirror reachable?"
+                )
             if not selector.select(min(remaining, 1.0)):
                 continue
             chunk = os.read(fd, 65536)
@@ -160,7 +162,9 @@ def _remove_tree(path: Path) -> None:
         subprocess.run(["umount", "-l", point], capture_output=True, check=False, timeout=30)
     left = _mounts_below(path)
     if left:
-        raise LabkitError(f"{left[0]} is still mounted; {path} was not removed", f"umount it, then delete {path} by hand")
+        raise LabkitError(
+            f"{left[0]} is still mounted; {path} was not removed", f"umount it, then delete {path} by hand"
+        )
     shutil.rmtree(path, ignore_errors=True)
 
 
@@ -222,7 +226,9 @@ def rootfs_tar(suite: str, image: str, out: TextIO) -> Iterator[tuple[Path, Debo
     live = activity.start(f"building {image}", unit="items", out=out)
     progress = DebootstrapProgress(out, started, live)
     try:
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
         output = _stream_lines(proc, started + DEBOOTSTRAP_TIMEOUT, progress.feed)
         if proc.returncode != 0:
             log = rootfs / "debootstrap" / "debootstrap.log"

@@ -151,7 +151,9 @@ def _base(base: str | None) -> str:
     return base.rstrip("/") if base is not None else mirror.url()
 
 
-def request(path: str, *, base: str | None = None, method: str = "GET", accept: tuple[str, ...] = (), timeout: float = TIMEOUT) -> Response:
+def request(
+    path: str, *, base: str | None = None, method: str = "GET", accept: tuple[str, ...] = (), timeout: float = TIMEOUT
+) -> Response:
     """One request to the registry; HTTP error statuses are answers, not exceptions.
 
     Args:
@@ -165,7 +167,9 @@ def request(path: str, *, base: str | None = None, method: str = "GET", accept: 
     """
     root = _base(base)
     try:
-        return http.request(method, root + path, headers={"Accept": ", ".join(accept)} if accept else {}, timeout=timeout)
+        return http.request(
+            method, root + path, headers={"Accept": ", ".join(accept)} if accept else {}, timeout=timeout
+        )
     except HttpUnreachable as e:
         raise RegistryUnreachable(root, e.cause) from e
 
@@ -179,7 +183,9 @@ def _descriptor(raw: dict[str, Any]) -> Descriptor:
     platform = raw.get("platform") or {}
     where = "/".join(p for p in (platform.get("os"), platform.get("architecture"), platform.get("variant")) if p)
     size = raw.get("size")
-    return Descriptor(str(raw.get("mediaType", "")), str(raw.get("digest", "")), int(size) if isinstance(size, int) else None, where)
+    return Descriptor(
+        str(raw.get("mediaType", "")), str(raw.get("digest", "")), int(size) if isinstance(size, int) else None, where
+    )
 
 
 def parse_manifest(repository: str, reference: str, media_type: str, body: bytes, digest: str = "") -> Manifest:
@@ -191,9 +197,14 @@ def parse_manifest(repository: str, reference: str, media_type: str, body: bytes
     try:
         doc = json.loads(body)
     except ValueError as e:
-        raise LabkitError(f"the registry's manifest for {repository}:{reference} is not JSON", "report this: the registry is broken") from e
+        raise LabkitError(
+            f"the registry's manifest for {repository}:{reference} is not JSON", "report this: the registry is broken"
+        ) from e
     if not isinstance(doc, dict):
-        raise LabkitError(f"the registry's manifest for {repository}:{reference} is not a JSON object", "report this: the registry is broken")
+        raise LabkitError(
+            f"the registry's manifest for {repository}:{reference} is not a JSON object",
+            "report this: the registry is broken",
+        )
     kind = media_type or str(doc.get("mediaType", ""))
     config = _descriptor(doc["config"]) if isinstance(doc.get("config"), dict) else None
     layers = tuple(_descriptor(layer) for layer in doc.get("layers") or [])
@@ -221,7 +232,9 @@ def manifest(repository: str, reference: str, *, base: str | None = None, accept
     answer = request(path, base=base, accept=accept)
     if answer.status != 200:
         raise _refused("GET", path, answer, base)
-    return parse_manifest(repository, reference, answer.content_type, answer.body, answer.header("Docker-Content-Digest"))
+    return parse_manifest(
+        repository, reference, answer.content_type, answer.body, answer.header("Docker-Content-Digest")
+    )
 
 
 def find_manifest(repository: str, reference: str, *, base: str | None = None) -> Manifest | None:
@@ -255,7 +268,9 @@ def tags(repository: str, *, base: str | None = None) -> list[str]:
     try:
         return sorted(json.loads(answer.body).get("tags") or [])
     except (ValueError, AttributeError) as e:
-        raise LabkitError(f"the registry's tag list for {repository} is not JSON", "report this: the registry is broken") from e
+        raise LabkitError(
+            f"the registry's tag list for {repository} is not JSON", "report this: the registry is broken"
+        ) from e
 
 
 def catalog(*, base: str | None = None) -> list[str]:
@@ -289,7 +304,9 @@ def blob(repository: str, digest: str, *, base: str | None = None) -> Descriptor
     if answer.status != 200:
         raise _refused("HEAD", path, answer, base)
     length = answer.header("Content-Length")
-    return Descriptor(answer.content_type, answer.header("Docker-Content-Digest") or digest, int(length) if length.isdigit() else None)
+    return Descriptor(
+        answer.content_type, answer.header("Docker-Content-Digest") or digest, int(length) if length.isdigit() else None
+    )
 
 
 def delete_manifest(repository: str, digest: str, *, base: str | None = None) -> bool:

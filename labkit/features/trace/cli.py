@@ -21,7 +21,9 @@ ACTIONS = ("start", "stop", "show", "host")
 
 def register(subcommands: Subcommands) -> None:
     """Add ``trace`` to labkit's sub-commands."""
-    p = subcommands.add_parser("trace", help="a recording proxy in front of the daemon: watch the API calls the CLI makes")
+    p = subcommands.add_parser(
+        "trace", help="a recording proxy in front of the daemon: watch the API calls the CLI makes"
+    )
     # `serve` is what the background process runs (`python -m labkit trace serve …`): not for people.
     p.add_argument("action", choices=[*ACTIONS, "serve"], metavar="{" + ",".join(ACTIONS) + "}")
     where = p.add_mutually_exclusive_group()

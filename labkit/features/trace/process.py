@@ -133,7 +133,10 @@ def _check_upstream(upstream: str, listen: str) -> None:
             "unset DOCKER_HOST (or set it to the daemon's socket) before `labkit trace start`",
         )
     if os.environ.get("DOCKER_TLS_VERIFY"):
-        raise LabkitError("labkit trace cannot relay a TLS connection to the daemon", "unset DOCKER_TLS_VERIFY or trace a local daemon")
+        raise LabkitError(
+            "labkit trace cannot relay a TLS connection to the daemon",
+            "unset DOCKER_TLS_VERIFY or trace a local daemon",
+        )
     if kind == "unix" and not Path(where).exists():
         raise DaemonUnavailable(upstream, "socket not found")
 
@@ -145,7 +148,10 @@ def _prepare_unix(path: Path) -> None:
         LabkitError: the path is too long, or a live program listens there.
     """
     if len(str(path)) > MAX_UNIX_PATH:
-        raise LabkitError(f"socket path too long for a unix socket: {path}", "set LABKIT_STATE_DIR to a shorter folder, or use --tcp PORT")
+        raise LabkitError(
+            f"socket path too long for a unix socket: {path}",
+            "set LABKIT_STATE_DIR to a shorter folder, or use --tcp PORT",
+        )
     if not path.exists() and not path.is_symlink():
         return
     try:
@@ -153,7 +159,9 @@ def _prepare_unix(path: Path) -> None:
     except OSError:
         path.unlink(missing_ok=True)  # nobody listens: a leftover from a killed proxy
         return
-    raise LabkitError(f"socket path {path} is in use by another program", "stop it, or give labkit trace another --socket path")
+    raise LabkitError(
+        f"socket path {path} is in use by another program", "stop it, or give labkit trace another --socket path"
+    )
 
 
 def start(socket_file: str | Path | None = None, tcp: int | None = None, *, out: TextIO | None = None) -> TraceStatus:
@@ -186,7 +194,19 @@ def start(socket_file: str | Path | None = None, tcp: int | None = None, *, out:
     output = _output_file()
     with open(output, "wb") as sink:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "labkit", "trace", "serve", "--listen", listen, "--upstream", upstream, "--log", str(log)],
+            [
+                sys.executable,
+                "-m",
+                "labkit",
+                "trace",
+                "serve",
+                "--listen",
+                listen,
+                "--upstream",
+                upstream,
+                "--log",
+                str(log),
+            ],
             stdin=subprocess.DEVNULL,
             stdout=sink,
             stderr=subprocess.STDOUT,
@@ -199,7 +219,9 @@ def start(socket_file: str | Path | None = None, tcp: int | None = None, *, out:
         if proc.poll() is not None:
             said = output.read_text(errors="replace").strip().splitlines()
             _pid_file().unlink(missing_ok=True)
-            raise LabkitError((said[-1] if said else f"the trace proxy exited with code {proc.returncode}").removeprefix("labkit: "))
+            raise LabkitError(
+                (said[-1] if said else f"the trace proxy exited with code {proc.returncode}").removeprefix("labkit: ")
+            )
         try:
             _connect(listen, timeout=0.5).close()
             return True

@@ -151,7 +151,9 @@ class Trace:
         widths = [max(len(line[i]) for line in table) for i in range(len(table[0]) - 1)]
         lines = [self._title()]
         for line in table:
-            lines.append("  ".join([*(cell.ljust(w) for cell, w in zip(line, widths, strict=False)), line[-1]]).rstrip())
+            lines.append(
+                "  ".join([*(cell.ljust(w) for cell, w in zip(line, widths, strict=False)), line[-1]]).rstrip()
+            )
         return "\n".join(lines)
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
@@ -168,7 +170,8 @@ class Trace:
             cells = self._columns(row)
             request = len(cells) - 3
             tds = "".join(
-                f"<td style='{cell}'>" + (f"<code>{esc(c)}</code>" if i == request else esc(c)) + "</td>" for i, c in enumerate(cells)
+                f"<td style='{cell}'>" + (f"<code>{esc(c)}</code>" if i == request else esc(c)) + "</td>"
+                for i, c in enumerate(cells)
             )
             body.append(f"<tr>{tds}</tr>")
         return (
@@ -228,9 +231,15 @@ class Diagram:
                 label = label[:73] + "…"
             parts.append(f'<text x="12" y="{y + 8}" fill="{color}" font-weight="bold">{row.step or "–"}</text>')
             parts.append(f'<text x="{self.LEFT + 6}" y="{y - 4}" fill="{color}">{esc(label)}</text>')
-            parts.append(f'<line x1="{self.LEFT}" y1="{y}" x2="{self.RIGHT}" y2="{y}" stroke="{color}" marker-end="url(#lk-arrow)"/>')
-            parts.append(f'<text x="{self.LEFT + 6}" y="{y + 13}" fill="#666" font-style="italic">{esc(row.what)}</text>')
-            parts.append(f'<text x="{self.RIGHT - 6}" y="{y + 13}" text-anchor="end" fill="#444">{esc(row.status)}</text>')
+            parts.append(
+                f'<line x1="{self.LEFT}" y1="{y}" x2="{self.RIGHT}" y2="{y}" stroke="{color}" marker-end="url(#lk-arrow)"/>'
+            )
+            parts.append(
+                f'<text x="{self.LEFT + 6}" y="{y + 13}" fill="#666" font-style="italic">{esc(row.what)}</text>'
+            )
+            parts.append(
+                f'<text x="{self.RIGHT - 6}" y="{y + 13}" text-anchor="end" fill="#444">{esc(row.status)}</text>'
+            )
             parts.append(
                 f'<line x1="{self.RIGHT}" y1="{y + 18}" x2="{self.LEFT}" y2="{y + 18}" stroke="#444" '
                 'stroke-dasharray="5 3" marker-end="url(#lk-arrow)"/>'

@@ -221,7 +221,10 @@ def _boot_once(files: GuestFiles, accelerator: str, probe: float | None, timeout
                 total_seconds=total,
             )
         except (KeyError, ValueError) as e:
-            raise LabkitError(f"the VM printed markers labkit cannot read: {markers}", "delete the vm folder in labkit's state dir and retry") from e
+            raise LabkitError(
+                f"the VM printed markers labkit cannot read: {markers}",
+                "delete the vm folder in labkit's state dir and retry",
+            ) from e
     finally:
         console.close()
         _kill(proc)
@@ -256,4 +259,6 @@ def boot(timeout: float = BOOT_TIMEOUT, memory_mb: int = GUEST_MEMORY_MB, accele
             notes.append(f"{e}, so qemu fell back to the next accelerator")
             continue
         return BootReport(**{**report.__dict__, "notes": tuple(notes)})
-    raise LabkitError(f"the VM did not boot with any accelerator ({'; '.join(notes)})", "run `labkit doctor`, then the cell again")
+    raise LabkitError(
+        f"the VM did not boot with any accelerator ({'; '.join(notes)})", "run `labkit doctor`, then the cell again"
+    )

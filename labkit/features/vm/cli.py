@@ -11,7 +11,9 @@ from labkit.features import vm
 
 def register(subcommands: Subcommands) -> None:
     """Add ``vm`` to labkit's sub-commands."""
-    p = subcommands.add_parser("vm", help="the VM of lesson 01: fetch and build its kernel and initramfs ahead of class")
+    p = subcommands.add_parser(
+        "vm", help="the VM of lesson 01: fetch and build its kernel and initramfs ahead of class"
+    )
     p.add_argument("action", choices=["prepare"])
     p.set_defaults(func=command)
 

@@ -57,7 +57,9 @@ def memory_files(container_id: str, proc_cgroup: str | None = None, root: Path =
     if found:
         version, rel = found
         rel = rel.lstrip("/")
-        candidates.append(root / "memory" / rel / "memory.usage_in_bytes" if version == 1 else root / rel / "memory.current")
+        candidates.append(
+            root / "memory" / rel / "memory.usage_in_bytes" if version == 1 else root / rel / "memory.current"
+        )
     candidates += [
         root / "memory" / "docker" / container_id / "memory.usage_in_bytes",
         root / "memory" / "system.slice" / f"docker-{container_id}.scope" / "memory.usage_in_bytes",

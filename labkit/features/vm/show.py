@@ -54,7 +54,9 @@ def comparison_table(vm: BootReport | None, box: ContainerReport, vm_skipped: st
         ),
         (
             "Memory",
-            f"{mib(vm.qemu_rss_kb * 1024 if vm.qemu_rss_kb else None)} (qemu's RSS; the guest was given {GUEST_MEMORY_MB} MiB)" if vm else skipped,
+            f"{mib(vm.qemu_rss_kb * 1024 if vm.qemu_rss_kb else None)} (qemu's RSS; the guest was given {GUEST_MEMORY_MB} MiB)"
+            if vm
+            else skipped,
             f"{mib(box.memory_bytes)} ({html.escape(box.memory_source)})",
         ),
         (

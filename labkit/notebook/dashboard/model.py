@@ -24,7 +24,20 @@ from labkit.core import engine, fmt
 #: The lifecycle the diagram draws, in order.
 STATES = ("created", "running", "paused", "exited", "removed")
 #: Container events that change what a row shows; the rest (exec, attach, resize…) are filtered out by the daemon.
-WATCHED = ("create", "start", "restart", "pause", "unpause", "die", "stop", "kill", "oom", "destroy", "rename", "update")
+WATCHED = (
+    "create",
+    "start",
+    "restart",
+    "pause",
+    "unpause",
+    "die",
+    "stop",
+    "kill",
+    "oom",
+    "destroy",
+    "rename",
+    "update",
+)
 #: Seconds between uptime refreshes of the table (no daemon call: only the "up 12 s" text changes).
 UPTIME_TICK = 5.0
 #: Lessons whose containers are labkit's own infrastructure: listed, never acted on here.
@@ -74,6 +87,7 @@ def format_ports(ports: Mapping[str, Any] | None) -> str:
         '127.0.0.1:8080->80/tcp, 443/tcp'
     """
     parts = []
+
     def number(item: tuple[str, Any]) -> tuple[int, str]:
         head = item[0].split("/")[0]
         return (int(head) if head.isdigit() else 0, item[0])

@@ -95,6 +95,7 @@ class Dashboard(w.VBox):  # type: ignore[misc]
                 self.pick.value = row.id
                 return row
         raise LabkitError(f"no container {name_or_id!r} in the dashboard", "check the name with `docker ps -a`")
+
     @property
     def running(self) -> bool:
         """Whether the event thread is still following the daemon."""
@@ -120,7 +121,12 @@ class Dashboard(w.VBox):  # type: ignore[misc]
         rows = self.visible()
         options = [(f"{r.name} ({r.state})", r.id) for r in rows]
         picked = self.pick.value
-        if picked is not None and picked not in self.follower.live and self._last_pick is not None and self._last_pick.id == picked:
+        if (
+            picked is not None
+            and picked not in self.follower.live
+            and self._last_pick is not None
+            and self._last_pick.id == picked
+        ):
             self._gone = self._last_pick.name  # the chosen container was removed: light "removed" for it
         elif picked is not None:
             self._gone = None
@@ -158,7 +164,9 @@ class Dashboard(w.VBox):  # type: ignore[misc]
         if row is None:
             return self._report("pick a container first", bad=True)
         if row.protected:
-            return self._report(f"{row.name} is labkit's own ({row.lesson}); manage it with `labkit {row.lesson}`", bad=True)
+            return self._report(
+                f"{row.name} is labkit's own ({row.lesson}); manage it with `labkit {row.lesson}`", bad=True
+            )
         container = self.client.containers.get  # the SDK object gives the CLI's behaviour (stop waits, then kills)
         try:
             with engine.converted():
@@ -166,19 +174,24 @@ class Dashboard(w.VBox):  # type: ignore[misc]
                     container(row.id).start()
                     return self._report(f"started {row.name} (docker start {row.name})")
                 if action == "stop":
-                    self._say(f"stopping {row.name}: SIGTERM first, SIGKILL if it has not exited after its grace period (10 s by default)…")
+                    self._say(
+                        f"stopping {row.name}: SIGTERM first, SIGKILL if it has not exited after its grace period (10 s by default)…"
+                    )
                     container(row.id).stop()
                     return self._report(f"stopped {row.name} (docker stop {row.name})")
                 if action == "remove":
                     if row.state in ("running", "paused"):
                         return self._report(
-                            f"{row.name} is {row.state}: stop it first (docker rm refuses; docker rm -f stops and removes)", bad=True
+                            f"{row.name} is {row.state}: stop it first (docker rm refuses; docker rm -f stops and removes)",
+                            bad=True,
                         )
                     if needs_confirmation(row, engine.session_id()) and self._pending_remove != row.id:
                         self._pending_remove = row.id
                         self.remove_button.description = f"Really remove {row.name}?"
                         self.cancel_button.layout.display = None
-                        return self._report(f"{row.name} was not made by this lesson: press again to remove it, or Cancel")
+                        return self._report(
+                            f"{row.name} was not made by this lesson: press again to remove it, or Cancel"
+                        )
                     self._cancel_remove()
                     container(row.id).remove(v=True)
                     return self._report(f"removed {row.name} (docker rm {row.name})")
@@ -196,6 +209,7 @@ class Dashboard(w.VBox):  # type: ignore[misc]
         self._pending_remove = None
         self.remove_button.description = "Remove"
         self.cancel_button.layout.display = "none"
+
     # ---- ending
     def stop(self, timeout: float = 5.0) -> bool:
         """End the threads (the widget stays on screen, frozen); return whether they ended in time."""

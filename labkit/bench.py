@@ -196,10 +196,14 @@ def run_notebooks(folder: Path) -> list[NotebookRun]:
             timeout=600,
             kernel_name="python3",
             resources={"metadata": {"path": str(folder)}},
-            on_cell_start=lambda cell, cell_index: where.update(cell=f"cell {cell_index} (id {cell.get('id', '?')})"),
+            on_cell_start=lambda cell, cell_index, where=where: where.update(
+                cell=f"cell {cell_index} (id {cell.get('id', '?')})"
+            ),
         )
         # Whatever kernelspec "python3" resolves to, run this venv's ipykernel.
-        client.create_kernel_manager().kernel_spec.argv = [
+        kernel_spec = client.create_kernel_manager().kernel_spec
+        assert kernel_spec is not None  # "python3" always resolves: ipykernel is a dependency
+        kernel_spec.argv = [
             sys.executable,
             "-m",
             "ipykernel_launcher",

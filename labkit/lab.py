@@ -104,8 +104,7 @@ def _lab(argv: list[str] | None) -> int:
     ]  # fmt: skip
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.append("--allow-root")
-    os.execv(sys.executable, command)
-    return 0  # not reached
+    os.execv(sys.executable, command)  # never returns
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 
 import pytest
@@ -26,7 +27,5 @@ def tracked(docker_client: object) -> Iterator[list[object]]:
     created: list[object] = []
     yield created
     for container in created:
-        try:
+        with contextlib.suppress(Exception):
             container.remove(force=True)  # type: ignore[attr-defined]
-        except Exception:
-            pass

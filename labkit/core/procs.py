@@ -39,7 +39,7 @@ def track(proc: subprocess.Popen[bytes]) -> dict[str, Any]:
 def start_time(pid: int) -> float | None:
     """When the process started, in seconds since the epoch, or None when it is gone or hidden."""
     try:
-        return round(psutil.Process(pid).create_time(), 2)
+        return round(float(psutil.Process(pid).create_time()), 2)
     except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
         return None
 
@@ -55,7 +55,7 @@ def alive(pid: int) -> bool:
         del _children[pid]
         return False
     try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
     except psutil.NoSuchProcess:
         return False
     except psutil.AccessDenied:
@@ -82,7 +82,7 @@ def _recorded_start(value: object) -> float | None:
     if isinstance(value, int | float):
         return float(value)
     if isinstance(value, str) and value.isdigit():
-        return int(value) / os.sysconf("SC_CLK_TCK") + psutil.boot_time()
+        return int(value) / os.sysconf("SC_CLK_TCK") + float(psutil.boot_time())
     return None
 
 

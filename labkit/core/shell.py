@@ -8,6 +8,7 @@ exit code is not the one the lesson expects.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import os
 import re
 import selectors
@@ -174,10 +175,8 @@ def sh(
         raise WaitTimeout(f"`{command}` to finish", timeout, "it was stopped") from e
     finally:
         if proc.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
             try:
                 proc.wait(timeout=5)
             except subprocess.TimeoutExpired:

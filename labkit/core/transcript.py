@@ -60,10 +60,9 @@ def clean(text: str) -> str:
                     line[: col + 1] = [" "] * min(col + 1, len(line))
                 else:
                     line.clear()
-            elif final == "J" and (params or "0") == "0":
-                if row < len(lines):
-                    del lines[row][col:]
-                    del lines[row + 1 :]
+            elif final == "J" and (params or "0") == "0" and row < len(lines):
+                del lines[row][col:]
+                del lines[row + 1 :]
             continue
         if token == "\n":
             row, col = row + 1, 0

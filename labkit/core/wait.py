@@ -76,7 +76,7 @@ def container_running(container: object, timeout: float = 20.0) -> None:
 
     def running() -> bool:
         container.reload()  # type: ignore[attr-defined]
-        return container.status == "running"  # type: ignore[attr-defined]
+        return bool(container.status == "running")  # type: ignore[attr-defined]
 
     def last_log() -> str:
         try:

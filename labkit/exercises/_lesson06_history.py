@@ -42,7 +42,7 @@ def log_lines(container: Container) -> list[str] | None:
         raw = container.logs(stdout=True, stderr=True)
     except docker.errors.APIError:  # a logging driver without read support
         return None
-    return raw.decode(errors="replace").splitlines()
+    return bytes(raw).decode(errors="replace").splitlines()
 
 
 def last_run(lines: Iterable[str], ready: str) -> list[str]:

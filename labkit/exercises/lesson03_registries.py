@@ -19,7 +19,7 @@ from typing import Any
 import docker
 import docker.errors
 
-from labkit.core.errors import LabkitError
+from labkit.core.errors import LabkitError, RegistryUnreachable
 from labkit.core.probes import image_id
 from labkit.core.shell import sh
 from labkit.exercises._lesson03_verdicts import (
@@ -192,7 +192,7 @@ def _check_push(ctx: Context) -> Verdict:
         )
     try:
         facts = _gather_push_facts(ctx.client, base, source_id)
-    except registry_api.RegistryUnreachable as e:
+    except RegistryUnreachable as e:
         return not_yet(f"The registry stopped answering: {e.message}.", "Start it again: `labkit registry up`.")
     return push_verdict(facts)
 
@@ -269,7 +269,7 @@ def _current(base: str) -> registry_api.Manifest | Verdict:
         return down
     try:
         remote = registry_api.find_manifest(REPOSITORY, TAG, base=base)
-    except registry_api.RegistryUnreachable as e:
+    except RegistryUnreachable as e:
         return not_yet(f"The registry stopped answering: {e.message}.", "Start it again: `labkit registry up`.")
     if remote is None:
         return not_yet(

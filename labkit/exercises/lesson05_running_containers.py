@@ -16,6 +16,7 @@ Host port 8080 is this lesson's alone: JupyterLab takes 8888, the course's regis
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 from collections.abc import Mapping
 from typing import Any
@@ -122,10 +123,8 @@ def page(url: str = URL, timeout: float | None = None) -> tuple[int | None, str]
         last[0] = fetch(url)
         return last[0][0] == 200 and PAGE_MARK in last[0][1]
 
-    try:
+    with contextlib.suppress(WaitTimeout):  # the last answer says what went wrong
         wait.until(answered, f"{url} to serve the lab's page", timeout=timeout)
-    except WaitTimeout:
-        pass  # the last answer says what went wrong
     return last[0]
 
 

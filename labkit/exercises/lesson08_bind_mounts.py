@@ -13,6 +13,7 @@ the lesson's whole ``mounts`` folder.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
@@ -169,10 +170,9 @@ def _stray_log(folder: Path) -> Path | None:
     except OSError:
         return None
     places = [workspace_dir(), Path.home(), lesson_dir(), lesson_dir() / "demo"]
-    try:
-        places.insert(0, Path.cwd())  # where `$(pwd)` pointed, when the check runs where the learner typed
-    except OSError:
-        pass  # the working folder was deleted
+    # Where `$(pwd)` pointed, when the check runs where the learner typed (unless that folder was deleted).
+    with contextlib.suppress(OSError):
+        places.insert(0, Path.cwd())
     for place in places:
         log = place / LOG_NAME
         try:

@@ -10,6 +10,7 @@ were made from ``snapshot-me``.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import secrets
@@ -77,10 +78,8 @@ def read_marker(client: docker.DockerClient, image: str, labels: dict[str, str])
             handle = tar.extractfile(member) if member is not None else None
             return handle.read().decode(errors="replace").strip() if handle is not None else None
     finally:
-        try:
+        with contextlib.suppress(docker.errors.NotFound):
             container.remove(force=True)
-        except docker.errors.NotFound:
-            pass
 
 
 def _snapshot_container(client: docker.DockerClient) -> Any | None:
@@ -414,10 +413,8 @@ def _teardown_save(ctx: Context) -> int:
         if path.is_file() or path.is_symlink():
             path.unlink(missing_ok=True)
             removed += 1
-    try:
+    with contextlib.suppress(OSError):
         folder.rmdir()  # only when empty: a learner's own files there stay
-    except OSError:
-        pass
     return removed
 
 

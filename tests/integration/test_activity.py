@@ -7,6 +7,7 @@ catalog images are only read.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
 import secrets
@@ -75,10 +76,8 @@ def test_push_and_pull_show_bytes(throwaway: catalog.CatalogImage, docker_client
         if digest:
             registry_api.delete_manifest(REMOTE_REPOSITORY, digest)
         for ref in (f"{remote}:{tag}", throwaway.name):
-            try:
+            with contextlib.suppress(docker.errors.ImageNotFound):
                 docker_client.images.remove(ref, force=True)
-            except docker.errors.ImageNotFound:
-                pass
     # the payload's layer is the one that moves: busybox's is mounted from library/busybox
     assert re.search(
         r"^pushing labkit-activity-test/site:\w+: 100% \(2\.0 MB of 2\.0 MB\), [01]/1 layers$",

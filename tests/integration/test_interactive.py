@@ -222,9 +222,11 @@ def test_leaving_without_exit_ends_the_cli_and_the_container_runs_on(lab):
 
 def test_a_failing_block_removes_the_container_it_started(lab):
     name = lab.name("fails")
-    with pytest.raises(CommandFailed, match="`false` exited with 1"):
-        with lab.term(f"docker run -it --name {name} busybox sh") as term:
-            term.run("false")
+    with (
+        pytest.raises(CommandFailed, match="`false` exited with 1"),
+        lab.term(f"docker run -it --name {name} busybox sh") as term,
+    ):
+        term.run("false")
     lab.await_state(name, None)
 
 

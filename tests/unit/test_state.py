@@ -162,5 +162,5 @@ def test_aside_names_never_overwrite_an_earlier_one(tmp_path: Path) -> None:
 def test_an_unreadable_file_is_one_line_not_an_oserror(tmp_path: Path) -> None:
     folder = tmp_path / "s.json"
     folder.mkdir()  # reading a folder fails with EISDIR, whoever runs the test (root reads every file)
-    with pytest.raises(LabkitError, match="cannot read .*s.json"):
+    with pytest.raises(LabkitError, match=r"cannot read .*s\.json"):
         state.read_json(folder, _dict, default={})

@@ -152,6 +152,7 @@ def ensure(names: list[str] | None = None, *, out: TextIO = sys.stdout) -> list[
             states.append(_state(entry, summary, "present"))
             print(f"{entry.name:<26} present", file=out, flush=True)
             continue
+        why: str | None
         if stale:
             why = "its build context changed since it was built"
         else:

@@ -12,7 +12,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import IO, TextIO
+from typing import TextIO
 
 import docker.errors
 import requests.exceptions
@@ -75,7 +75,6 @@ def bundle(path: str | os.PathLike[str], names: list[str] | None = None, *, out:
                     f"the daemon could not save {', '.join(wanted)}: {response.text.strip()[:200]}",
                     "run `labkit doctor`",
                 )
-            sink: IO[bytes]
             # the estimate is the images' unpacked size; the archive is about that, never exactly
             with (
                 activity.task(f"saving to {target.name}", total=estimate or None, out=out) as progress,

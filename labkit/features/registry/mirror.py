@@ -342,7 +342,7 @@ def _start_container(listen_port: int, out: TextIO) -> None:
 
     def last_log() -> str:
         with contextlib.suppress(Exception):
-            return "log: " + container.logs(tail=3).decode(errors="replace").strip().replace("\n", " | ")
+            return "log: " + bytes(container.logs(tail=3)).decode(errors="replace").strip().replace("\n", " | ")
         return ""
 
     wait.until(

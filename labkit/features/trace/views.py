@@ -84,7 +84,7 @@ def stable_order(calls: Sequence[Call]) -> list[Call]:
     ordered = sorted(calls, key=lambda c: (c.t, c.conn, c.seq))
     result: list[Call] = []
     run: list[Call] = []
-    for call in ordered + [None]:  # type: ignore[list-item]
+    for call in [*ordered, None]:
         if call is not None and call.method == "POST" and call.route in _RUN_ORDER:
             run.append(call)
             continue

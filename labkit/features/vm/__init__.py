@@ -26,14 +26,13 @@ Example:
 
 from __future__ import annotations
 
-from labkit.core.errors import CommandFailed, LabkitError, NotSupported, WaitTimeout
+from labkit.core.errors import CommandFailed, LabkitError, NotSupported, VmTimeout, WaitTimeout
 from labkit.features.vm.booting import (
     BOOT_TIMEOUT,
     GUEST_MEMORY_MB,
     KERNEL_CMDLINE,
     KVM_PROBE_SECONDS,
     BootReport,
-    VmTimeout,
     boot,
     kvm_usable,
     parse_markers,

@@ -91,7 +91,7 @@ class Follower:
 
     def _inspect(self, ident: str) -> dict[str, Any] | None:
         try:
-            return self.client.api.inspect_container(ident)
+            return dict(self.client.api.inspect_container(ident))
         except docker.errors.NotFound:
             return None  # gone between the event and the read: the destroy event follows
 
@@ -167,8 +167,8 @@ class Follower:
                 continue
             while not self._details.empty():  # a burst of events for one container: read it once
                 wanted.add(self._details.get_nowait())
-            wanted.discard(None)  # the wake-up close() sends
-            for ident in wanted:
+            # None is the wake-up close() sends
+            for ident in [i for i in wanted if i is not None]:
                 if self._stop.is_set():
                     return
                 try:

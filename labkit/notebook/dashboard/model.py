@@ -146,7 +146,7 @@ def apply_event(rows: dict[str, Row], event: Mapping[str, Any]) -> str | None:
     if event.get("Type", "container") != "container":
         return None
     action = str(event.get("Action") or event.get("status") or "").split(":")[0]
-    ident = event.get("id") or (event.get("Actor") or {}).get("ID")
+    ident = str(event.get("id") or (event.get("Actor") or {}).get("ID") or "")
     if not ident:
         return None
     attributes: Mapping[str, str] = (event.get("Actor") or {}).get("Attributes") or {}

@@ -12,6 +12,7 @@ import argparse
 from labkit import exercises
 from labkit.core.commands import Subcommands, print_json
 from labkit.core.errors import ExitCode, UsageError
+from labkit.exercises.machinery.model import CheckResult
 from labkit.exercises.machinery.reset import reset
 
 
@@ -83,12 +84,7 @@ def exercise_command(args: argparse.Namespace) -> ExitCode:
                     print(f"  {key}: {value}")
         return ExitCode.DONE
     if args.action == "solve":
-        result = exercises.solve(args.id, quiet=args.json)
-        if args.json:
-            print_json(result.to_dict())
-        else:
-            print(result)
-        return ExitCode.DONE if result.passed else ExitCode.NOT_YET
+        return _verdict(exercises.solve(args.id, quiet=args.json), args.json)
     exercise = exercises.get(args.id)
     print(f"{exercise.id} (lesson {exercise.lesson}): {exercise.title}\n{exercise.prompt}")
     return ExitCode.DONE
@@ -102,8 +98,12 @@ def check_command(args: argparse.Namespace) -> ExitCode:
         DaemonUnavailable: nothing could be checked.
         DamagedState: the recorded answers were damaged (moved aside).
     """
-    result = exercises.check(args.id, answer=args.answer)
-    if args.json:
+    return _verdict(exercises.check(args.id, answer=args.answer), args.json)
+
+
+def _verdict(result: CheckResult, as_json: bool) -> ExitCode:
+    """Print a check's result (text or JSON); 0 when it passed, 1 when not yet."""
+    if as_json:
         print_json(result.to_dict())
     else:
         print(result)

@@ -22,6 +22,7 @@ from labkit.core import activity, fmt
 from labkit.features.images import archive, builders, catalog, pull
 from labkit.features.registry import api as registry_api
 from labkit.features.registry import mirror as registry
+from labkit.features.registry import seeding
 
 REMOTE_REPOSITORY = "labkit-test/activity"  # one repository in the registry, a new tag per run
 DOCKERFILE = """FROM busybox:latest
@@ -67,7 +68,7 @@ def test_push_and_pull_show_bytes(throwaway: catalog.CatalogImage, docker_client
     pushed, pulled = io.StringIO(), io.StringIO()
     try:
         with activity.showing(pushed, "plain"):
-            registry._push(throwaway.name, remote, tag)
+            seeding._push(throwaway.name, remote, tag)
         docker_client.images.remove(throwaway.name)  # the pull must fetch the payload layer again
         with activity.showing(pulled, "plain"):
             assert pull.try_pull(f"{remote}:{tag}", timeout=60) is None

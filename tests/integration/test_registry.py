@@ -27,6 +27,7 @@ from labkit.core.errors import LabkitError, NotSupported, PortInUse
 from labkit.core.shell import sh
 from labkit.features import images
 from labkit.features.registry import mirror as registry
+from labkit.features.registry import process
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -194,7 +195,7 @@ def no_registry_program(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> int:
 def test_without_the_program_or_the_image_the_fix_is_named(
     docker_client: object, no_registry_program: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(registry, "FALLBACK_IMAGE", "labkit-test/no-such-registry:0")
+    monkeypatch.setattr(process, "FALLBACK_IMAGE", "labkit-test/no-such-registry:0")
     with pytest.raises(NotSupported) as info:
         registry.up(out=io.StringIO())
     assert "apt-get install docker-registry" in str(info.value)
@@ -220,7 +221,7 @@ def test_falls_back_to_a_registry_container(
 
     Under another name, so a real registry:2 on the daemon is never touched.
     """
-    monkeypatch.setattr(registry, "FALLBACK_IMAGE", "labkit-test/registry:2")
+    monkeypatch.setattr(process, "FALLBACK_IMAGE", "labkit-test/registry:2")
     program = shutil.which("docker-registry") or "/usr/bin/docker-registry"
     context = tmp_path / "stand-in"
     context.mkdir()
@@ -231,7 +232,7 @@ def test_falls_back_to_a_registry_container(
     (context / "Dockerfile").write_text(STAND_IN_DOCKERFILE)
     images.ensure(["debian", "busybox"], out=io.StringIO())
     stand_in, _ = docker_client.images.build(  # type: ignore[attr-defined]
-        path=str(context), tag=registry.FALLBACK_IMAGE, labels=engine.labels("test"), rm=True, forcerm=True
+        path=str(context), tag=process.FALLBACK_IMAGE, labels=engine.labels("test"), rm=True, forcerm=True
     )
     monkeypatch.setattr(images, "CATALOG", tuple(e for e in images.CATALOG if e.name == "busybox:latest"))
     try:

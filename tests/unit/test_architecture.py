@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -126,3 +127,39 @@ def test_the_lesson_modules_keep_their_short_names() -> None:
     namespace: dict[str, object] = {}
     exec("from labkit import engine, registry, registry_api, trace, vm, layers, wait, paths", namespace)
     assert namespace["registry"] is importlib.import_module("labkit.features.registry.mirror")
+
+
+def _modules() -> list[str]:
+    """Every module of labkit as a path below labkit/ (``core/engine.py``), packages as ``core/``."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE)
+        if rel.name == "__init__.py":
+            if rel.parent != Path("."):
+                found.append(f"{rel.parent.as_posix()}/")
+        elif rel.name != "__main__.py":
+            found.append(rel.as_posix())
+    return found
+
+
+def test_architecture_md_names_every_module() -> None:
+    """ARCHITECTURE.md's module map lists each module by its path, so a new one must be placed in a layer."""
+    text = (ROOT / "ARCHITECTURE.md").read_text()
+    missing = [m for m in _modules() if f"`{m}`" not in text]
+    assert not missing, f"ARCHITECTURE.md does not place: {missing}"
+    gone = [
+        name for name in re.findall(r"`((?:[a-z_0-9]+/)*[a-z_0-9]+(?:\.py|/))`", text) if not (PACKAGE / name).exists()
+    ]
+    assert not gone, f"ARCHITECTURE.md names modules that are not in labkit/: {gone}"
+
+
+def test_readme_layout_names_every_package() -> None:
+    layout = (ROOT / "README.md").read_text().split("## Layout", 1)[1]
+    packages = [m for m in _modules() if m.endswith("/")]
+    # nested packages are written under their parent: ``machinery/`` below ``exercises/``
+    missing = [p for p in packages if p.rstrip("/").rsplit("/", 1)[-1] + "/" not in layout]
+    assert not missing, f"README's Layout does not name: {missing}"
+    stale = [
+        n for n in re.findall(r"\b([a-z_]+\.py)\b", layout) if not list(PACKAGE.rglob(n)) and not (ROOT / n).exists()
+    ]
+    assert not stale, f"README's Layout names files that are gone: {stale}"

@@ -1,0 +1,335 @@
+"""The classroom's HTTP routes: a small Starlette app over the store (:mod:`.server` serves it).
+
+Routes (learner = the join token in ``Authorization: Bearer``; instructor = the
+instructor token as a bearer token, the ``labkit_instructor`` cookie, or ``?token=``):
+
+- ``GET /api/ping`` (either token): is this a labkit classroom, and is my token right?
+- ``POST /api/join`` (learner) ``{"name": ..., "key": <optional earlier key>}`` →
+  ``{"learner", "key"}``: binds the name to a learner key; 409 when someone else holds it.
+- ``POST /api/events`` (learner + ``X-Labkit-Learner-Key``): one event or a list of up to
+  ``MAX_BATCH``; each is checked with ``labkit.exercises.machinery.events.validate_event`` (the schema) and must name the
+  learner the key was issued to; duplicates (same ``id``) are acknowledged, not stored twice.
+- ``GET /`` (instructor): the page; ``GET /api/stream`` (SSE: a snapshot on connect, then
+  every stored event with the learner's updated row, and a ``tick`` heartbeat);
+  ``GET /api/state`` (the snapshot as JSON); ``GET /api/gradebook.csv``.
+
+Errors are JSON ``{"error": "<one line>"}``: 401 no token, 403 wrong token or a learner
+key that does not match the event, 400 malformed JSON, 408 body too slow, 413 body or
+batch too big, 415 not JSON, 422 an invalid event.
+
+What the tokens prove, honestly: the join token is shared by the whole class, so it
+only proves "someone who was given the join token". The learner key issued at join
+proves "the same client that first joined under this name", which stops one learner
+posting results under another's name. Nothing here proves that a check really ran:
+a learner can read their own key from their state folder and post ``"passed": true``
+by hand. The live view is for seeing who needs help, not an exam proctor; grade from
+what a check run on the learner's machine under supervision says if it matters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from importlib import resources
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from labkit.classroom import view
+from labkit.classroom.client import LEARNER_KEY_HEADER
+from labkit.classroom.hub import Hub, Subscriber, sse
+from labkit.classroom.store import Store
+from labkit.core import __version__
+from labkit.core.errors import LabkitError, StoreError
+from labkit.course.grade import grade_events
+from labkit.exercises.machinery.catalog import all_exercises
+from labkit.exercises.machinery.events import prepare as prepare_validator
+from labkit.exercises.machinery.events import validate_event
+from labkit.exercises.machinery.learner_names import check_name
+
+#: Largest request body accepted (413 beyond).
+MAX_BODY = 64 * 1024
+#: Most events in one post (the offline queue sends in batches of this size or less).
+MAX_BATCH = 100
+#: Seconds a client gets to send its whole body (408 beyond).
+BODY_TIMEOUT = 10.0
+#: Seconds between SSE heartbeats (they also refresh the page's "stuck" marks).
+HEARTBEAT = 15.0
+COOKIE = "labkit_instructor"
+
+_PAGE_FILES = {"index.html": "text/html", "app.js": "text/javascript", "style.css": "text/css"}
+
+
+def _error(status: int, message: str, code: str | None = None, **headers: str) -> JSONResponse:
+    body = {"error": message} if code is None else {"error": message, "code": code}
+    return JSONResponse(body, status_code=status, headers=headers or None)
+
+
+def _course_exercises() -> list[dict[str, str]]:
+    try:
+        return [{"id": e.id, "lesson": e.lesson, "title": e.title} for e in all_exercises()]
+    except Exception as e:  # a broken lesson module must not take the classroom down
+        print(
+            f"labkit classroom: could not list the course's exercises ({e}); columns come from events", file=sys.stderr
+        )
+        return []
+
+
+class Classroom:
+    """The app's state: the store, its tokens, the course's exercises and the SSE hub."""
+
+    def __init__(self, store: Store, heartbeat: float = HEARTBEAT) -> None:
+        self.store = store
+        self.join_token, self.instructor_token = store.tokens()
+        self.exercises = _course_exercises()
+        prepare_validator()  # now, not on the event loop during the first post
+        self.hub = Hub(store)
+        self.heartbeat = heartbeat
+
+    # -- auth ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _bearer(request: Request) -> str | None:
+        header = request.headers.get("authorization", "")
+        scheme, _, value = header.partition(" ")
+        return value.strip() or None if scheme.lower() == "bearer" else None
+
+    def _learner(self, request: Request) -> Response | None:
+        token = self._bearer(request)
+        if token is None:
+            return _error(
+                401, "missing join token: send `Authorization: Bearer <join token>`", **{"WWW-Authenticate": "Bearer"}
+            )
+        if not hmac.compare_digest(token.encode(), self.join_token.encode()):
+            return _error(403, "wrong join token: ask your instructor for the current one")
+        return None
+
+    def _instructor(self, request: Request) -> Response | None:
+        token = self._bearer(request) or request.query_params.get("token") or request.cookies.get(COOKIE)
+        if not token:
+            return _error(401, "missing instructor token: open the instructor URL printed by `labkit classroom serve`")
+        if not hmac.compare_digest(token.encode(), self.instructor_token.encode()):
+            return _error(403, "wrong instructor token: use the instructor URL printed by `labkit classroom serve`")
+        return None
+
+    # -- learners -----------------------------------------------------------------------------
+
+    async def ping(self, request: Request) -> Response:
+        token = self._bearer(request)
+        if token is None:
+            return _error(401, "missing token", **{"WWW-Authenticate": "Bearer"})
+        for role, expected in (("learner", self.join_token), ("instructor", self.instructor_token)):
+            if hmac.compare_digest(token.encode(), expected.encode()):
+                return JSONResponse({"ok": True, "role": role, "service": "labkit classroom", "labkit": __version__})
+        return _error(403, "wrong token: ask your instructor for the join token")
+
+    async def _json_body(self, request: Request) -> Any | Response:
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype != "application/json":
+            return _error(415, f"send JSON (Content-Type: application/json), not {ctype or 'no content type'}")
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                return _error(400, "bad Content-Length")
+            if int(declared) > MAX_BODY:
+                return _error(413, f"body of {declared} bytes is over the limit of {MAX_BODY}")
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async with asyncio.timeout(BODY_TIMEOUT):
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > MAX_BODY:
+                        return _error(413, f"body is over the limit of {MAX_BODY} bytes")
+                    chunks.append(chunk)
+        except TimeoutError:
+            return _error(408, f"the body did not arrive within {BODY_TIMEOUT:g} s")
+        except ClientDisconnect:
+            return _error(400, "the client left before sending its whole body")
+        try:
+            return json.loads(b"".join(chunks))
+        except (ValueError, UnicodeDecodeError) as e:
+            return _error(400, f"malformed JSON: {e}")
+
+    async def join(self, request: Request) -> Response:
+        denied = self._learner(request)
+        if denied:
+            return denied
+        body = await self._json_body(request)
+        if isinstance(body, Response):
+            return body
+        if not isinstance(body, dict):
+            return _error(422, 'send {"name": "<your name>"}')
+        try:
+            name = check_name(body.get("name"))
+        except ValueError as e:
+            return _error(422, str(e))
+        earlier = body.get("key") if isinstance(body.get("key"), str) else None
+        key = await run_in_threadpool(self.store.join, name, earlier)
+        if key is None:
+            return _error(
+                409,
+                f"the name {name!r} is already taken in this classroom: join with another --name "
+                "(if it is you on another machine, ask the instructor to run `labkit classroom forget NAME`)",
+            )
+        return JSONResponse({"learner": name, "key": key})
+
+    async def post_events(self, request: Request) -> Response:
+        denied = self._learner(request)
+        if denied:
+            return denied
+        key = request.headers.get(LEARNER_KEY_HEADER)
+        if not key:
+            return _error(401, "missing learner key: run `labkit classroom join URL TOKEN --name NAME` first")
+        learner = await run_in_threadpool(self.store.learner_for_key, key)
+        if learner is None:
+            return _error(403, "unknown learner key: run `labkit classroom join` again")
+        body = await self._json_body(request)
+        if isinstance(body, Response):
+            return body
+        items = body if isinstance(body, list) else [body]
+        if not items:
+            return _error(422, "empty batch: send at least one event")
+        if len(items) > MAX_BATCH:
+            return _error(413, f"batch of {len(items)} events is over the limit of {MAX_BATCH}")
+        events = []
+        for n, item in enumerate(items):
+            try:
+                event = validate_event(item)
+            except ValueError as e:
+                where = f"event {n}: " if isinstance(body, list) else ""
+                return _error(422, f"invalid event: {where}{e}")
+            if event["learner"] != learner:
+                return _error(
+                    403, f"your learner key belongs to {learner!r}, not {event['learner']!r}", code="learner-mismatch"
+                )
+            events.append(event)
+        try:
+            new = await run_in_threadpool(self.store.add, events)
+        except StoreError as e:
+            return _error(503, str(e))
+        await self.hub.publish(new)
+        return JSONResponse({"stored": len(new), "duplicates": len(events) - len(new)})
+
+    # -- instructor ---------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        stored = self.store.events()
+        seq = stored[-1].seq if stored else 0
+        pairs = [(s.event, s.received_at) for s in stored]
+        return view.snapshot(pairs, self.exercises, time.time(), self.store.learner_names(), seq)
+
+    async def page(self, request: Request) -> Response:
+        denied = self._instructor(request)
+        if denied:
+            return denied
+        response = self._asset("index.html")
+        token = request.query_params.get("token")
+        if token:
+            # The page drops ?token= from the address bar; the cookie keeps the session (reloads included).
+            response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/")
+        return response
+
+    async def static(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in _PAGE_FILES or name == "index.html":
+            return _error(404, "no such file")
+        return self._asset(name)
+
+    @staticmethod
+    def _asset(name: str) -> Response:
+        body = resources.files("labkit.classroom").joinpath("static", name).read_bytes()
+        return Response(
+            body,
+            media_type=_PAGE_FILES[name],
+            headers={
+                "Cache-Control": "no-store",
+                "Content-Security-Policy": "default-src 'self'; img-src 'self' data:",
+                "X-Content-Type-Options": "nosniff",
+                "Referrer-Policy": "no-referrer",
+            },
+        )
+
+    async def state(self, request: Request) -> Response:
+        denied = self._instructor(request)
+        if denied:
+            return denied
+        return JSONResponse(await run_in_threadpool(self.snapshot))
+
+    async def gradebook(self, request: Request) -> Response:
+        denied = self._instructor(request)
+        if denied:
+            return denied
+        stored = await run_in_threadpool(self.store.events)
+        csv_text = await run_in_threadpool(lambda: grade_events([s.event for s in stored]).to_csv())
+        return Response(
+            csv_text,
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="gradebook.csv"', "Cache-Control": "no-store"},
+        )
+
+    async def stream(self, request: Request) -> Response:
+        denied = self._instructor(request)
+        if denied:
+            return denied
+        return StreamingResponse(
+            self._events(),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+
+    async def _events(self) -> AsyncIterator[str]:
+        sub = Subscriber()
+        # Subscribe before the snapshot, so nothing stored in between is missed (seq filters repeats).
+        self.hub.subscribers.add(sub)
+        try:
+            snap = await run_in_threadpool(self.snapshot)
+            last = snap["seq"]
+            yield "retry: 2000\n" + sse("snapshot", snap)
+            while not sub.overflowed:
+                try:
+                    message = await asyncio.wait_for(sub.queue.get(), self.heartbeat)
+                except TimeoutError:
+                    yield sse("tick", {"now": time.time()})
+                    continue
+                if message["seq"] > last:
+                    last = message["seq"]
+                    yield sse("result", message)
+        finally:
+            self.hub.subscribers.discard(sub)
+
+
+def create_app(store: Store, heartbeat: float = HEARTBEAT) -> Starlette:
+    """The Starlette app over a store (tests may call it in-process)."""
+    room = Classroom(store, heartbeat)
+
+    def guarded(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+        async def wrapper(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except LabkitError as e:
+                return _error(503, str(e))
+
+        return wrapper
+
+    routes = [
+        Route("/", guarded(room.page)),
+        Route("/static/{name}", guarded(room.static)),
+        Route("/api/ping", guarded(room.ping)),
+        Route("/api/join", guarded(room.join), methods=["POST"]),
+        Route("/api/events", guarded(room.post_events), methods=["POST"]),
+        Route("/api/state", guarded(room.state)),
+        Route("/api/stream", guarded(room.stream)),
+        Route("/api/gradebook.csv", guarded(room.gradebook)),
+    ]
+    app = Starlette(routes=routes)
+    app.state.room = room
+    return app

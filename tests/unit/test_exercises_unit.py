@@ -96,8 +96,8 @@ DAMAGED_STORES = {
     "null": ("null", "it holds null, not an object"),
     "answers a list": ('{"answers": []}', '"answers" is a list, not an object'),
     "setup a string": ('{"answers": {}, "setup": "x"}', '"setup" is a string, not an object'),
-    "an answer a number": ('{"answers": {"unit.answer": 42}}', '"answers" of unit.answer is a number, not a string'),
-    "a setup a list": ('{"setup": {"unit.answer": []}}', '"setup" of unit.answer is a list, not an object'),
+    "an answer a number": ('{"answers": {"unit.answer": 42}}', 'unit.answer under "answers" is a number, not a string'),
+    "a setup a list": ('{"setup": {"unit.answer": []}}', 'unit.answer under "setup" is a list, not an object'),
     "truncated": ('{"answers": {"unit.answer": "4', "not JSON"),
     "empty": ("", "empty"),
 }

@@ -40,7 +40,7 @@ def _store_shape(data: Any) -> dict[str, dict[str, Any]]:
             raise TypeError(f'"{key}" is {describe(section)}, not an object')
         for exercise_id, value in section.items():
             if not isinstance(value, kind):
-                raise TypeError(f'"{key}" of {exercise_id} is {describe(value)}, not {wanted}')
+                raise TypeError(f'{exercise_id} under "{key}" is {describe(value)}, not {wanted}')
         store[key] = section
     return store
 

@@ -71,7 +71,7 @@ def push_verdict(facts: PushFacts) -> Verdict:
                 return not_yet(
                     f"The registry's {REPOSITORY}:{TAG} holds labkit/hello-dock, but not the manifest your daemon pushed "
                     f"(the daemon recorded {', '.join(facts.repo_digests)}).",
-                    f"Something else wrote that tag after your push. Push again: docker push {TARGET}",
+                    "Something else wrote that tag after your push: push your image again.",
                     **ev,
                 )
             return passed(
@@ -82,45 +82,49 @@ def push_verdict(facts: PushFacts) -> Verdict:
         what = "a multi-platform index" if facts.remote_config == "" else facts.remote_names or "another image"
         return not_yet(
             f"The registry has {REPOSITORY}:{TAG}, but it holds {what}, not labkit/hello-dock.",
-            f"Point the tag at the right image, then push again (a push replaces the tag): "
-            f"docker tag labkit/hello-dock {TARGET} && docker push {TARGET}",
+            "The name you pushed pointed at another image: make it name labkit/hello-dock, then push again "
+            "(a push replaces what the registry holds under that name).",
             **ev,
         )
     if facts.local_tag_id is not None:
         if facts.local_tag_id == facts.source_id:
             return not_yet(
                 f"{TARGET} exists on your daemon, but the registry does not have it: it was tagged, not pushed.",
-                f"A tag is only a local name. Send it: docker push {TARGET}",
+                "A tag is only a local name on your daemon: nothing has reached the registry yet. Which command "
+                "sends it there?",
                 **ev,
             )
         return not_yet(
             f"{TARGET} exists on your daemon, but it names another image, and the registry does not have it yet.",
-            f"Tag labkit/hello-dock itself (docker tag labkit/hello-dock {TARGET}), then docker push {TARGET}",
+            "That name must point at labkit/hello-dock itself (compare the IMAGE ID column of `docker image ls`); "
+            "then send it to the registry.",
             **ev,
         )
     if facts.other_tags:
         return not_yet(
             f"The registry has {REPOSITORY}, but under {', '.join(':' + t for t in facts.other_tags)}, not :{TAG}.",
             ("Without a tag, docker uses :latest. " if "latest" in facts.other_tags else "")
-            + f"Name the tag in both commands: docker tag labkit/hello-dock {TARGET}, then docker push {TARGET}",
+            + f"The tag is the part after the repository's colon: the exercise wants :{TAG}, in the name you give "
+            "and in the name you push.",
             **ev,
         )
     if facts.elsewhere:
         return not_yet(
             f"labkit/hello-dock is in the registry as {', '.join(facts.elsewhere)}, not as {REPOSITORY}:{TAG}.",
-            f"The repository is the part between the registry's address and the tag: {REPOSITORY}. Tag and push {TARGET}",
+            f"The repository is the part between the registry's address and the tag: the exercise wants {REPOSITORY}.",
             **ev,
         )
     if facts.other_local_names:
         return not_yet(
             f"labkit/hello-dock is tagged {', '.join(facts.other_local_names)}, but nothing reached {REPOSITORY}:{TAG} in the registry.",
-            f"Use exactly this name, then push it: docker tag labkit/hello-dock {TARGET} && docker push {TARGET}",
+            f"The name must be exactly {TARGET}: the registry's address, then the repository {REPOSITORY}, "
+            f"then :{TAG}.",
             **ev,
         )
     return not_yet(
         f"The registry has no {REPOSITORY}:{TAG} yet.",
-        "A push goes to the registry named at the start of the image's name: first give labkit/hello-dock "
-        f"the name {TARGET} (docker tag), then push that name.",
+        "A push sends an image to the registry its name starts with. What name must labkit/hello-dock have "
+        "for that, and which command gives an image a second name?",
         **ev,
     )
 

@@ -14,11 +14,13 @@ def _first_container(ctx: Context) -> Verdict:
         if image_id(client, "hello-world") is None:
             return not_yet(
                 "There is no hello-world image on this daemon yet, and no container from it.",
-                "Run `docker run hello-world`: the daemon pulls the image first. Offline? `labkit registry up` serves it.",
+                "Which docker command makes a container from an image and starts it? It pulls a missing image first "
+                "(offline, `labkit registry up` serves hello-world).",
             )
         return not_yet(
             "No container made from hello-world exists yet.",
-            "Run `docker run hello-world` (not `docker pull`, which only fetches the image).",
+            "The image is here, but `docker pull` (or `docker image ls`) makes no container. Which command creates a "
+            "container from an image and starts it?",
         )
     good = [c for c in ran if state(c)["status"] == "exited" and state(c)["exit_code"] == 0]
     if good:
@@ -31,15 +33,16 @@ def _first_container(ctx: Context) -> Verdict:
     if created:
         return not_yet(
             f"Found {describe(created[0])}: it was created but never started.",
-            "`docker create` only prepares a container; `docker run hello-world` creates and starts one "
-            f"(or start this one: `docker start -a {created[0].name}`).",
+            "`docker create` only prepares a container: it still has to be started (`docker start` can start this "
+            "one), or made and started in one go by another command.",
             containers=len(ran),
         )
     failed = [c for c in ran if state(c)["status"] == "exited"]
     if failed:
         return not_yet(
             f"Found {describe(failed[0])}: it did not exit cleanly.",
-            "Run `docker run hello-world` again and read its output for the error.",
+            f"What did its output say? `docker logs {failed[0].name}` shows it again; once the cause is fixed, "
+            "run a new one.",
             containers=len(ran),
         )
     return not_yet(

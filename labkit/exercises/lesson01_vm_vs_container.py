@@ -67,13 +67,13 @@ def kernel_verdict(answer: str, daemon: str, vm_kernels: list[str], docker_versi
     if daemon in words:
         return not_yet(
             "Your answer contains the right kernel release, and more: it looks like a whole `uname -a` line.",
-            "The question asks for the release only: run `uname -r` in a container (not `uname -a`) and submit that one word.",
+            "The question asks for the release only: `uname -r` prints that one word, `uname -a` the whole line.",
             answer=answer,
         )
     if answer in vm_kernels:
         return not_yet(
             f"{answer} is the kernel the virtual machine booted, not the one a container sees.",
-            "The VM brings its own kernel; a container does not. Ask a container: `docker run --rm busybox uname -r`.",
+            "The VM brings its own kernel; a container does not. Ask a container on your daemon which kernel it sees.",
             answer=answer,
         )
     if answer in docker_versions:
@@ -90,7 +90,7 @@ def kernel_verdict(answer: str, daemon: str, vm_kernels: list[str], docker_versi
             answer=answer,
         )
     if not answer:
-        return not_yet("The answer is empty.", "Run `docker run --rm busybox uname -r` and submit what it prints.")
+        return not_yet("The answer is empty.", "Submit the one word `uname -r` prints inside a container.")
     if _RELEASE.match(answer):
         return not_yet(
             f"{answer} looks like a kernel release, but not the one containers on this daemon see.",
@@ -99,7 +99,7 @@ def kernel_verdict(answer: str, daemon: str, vm_kernels: list[str], docker_versi
         )
     return not_yet(
         f"{answer!r} does not look like a kernel release (something like 6.1.0-18-amd64).",
-        "Run `docker run --rm busybox uname -r`: it prints one word; submit exactly that.",
+        "`uname -r`, run inside a container, prints one word like that: submit exactly that word.",
         answer=answer,
     )
 

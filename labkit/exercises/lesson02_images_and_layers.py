@@ -48,19 +48,20 @@ def _missing(client: Any) -> Verdict:
     if not near:
         return not_yet(
             f"There is no image {TARGET} on this daemon yet.",
-            f"Build the lesson's folder and name the result with -t: {BUILD_COMMAND}",
+            "An image is built from a folder holding a Dockerfile: which folder does the exercise name, and which "
+            "option gives the result its name?",
         )
     if any(n.startswith("an untagged image") for n in near) and not any(":" in n for n in near):
         return not_yet(
             f"You built the lesson's image, but it has no name ({near[0]}).",
-            f"Without -t the image is only known by its id: rebuild with `-t {TARGET}` "
-            f"(the cache makes it instant), or `docker tag <id> {TARGET}`.",
+            "Without a name an image is known only by its id. The build can name what it makes (with the cache, "
+            "building again is instant), or `docker tag` can add a name to the image you have.",
             found=", ".join(near),
         )
     return not_yet(
         f"No image is named {TARGET}, but found {', '.join(near)}.",
         f"The name must be exactly {TARGET}: repository lab/layered, tag v1 (without `:v1` Docker uses "
-        f"`latest`). Add the name with `docker tag <that image> {TARGET}`, or rebuild with -t {TARGET}.",
+        "`latest`). `docker tag` adds a second name to an image, or the build can give the right one.",
         found=", ".join(near),
     )
 
@@ -77,7 +78,8 @@ def _build(ctx: Context) -> Verdict:
     if demo_id is not None and built.id == demo_id:
         return not_yet(
             f"{TARGET} is the lesson's demo image {DEMO} under a second name.",
-            f"`docker tag` only adds a name; build the exercise's own folder instead: {BUILD_COMMAND}",
+            "`docker tag` only adds a name to an image that exists; this exercise wants a new image, built from "
+            "the lesson's own folder.",
             **evidence,
         )
     if n >= MIN_LAYERS:
@@ -88,14 +90,15 @@ def _build(ctx: Context) -> Verdict:
     if base_id is not None and built.id == base_id:
         return not_yet(
             f"{TARGET} is busybox under a second name: same image id, one layer.",
-            f"`docker tag` only adds a name to an existing image; `docker build` makes a new one: {BUILD_COMMAND}",
+            "`docker tag` only adds a name to an existing image; this exercise wants a new one, built from the "
+            "lesson's folder.",
             **evidence,
         )
     if n == 1:
         return not_yet(
             f"{TARGET} has only {layers.plural(n, 'layer')}: the base image, and none of its own.",
             "Its Dockerfile adds no files (no COPY or RUN): was it built from another folder? "
-            f"Build the lesson's folder: {BUILD_COMMAND}",
+            f"The lesson's folder is {CONTEXT}.",
             **evidence,
         )
     return not_yet(
@@ -188,26 +191,26 @@ def _diff(ctx: Context) -> Verdict:
     if not any(found.values()):
         return not_yet(
             f"{COW}'s writable layer is still empty: docker diff {COW} shows nothing.",
-            f"Change its files with docker exec, e.g. `docker exec {COW} touch /tmp/new-file`{start}.",
+            "Change its files from inside: which docker command runs one more command in a running container? "
+            f"Create one new file with it, and delete one that came with the image{start}.",
         )
     if found["D"]:
         return not_yet(
             f"You deleted {found['D'][0]} (D), but added nothing yet.",
-            f"Now create a new file, e.g. `docker exec {COW} touch /tmp/new-file`{start}.",
+            f"Now add a file the image does not have (`touch` creates an empty one){start}.",
             **evidence,
         )
     if found["A"]:
         return not_yet(
             f"You added {found['A'][0]} (A), but deleted nothing that came from the image.",
-            f"Delete a file of the image, e.g. `docker exec {COW} rm /bin/vi`. Deleting a file you created "
-            f"yourself leaves no trace: it was only ever in the writable layer{start}.",
+            "Now delete a file that came with the image (busybox keeps its programs in /bin). Deleting a file you "
+            f"created yourself leaves no trace: it was only ever in the writable layer{start}.",
             **evidence,
         )
     return not_yet(
         f"Only changes (C) so far: {', '.join(found['C'])}.",
         "C means an existing file or folder was modified; the exercise wants a new file (A) and a file "
-        f"of the image removed (D), e.g. `docker exec {COW} touch /tmp/new-file` and "
-        f"`docker exec {COW} rm /bin/vi`{start}.",
+        f"of the image removed (D){start}.",
         **evidence,
     )
 

@@ -226,7 +226,10 @@ PUSH = register(
         check=_check_push,
         hints=(
             "docker push sends an image to the registry named at the start of its name; so first the image needs such a name.",
-            f"Two steps: `docker tag labkit/hello-dock {TARGET}` gives it the name, `docker push {TARGET}` sends it.",
+            (
+                "Two steps: `docker tag IMAGE NEW-NAME` gives an image a second name, and `docker push NAME` sends "
+                f"it to the registry at the start of NAME. The name here is {TARGET}."
+            ),
             f"Type: docker tag labkit/hello-dock {TARGET}, then: docker push {TARGET}",
         ),
         solution=(f"docker tag labkit/hello-dock {TARGET}", f"docker push {TARGET}"),
@@ -239,6 +242,9 @@ PUSH = register(
 
 
 # --- registry.digest -------------------------------------------------------------------------
+
+#: The reference command: every digest reference of the pushed image, one a line.
+DIGEST_COMMAND = f"docker image inspect --format '{{{{range .RepoDigests}}}}{{{{println .}}}}{{{{end}}}}' {TARGET}"
 
 
 def _gather_digest_facts(client: docker.DockerClient, remote: registry_api.Manifest, base: str) -> DigestFacts:
@@ -332,9 +338,12 @@ DIGEST = register(
                 "Look for `digest:` in the push output, the part after `@` in `docker image inspect`'s RepoDigests, "
                 "or the Docker-Content-Digest header of the manifest."
             ),
-            f"registry_api.manifest('{REPOSITORY}', '{TAG}').digest gives it; pass it with labkit.check('registry.digest', answer=...).",
+            (
+                f"Type: {DIGEST_COMMAND}, and submit the part after `@` (or registry_api.manifest('{REPOSITORY}', "
+                f"'{TAG}').digest) with labkit.check('registry.digest', answer=...)."
+            ),
         ),
-        solution=(f"docker image inspect --format '{{{{range .RepoDigests}}}}{{{{println .}}}}{{{{end}}}}' {TARGET}",),
+        solution=(DIGEST_COMMAND,),
         setup=_setup_digest,
         teardown=_teardown_digest,
         reference_answer=_reference_digest,

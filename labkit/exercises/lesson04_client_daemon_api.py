@@ -147,14 +147,16 @@ def _trace(ctx: Context) -> Verdict:
             )
         return not_yet(
             "The proxy is running, but no API call went through it yet.",
-            f"Point the CLI at it for one command: `DOCKER_HOST={host} docker run …`. Without DOCKER_HOST the CLI talks to the daemon's own socket and the proxy sees nothing.",
+            "Your docker commands still go to the daemon's own socket, so the proxy sees nothing. Which environment "
+            f"variable tells the CLI where the daemon is? The proxy listens at {host}.",
         )
     creates = [c for c in calls if c.method == "POST" and c.route == "/containers/create"]
     if not creates:
         seen = ", ".join(sorted({f"{c.method} {c.route}" for c in calls if c.route != "/_ping"})) or "only pings"
         return not_yet(
             f"{len(calls)} API calls went through the proxy, but none created a container (seen: {seen}).",
-            f"Commands like `docker ps` only read. Run a container through the proxy: `DOCKER_HOST={host} docker run --rm hello-world`.",
+            "Commands like `docker ps` only read. Which command creates a container, starts it and waits for it? "
+            "Send that one through the proxy.",
             calls=len(calls),
         )
     made = [c for c in creates if c.status is not None and 200 <= c.status < 300 and c.id]
@@ -197,7 +199,8 @@ def _trace(ctx: Context) -> Verdict:
         )
     return not_yet(
         f"Container {cid[:12]} was created through the proxy but never started.",
-        f"`docker create` stops after the create call. Use `docker run` (create, start and wait) through the proxy, or `DOCKER_HOST={host} docker start -a {cid[:12]}`.",
+        "`docker create` stops after the create call. One command creates, starts and waits; or start this one "
+        f"through the proxy with its output attached (`docker start -a {cid[:12]}`).",
         container=cid[:12],
         calls=len(calls),
     )

@@ -145,13 +145,14 @@ def port_verdict(bindings: Bindings, publish_all: bool = False) -> Verdict | Non
     wanted = str(HOST_PORT)
     to_wanted = sorted(cport for cport, hosts in bindings.items() if any(port == wanted for _, port in hosts))
     seen = describe_bindings(bindings)
-    redo = f"Ports are fixed when a container is created: remove it (`docker rm -f {NAME}`), then run it again: {RUN_COMMAND}"
+    redo = f"Ports are fixed when a container is created: remove this one (`docker rm -f {NAME}`) and run a new one."
     if CONTAINER_PORT in to_wanted:
         return None
     if to_wanted:
         return not_yet(
             f"Host port {HOST_PORT} forwards to port {to_wanted[0]} inside {NAME}, but the web server listens on port 80.",
-            f"--publish reads HOST:CONTAINER, so the second number must be 80 (`--publish {HOST_PORT}:80`). {redo}",
+            "--publish reads HOST:CONTAINER: the second number is the port inside the container, where the web "
+            f"server listens. {redo}",
             ports=seen,
         )
     if CONTAINER_PORT in bindings:
@@ -160,23 +161,24 @@ def port_verdict(bindings: Bindings, publish_all: bool = False) -> Verdict | Non
             return not_yet(
                 f"{NAME} publishes port 80 on host port {others}, a port Docker picked at random "
                 "(--publish-all / -P), not on host port 8080.",
-                f"-P chooses free host ports for you; to choose one yourself, use `--publish {HOST_PORT}:80`. {redo}",
+                f"-P picks free host ports for you; --publish lets you choose the host port yourself. {redo}",
                 ports=seen,
             )
         return not_yet(
             f"{NAME} publishes port 80 on host port {others}, not on host port {HOST_PORT}.",
-            f"The first number of --publish is the host port: `--publish {HOST_PORT}:80`. {redo}",
+            f"The first number of --publish is the host port, the one a browser on this machine connects to. {redo}",
             ports=seen,
         )
     if bindings:
         return not_yet(
             f"{NAME} publishes {seen}, but not the web server's port 80 on host port {HOST_PORT}.",
-            f"hello-dock's server listens on port 80 inside the container: `--publish {HOST_PORT}:80`. {redo}",
+            f"hello-dock's server listens on port 80 inside the container: that is the port to publish on host port {HOST_PORT}. {redo}",
             ports=seen,
         )
     return not_yet(
         f"{NAME} is running, but publishes no port: nothing outside the container can reach its web server.",
-        f"Add `--publish {HOST_PORT}:80` (host port first, container port second). {redo}",
+        f"Without --publish (-p) nothing outside the container reaches it; the option takes the host port first, "
+        f"the container port second. {redo}",
         ports=seen,
     )
 
@@ -188,7 +190,8 @@ def _no_such_container(client: docker.DockerClient) -> Verdict:
     if close:
         return not_yet(
             f"There is no container named {NAME}, but there is one named {close[0]}.",
-            f"Names must match exactly. Rename it: `docker container rename {close[0]} {NAME}`.",
+            "Names must match exactly. A container can be renamed (`docker container rename`), or removed and run "
+            "again with the right name.",
         )
     holders = host_port_holders(client, HOST_PORT)
     if holders:
@@ -196,18 +199,17 @@ def _no_such_container(client: docker.DockerClient) -> Verdict:
         if holder is not None and is_image(client, holder, IMAGE):
             return not_yet(
                 f"A labkit/hello-dock container publishes host port {HOST_PORT}, but it is called {holders[0]}, not {NAME}.",
-                f"Without --name, Docker makes up a name. Give it the right one: `docker container rename {holders[0]} {NAME}` "
-                f"(or remove it and run again with `--name {NAME}`).",
+                "Without --name, Docker makes up a name. Give this one the right name (`docker container rename`), "
+                "or remove it and run it again, named.",
             )
         return not_yet(
             f"There is no container named {NAME}, and host port {HOST_PORT} is taken by container {holders[0]}.",
-            f"Only one container can publish a host port. Free it (`docker rm -f {holders[0]}` if it is yours to remove), "
-            f"then: {RUN_COMMAND}",
+            f"Only one container can publish a host port: stop or remove {holders[0]} first, if it is yours to remove.",
         )
     return not_yet(
         f"There is no container named {NAME} yet.",
-        "Run labkit/hello-dock in the background (--detach), publish its port 80 on host port 8080 (--publish 8080:80), "
-        f"and name it (--name {NAME}).",
+        "`docker run` needs three things here: keep the container in the background, forward host port 8080 to "
+        "the server's port 80 inside it, and give it its name. Which option does each?",
     )
 
 
@@ -220,7 +222,7 @@ def _not_running(client: docker.DockerClient, container: Container) -> Verdict:
     fix = (
         f"start it: `docker start {NAME}`"
         if asks_right
-        else f"its ports are wrong too ({describe_bindings(requested)}), so remove it (`docker rm {NAME}`) and run again: {RUN_COMMAND}"
+        else f"its ports are wrong too ({describe_bindings(requested)}), so remove it (`docker rm {NAME}`) and run a new one"
     )
     if status == "created":
         holders = host_port_holders(client, HOST_PORT, exclude=container.id)
@@ -261,7 +263,8 @@ def _check_publish_detach(ctx: Context) -> Verdict:
         shown = container.attrs.get("Config", {}).get("Image") or "another image"
         return not_yet(
             f"{NAME} runs {shown}, not {IMAGE}.",
-            f"The image is the last word before any command. Remove this one (`docker rm -f {NAME}`), then: {RUN_COMMAND}",
+            f"The image is the last word before any command. Remove this one (`docker rm -f {NAME}`) and run a new "
+            f"one from {IMAGE}.",
             image=shown,
         )
     if container.status != "running":
@@ -282,8 +285,8 @@ def _check_publish_detach(ctx: Context) -> Verdict:
             got = f"HTTP {status}" if status is not None else f"no answer ({body or 'nothing listening'})"
         return not_yet(
             f"{NAME} publishes port 80 on host port {HOST_PORT}, but {URL} did not serve the lab's page: {got}.",
-            f"It is bound to {', '.join(elsewhere)} only; publish on every address (`--publish {HOST_PORT}:80`) or on "
-            f"127.0.0.1 (`--publish 127.0.0.1:{HOST_PORT}:80`)."
+            f"It is bound to {', '.join(elsewhere)} only, which this machine's 127.0.0.1 does not reach: publish on "
+            "every address, or on 127.0.0.1."
             if elsewhere and len(elsewhere) == len(addresses)
             else f"Read what the server says: `docker logs {NAME}`.",
             ports=ports,
@@ -352,8 +355,7 @@ def _check_rename(ctx: Context) -> Verdict:
         return not_yet(
             "The container setup started is gone"
             + (f", and {RENAMED} is a different, new container." if new_one else "."),
-            "Renaming keeps the same container: same ID, new name. Run the setup again to get a container to rename, "
-            f"then `docker container rename OLD-NAME {RENAMED}`.",
+            "Renaming keeps the same container: same ID, new name. Run the setup again to get a container to rename.",
         )
     if mine.name == RENAMED:
         return passed(
@@ -366,20 +368,20 @@ def _check_rename(ctx: Context) -> Verdict:
     if new_one:
         return not_yet(
             f"{RENAMED} is a new container, not the one setup started, which {now} {mine.name}.",
-            f"`docker run --name` creates another container; this exercise renames the existing one. Remove the new one "
-            f"(`docker rm -f {RENAMED}`), then: `docker container rename {mine.name} {RENAMED}`.",
+            "`docker run --name` creates another container; this exercise renames the existing one. Remove the new one "
+            f"(`docker rm -f {RENAMED}`) first: a name belongs to one container at a time.",
             id=mine.id[:12],
         )
     if mine.name == original:
         return not_yet(
             f"The container setup started still has its generated name {mine.name}.",
-            f"`docker container rename OLD NEW` (or `docker rename OLD NEW`) renames a container: "
-            f"`docker container rename {mine.name} {RENAMED}`.",
+            "A container keeps its ID for life, but its name can change. Which `docker container` command "
+            "gives it a new one?",
             id=mine.id[:12],
         )
     return not_yet(
         f"You renamed the right container, but to {mine.name}, not {RENAMED}.",
-        f"Close: check the spelling, and rename it once more: `docker container rename {mine.name} {RENAMED}`.",
+        f"Close: compare the spelling with {RENAMED}, and rename it once more.",
         id=mine.id[:12],
     )
 

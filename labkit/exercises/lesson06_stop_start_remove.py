@@ -51,19 +51,19 @@ def _killed(ctx: Context, container: Container, handler_ran: bool, evidence: dic
     if container.attrs.get("State", {}).get("OOMKilled"):
         return not_yet(
             f"{GRACEFUL} was killed by the kernel for running out of memory (exit code 137, OOMKilled).",
-            f'Nothing you typed did this: run `labkit.setup("stop.graceful")` again, then `docker stop {GRACEFUL}`.',
+            'Nothing you typed did this: run `labkit.setup("stop.graceful")` again, and ask it to stop once more.',
             **evidence,
         )
     if handler_ran:
         return not_yet(
             f"{GRACEFUL} got SIGTERM and began to clean up, but SIGKILL ended it first (exit code 137).",
-            "The grace period was too short for its handler: that is `docker stop -t 0`. Run setup again "
-            f"and give it the default 10 seconds: `docker stop {GRACEFUL}`.",
+            "The grace period was too short for its handler (like `docker stop -t 0`). Run setup again "
+            "and give it the default 10 seconds.",
             **evidence,
         )
     signals = past.kill_signals(ctx.client, container)
     evidence["signals"] = "unknown" if signals is None else ", ".join(map(str, signals)) or "none"
-    again = f'Run `labkit.setup("stop.graceful")` again, then `docker stop {GRACEFUL}`.'
+    again = 'Run `labkit.setup("stop.graceful")` again, and this time ask it to stop.'
     if signals is not None and signals and signals[0] == 9:
         return not_yet(
             f"{GRACEFUL} was killed: `docker kill` sent SIGKILL at once (exit code 137), so its SIGTERM "
@@ -108,8 +108,7 @@ def _graceful(ctx: Context) -> Verdict:
         if runs is not None and runs > 1:
             return not_yet(
                 f"{GRACEFUL} stopped, but it was started again and runs now (it has started {runs} times).",
-                f"`docker restart` (or `docker start`) started it again; stop it and leave it stopped: "
-                f"`docker stop {GRACEFUL}`.",
+                "`docker restart` (or `docker start`) started it again; stop it once more and leave it stopped.",
                 **evidence,
             )
         return not_yet(
@@ -121,13 +120,13 @@ def _graceful(ctx: Context) -> Verdict:
     if status == "paused":
         return not_yet(
             f"{GRACEFUL} is paused, not stopped: its process is frozen and cannot answer a signal.",
-            f"`docker unpause {GRACEFUL}`, then `docker stop {GRACEFUL}`.",
+            f"Let it run again first (`docker unpause {GRACEFUL}`): only a running process can handle SIGTERM.",
             **evidence,
         )
     if status != "exited":
         return not_yet(
             f"{GRACEFUL} is {status}; the exercise wants it stopped.",
-            f"Wait a moment and check again, or run `docker stop {GRACEFUL}`.",
+            "Wait a moment and check again.",
             **evidence,
         )
     code = present.exit_code(container)
@@ -141,7 +140,7 @@ def _graceful(ctx: Context) -> Verdict:
         return _killed(ctx, container, handler_ran, evidence)
     return not_yet(
         f"{GRACEFUL} exited with code {code}, not through its SIGTERM handler.",
-        f'Run `labkit.setup("stop.graceful")` again, then stop it with `docker stop {GRACEFUL}`.',
+        'Run `labkit.setup("stop.graceful")` again, then ask it to stop, without forcing it.',
         **evidence,
     )
 
@@ -182,11 +181,11 @@ def _create_only(ctx: Context) -> Verdict:
         if similar:
             return not_yet(
                 f"There is no container named {CREATED}, but there is {similar[0].name}.",
-                f"The name must be exactly {CREATED}: `docker rename {similar[0].name} {CREATED}`.",
+                f"The name must be exactly {CREATED}; a container can be renamed (`docker rename OLD NEW`).",
             )
         return not_yet(
             f"There is no container named {CREATED} yet.",
-            "`docker create` takes the same options as `docker run`: --name, -p and the image.",
+            "Which command makes a container without starting it? It takes the same options as `docker run`.",
         )
     image = str(container.attrs.get("Config", {}).get("Image", ""))
     ports = present.host_ports(container)
@@ -206,7 +205,7 @@ def _create_only(ctx: Context) -> Verdict:
         )
         return not_yet(
             f"{CREATED} was started: it {now}. The exercise wants it created only.",
-            f"`docker run` is create + start. {redo} with `docker create`, and do not start it.",
+            f"`docker run` is create + start. {redo}, without starting it.",
             **evidence,
         )
     published = ports.get("80/tcp", [])
@@ -219,25 +218,25 @@ def _create_only(ctx: Context) -> Verdict:
     if container.attrs.get("HostConfig", {}).get("PublishAllPorts") and not ports:
         return not_yet(
             f"{CREATED} publishes its ports on random host ports (-P), not on {CREATED_PORT}.",
-            f"{redo} with `-p {CREATED_PORT}:80`.",
+            f"-P picks free host ports; the exercise wants host port {CREATED_PORT}. {redo}, choosing it.",
             **evidence,
         )
     if published:
         return not_yet(
             f"{CREATED} publishes port 80 on host port {published[0] or 'a random one'}, not {CREATED_PORT}.",
-            f"In `-p HOST:CONTAINER` the host port comes first. {redo} with `-p {CREATED_PORT}:80`.",
+            f"In `-p HOST:CONTAINER` the host port comes first. {redo}.",
             **evidence,
         )
     if ports:
         other = next(iter(ports))
         return not_yet(
             f"{CREATED} publishes container port {other}, but hello-dock's web server listens on port 80.",
-            f"In `-p HOST:CONTAINER` the container port comes second. {redo} with `-p {CREATED_PORT}:80`.",
+            f"In `-p HOST:CONTAINER` the container port comes second. {redo}.",
             **evidence,
         )
     return not_yet(
         f"{CREATED} publishes no port.",
-        f"{redo} with `-p {CREATED_PORT}:80`: ports are chosen when a container is created, not when it starts.",
+        f"Ports are chosen when a container is created, not when it starts. {redo}, publishing its port 80.",
         **evidence,
     )
 
@@ -307,7 +306,8 @@ def _rm_stopped(ctx: Context) -> Verdict:
     if left:
         return not_yet(
             f"{len(left)} of the {len(STALE)} stopped containers still exist: {', '.join(left)}.",
-            f"`docker rm` takes several names at once: `docker rm {' '.join(left)}`.",
+            "Which command removes containers? It takes several names at once, and refuses a running one "
+            "unless forced.",
             **evidence,
         )
     return passed(f"The {len(STALE)} stopped containers are gone and {KEEPER} still runs.", **evidence)
@@ -341,7 +341,7 @@ def _wrong_name(ctx: Context) -> Verdict | None:
         if other.attrs.get("HostConfig", {}).get("AutoRemove"):
             return not_yet(
                 f"There is no container named {EPHEMERAL}, but there is {other.name}, started with --rm.",
-                f"The name must be exactly {EPHEMERAL}: `docker rename {other.name} {EPHEMERAL}`.",
+                f"The name must be exactly {EPHEMERAL}; a container can be renamed (`docker rename OLD NEW`).",
             )
     return None
 
@@ -355,12 +355,13 @@ def _auto_remove(ctx: Context) -> Verdict:
         if past.recent_end(ctx.client, EPHEMERAL, since=past.reset_at()) == "ended":
             return not_yet(
                 f"A container named {EPHEMERAL} ran and removed itself: its command finished at once.",
-                "With --rm a container is removed as soon as its main process ends. Give it one that keeps "
-                f"running: `docker run --rm -d --name {EPHEMERAL} labkit/hello-dock`.",
+                "With --rm a container is removed as soon as its main process ends: run an image whose main "
+                "process keeps running (labkit/hello-dock serves its page until it is stopped).",
             )
         return not_yet(
             f"There is no container named {EPHEMERAL}.",
-            f"Three options together: --rm (remove when stopped), -d (detached) and --name {EPHEMERAL}.",
+            "`docker run` needs three things here: one option removes the container once it stops, one keeps it "
+            "in the background, one names it. Which are they?",
         )
     host = container.attrs.get("HostConfig", {})
     config = container.attrs.get("Config", {})
@@ -369,7 +370,8 @@ def _auto_remove(ctx: Context) -> Verdict:
     if not host.get("AutoRemove"):
         return not_yet(
             f"{EPHEMERAL} was started without --rm: when it stops it will stay behind, like every other container.",
-            f"--rm is chosen when the container is made. `docker rm -f {EPHEMERAL}`, then run it again with --rm -d.",
+            f"--rm is chosen when the container is made: remove this one (`docker rm -f {EPHEMERAL}`) and run a new "
+            "one that removes itself.",
             **evidence,
         )
     if status == "created":
@@ -381,7 +383,7 @@ def _auto_remove(ctx: Context) -> Verdict:
     if status != "running":
         return not_yet(
             f"{EPHEMERAL} is {status}: with --rm it is on its way out.",
-            f"Run it again with a command that keeps running: `docker run --rm -d --name {EPHEMERAL} labkit/hello-dock`.",
+            "Run it again, from an image whose main process keeps running.",
             **evidence,
         )
     if config.get("AttachStdout") or config.get("AttachStderr"):
@@ -394,7 +396,7 @@ def _auto_remove(ctx: Context) -> Verdict:
             return not_yet(
                 f"{EPHEMERAL} runs with --rm, but attached to a terminal: `docker run` without -d{how}.",
                 "An attached run holds your terminal, and Ctrl+C there stops the container (so --rm removes it). "
-                f"Stop it (`docker stop {EPHEMERAL}`) and run it again with -d.",
+                f"Stop it (`docker stop {EPHEMERAL}`) and run it again in the background.",
                 **evidence,
             )
     return passed(f"{EPHEMERAL} runs detached with --rm: when it stops, the daemon removes it.", **evidence)

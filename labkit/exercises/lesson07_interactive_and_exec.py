@@ -58,8 +58,8 @@ READ_LIMIT = 4096
 
 _START_AGAIN = "`docker start sandbox` brings it back, with its files"
 _USE_EXEC = (
-    "`docker exec` starts a new process beside the main one, so leaving it does not stop the container: "
-    "`docker exec -it sandbox bash`, or in one go `docker exec sandbox sh -c 'echo hi > /root/hello.txt'`."
+    "`docker exec` starts a new process beside the main one, so leaving it does not stop the container "
+    "(`docker exec -it sandbox bash` opens a shell that way; `exit` then leaves only that shell)."
 )
 
 
@@ -105,7 +105,7 @@ def _content_verdict(content: bytes, size: int) -> Verdict | None:
     if size == 0:
         return not_yet(
             f"{where} exists but is empty.",
-            "Put the two letters in it: `docker exec sandbox sh -c 'echo hi > /root/hello.txt'`.",
+            "The file was created, but nothing was written into it: what came before the `>`?",
         )
     if size > len(content):
         return not_yet(
@@ -116,7 +116,7 @@ def _content_verdict(content: bytes, size: int) -> Verdict | None:
     if len(lines) > 1 and all(part == WANTED for part in lines):
         return not_yet(
             f"{where} holds hi {len(lines)} times.",
-            "`>>` appends to a file; `>` replaces what it holds: `docker exec sandbox sh -c 'echo hi > /root/hello.txt'`.",
+            "`>>` appends to a file; `>` replaces what it holds.",
         )
     if line.lower() == WANTED and line != WANTED:
         return not_yet(
@@ -132,7 +132,7 @@ def _content_verdict(content: bytes, size: int) -> Verdict | None:
             "Quotes inside `sh -c '…'` must not be nested the same kind: `sh -c 'echo hi > /root/hello.txt'` needs none around hi.",
         )
     return not_yet(
-        f"{where} holds {shown}, not hi.", "Overwrite it: `docker exec sandbox sh -c 'echo hi > /root/hello.txt'`."
+        f"{where} holds {shown}, not hi.", "Overwrite it with just the two letters hi: `>` replaces what a file holds."
     )
 
 
@@ -141,12 +141,12 @@ def _missing_verdict(facts: FileFacts) -> Verdict:
     if facts.kind == "dir":
         return not_yet(
             f"{TARGET} in sandbox is a directory, not a file.",
-            "Remove it (`docker exec sandbox rmdir /root/hello.txt`), then write the file with `echo hi > /root/hello.txt`.",
+            "A folder is in the way: remove it inside the container (rmdir), then write the file.",
         )
     if facts.kind == "other":
         return not_yet(
             f"{TARGET} in sandbox is not a regular file (a link or a device?).",
-            "Remove it (`docker exec sandbox rm /root/hello.txt`), then write the file with `echo hi > /root/hello.txt`.",
+            "Something else is in the way: remove it inside the container (rm), then write the file.",
         )
     if facts.strays:
         return not_yet(
@@ -158,14 +158,14 @@ def _missing_verdict(facts: FileFacts) -> Verdict:
     if facts.host_copy is not None:
         return not_yet(
             f"sandbox has no {TARGET}, but this machine has one, holding {_shown(facts.host_copy)}.",
-            "In `docker exec sandbox echo hi > /root/hello.txt` the `>` belongs to your own shell: it wrote the host's file. "
-            "Let a shell inside the container do the redirect: `docker exec sandbox sh -c 'echo hi > /root/hello.txt'` "
-            "(and remove the host's stray copy with `rm /root/hello.txt`).",
+            "In `docker exec sandbox echo hi > /root/hello.txt` the `>` belongs to your own shell: it wrote this "
+            "machine's file. The redirect must happen inside sandbox: give sandbox a shell to run the whole line. "
+            "(Remove the stray copy here with `rm /root/hello.txt` in a terminal on this machine.)",
         )
     return not_yet(
         f"sandbox has no {TARGET} yet.",
-        "`docker exec sandbox COMMAND` runs COMMAND in the running container; a redirect needs a shell there: "
-        "`docker exec sandbox sh -c '…'`.",
+        "Which docker command runs one more command in a running container? And who runs a `>` redirect: "
+        "your own shell, or one inside sandbox?",
     )
 
 
@@ -360,7 +360,7 @@ def base64_verdict(answer: str, secret: str = SECRET) -> Verdict:
     if given == secret:
         return not_yet(
             "That is the secret itself, not its base64.",
-            f"Pipe it through `base64` inside the container: `docker run --rm busybox sh -c 'echo -n {secret} | base64'`.",
+            "Pipe it through `base64`, inside a container.",
         )
     if given == encode(secret + "\n"):
         return not_yet(
@@ -388,7 +388,7 @@ def base64_verdict(answer: str, secret: str = SECRET) -> Verdict:
         )
     return not_yet(
         f"{given} decodes to {text!r}, not {secret!r}.",
-        f"Encode exactly {secret}, with no newline: `echo -n {secret} | base64` inside the container.",
+        f"Encode exactly {secret}, with no newline at the end.",
     )
 
 

@@ -135,7 +135,7 @@ def _tool_container_verdict(ctx: Context, folder: Path) -> Verdict | None:
         return not_yet(
             f"The container {last.name} ran {IMAGE} with nothing mounted at {TARGET}{where}: the tool "
             "refused to run, since the container's own files are all it could have cleaned.",
-            f'The tool only looks at {TARGET}: mount the exercise folder there with -v "{folder}:{TARGET}".',
+            f"The tool only looks at {TARGET}: bind-mount the exercise folder there.",
             **evidence,
         )
     source = str(zone.get("Source", ""))
@@ -143,7 +143,7 @@ def _tool_container_verdict(ctx: Context, folder: Path) -> Verdict | None:
         return not_yet(
             f"The container {last.name} ran {IMAGE} with {source} mounted at {TARGET}: that is another "
             "folder, so this one was not touched.",
-            f'The part before the colon is the folder on your machine: -v "{folder}:{TARGET}".',
+            f"The part before the colon is the folder on your machine: it must be the exercise folder, {folder}.",
             mounted=source,
             **evidence,
         )
@@ -151,13 +151,13 @@ def _tool_container_verdict(ctx: Context, folder: Path) -> Verdict | None:
         return not_yet(
             f"The container {last.name} had the exercise folder mounted read-only, so the tool could "
             "not delete anything (it exited with code 4).",
-            f'Drop `:ro` (or `readonly` in --mount): the tool needs to change the folder. -v "{folder}:{TARGET}".',
+            "Drop `:ro` (or `readonly` in --mount): the tool needs to change the folder.",
             **evidence,
         )
     if exit_code == 2:
         return not_yet(
             f"The container {last.name} ran the tool without an extension, so it only printed its usage.",
-            f"Words after the image name go to the tool: `... {IMAGE} {EXTENSION}`.",
+            "Words after the image name go to the tool: which extension does the exercise ask it to delete?",
             **evidence,
         )
     return None
@@ -213,7 +213,6 @@ def _check(ctx: Context) -> Verdict:
             f"There is no exercise folder at {folder}.",
             'Run the setup cell (`labkit.setup("mounts.rmbyext")`): it creates the folder and its four files.',
         )
-    command = solution_command(folder)
     missing = [name for name in FILES if not (folder / name).exists()]
     doomed_left = [name for name in DOOMED if name not in missing]
     kept_gone = [name for name in KEPT if name in missing]
@@ -233,14 +232,15 @@ def _check(ctx: Context) -> Verdict:
                 return not_yet(
                     f"{_listing(doomed_left)} is still in the exercise folder, but the tool wrote a log at "
                     f"{stray}: it ran with {stray.parent} mounted at {TARGET}, not this folder.",
-                    f"Mount the exercise folder itself (the path before the colon): {command}",
+                    f"The path before the colon is the folder on this machine: it must be the exercise folder, {folder}.",
                     stray_log=str(stray),
                     **evidence,
                 )
             also = f" ({_listing(kept_gone)} went missing too)" if kept_gone else ""
             return not_yet(
                 f"{_listing(doomed_left)} is still in {folder} and {no_log}: the tool has not run on this folder yet{also}.",
-                f"Mount the folder at {TARGET} and name the extension after the image: {command}",
+                f"The tool sees only what is mounted at {TARGET} inside its container: which option bind-mounts a "
+                "folder of this machine there? And the extension to delete goes after the image's name.",
                 **evidence,
             )
         above = _parent_log(folder)
@@ -248,14 +248,14 @@ def _check(ctx: Context) -> Verdict:
             return not_yet(
                 f"The tool deleted {_listing(DOOMED)}, but with {above.parent} mounted at {TARGET}, a folder "
                 f"above the exercise folder: its log is {above}, and it went through every subfolder there.",
-                _SETUP_AGAIN + f"mount the exercise folder itself: {command}",
+                _SETUP_AGAIN + "mount the exercise folder itself, not a folder above it.",
                 log=str(above),
                 **evidence,
             )
         return not_yet(
             f"{_listing(DOOMED)} is gone, but {no_log}: the file was deleted by hand (or by another "
             "program), not by the tool.",
-            _SETUP_AGAIN + f"let {IMAGE} do the deleting: {command}",
+            _SETUP_AGAIN + "let the tool do the deleting, through a bind mount.",
             **evidence,
         )
 
@@ -265,7 +265,7 @@ def _check(ctx: Context) -> Verdict:
         return not_yet(
             f"The {LOG_NAME} here lists {_listing(sorted(logged))}, which were never in this folder: it "
             "comes from a run on another folder.",
-            _SETUP_AGAIN + f"mount this folder: {command}",
+            _SETUP_AGAIN + "mount this folder.",
             **evidence,
         )
     wrong = [run for run in runs if run.extension != EXTENSION and run.deleted]
@@ -274,7 +274,7 @@ def _check(ctx: Context) -> Verdict:
         also = " also" if any(run.extension == EXTENSION for run in runs) else ""
         return not_yet(
             f"The log shows the tool{also} ran for another extension: {what}.",
-            _SETUP_AGAIN + f"run the tool once, with {EXTENSION}: {command}",
+            _SETUP_AGAIN + f"run the tool once, for {EXTENSION} only.",
             **evidence,
         )
     if doomed_left:
@@ -284,26 +284,26 @@ def _check(ctx: Context) -> Verdict:
             return not_yet(
                 f"The tool ran for {', '.join('.' + t for t in tried)}, which matched nothing here{case}, "
                 f"so {_listing(doomed_left)} is still there.",
-                f"The argument is the extension to delete, {EXTENSION}: {command}",
+                f"The word after the image name is the extension to delete: {EXTENSION}.",
                 **evidence,
             )
         return not_yet(
             f"The log says the tool ran for .{EXTENSION}, yet {_listing(doomed_left)} is in the folder (again?).",
-            f"Run the tool once more: {command}",
+            "Run the tool once more on the folder.",
             **evidence,
         )
     unlogged = [name for name in DOOMED if name not in logged]
     if unlogged:
         return not_yet(
             f"{_listing(unlogged)} is gone, but the tool's log does not list it: it was deleted some other way.",
-            _SETUP_AGAIN + f"let {IMAGE} do the deleting: {command}",
+            _SETUP_AGAIN + "let the tool do the deleting.",
             **evidence,
         )
     if kept_gone:
         return not_yet(
             f"The tool deleted {_listing(DOOMED)}, but {_listing(kept_gone)} is missing too, and the log "
             "does not list it: it was deleted some other way.",
-            _SETUP_AGAIN + f"touch nothing but the tool: {command}",
+            _SETUP_AGAIN + "touch nothing but the tool.",
             **evidence,
         )
     return passed(

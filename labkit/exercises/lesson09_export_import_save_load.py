@@ -100,7 +100,7 @@ def _marker_state(ctx: Context, image: Image, token: str) -> str:
     return "ours" if found == token else "stale"
 
 
-_FLATTEN = f"export writes the container's files as one tar; import makes that a one-layer image: {SOLUTION_PIPE}"
+_FLATTEN = "export writes the container's files as one tar; import makes that tar a one-layer image."
 
 
 def _judge(ctx: Context, image: Image, token: str) -> Verdict:
@@ -122,7 +122,8 @@ def _judge(ctx: Context, image: Image, token: str) -> Verdict:
                 f"{TARGET} has {len(layers)} layers and kept {SNAPSHOT}'s command as its CMD ({evidence['cmd']}): "
                 "that is what `docker commit` makes.",
                 "commit stacks the container's changes as a new layer on top of its image's layers and keeps its "
-                f"configuration and history. Flatten it instead; importing under the same name moves the tag: {SOLUTION_PIPE}",
+                "configuration and history. Flatten it instead, with export and import; importing under the same name "
+                "moves the tag.",
                 **evidence,
             )
         return not_yet(
@@ -141,12 +142,12 @@ def _judge(ctx: Context, image: Image, token: str) -> Verdict:
     if state == "stale":
         return not_yet(
             f"{TARGET} holds {MARKER}, but from an earlier {SNAPSHOT}: setup has run again since.",
-            f"Snapshot the current container: {SOLUTION_PIPE}",
+            f"Snapshot the current {SNAPSHOT} again.",
             **evidence,
         )
     return not_yet(
         f"{TARGET} has one layer, but no {MARKER}: it is a snapshot of another container, not of {SNAPSHOT}.",
-        f"Export {SNAPSHOT} itself, the container setup started: {SOLUTION_PIPE}{gone}",
+        f"Snapshot {SNAPSHOT} itself, the container setup started.{gone}",
         **evidence,
     )
 
@@ -158,8 +159,8 @@ def _no_snapshot(ctx: Context, token: str) -> Verdict:
     if other_tags:
         return not_yet(
             f"There is no {TARGET}, but there is {', '.join(other_tags)}.",
-            f"The exercise wants the tag latest, which is what a name without a tag means: "
-            f"`docker tag {other_tags[0]} {REPO}` adds it (or import again as {REPO}).",
+            f"The exercise wants {TARGET}, the tag latest being what a name without a tag means: add that name "
+            "to this image (`docker tag`), or import again under it.",
             found=", ".join(other_tags),
         )
     peeked = 0
@@ -167,7 +168,8 @@ def _no_snapshot(ctx: Context, token: str) -> Verdict:
         if images.is_commit(image, snapshot, ctx.exercise.id):
             return not_yet(
                 f"No image is named {TARGET}, but you committed {SNAPSHOT} as {images.label(image)}.",
-                f"`docker commit` keeps every layer and the configuration; the exercise wants export and import: {SOLUTION_PIPE}",
+                "`docker commit` keeps every layer and the configuration; the exercise wants a flattened image: "
+                "export, then import.",
                 found=images.label(image),
             )
         if len(images.layers(image)) != 1 or peeked >= _MAX_PEEKS:
@@ -178,23 +180,24 @@ def _no_snapshot(ctx: Context, token: str) -> Verdict:
                 short = image.short_id.split(":")[-1]
                 return not_yet(
                     f"You imported {SNAPSHOT}, but without a name: the image is only known by its id {short}.",
-                    f"`docker import` takes the name after the file (or `-`): `docker tag {short} {REPO}` names this one.",
+                    "`docker import` takes the image's name after the file (or `-`); `docker tag` can still name "
+                    "this one.",
                     found=images.label(image),
                 )
             return not_yet(
                 f"You imported {SNAPSHOT} as {images.label(image)}; the exercise wants the name {TARGET}.",
-                f"Add the name: `docker tag {image.tags[0]} {REPO}`.",
+                f"Add the name {REPO} to it (`docker tag`), or import again under that name.",
                 found=images.label(image),
             )
     if snapshot is None:
         return not_yet(
             f"There is no image {TARGET}, and the container {SNAPSHOT} is gone.",
-            f'Run the setup again (`labkit.setup("{ctx.exercise.id}")`), then: {SOLUTION_PIPE}',
+            f'Run the setup again (`labkit.setup("{ctx.exercise.id}")`) to get it back.',
         )
     return not_yet(
         f"There is no image {TARGET} yet.",
-        f"Two steps, joined by a pipe or through a file: `docker export {SNAPSHOT}` writes its filesystem as a tar, "
-        f"`docker import - {REPO}` makes an image of a tar read from stdin.",
+        "Two steps: one command writes a container's filesystem out as a tar, another makes an image from such "
+        "a tar. They can share a file, or a pipe.",
     )
 
 
@@ -254,8 +257,8 @@ SNAPSHOT_EXERCISE = register(
         hints=(
             "`docker export` writes a container's filesystem as a tar; `docker import` makes an image from such a tar.",
             (
-                f"`docker import` reads the tar from a file, or from standard input when the file is `-`; "
-                f"the name after it (`{REPO}`) becomes the image's name."
+                "`docker import` reads the tar from a file, or from standard input when the file is given as a dash; "
+                "the name after that becomes the image's name."
             ),
             f"Type: {SOLUTION_PIPE}",
         ),
@@ -312,35 +315,40 @@ def _check_save(ctx: Context) -> Verdict:
             "`labkit images ensure` brings the course's images back.",
         )
     archive = _archives.read_archive(path)
-    save = _save_command(path)
     simple = {
-        "missing": (f"There is no file at {path} yet.", f"`docker save` writes an image to a tar file: {save}"),
-        "directory": (f"{path} is a folder, not a file.", f"Remove the folder (`rmdir {path}`), then: {save}"),
+        "missing": (
+            f"There is no file at {path} yet.",
+            "Which command writes an image, whole, to a tar file? And how do you tell it where to write?",
+        ),
+        "directory": (
+            f"{path} is a folder, not a file.",
+            f"Remove the folder (`rmdir {path}`), then save to that path.",
+        ),
         "empty": (
             f"{path} is empty (0 bytes).",
             (
                 "The shell creates the file of `> FILE` before docker even runs, so a failed save leaves it empty. "
-                f"Run the save again and read its error: {save}"
+                "Run the save again and read its error."
             ),
         ),
         "not-tar": (
             f"{path} is not a tar archive.",
-            f"Something other than `docker save` wrote it. Overwrite it: {save}",
+            "Something other than `docker save` wrote it: save the image over it.",
         ),
         "truncated": (
             f"{path} ends early: the archive was cut short, so some of it is missing.",
-            f"Save again and let the command finish: {save}",
+            "Save again and let the command finish.",
         ),
         "export": (
             (
                 f"{path} holds a container's files ({', '.join(archive.top_level[:6])} …) and no manifest.json: "
                 "that's `docker export` output, not `docker save`."
             ),
-            f"export writes one container's filesystem; save writes an image: its layers, its config and its name. {save}",
+            "export writes one container's filesystem; save writes an image: its layers, its config and its name.",
         ),
         "other-tar": (
             f"{path} is a tar archive, but not one `docker save` wrote: it has no manifest.json.",
-            f"Overwrite it: {save}",
+            "Save the image over it.",
         ),
     }
     if archive.kind in simple:
@@ -351,20 +359,20 @@ def _check_save(ctx: Context) -> Verdict:
         evidence["compression"] = archive.compression
     saved = archive.find(SOURCE)
     if saved is None:
-        return _wrong_image(ctx, archive, wanted, save, evidence)
+        return _wrong_image(ctx, archive, wanted, evidence)
     daemon_layers = images.layers(wanted)
     evidence.update(layers=len(saved.layers), tags=", ".join(saved.tags))
     if saved.image_id != wanted.id:
         return not_yet(
             f"{path} holds another build of {SOURCE} (image {saved.image_id[7:19]}; the daemon's is {wanted.id[7:19]}).",
-            f"The image was rebuilt after you saved it: save it again. {save}",
+            "The image was rebuilt after you saved it: save it again.",
             **evidence,
         )
     if saved.missing or not saved.complete or list(saved.diff_ids) != daemon_layers:
         lost = len(saved.missing) + len(saved.damaged)
         return not_yet(
             f"{path} lists {len(saved.layers)} layers for {SOURCE}, but {lost} of them are missing or damaged.",
-            f"The file was cut short or edited after the save. Save it again: {save}",
+            "The file was cut short or edited after the save: save it again.",
             **evidence,
         )
     return passed(
@@ -374,28 +382,26 @@ def _check_save(ctx: Context) -> Verdict:
     )
 
 
-def _wrong_image(
-    ctx: Context, archive: _archives.Archive, wanted: Image, save: str, evidence: dict[str, Any]
-) -> Verdict:
+def _wrong_image(ctx: Context, archive: _archives.Archive, wanted: Image, evidence: dict[str, Any]) -> Verdict:
     path = archive.path
     same = archive.by_id(wanted.id)
     if same is not None and not same.tags:
         return not_yet(
             f"{path} holds {SOURCE}'s image, but saved by its id: the archive has no name for it (RepoTags is null).",
-            "Saved by id, `docker load` would bring back an untagged <none> image. Save by name so the tag travels "
-            f"with it: {save}",
+            "Saved by id, `docker load` would bring back an untagged <none> image: save it by its name, so the tag "
+            "travels with it.",
             **evidence,
         )
     if same is not None:
         return not_yet(
             f"{path} holds {SOURCE}'s image, but under the name {', '.join(same.tags)}.",
-            f"`docker load` restores the names an archive holds; the exercise wants {SOURCE}: {save}",
+            f"`docker load` restores the names an archive holds; the exercise wants {SOURCE}.",
             **evidence,
         )
     names = sorted({tag for image in archive.images for tag in image.tags}) or ["untagged images"]
     return not_yet(
         f"{path} is a save archive of {', '.join(names)}, not of {SOURCE}.",
-        f"Save the image the exercise names: {save}",
+        f"Save the image the exercise names, {SOURCE_NAME}.",
         found=", ".join(names),
         **evidence,
     )
@@ -431,7 +437,7 @@ SAVE_EXERCISE = register(
                 "`docker save --output FILE IMAGE` (or `-o FILE`, or `> FILE`) writes to FILE. Name the image, not its id, "
                 "so the tag is kept."
             ),
-            f"Type: docker save --output PATH {SOURCE_NAME}, where PATH is the path setup printed.",
+            f"Type: {_save_command('PATH')}, where PATH is the path setup printed.",
         ),
         solution=("docker save --output {path} " + SOURCE_NAME,),
         setup=_setup_save,

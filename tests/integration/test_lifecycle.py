@@ -78,7 +78,7 @@ def test_graceful_passes_for_every_way_of_sending_sigterm(command: str) -> None:
 def test_graceful_kill_gets_its_own_hint() -> None:
     exercises.setup("stop.graceful")
     _sh("docker kill graceful")
-    result = _not_yet("stop.graceful", "`docker kill` sent SIGKILL at once", "docker stop graceful")
+    result = _not_yet("stop.graceful", "`docker kill` sent SIGKILL at once", "ask it to stop")
     assert result.evidence["exit_code"] == 137 and result.evidence["signals"] == "9"
 
 
@@ -121,7 +121,7 @@ def test_graceful_restarted_or_removed_or_paused_or_replaced() -> None:
     ],
 )
 def test_create_only_accepts_every_spelling(command: str) -> None:
-    _not_yet("create.only", "no container named created-only", "docker create")
+    _not_yet("create.only", "no container named created-only", "without starting it?")
     _sh(command)
     result = _check("create.only")
     assert result.passed, result
@@ -130,19 +130,23 @@ def test_create_only_accepts_every_spelling(command: str) -> None:
 @pytest.mark.parametrize(
     ("command", "message", "hint"),
     [
-        ("docker run -d --name created-only -p 8081:80 labkit/hello-dock", "it is running", "docker create"),
+        ("docker run -d --name created-only -p 8081:80 labkit/hello-dock", "it is running", "create + start"),
         (
             (
                 "docker create --name created-only -p 8081:80 labkit/hello-dock && docker start created-only"
                 " && docker stop created-only"
             ),
             "has run and is now exited",
-            "docker create",
+            "without starting it",
         ),
-        ("docker create --name created-only -p 8082:80 labkit/hello-dock", "host port 8082", "-p 8081:80"),
-        ("docker create --name created-only -p 80:8081 labkit/hello-dock", "container port 8081/tcp", "-p 8081:80"),
-        ("docker create --name created-only labkit/hello-dock", "publishes no port", "-p 8081:80"),
-        ("docker create --name created-only -P labkit/hello-dock", "random host ports", "-p 8081:80"),
+        ("docker create --name created-only -p 8082:80 labkit/hello-dock", "host port 8082", "host port comes first"),
+        (
+            "docker create --name created-only -p 80:8081 labkit/hello-dock",
+            "container port 8081/tcp",
+            "container port comes second",
+        ),
+        ("docker create --name created-only labkit/hello-dock", "publishes no port", "publishing its port 80"),
+        ("docker create --name created-only -P labkit/hello-dock", "random host ports", "wants host port 8081"),
         ("docker create --name created-only -p 8081:80 busybox", "created from busybox", "labkit/hello-dock"),
         (
             "docker create --name created_only -p 8081:80 labkit/hello-dock",
@@ -177,7 +181,7 @@ def test_create_only_names_each_near_miss(command: str, message: str, hint: str)
 def test_rm_stopped_accepts_names_ids_and_a_filtered_prune(command: str) -> None:
     info = exercises.setup("rm.stopped")
     assert info["stopped"] == "stale-1 stale-2 stale-3" and info["running"] == "still-running"
-    _not_yet("rm.stopped", "3 of the 3 stopped containers still exist", "docker rm stale-1 stale-2 stale-3")
+    _not_yet("rm.stopped", "3 of the 3 stopped containers still exist", "several names at once")
     _sh(command)
     result = _check("rm.stopped")
     assert result.passed, result
@@ -187,7 +191,7 @@ def test_rm_stopped_near_misses() -> None:
     _not_yet("rm.stopped", "have not been made yet", 'labkit.setup("rm.stopped")')
     exercises.setup("rm.stopped")
     _sh("docker rm stale-2")
-    _not_yet("rm.stopped", "2 of the 3 stopped containers still exist: stale-1, stale-3", "docker rm stale-1 stale-3")
+    _not_yet("rm.stopped", "2 of the 3 stopped containers still exist: stale-1, stale-3", "several names at once")
     _sh("docker stop -t 5 still-running")
     _not_yet("rm.stopped", "still-running is exited", "docker start still-running")
     _sh("docker start still-running")
@@ -210,7 +214,7 @@ def test_rm_stopped_near_misses() -> None:
     ],
 )
 def test_auto_remove_accepts_every_spelling(command: str) -> None:
-    _not_yet("run.auto-remove", "ephemeral", "--rm")
+    _not_yet("run.auto-remove", "ephemeral", "removes the container once it stops")
     _sh(command)
     result = _check("run.auto-remove")
     assert result.passed, result
@@ -229,7 +233,7 @@ def test_auto_remove_near_misses() -> None:
 
     _sh("docker run --rm -d --name ephemral labkit/hello-dock")
     try:
-        _not_yet("run.auto-remove", "but there is ephemral", "docker rename ephemral ephemeral")
+        _not_yet("run.auto-remove", "but there is ephemral", "docker rename")
     finally:
         _sh("docker rm -f ephemral")
 
@@ -253,7 +257,7 @@ def test_auto_remove_attached_to_a_terminal() -> None:
             "ephemeral to run",
             20,
         )
-        result = _not_yet("run.auto-remove", "attached to a terminal", "-d")
+        result = _not_yet("run.auto-remove", "attached to a terminal", "in the background")
         assert result.evidence["attached"] is True
     finally:
         proc.kill()

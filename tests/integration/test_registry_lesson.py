@@ -86,7 +86,7 @@ class TestPushNearMisses:
     def test_tagged_not_pushed(self) -> None:
         sh(f"docker tag labkit/hello-dock {TARGET}", quiet=True)
         result = self._check()
-        assert not result.passed and "tagged, not pushed" in result.message and "docker push" in (result.hint or "")
+        assert not result.passed and "tagged, not pushed" in result.message and "sends it there" in (result.hint or "")
 
     def test_pushed_under_another_tag(self) -> None:
         sh("docker tag labkit/hello-dock localhost:5000/lab/hello-dock", quiet=True)
@@ -109,7 +109,7 @@ class TestPushNearMisses:
         assert (
             not result.passed
             and "busybox:latest" in result.message
-            and "docker tag labkit/hello-dock" in (result.hint or "")
+            and "make it name labkit/hello-dock" in (result.hint or "")
         )
 
     def test_the_other_address_of_the_same_registry_passes(self) -> None:

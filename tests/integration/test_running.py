@@ -83,7 +83,7 @@ def test_publish_detach_accepts(command: str) -> None:
 def test_nothing_yet_is_not_yet_with_a_hint() -> None:
     result = _check()
     assert not result.passed and f"no container named {NAME} yet" in result.message
-    assert "--publish 8080:80" in (result.hint or "")
+    assert "Which option does each?" in (result.hint or "") and "--publish" not in (result.hint or "")
 
 
 def test_wrong_image() -> None:
@@ -122,14 +122,15 @@ def test_stopped_with_wrong_ports_says_run_again() -> None:
     _run(f"docker stop -t 1 {NAME}")
     result = _check()
     assert not result.passed and "has stopped" in result.message
-    assert "ports are wrong too" in (result.hint or "") and running.RUN_COMMAND in (result.hint or "")
+    assert "ports are wrong too" in (result.hint or "") and f"docker rm {NAME}" in (result.hint or "")
+    assert running.RUN_COMMAND not in (result.hint or "")
 
 
 def test_running_without_a_port() -> None:
     _run(f"docker run -d --name {NAME} {IMAGE}")
     result = _check()
     assert not result.passed and "publishes no port" in result.message
-    assert "--publish 8080:80" in (result.hint or "")
+    assert "Without --publish (-p)" in (result.hint or "") and "8080:80" not in (result.hint or "")
 
 
 def test_published_on_another_host_port() -> None:
@@ -176,7 +177,7 @@ def test_right_container_without_a_name() -> None:
     generated = engine.client().containers.list(filters={"label": mine})[0].name
     result = _check()
     assert not result.passed and f"it is called {generated}, not {NAME}" in result.message
-    assert f"docker container rename {generated} {NAME}" in (result.hint or "")
+    assert "docker container rename" in (result.hint or "") and generated not in (result.hint or "")
 
 
 def test_misspelt_name() -> None:
@@ -248,14 +249,14 @@ def test_rename_before_setup() -> None:
 def test_rename_untouched(started: dict[str, str]) -> None:
     result = _check("run.rename")
     assert not result.passed and result.message.endswith(f"still has its generated name {started['name']}.")
-    assert f"docker container rename {started['name']} {RENAMED}" in (result.hint or "")
+    assert "Which `docker container` command" in (result.hint or "") and RENAMED not in (result.hint or "")
 
 
 def test_a_new_container_under_the_new_name(started: dict[str, str]) -> None:
     _run(f"docker run -d --name {RENAMED} {IMAGE}")
     result = _check("run.rename")
     assert not result.passed and f"{RENAMED} is a new container, not the one setup started" in result.message
-    assert f"docker rm -f {RENAMED}" in (result.hint or "") and "docker container rename" in (result.hint or "")
+    assert f"docker rm -f {RENAMED}" in (result.hint or "") and "renames the existing one" in (result.hint or "")
 
 
 def test_renamed_with_a_typo(started: dict[str, str]) -> None:

@@ -209,6 +209,24 @@ class TestRows:
         assert format_ports({"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}) == "0.0.0.0:8080->80/tcp"
         assert format_ports(None) == ""
 
+    def test_a_row_being_stopped_says_so(self) -> None:
+        row = Row(id=ID, name="web", image="nginx", state="running")
+        assert "(stopping…)" in table_html([row], T0, stopping={ID})
+        assert "stopping" not in table_html([row], T0)
+
+    def test_ipv6_ports_read_as_the_cli_prints_them(self) -> None:
+        """`docker ps` writes [::]:8080->80/tcp (the dashboard once showed :::8080->80/tcp)."""
+        ports = {
+            "80/tcp": [
+                {"HostIp": "0.0.0.0", "HostPort": "38123"},
+                {"HostIp": "::", "HostPort": "38123"},
+                {"HostIp": "127.0.0.1", "HostPort": "32783"},
+            ]
+        }
+        assert format_ports(ports) == "0.0.0.0:38123->80/tcp, 127.0.0.1:32783->80/tcp, [::]:38123->80/tcp"
+        assert ":::" not in format_ports({"53/udp": [{"HostIp": "::1", "HostPort": "5353"}]})
+        assert format_ports({"53/udp": [{"HostIp": "::1", "HostPort": "5353"}]}) == "[::1]:5353->53/udp"
+
     def test_scope_and_order(self) -> None:
         mine = Row("a", "b-web", "nginx", "exited", labels={engine.LABEL_LESSON: "05"})
         typed = Row("b", "a-shell", "busybox", "running")

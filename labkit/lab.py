@@ -106,9 +106,31 @@ def prepare_runtime(runtime: Path) -> None:
     shutil.rmtree(spec, ignore_errors=True)
     spec.parent.mkdir(parents=True, exist_ok=True)
     write_kernel_spec(spec, extra_arguments=KERNEL_ARGUMENTS)
+    # JupyterLab reads overrides from one settings folder: start from the installation's own
+    # (a distribution may put defaults there), then lay labkit's on top.
     settings = runtime / "settings"
+    shutil.rmtree(settings, ignore_errors=True)
+    installed = installed_settings_dir()
+    if installed.is_dir():
+        shutil.copytree(installed, settings)
     settings.mkdir(parents=True, exist_ok=True)
-    (settings / "overrides.json").write_text(json.dumps(SETTINGS, indent=2) + "\n")
+    overrides = settings / "overrides.json"
+    merged: dict[str, Any] = {}
+    if overrides.exists():
+        try:
+            loaded = json.loads(overrides.read_text())
+            merged = loaded if isinstance(loaded, dict) else {}
+        except (OSError, ValueError):
+            merged = {}  # a broken file there would break JupyterLab's settings too: start from ours alone
+    for plugin, values in SETTINGS.items():
+        merged[plugin] = {**(merged.get(plugin) or {}), **values}
+    overrides.write_text(json.dumps(merged, indent=2) + "\n")
+
+
+def installed_settings_dir() -> Path:
+    """The settings folder JupyterLab would use without labkit (``<app dir>/settings``)."""
+    app_dir = os.environ.get("JUPYTERLAB_DIR") or str(Path(sys.prefix) / "share" / "jupyter" / "lab")
+    return Path(app_dir) / "settings"
 
 
 def lab_environment(runtime: Path, base: dict[str, str] | None = None) -> dict[str, str]:

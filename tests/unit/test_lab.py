@@ -100,3 +100,26 @@ def test_main_starts_jupyter_in_the_workspace(tmp_path: Path, monkeypatch: pytes
     assert started["cwd"] == str(workspace)
     assert started["env"]["JUPYTER_PATH"].startswith(str(tmp_path / "state" / "lab" / "jupyter"))
     assert (tmp_path / "state" / "lab" / "jupyter" / "kernels" / "python3" / "kernel.json").exists()
+
+
+def test_the_installations_own_settings_are_kept_under_labkits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    installed = tmp_path / "app" / "settings"
+    installed.mkdir(parents=True)
+    (installed / "page_config.json").write_text('{"disabledExtensions": {}}')
+    (installed / "overrides.json").write_text(
+        json.dumps(
+            {"@jupyterlab/filebrowser-extension:browser": {"showHiddenFiles": True, "showLastModifiedColumn": True}}
+        )
+    )
+    monkeypatch.setenv("JUPYTERLAB_DIR", str(tmp_path / "app"))
+    runtime = tmp_path / "lab"
+    prepare_runtime(runtime)
+    overrides = json.loads((runtime / "settings" / "overrides.json").read_text())
+    assert overrides["@jupyterlab/filebrowser-extension:browser"] == {
+        "showHiddenFiles": True,
+        "showLastModifiedColumn": False,
+    }
+    assert (runtime / "settings" / "page_config.json").exists()
+    assert json.loads((installed / "overrides.json").read_text())["@jupyterlab/filebrowser-extension:browser"][
+        "showLastModifiedColumn"
+    ], "the installation's file is left as it was"

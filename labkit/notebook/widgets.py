@@ -20,7 +20,6 @@ Example:
 from __future__ import annotations
 
 import html
-import re
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from typing import Any
 import ipywidgets as w
 
 from labkit.core.errors import LabkitError
+from labkit.core.fmt import code_spans, text_html
 from labkit.exercises.machinery import catalog as registry
 from labkit.exercises.machinery import record as progress
 from labkit.exercises.machinery import runner
@@ -67,26 +67,6 @@ class HintSteps:
         if self.exhausted:
             return f"All {self.total} hints shown" if self.total > 1 else "Hint shown"
         return f"Hint {self.shown + 1}/{self.total}"
-
-
-_BACKTICKS = re.compile(r"`([^`<>\n]+)`")
-
-
-def code_spans(escaped: str) -> str:
-    """Markdown's inline code in already-escaped HTML: `` `docker ps` `` becomes ``<code>docker ps</code>``.
-
-    Only text between backticks changes (it holds no tags: everything was escaped first).
-
-    Example:
-        >>> code_spans(html.escape("run `docker ps -a` <now>"))
-        'run <code>docker ps -a</code> &lt;now&gt;'
-    """
-    return _BACKTICKS.sub(r"<code>\1</code>", escaped)
-
-
-def text_html(text: str) -> str:
-    """Plain text as HTML: everything escaped, backtick spans as code."""
-    return code_spans(html.escape(text))
 
 
 def hints_html(tiers: list[str]) -> str:
@@ -183,7 +163,7 @@ class ExercisePanel(w.VBox):  # type: ignore[misc]
     def show_result(self, result: CheckResult) -> None:
         """Show a verdict (this panel's or another's check of the same exercise)."""
         self.result = result
-        self.verdict.value = _live(code_spans(result._repr_html_()))
+        self.verdict.value = _live(result._repr_html_())
 
     def next_hint(self) -> list[str]:
         """Reveal one more hint tier (recorded as the learner's request); return the tiers now showing."""

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 import pytest
 
 from labkit.core import engine
+from labkit.core.fmt import code_spans
 from labkit.exercises.machinery import record as progress
 from labkit.exercises.machinery import runner
 from labkit.exercises.machinery.model import CheckResult
@@ -28,7 +29,7 @@ from labkit.notebook.dashboard import (
     table_html,
     table_text,
 )
-from labkit.notebook.widgets import WIDGET_VIEW, HintSteps, code_spans, exercise, hints_html
+from labkit.notebook.widgets import WIDGET_VIEW, HintSteps, exercise, hints_html
 
 T0 = datetime(2024, 5, 1, 10, 0, 0, tzinfo=UTC)
 ID = "f" * 64
@@ -379,16 +380,14 @@ class TestRenderedText:
         assert "a lone ` stays" in out and "`docker" not in out
         assert widgets.text_html("`<script>`") == "<code>&lt;script&gt;</code>"
 
-    def test_the_live_verdict_shows_code_and_the_fallback_stays_what_check_shows(
-        self, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
+    def test_the_live_verdict_and_the_fallback_show_code_as_check_does(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(runner, "_check", lambda exercise, answer: _result(True))
         panel = exercise(WELCOME, check_now=True)
         try:
             assert "<code>hello-world</code> &lt;exit 0&gt;" in panel.verdict.value
             bundle = panel._repr_mimebundle_()
             assert bundle["text/html"] == _result(True)._repr_html_()  # identical to labkit.check(id)
-            assert "`hello-world`" in bundle["text/html"]
+            assert "<code>hello-world</code>" in bundle["text/html"]  # check's own HTML renders code too
         finally:
             panel.close()
 

@@ -5,24 +5,47 @@ solution replaced by its prompt, outputs cleared); ``--solutions`` gives an
 instructor the solution notebooks instead. The workspace lives outside the
 checkout (default ``~/labkit-work``), so a learner's edits never dirty the
 repository. Copies the learner already has are kept; new lessons are added.
+
+JupyterLab then runs with settings of its own, written into labkit's state folder
+(``<state>/lab``), never into the learner's ``~/.jupyter`` or ``~/.ipython``:
+
+- its kernels load labkit as an IPython extension, so ``%docker`` works in any
+  cell order (a kernel spec named ``python3`` on the lab's ``JUPYTER_PATH``);
+- the server runs in the workspace, so a Terminal opens there, not in the checkout;
+- it opens ``00-welcome.ipynb`` at start (the URL it prints goes there);
+- the file browser leaves out its Last Modified column, so lesson names are not cut.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
+
+from ipykernel.kernelspec import write_kernel_spec
 
 from labkit.cli import exits
-from labkit.core.paths import REPO_DIR, workspace_dir
+from labkit.core.paths import REPO_DIR, state_dir, workspace_dir
 from labkit.course.release import release
 
 #: JupyterLab's usual port is the one the seed publishes hello-dock on; the lab uses another.
 DEFAULT_PORT = 8765
 AVOID_PORTS = frozenset({8080, 8081, 8888, 5000})
+#: The lesson JupyterLab opens at start.
+FIRST_LESSON = "00-welcome.ipynb"
+#: The name notebooks ask for; the lab's own spec by this name wins over the installed one.
+KERNEL_NAME = "python3"
+#: Loaded into every kernel before its first cell (IPython's ``--ext``).
+KERNEL_ARGUMENTS = ["--InteractiveShellApp.extra_extensions=labkit"]
+#: JupyterLab setting defaults for the lab (overrides.json in its own settings folder).
+SETTINGS: dict[str, dict[str, Any]] = {
+    "@jupyterlab/filebrowser-extension:browser": {"showLastModifiedColumn": False},
+}
 
 
 def sync_workspace(source: Path, workspace: Path) -> tuple[list[str], list[str]]:
@@ -68,6 +91,69 @@ def free_port(preferred: int) -> int:
         port += 1
 
 
+def runtime_dir() -> Path:
+    """Where the lab keeps its own kernel spec and settings: ``<state>/lab``."""
+    return state_dir() / "lab"
+
+
+def prepare_runtime(runtime: Path) -> None:
+    """Write the lab's kernel spec and JupyterLab settings under ``runtime`` (replacing earlier ones).
+
+    Files: ``jupyter/kernels/python3/kernel.json`` (ipykernel's own spec, plus labkit as an
+    extension) and ``settings/overrides.json``.
+    """
+    spec = runtime / "jupyter" / "kernels" / KERNEL_NAME
+    shutil.rmtree(spec, ignore_errors=True)
+    spec.parent.mkdir(parents=True, exist_ok=True)
+    write_kernel_spec(spec, extra_arguments=KERNEL_ARGUMENTS)
+    # JupyterLab reads overrides from one settings folder: start from the installation's own
+    # (a distribution may put defaults there), then lay labkit's on top.
+    settings = runtime / "settings"
+    shutil.rmtree(settings, ignore_errors=True)
+    installed = installed_settings_dir()
+    if installed.is_dir():
+        shutil.copytree(installed, settings)
+    settings.mkdir(parents=True, exist_ok=True)
+    overrides = settings / "overrides.json"
+    merged: dict[str, Any] = {}
+    if overrides.exists():
+        try:
+            loaded = json.loads(overrides.read_text())
+            merged = loaded if isinstance(loaded, dict) else {}
+        except (OSError, ValueError):
+            merged = {}  # a broken file there would break JupyterLab's settings too: start from ours alone
+    for plugin, values in SETTINGS.items():
+        merged[plugin] = {**(merged.get(plugin) or {}), **values}
+    overrides.write_text(json.dumps(merged, indent=2) + "\n")
+
+
+def installed_settings_dir() -> Path:
+    """The settings folder JupyterLab would use without labkit (``<app dir>/settings``)."""
+    app_dir = os.environ.get("JUPYTERLAB_DIR") or str(Path(sys.prefix) / "share" / "jupyter" / "lab")
+    return Path(app_dir) / "settings"
+
+
+def lab_environment(runtime: Path, base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment JupyterLab runs in: the lab's kernel spec first on ``JUPYTER_PATH``."""
+    env = dict(os.environ if base is None else base)
+    env["JUPYTER_PATH"] = os.pathsep.join(p for p in (str(runtime / "jupyter"), env.get("JUPYTER_PATH")) if p)
+    return env
+
+
+def lab_command(port: int, workspace: Path, runtime: Path) -> list[str]:
+    """The ``jupyter lab`` command line: the workspace as its root, the first lesson at start."""
+    command = [
+        sys.executable, "-m", "jupyter", "lab", "--no-browser",
+        f"--port={port}", "--ip=127.0.0.1",
+        f"--ServerApp.root_dir={workspace}",
+        f"--LabApp.default_url=/lab/tree/{FIRST_LESSON}",
+        f"--LabApp.app_settings_dir={runtime / 'settings'}",
+    ]  # fmt: skip
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command.append("--allow-root")
+    return command
+
+
 def main(argv: list[str] | None = None) -> int:
     """Prepare the workspace and start JupyterLab there; 2 (one line) when labkit cannot."""
     return exits.run(lambda: _lab(argv))
@@ -96,15 +182,16 @@ def _lab(argv: list[str] | None) -> int:
     port = free_port(args.port)
     if port != args.port:
         print(f"port {args.port} is busy or used by a lesson; using {port}")
-    print(f"starting JupyterLab on http://127.0.0.1:{port}/lab (the URL with its token follows)")
+    runtime = runtime_dir()
+    prepare_runtime(runtime)
+    print(
+        f"starting JupyterLab on http://127.0.0.1:{port}/lab/tree/{FIRST_LESSON} "
+        "(open the URL with its token, printed below)"
+    )
     sys.stdout.flush()
-    command = [
-        sys.executable, "-m", "jupyter", "lab", "--no-browser",
-        f"--port={port}", "--ip=127.0.0.1", f"--ServerApp.root_dir={workspace}",
-    ]  # fmt: skip
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        command.append("--allow-root")
-    os.execv(sys.executable, command)  # never returns
+    # A Terminal opens in the server's working directory: the workspace, not the checkout.
+    os.chdir(workspace)
+    os.execve(sys.executable, lab_command(port, workspace, runtime), lab_environment(runtime))  # never returns
 
 
 if __name__ == "__main__":

@@ -61,9 +61,26 @@ class CommandFailed(LabkitError):
 
     The command's own exit status is ``returncode`` (as in :mod:`subprocess`);
     ``exit_code`` stays the CLI's (2, could not do), like every labkit error's.
+
+    The line speaks to the learner: the command's own message (printed above it in the
+    cell) says why. For lesson authors: a cell that shows an error on purpose declares
+    the code it expects (``%docker --expect=125 …``, ``labkit.sh(…, expect=125)``), and
+    then nothing is raised.
     """
 
-    def __init__(self, command: str, returncode: int, output: str, expected: tuple[int, ...] = (0,)) -> None:
+    #: What to do, when nothing more specific is known.
+    FIX = "the command's own message above says why: correct the command and run the cell again"
+
+    def __init__(
+        self,
+        command: str,
+        returncode: int,
+        output: str,
+        expected: tuple[int, ...] = (0,),
+        *,
+        message: str | None = None,
+        fix: str | None = None,
+    ) -> None:
         self.command = command
         self.returncode = returncode
         self.output = output
@@ -71,9 +88,74 @@ class CommandFailed(LabkitError):
         tail = " | ".join(line for line in output.strip().splitlines()[-3:] if line.strip())
         want = " or ".join(str(c) for c in expected)
         super().__init__(
-            f"`{command}` exited with {returncode} (expected {want})" + (f": {tail}" if tail else ""),
-            "read the output above; if the lesson meant to show an error, pass expect=<code>",
+            message or f"`{command}` exited with {returncode} (expected {want})" + (f": {tail}" if tail else ""),
+            fix if fix is not None else self.FIX,
         )
+
+
+class NameConflict(CommandFailed):
+    """A container name is taken, usually by the container an earlier run of the same cell made."""
+
+    def __init__(
+        self, command: str, returncode: int, output: str, expected: tuple[int, ...], name: str, lesson: str
+    ) -> None:
+        self.name = name
+        again = f'run `labkit.begin("{lesson}")` again' if lesson != "notebook" else "run the lesson's first cell again"
+        super().__init__(
+            command,
+            returncode,
+            output,
+            expected,
+            message=f"`{command}` failed: a container named {name} already exists, from an earlier run",
+            fix=f"remove it (`docker rm -f {name}`) or {again}, then run this cell again",
+        )
+
+
+class NoSuchContainer(CommandFailed):
+    """A command named a container that is not there (usually: the cell that makes it has not run)."""
+
+    def __init__(self, command: str, returncode: int, output: str, expected: tuple[int, ...], name: str) -> None:
+        self.name = name
+        super().__init__(
+            command,
+            returncode,
+            output,
+            expected,
+            message=f"`{command}` failed: there is no container named {name}",
+            fix=f"run the cells above first (or the cell that creates {name}), then this one again",
+        )
+
+
+class NeedsTerminal(CommandFailed):
+    """``-it`` (or ``-t``) asked for a terminal, and a notebook cell's output is not one."""
+
+    def __init__(self, command: str, returncode: int, output: str, expected: tuple[int, ...]) -> None:
+        super().__init__(
+            command,
+            returncode,
+            output,
+            expected,
+            message=f"`{command}` needs a terminal (that is what -it asks for), and a notebook cell is not one",
+            fix=f'run it with `labkit.interactive("{command}")` (lesson 07 shows how), '
+            "or type it in a Terminal (File > New > Terminal)",
+        )
+
+
+class Interrupted(LabkitError):
+    """The learner stopped a command that was still running (the notebook's Stop, or Ctrl-C)."""
+
+    exit_code = 130  # as a shell reports a command ended by Ctrl-C
+
+    def __init__(self, command: str, runs_a_container: bool) -> None:
+        self.command = command
+        self.runs_a_container = runs_a_container
+        if runs_a_container:
+            super().__init__(
+                f"stopped waiting for `{command}`; the container may still be running: `docker ps` shows it",
+                "to run a container in the background, add --detach (-d) to `docker run`",
+            )
+        else:
+            super().__init__(f"stopped `{command}` before it finished", "run the cell again when you are ready")
 
 
 class CommandNotFound(LabkitError):

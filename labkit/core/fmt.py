@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import UTC, datetime
 from typing import Literal
@@ -142,3 +143,25 @@ def in_kernel() -> bool:
         return False
     shell = get_ipython()
     return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+# --- text as HTML -----------------------------------------------------------------------------
+
+_BACKTICKS = re.compile(r"`([^`<>\n]+)`")
+
+
+def code_spans(escaped: str) -> str:
+    """Markdown's inline code in already-escaped HTML: `` `docker ps` `` becomes ``<code>docker ps</code>``.
+
+    Only text between backticks changes (it holds no tags: everything was escaped first).
+
+    Example:
+        >>> code_spans(html.escape("run `docker ps -a` <now>"))
+        'run <code>docker ps -a</code> &lt;now&gt;'
+    """
+    return _BACKTICKS.sub(r"<code>\1</code>", escaped)
+
+
+def text_html(text: str) -> str:
+    """Plain text as HTML: everything escaped, backtick spans as code."""
+    return code_spans(html.escape(text))

@@ -21,7 +21,18 @@ import time
 from dataclasses import dataclass
 
 from labkit.core import engine
-from labkit.core.errors import CommandFailed, CommandNotFound, ImageMissing, LabkitError, PortInUse, WaitTimeout
+from labkit.core.errors import (
+    CommandFailed,
+    CommandNotFound,
+    ImageMissing,
+    Interrupted,
+    LabkitError,
+    NameConflict,
+    NeedsTerminal,
+    NoSuchContainer,
+    PortInUse,
+    WaitTimeout,
+)
 from labkit.core.probes import port_publishers
 
 # `docker run`/`create`, maybe after environment assignments (`DOCKER_HOST=… docker run …`).
@@ -34,10 +45,37 @@ _PULL_FAILED = re.compile(
     r"Unable to find image '([^']+)' locally.*?(?:no such host|connection refused|pull access denied|toomanyrequests|i/o timeout)",
     re.S,
 )
+# What docker prints for the mistakes a learner makes most (the same words from Engine 20.10 to 28).
+_NAME_TAKEN = re.compile(r'The container name "/?([^"]+)" is already in use by container')
+_NO_SUCH_CONTAINER = re.compile(r"No such container: (\S+)")
+_NOT_A_TTY = re.compile(r"the input device is not a TTY", re.I)
+# Seconds a stopped command gets to end after Ctrl-C before it is killed.
+_INTERRUPT_GRACE = 1.0
+
+
+def learner_mistake(
+    command: str, exit_code: int, output: str, expected: tuple[int, ...], lesson: str
+) -> CommandFailed | None:
+    """A common learner mistake recognised in docker's message, with its own fix; ``None`` for any other failure.
+
+    Example:
+        >>> learner_mistake("docker logs web", 1, "Error: No such container: web", (0,), "05").name
+        'web'
+    """
+    taken = _NAME_TAKEN.search(output)
+    if taken:
+        return NameConflict(command, exit_code, output, expected, taken.group(1), lesson)
+    missing = _NO_SUCH_CONTAINER.search(output)
+    if missing:
+        return NoSuchContainer(command, exit_code, output, expected, missing.group(1))
+    if _NOT_A_TTY.search(output):
+        return NeedsTerminal(command, exit_code, output, expected)
+    return None
 
 
 def _explain(command: str, exit_code: int, output: str, expected: tuple[int, ...]) -> LabkitError:
-    """The clearest error for a failed command: a taken port or an image that cannot be pulled get their own."""
+    """The clearest error for a failed command: a taken port, an image that cannot be pulled
+    and the common learner mistakes get their own."""
     port = _PORT_TAKEN.search(output)
     if port:
         number = int(port.group(1) or port.group(2))
@@ -45,7 +83,21 @@ def _explain(command: str, exit_code: int, output: str, expected: tuple[int, ...
     image = _PULL_FAILED.search(output)
     if image:
         return ImageMissing(image.group(1))
-    return CommandFailed(command, exit_code, output, expected)
+    mistake = learner_mistake(command, exit_code, output, expected, engine.current_lesson())
+    return mistake or CommandFailed(command, exit_code, output, expected)
+
+
+def _stop(proc: subprocess.Popen[bytes], first: signal.Signals, grace: float) -> None:
+    """End ``proc``'s process group: ``first``, then SIGKILL after ``grace`` seconds; reap it."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, first)
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 def _port_holder(port: int) -> str:
@@ -121,9 +173,12 @@ def sh(
         The exit code and the full output.
 
     Raises:
-        CommandFailed: the exit code was not one of ``expect``.
+        CommandFailed: the exit code was not one of ``expect`` (:class:`NameConflict`,
+            :class:`NoSuchContainer` or :class:`NeedsTerminal` when docker's message shows
+            one of those common mistakes).
         CommandNotFound: the program is not installed.
         WaitTimeout: the command ran past ``timeout``.
+        Interrupted: the learner pressed Stop (Ctrl-C) while it ran; it was ended.
 
     Example:
         >>> sh("echo hello", quiet=True).output
@@ -173,15 +228,21 @@ def sh(
         exit_code = proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
     except subprocess.TimeoutExpired as e:
         raise WaitTimeout(f"`{command}` to finish", timeout, "it was stopped") from e
+    except KeyboardInterrupt as e:
+        # The notebook's Stop (or Ctrl-C): end the command as Ctrl-C in a terminal would
+        # (`docker run` passes the signal on to its container), kill it if it lingers, and
+        # say in one line what happened instead of a traceback through this loop.
+        try:
+            _stop(proc, signal.SIGINT, _INTERRUPT_GRACE)
+        except KeyboardInterrupt:  # Stop pressed twice: no more waiting
+            _stop(proc, signal.SIGKILL, 5)
+        raise Interrupted(command, bool(_RUN_OR_CREATE.match(command))) from e
     finally:
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        try:
+            _stop(proc, signal.SIGTERM, 5)
+        except KeyboardInterrupt:
+            _stop(proc, signal.SIGKILL, 5)
+            raise
         if proc.stdout is not None:
             proc.stdout.close()
     tail = decoder.decode(b"", final=True)

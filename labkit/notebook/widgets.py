@@ -5,6 +5,13 @@ an HTML export, a terminal) it shows exactly what ``labkit.check(id)`` shows:
 the same text and the same HTML, so stored outputs stay comparable and a
 notebook can switch between the two without re-recording its outputs.
 
+The live panel shows Markdown backticks in check and hint text as code. Every
+panel of one exercise in a kernel stays in step: they follow the learner's
+progress record, so a check (from any panel, or ``labkit.check`` in a cell) shows
+its verdict in all of them, and the hints already shown (from a panel, or the
+learner's own ``labkit.hint``) stay shown, the Hint button continuing from there.
+An exercise that asks for a value has an answer box, submitted with Check.
+
 Example:
     >>> panel = labkit.widgets.exercise("welcome.first-container", solution=False)  # doctest: +SKIP
     >>> panel  # doctest: +SKIP
@@ -13,13 +20,17 @@ Example:
 from __future__ import annotations
 
 import html
+import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import ipywidgets as w
 
 from labkit.core.errors import LabkitError
+from labkit.core.fmt import code_spans, text_html
 from labkit.exercises.machinery import catalog as registry
+from labkit.exercises.machinery import record as progress
 from labkit.exercises.machinery import runner
 from labkit.exercises.machinery.model import CheckResult
 from labkit.features.trace.views import STEPS, Trace, show, step_of
@@ -62,7 +73,7 @@ def hints_html(tiers: list[str]) -> str:
     """The revealed tiers as an ordered list (empty string when none is revealed)."""
     if not tiers:
         return ""
-    items = "".join(f"<li>{html.escape(t)}</li>" for t in tiers)
+    items = "".join(f"<li>{text_html(t)}</li>" for t in tiers)
     return f'<ol class="labkit-hints" style="margin:4px 0 4px 1.5em">{items}</ol>'
 
 
@@ -86,9 +97,20 @@ class ExercisePanel(w.VBox):  # type: ignore[misc]
         ex = registry.get(exercise_id)
         self.exercise = ex
         self.result: CheckResult | None = None
-        self.steps = HintSteps(len(ex.hints))
+        # Continue from the tiers already shown in this kernel (by another panel, or the learner's hint()).
+        self.steps = HintSteps(len(ex.hints), min(_tiers_shown.get(ex.id, 0), len(ex.hints)))
         self.verdict = w.HTML(_live(""))
-        self.hints = w.HTML("")
+        self.hints = w.HTML(hints_html(_tiers(ex.id, self.steps.shown)))
+        #: The answer box of an exercise that asks for a value (``None`` for the others).
+        self.answer: w.Text | None = None
+        if ex.is_answer:
+            self.answer = w.Text(
+                value="",
+                placeholder="your answer",
+                description="Answer:",
+                tooltip="Type your answer, then press Check",
+                layout=w.Layout(width="28em"),
+            )
         self.solution_view = w.HTML("")
         # ipywidgets buttons are real <button>s: Tab reaches them, Enter and Space press them.
         self.check_button = w.Button(
@@ -111,22 +133,25 @@ class ExercisePanel(w.VBox):  # type: ignore[misc]
             buttons.append(self.solution_button)
         header = w.HTML(
             f'<div class="labkit-exercise"><b>{html.escape(ex.title)}</b> '
-            f"<code>{html.escape(ex.id)}</code><div>{html.escape(ex.prompt)}</div></div>"
+            f"<code>{html.escape(ex.id)}</code><div>{text_html(ex.prompt)}</div></div>"
         )
-        super().__init__(
-            [header, w.HBox(buttons), self.verdict, self.hints, self.solution_view],
-            layout=w.Layout(border="1px solid var(--jp-border-color2,#ddd)", padding="4px 8px"),
-        )
+        rows = [header, w.HBox(buttons), self.verdict, self.hints, self.solution_view]
+        if self.answer is not None:
+            rows.insert(1, self.answer)
+        super().__init__(rows, layout=w.Layout(border="1px solid var(--jp-border-color2,#ddd)", padding="4px 8px"))
         self.add_class("labkit-exercise-panel")
+        _panels.setdefault(ex.id, weakref.WeakSet()).add(self)
         if check_now:
             self.check()
 
     def check(self) -> CheckResult | None:
-        """Run the check now and show its verdict; a labkit error shows as its one line."""
+        """Run the check now (with the answer box's value, when there is one) and show its verdict
+        here and in every other panel of this exercise; a labkit error shows as its one line."""
         self.check_button.disabled = True  # no second check while one runs
         try:
-            self.result = runner.check(self.exercise.id)
-            self.verdict.value = _live(self.result._repr_html_())
+            typed = self.answer.value.strip() if self.answer is not None else ""
+            result = runner.check(self.exercise.id, answer=typed or None)
+            _show_result(result)
         except LabkitError as e:
             # a button's exception goes to the log console, which learners never see
             self.result = None
@@ -135,14 +160,25 @@ class ExercisePanel(w.VBox):  # type: ignore[misc]
             self.check_button.disabled = False
         return self.result
 
+    def show_result(self, result: CheckResult) -> None:
+        """Show a verdict (this panel's or another's check of the same exercise)."""
+        self.result = result
+        self.verdict.value = _live(result._repr_html_())
+
     def next_hint(self) -> list[str]:
-        """Reveal one more hint tier; return the tiers now showing."""
-        shown = self.steps.advance()
-        tiers = [str(runner.hint(self.exercise.id, level)) for level in range(1, shown + 1)]
-        self.hints.value = hints_html(tiers)
+        """Reveal one more hint tier (recorded as the learner's request); return the tiers now showing."""
+        level = self.steps.shown + 1
+        if level <= self.steps.total:
+            runner.hint(self.exercise.id, level)  # the learner asked for this one: recorded
+        _show_tiers(self.exercise.id, level)
+        return _tiers(self.exercise.id, self.steps.shown)
+
+    def show_tiers(self, shown: int) -> None:
+        """Show hint tiers 1 to ``shown`` (never fewer than already showing)."""
+        self.steps.shown = max(self.steps.shown, min(shown, self.steps.total))
+        self.hints.value = hints_html(_tiers(self.exercise.id, self.steps.shown))
         self.hint_button.description = self.steps.label()
         self.hint_button.disabled = self.steps.exhausted
-        return tiers
 
     def toggle_solution(self) -> bool:
         """Show or hide the reference solution; return whether it is showing."""
@@ -152,6 +188,11 @@ class ExercisePanel(w.VBox):  # type: ignore[misc]
         self.solution_view.value = solution_html(runner.solution(self.exercise.id)) if showing else ""
         self.solution_button.description = "Hide solution" if showing else "Show solution"
         return showing
+
+    def close(self) -> None:
+        """Close the widget; it no longer follows the exercise."""
+        _panels.get(self.exercise.id, weakref.WeakSet()).discard(self)
+        super().close()
 
     def __str__(self) -> str:
         return str(self.result) if self.result is not None else f"{self.exercise.id} — {self.exercise.prompt}"
@@ -167,6 +208,48 @@ class ExercisePanel(w.VBox):  # type: ignore[misc]
         if WIDGET_VIEW in view:
             bundle[WIDGET_VIEW] = view[WIDGET_VIEW]
         return bundle
+
+
+#: The open panels of each exercise in this kernel, and how many hint tiers the learner has seen.
+_panels: dict[str, weakref.WeakSet[ExercisePanel]] = {}
+_tiers_shown: dict[str, int] = {}
+
+
+def _tiers(exercise_id: str, shown: int) -> list[str]:
+    """Hint tiers 1 to ``shown`` as text, not recorded again (the learner's request was, once)."""
+    return [str(runner.hint(exercise_id, level, record=False)) for level in range(1, shown + 1)]
+
+
+def _show_result(result: CheckResult) -> None:
+    for panel in list(_panels.get(result.exercise_id, ())):
+        panel.show_result(result)
+
+
+def _show_tiers(exercise_id: str, shown: int) -> None:
+    _tiers_shown[exercise_id] = max(_tiers_shown.get(exercise_id, 0), shown)
+    for panel in list(_panels.get(exercise_id, ())):
+        panel.show_tiers(_tiers_shown[exercise_id])
+
+
+def _follow_record(event: Mapping[str, Any]) -> None:
+    """Keep panels in step with what the learner did elsewhere in this kernel (a sink of the record).
+
+    A check from a cell (``labkit.check``) shows its verdict in the exercise's panels; a hint the
+    learner asked for shows there too. Hints lesson text shows (``record=False``) are not events.
+    """
+    exercise_id = str(event.get("exercise", ""))
+    if exercise_id not in _panels and event.get("kind") != "hint":
+        return
+    if event.get("kind") == "hint":
+        _show_tiers(exercise_id, int(event.get("hint_level") or 0))
+    elif event.get("kind") == "check":
+        ex = registry.get(exercise_id)
+        _show_result(
+            CheckResult(ex.id, ex.title, bool(event["passed"]), str(event["message"]), event.get("hint") or None)
+        )
+
+
+progress.add_sink(_follow_record)
 
 
 def exercise(exercise_id: str, *, solution: bool = True, check_now: bool = True) -> ExercisePanel:
@@ -258,9 +341,11 @@ __all__ = [
     "ExercisePanel",
     "HintSteps",
     "TraceView",
+    "code_spans",
     "exercise",
     "hints_html",
     "solution_html",
+    "text_html",
     "trace_steps",
     "trace_view",
 ]

@@ -107,6 +107,40 @@ def test_terminal_container_shows_then_stops_then_goes(board: Dashboard, capsys:
         print("\n" + "\n".join(f"  {k}: {v * 1000:.0f} ms" for k, v in figures.items()))
 
 
+def test_stop_returns_at_once_and_the_row_follows_the_container(board: Dashboard) -> None:
+    """Stop waits out the grace period in a thread: the kernel is free at once, the row says
+    "stopping…" meanwhile, and shows the container exited when it has."""
+    # busybox's sleep as PID 1 ignores SIGTERM: the stop takes the whole 3 s grace period
+    _docker("run", "-d", "--name", NAME, "--stop-timeout", "3", *_labels(), "busybox", "sleep", "300")
+    _seen(board, lambda r: r is not None and r["state"] == "running")
+    row = board.select(NAME)
+    t0 = time.monotonic()
+    said = board.act("stop")
+    returned = time.monotonic() - t0
+    assert returned < 0.5, f"the Stop button held the kernel for {returned:.1f} s"
+    assert said.startswith(f"stopping {NAME}")
+    assert row.id in board.stopping and "(stopping…)" in board.table.value
+    assert board.stop_button.disabled  # no second stop while one is under way
+    assert _docker("inspect", "-f", "{{.State.Running}}", NAME) == "true"  # still in its grace period
+    board.wait_for_stops(timeout=15)
+    exited = time.monotonic() - t0
+    assert 2.5 < exited < 15, f"stopped after {exited:.1f} s"
+    _seen(board, lambda r: r is not None and r["state"] == "exited")
+    assert not board.stopping and "(stopping…)" not in board.table.value
+    assert f"stopped {NAME}" in board.message.value
+    assert _docker("inspect", "-f", "{{.State.Running}}", NAME) == "false"
+
+
+def test_the_confirm_label_is_not_cut_off(board: Dashboard) -> None:
+    _docker("create", "--name", NAME, "--label", f"{engine.LABEL_LESSON}=test", "busybox", "true")
+    _seen(board, lambda r: r is not None and r["state"] == "created")
+    board.select(NAME)
+    board.act("remove")
+    assert board.remove_button.description == f"Really remove {NAME}?"
+    assert board.remove_button.layout.width == "auto"  # the button grows with its label
+    board.cancel_button.click()
+
+
 def test_remove_asks_twice_for_a_container_labkit_did_not_make(board: Dashboard) -> None:
     # no labkit.session label: what a learner types by hand (the lesson label lets reset find it)
     _docker("create", "--name", NAME, "--label", f"{engine.LABEL_LESSON}=test", "busybox", "true")
@@ -205,7 +239,9 @@ def test_exercise_panel_check_hints_and_solution(fresh_welcome: None) -> None:
     student = exercise("welcome.first-container", solution=False)
     try:
         assert student.solution_button is None
-        assert [b.description for b in student.children[1].children] == ["Check", "Hint 1/3"]
+        # a panel opened later continues from the tiers the learner has seen, and shows the pass
+        assert [b.description for b in student.children[1].children] == ["Check", "Hint 3/3"]
+        assert student.hints.value.count("<li>") == 2 and student.result is not None and student.result.passed
     finally:
         student.close()
 

@@ -57,7 +57,7 @@ def _one_line(err: str) -> str:
 def test_every_labkit_error_is_exit_2_and_one_line() -> None:
     failed = CommandFailed("docker run x", 127, "docker: not found\n")
     assert failed.returncode == 127 and failed.exit_code == 2
-    line = "labkit: `docker run x` exited with 127 (expected 0): docker: not found — read the output above; if the lesson meant to show an error, pass expect=<code>"
+    line = "labkit: `docker run x` exited with 127 (expected 0): docker: not found — the command's own message above says why: correct the command and run the cell again"
     assert exit_status(failed) == (2, line)
     assert exit_status(UsageError("labkit images", "images load needs a FILE"), "labkit bench")[0] == 2
     assert exit_status(DamagedState("/s/exercises.json", "empty", "/s/x"))[0] == ExitCode.COULD_NOT

@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
+import json
+import os
 import socket
+import sys
 from pathlib import Path
+from typing import Any
 
-from labkit.lab import AVOID_PORTS, free_port, sync_workspace
+import pytest
+
+from labkit import lab
+from labkit.core.paths import REPO_DIR
+from labkit.lab import (
+    AVOID_PORTS,
+    FIRST_LESSON,
+    KERNEL_NAME,
+    free_port,
+    lab_command,
+    lab_environment,
+    prepare_runtime,
+    sync_workspace,
+)
 
 
 def test_copies_missing_lessons_and_keeps_edited_ones(tmp_path: Path) -> None:
@@ -31,3 +48,78 @@ def test_port_skips_busy_and_lesson_ports() -> None:
         held.listen(1)
         busy = held.getsockname()[1]
         assert free_port(busy) != busy
+
+
+def test_the_lab_writes_its_own_kernel_spec_and_settings(tmp_path: Path) -> None:
+    runtime = tmp_path / "lab"
+    prepare_runtime(runtime)
+    prepare_runtime(runtime)  # again: replaced, not refused
+    spec = json.loads((runtime / "jupyter" / "kernels" / KERNEL_NAME / "kernel.json").read_text())
+    assert spec["argv"][:3] == [sys.executable, "-m", "ipykernel_launcher"]
+    assert spec["argv"][-1] == "--InteractiveShellApp.extra_extensions=labkit"  # %docker before `import labkit`
+    assert spec["language"] == "python"
+    overrides = json.loads((runtime / "settings" / "overrides.json").read_text())
+    assert overrides["@jupyterlab/filebrowser-extension:browser"] == {"showLastModifiedColumn": False}
+
+
+def test_the_lab_finds_its_kernel_spec_first_and_leaves_the_users_dirs_alone(tmp_path: Path) -> None:
+    runtime = tmp_path / "lab"
+    env = lab_environment(runtime, {"JUPYTER_PATH": "/somewhere", "HOME": "/home/ada"})
+    assert env["JUPYTER_PATH"].split(os.pathsep) == [str(runtime / "jupyter"), "/somewhere"]
+    assert lab_environment(runtime, {})["JUPYTER_PATH"] == str(runtime / "jupyter")
+    assert "IPYTHONDIR" not in env and "JUPYTER_CONFIG_DIR" not in env and env["HOME"] == "/home/ada"
+
+
+def test_the_command_line_roots_the_server_in_the_workspace_and_opens_the_first_lesson(tmp_path: Path) -> None:
+    workspace, runtime = tmp_path / "work", tmp_path / "lab"
+    command = lab_command(8765, workspace, runtime)
+    assert command[:4] == [sys.executable, "-m", "jupyter", "lab"]
+    assert f"--ServerApp.root_dir={workspace}" in command
+    assert "--LabApp.default_url=/lab/tree/00-welcome.ipynb" in command
+    assert f"--LabApp.app_settings_dir={runtime / 'settings'}" in command
+    assert "--port=8765" in command and "--ip=127.0.0.1" in command
+    assert FIRST_LESSON in {p.name for p in (REPO_DIR / "notebooks").glob("*.ipynb")}
+
+
+def test_main_starts_jupyter_in_the_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server's working directory is where a Terminal opens: the workspace, not the checkout."""
+    started: dict[str, Any] = {}
+
+    def execve(path: str, argv: list[str], env: dict[str, str]) -> None:
+        started.update(path=path, argv=argv, env=env, cwd=os.getcwd())
+        raise SystemExit(0)
+
+    monkeypatch.setenv("LABKIT_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setattr(lab, "sync_student_workspace", lambda source, workspace: ([], []))
+    monkeypatch.setattr(lab.os, "execve", execve)
+    monkeypatch.chdir(tmp_path)
+    workspace = tmp_path / "work"
+    workspace.mkdir()
+    with pytest.raises(SystemExit):
+        lab.main(["--workspace", str(workspace), "--port", "0"])
+    assert started["cwd"] == str(workspace)
+    assert started["env"]["JUPYTER_PATH"].startswith(str(tmp_path / "state" / "lab" / "jupyter"))
+    assert (tmp_path / "state" / "lab" / "jupyter" / "kernels" / "python3" / "kernel.json").exists()
+
+
+def test_the_installations_own_settings_are_kept_under_labkits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    installed = tmp_path / "app" / "settings"
+    installed.mkdir(parents=True)
+    (installed / "page_config.json").write_text('{"disabledExtensions": {}}')
+    (installed / "overrides.json").write_text(
+        json.dumps(
+            {"@jupyterlab/filebrowser-extension:browser": {"showHiddenFiles": True, "showLastModifiedColumn": True}}
+        )
+    )
+    monkeypatch.setenv("JUPYTERLAB_DIR", str(tmp_path / "app"))
+    runtime = tmp_path / "lab"
+    prepare_runtime(runtime)
+    overrides = json.loads((runtime / "settings" / "overrides.json").read_text())
+    assert overrides["@jupyterlab/filebrowser-extension:browser"] == {
+        "showHiddenFiles": True,
+        "showLastModifiedColumn": False,
+    }
+    assert (runtime / "settings" / "page_config.json").exists()
+    assert json.loads((installed / "overrides.json").read_text())["@jupyterlab/filebrowser-extension:browser"][
+        "showLastModifiedColumn"
+    ], "the installation's file is left as it was"

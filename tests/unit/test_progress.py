@@ -261,3 +261,24 @@ def test_an_append_after_a_damaged_last_line_is_kept_and_the_damage_counted(stat
     assert progress.record(second)
     events, damaged = progress.read()
     assert events == [first, second] and damaged == 1
+
+
+def test_a_hint_lesson_text_shows_is_not_the_learners(state: Path) -> None:
+    """Only the learner's own requests count: a hint a notebook shows on purpose is not recorded."""
+    shown = runner.hint("welcome.first-container", 2, record=False)
+    assert str(shown).startswith("Hint 2/")
+    assert progress.read() == ([], 0)
+    asked = runner.hint("welcome.first-container", 1)
+    events, _ = progress.read()
+    assert [(e["kind"], e["hint_level"], e["hint"]) for e in events] == [("hint", 1, str(asked))]
+
+
+def test_a_demo_hint_from_a_kernel_is_not_recorded(tmp_path: Path) -> None:
+    """No test double: a fresh interpreter, as a notebook kernel runs lesson code."""
+    env = {**os.environ, "LABKIT_STATE_DIR": str(tmp_path), "LABKIT_LEARNER": "ada"}
+    code = "import labkit; print(labkit.hint('welcome.first-container', 2, record=False))"
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0 and done.stdout.startswith("Hint 2/"), done.stderr
+    assert not (tmp_path / "progress.jsonl").exists() or (tmp_path / "progress.jsonl").read_text() == ""

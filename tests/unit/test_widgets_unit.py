@@ -9,6 +9,11 @@ from typing import Any, ClassVar
 import pytest
 
 from labkit.core import engine
+from labkit.core.fmt import code_spans
+from labkit.exercises.machinery import record as progress
+from labkit.exercises.machinery import runner
+from labkit.exercises.machinery.model import CheckResult
+from labkit.notebook import widgets
 from labkit.notebook.dashboard import (
     STATES,
     Row,
@@ -40,6 +45,14 @@ def _event(action: str, ident: str = ID, **attributes: str) -> dict[str, Any]:
         "Actor": {"ID": ident, "Attributes": attributes},
         "timeNano": 1714557600000000000,
     }
+
+
+@pytest.fixture(autouse=True)
+def fresh_kernel(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test is a fresh kernel: no panels open, no hint tiers seen, an empty progress record."""
+    monkeypatch.setattr(widgets, "_panels", {})
+    monkeypatch.setattr(widgets, "_tiers_shown", {})
+    monkeypatch.setenv("LABKIT_STATE_DIR", str(tmp_path / "state"))
 
 
 class TestHintSteps:
@@ -197,6 +210,24 @@ class TestRows:
         assert format_ports({"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}) == "0.0.0.0:8080->80/tcp"
         assert format_ports(None) == ""
 
+    def test_a_row_being_stopped_says_so(self) -> None:
+        row = Row(id=ID, name="web", image="nginx", state="running")
+        assert "(stopping…)" in table_html([row], T0, stopping={ID})
+        assert "stopping" not in table_html([row], T0)
+
+    def test_ipv6_ports_read_as_the_cli_prints_them(self) -> None:
+        """`docker ps` writes [::]:8080->80/tcp (the dashboard once showed :::8080->80/tcp)."""
+        ports = {
+            "80/tcp": [
+                {"HostIp": "0.0.0.0", "HostPort": "38123"},
+                {"HostIp": "::", "HostPort": "38123"},
+                {"HostIp": "127.0.0.1", "HostPort": "32783"},
+            ]
+        }
+        assert format_ports(ports) == "0.0.0.0:38123->80/tcp, 127.0.0.1:32783->80/tcp, [::]:38123->80/tcp"
+        assert ":::" not in format_ports({"53/udp": [{"HostIp": "::1", "HostPort": "5353"}]})
+        assert format_ports({"53/udp": [{"HostIp": "::1", "HostPort": "5353"}]}) == "[::1]:5353->53/udp"
+
     def test_scope_and_order(self) -> None:
         mine = Row("a", "b-web", "nginx", "exited", labels={engine.LABEL_LESSON: "05"})
         typed = Row("b", "a-shell", "busybox", "running")
@@ -328,3 +359,116 @@ def test_the_dashboard_model_imports_without_ipywidgets() -> None:
     )
     shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert shown.split() == ["True", "False"]
+
+
+# ---------------------------------------------------------------- the panel a learner trusts
+
+WELCOME = "welcome.first-container"
+
+
+def _result(passed: bool, exercise_id: str = WELCOME) -> CheckResult:
+    return CheckResult(
+        exercise_id, "Your first container", passed, "Saw `hello-world` <exit 0>" if passed else "Nothing yet.", None
+    )
+
+
+class TestRenderedText:
+    def test_backticks_become_code_and_everything_else_is_escaped(self) -> None:
+        assert code_spans("a `b` c") == "a <code>b</code> c"
+        out = hints_html(["Try `docker ps -a` <b>now</b>", "a lone ` stays"])
+        assert "<code>docker ps -a</code>" in out and "&lt;b&gt;now&lt;/b&gt;" in out
+        assert "a lone ` stays" in out and "`docker" not in out
+        assert widgets.text_html("`<script>`") == "<code>&lt;script&gt;</code>"
+
+    def test_the_live_verdict_and_the_fallback_show_code_as_check_does(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(runner, "_check", lambda exercise, answer: _result(True))
+        panel = exercise(WELCOME, check_now=True)
+        try:
+            assert "<code>hello-world</code> &lt;exit 0&gt;" in panel.verdict.value
+            bundle = panel._repr_mimebundle_()
+            assert bundle["text/html"] == _result(True)._repr_html_()  # identical to labkit.check(id)
+            assert "<code>hello-world</code>" in bundle["text/html"]  # check's own HTML renders code too
+        finally:
+            panel.close()
+
+
+class TestPanelsInStep:
+    def test_a_pass_in_one_panel_shows_in_the_others(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        outcome = [_result(False)]
+        monkeypatch.setattr(runner, "_check", lambda exercise, answer: outcome[0])
+        older, newer = exercise(WELCOME), exercise(WELCOME)
+        try:
+            assert older.result is not None and not older.result.passed
+            outcome[0] = _result(True)
+            newer.check()
+            assert older.result is not None and older.result.passed
+            assert "passed" in older.verdict.value and "not yet" not in older.verdict.value
+        finally:
+            older.close()
+            newer.close()
+
+    def test_a_check_from_a_cell_updates_the_panels(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(runner, "_check", lambda exercise, answer: _result(False))
+        panel = exercise(WELCOME)
+        try:
+            monkeypatch.setattr(runner, "_check", lambda exercise, answer: _result(True))
+            runner.check(WELCOME)  # labkit.check(...) in a cell below the panel
+            assert panel.result is not None and panel.result.passed and "passed" in panel.verdict.value
+        finally:
+            panel.close()
+
+    def test_hint_tiers_continue_across_panels_and_each_is_recorded_once(self) -> None:
+        first = exercise(WELCOME, check_now=False)
+        second = exercise(WELCOME, check_now=False)
+        try:
+            first.hint_button.click()
+            first.hint_button.click()
+            assert second.hints.value.count("<li>") == 2 and second.hint_button.description == "Hint 3/3"
+            third = exercise(WELCOME, check_now=False)  # a panel opened later continues too
+            assert third.hints.value.count("<li>") == 2 and third.hint_button.description == "Hint 3/3"
+            third.hint_button.click()
+            assert first.hint_button.disabled and second.hints.value.count("<li>") == 3
+            third.close()
+        finally:
+            first.close()
+            second.close()
+        events, _ = progress.read()
+        assert [(e["kind"], e["hint_level"]) for e in events] == [("hint", 1), ("hint", 2), ("hint", 3)]
+
+    def test_the_learners_own_hint_in_a_cell_advances_the_panel_but_a_lesson_demo_does_not(self) -> None:
+        panel = exercise(WELCOME, check_now=False)
+        try:
+            runner.hint(WELCOME, 2, record=False)  # lesson text showing a tier on purpose
+            assert panel.hints.value == "" and panel.hint_button.description == "Hint 1/3"
+            runner.hint(WELCOME, 2)  # the learner asks in a cell
+            assert panel.hints.value.count("<li>") == 2 and panel.hint_button.description == "Hint 3/3"
+        finally:
+            panel.close()
+
+
+class TestAnswerPanel:
+    def test_an_answer_exercise_has_a_box_whose_value_check_submits(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        submitted: list[Any] = []
+
+        def fake_check(exercise: Any, answer: Any) -> CheckResult:
+            submitted.append(answer)
+            return _result(False, exercise.id)
+
+        monkeypatch.setattr(runner, "_check", fake_check)
+        panel = exercise("vm.kernel", solution=False, check_now=False)
+        try:
+            assert panel.answer is not None and panel.answer in panel.children
+            panel.check()
+            panel.answer.value = "  6.1.0-18-amd64 "
+            panel.check_button.click()
+            assert submitted == [None, "6.1.0-18-amd64"]
+        finally:
+            panel.close()
+
+    def test_other_exercises_have_no_box(self) -> None:
+        panel = exercise(WELCOME, check_now=False)
+        try:
+            assert panel.answer is None
+            assert not any(isinstance(c, widgets.w.Text) for c in panel.children)
+        finally:
+            panel.close()

@@ -14,6 +14,8 @@ from typing import Any
 
 import docker
 
+from labkit.core.fmt import text_html
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -140,11 +142,11 @@ class CheckResult:
             f'<div class="labkit-check" data-exercise="{html.escape(self.exercise_id)}" data-status="{word}" '
             f'style="border-left:4px solid {color};background:{background};padding:6px 10px;margin:4px 0">',
             f'<b style="color:{color}">{mark} {html.escape(self.exercise_id)} — {word}</b>'
-            f" <span>{html.escape(self.title)}</span>",
-            f"<div>{html.escape(self.message)}</div>",
+            f" <span>{text_html(self.title)}</span>",
+            f"<div>{text_html(self.message)}</div>",
         ]
         if self.hint:
-            parts.append(f"<div><i>Hint:</i> {html.escape(self.hint)}</div>")
+            parts.append(f"<div><i>Hint:</i> {text_html(self.hint)}</div>")
         if self.evidence:
             items = "".join(
                 f"<li><code>{html.escape(str(k))}</code>: {html.escape(str(v))}</li>"

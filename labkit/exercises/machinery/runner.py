@@ -143,11 +143,22 @@ class Hint(str):
         printer.text(str(self))
 
 
-def hint(exercise_id: str, level: int = 1) -> Hint:
-    """Hint tier ``level`` (1 = a nudge; the last tier nearly gives it away), added to the progress record.
+def hint(exercise_id: str, level: int = 1, *, record: bool = True) -> Hint:
+    """Hint tier ``level`` (1 = a nudge; the last tier gives the answer), added to the progress record.
+
+    Args:
+        exercise_id: e.g. ``"welcome.first-container"``.
+        level: the tier, clamped to the ones the exercise has.
+        record: whether the learner asked for it. A learner's own request (a cell they
+            run, the panel's Hint button, ``labkit hint``) is recorded, so the gradebook
+            counts it; lesson text that shows a hint on purpose passes ``record=False``.
 
     Raises:
         UnknownExercise: no such exercise.
+
+    Example:
+        >>> hint("welcome.first-container", 1, record=False)  # doctest: +SKIP
+        Hint 1/3: ...
     """
     exercise = get(exercise_id)
     if not exercise.hints:
@@ -155,7 +166,8 @@ def hint(exercise_id: str, level: int = 1) -> Hint:
     else:
         level = max(1, min(int(level), len(exercise.hints)))
         shown = Hint(f"Hint {level}/{len(exercise.hints)}: {exercise.hints[level - 1]}")
-    _record("hint", shown, exercise, level)
+    if record:
+        _record("hint", shown, exercise, level)
     return shown
 
 

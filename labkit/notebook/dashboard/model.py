@@ -80,11 +80,13 @@ class Row:
 
 
 def format_ports(ports: Mapping[str, Any] | None) -> str:
-    """Published ports as ``docker ps`` writes them.
+    """Published ports as ``docker ps`` writes them: an IPv6 address in brackets, after the IPv4 ones.
 
     Example:
         >>> format_ports({"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}], "443/tcp": None})
         '127.0.0.1:8080->80/tcp, 443/tcp'
+        >>> format_ports({"80/tcp": [{"HostIp": "::", "HostPort": "8080"}, {"HostIp": "0.0.0.0", "HostPort": "8080"}]})
+        '0.0.0.0:8080->80/tcp, [::]:8080->80/tcp'
     """
     parts = []
 
@@ -96,7 +98,9 @@ def format_ports(ports: Mapping[str, Any] | None) -> str:
         if not bindings:
             parts.append(port)
             continue
-        parts.extend(f"{b.get('HostIp') or '0.0.0.0'}:{b.get('HostPort')}->{port}" for b in bindings)
+        hosts = [(b.get("HostIp") or "0.0.0.0", b.get("HostPort")) for b in bindings]
+        hosts.sort(key=lambda h: ":" in h[0])  # IPv4 first, as the CLI lists them
+        parts.extend(f"{f'[{ip}]' if ':' in ip else ip}:{host_port}->{port}" for ip, host_port in hosts)
     return ", ".join(parts)
 
 

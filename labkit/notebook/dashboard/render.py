@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Set
 from datetime import datetime
 
 from labkit.notebook.dashboard.model import STATES, Row, diagram_state, status_text
@@ -24,8 +25,12 @@ _TABLE = "border-collapse:collapse;font-family:var(--jp-code-font-family,monospa
 _CELL = "padding:2px 8px;border-bottom:1px solid #ddd;text-align:left"
 
 
-def table_html(rows: list[Row], now: datetime, selected: str | None = None) -> str:
-    """The table: name, image, state, ports, status; the selected row in bold."""
+def table_html(rows: list[Row], now: datetime, selected: str | None = None, stopping: Set[str] = frozenset()) -> str:
+    """The table: name, image, state, ports, status; the selected row in bold.
+
+    A row whose id is in ``stopping`` (a Stop the learner pressed, still under way) says so
+    after its state: ``● running (stopping…)``.
+    """
     head = "".join(f'<th scope="col" style="{_CELL}">{h}</th>' for h in ("name", "image", "state", "ports", "status"))
     body = []
     for row in rows:
@@ -34,7 +39,8 @@ def table_html(rows: list[Row], now: datetime, selected: str | None = None) -> s
         cells = (
             html.escape(row.name),
             html.escape(row.image),
-            f'<span style="color:{color}">● {html.escape(row.state)}</span>',
+            f'<span style="color:{color}">● {html.escape(row.state)}</span>'
+            + (" <i>(stopping…)</i>" if row.id in stopping else ""),
             html.escape(row.ports),
             html.escape(status_text(row, now)),
         )

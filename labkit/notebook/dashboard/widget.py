@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import html
+import threading
 import weakref
 from datetime import UTC, datetime
 from typing import Any
@@ -39,13 +40,23 @@ class Dashboard(w.VBox):  # type: ignore[misc]
         self._rendering = False
         self._last_pick: Row | None = None
         self._gone: str | None = None
+        #: Containers a Stop press is stopping now (each in its own thread: the kernel stays free).
+        self.stopping: set[str] = set()
+        self._stops: list[threading.Thread] = []
 
         self.scope = w.ToggleButtons(options=SCOPES, value=scope, tooltip="Which containers to list")
         self.table = w.HTML()
         self.pick = w.Dropdown(options=[("(none)", None)], value=None, description="Container:")
         self.start_button = w.Button(description="Start", icon="play", tooltip="docker start")
         self.stop_button = w.Button(description="Stop", icon="stop", tooltip="docker stop")
-        self.remove_button = w.Button(description="Remove", icon="trash", button_style="danger", tooltip="docker rm")
+        # wide enough for "Really remove NAME?" (a Button's default width cuts it off)
+        self.remove_button = w.Button(
+            description="Remove",
+            icon="trash",
+            button_style="danger",
+            tooltip="docker rm",
+            layout=w.Layout(width="auto", min_width="90px"),
+        )
         self.cancel_button = w.Button(description="Cancel", layout=w.Layout(display="none"))
         self.message = w.HTML()
         self.diagram = w.HTML(state_diagram_svg(None))
@@ -131,7 +142,8 @@ class Dashboard(w.VBox):  # type: ignore[misc]
         elif picked is not None:
             self._gone = None
         chosen = picked if picked in {r.id for r in rows} else None
-        self.table.value = table_html(rows, datetime.now(UTC), chosen)
+        self.stopping &= set(self.follower.live)
+        self.table.value = table_html(rows, datetime.now(UTC), chosen, self.stopping)
         if [("(none)", None), *options] != list(self.pick.options):
             self.pick.options = [("(none)", None), *options]
             self.pick.value = chosen
@@ -143,7 +155,9 @@ class Dashboard(w.VBox):  # type: ignore[misc]
             self.diagram.value = state_diagram_svg("removed" if self._gone else None, self._gone)
         can = row is not None and not row.protected
         self.start_button.disabled = not (can and row is not None and row.state in ("created", "exited"))
-        self.stop_button.disabled = not (can and row is not None and row.state in ("running", "paused"))
+        self.stop_button.disabled = not (
+            can and row is not None and row.state in ("running", "paused") and row.id not in self.stopping
+        )
         self.remove_button.disabled = not can
         if self._pending_remove is not None and self._pending_remove != chosen:
             self._cancel_remove()
@@ -174,11 +188,7 @@ class Dashboard(w.VBox):  # type: ignore[misc]
                     container(row.id).start()
                     return self._report(f"started {row.name} (docker start {row.name})")
                 if action == "stop":
-                    self._say(
-                        f"stopping {row.name}: SIGTERM first, SIGKILL if it has not exited after its grace period (10 s by default)…"
-                    )
-                    container(row.id).stop()
-                    return self._report(f"stopped {row.name} (docker stop {row.name})")
+                    return self._stop_in_background(row)
                 if action == "remove":
                     if row.state in ("running", "paused"):
                         return self._report(
@@ -200,6 +210,44 @@ class Dashboard(w.VBox):  # type: ignore[misc]
         except LabkitError as e:
             return self._report(str(e), bad=True)
         raise ValueError(f"unknown action {action!r}")  # a bug in the caller, not a learner's mistake
+
+    def _stop_in_background(self, row: Row) -> str:
+        """``docker stop`` in a thread: it can take the whole grace period, and the kernel must stay free.
+
+        The row says "stopping…" until the container has exited; the message then says it stopped.
+        """
+        if row.id in self.stopping:
+            return self._report(f"{row.name} is already stopping")
+        self.stopping.add(row.id)
+        thread = threading.Thread(
+            target=self._stop_container, args=(row,), name=f"labkit-dashboard-stop-{row.name}", daemon=True
+        )
+        self._stops = [t for t in self._stops if t.is_alive()] + [thread]
+        thread.start()
+        self._render()
+        return self._report(
+            f"stopping {row.name}: SIGTERM first, SIGKILL if it has not exited after its grace period "
+            "(10 s by default)…"
+        )
+
+    def _stop_container(self, row: Row) -> None:
+        try:
+            with engine.converted():
+                self.client.containers.get(row.id).stop()
+            self._say(f"stopped {row.name} (docker stop {row.name})")
+        except docker.errors.NotFound:
+            self._say(f"{row.name} is already gone", bad=True)
+        except LabkitError as e:
+            self._say(str(e), bad=True)
+        finally:
+            self.stopping.discard(row.id)
+            self._render()
+
+    def wait_for_stops(self, timeout: float | None = None) -> bool:
+        """Wait for the Stop presses under way to finish; return whether they all did."""
+        for thread in list(self._stops):
+            thread.join(timeout)
+        return not any(t.is_alive() for t in self._stops)
 
     def _report(self, text: str, bad: bool = False) -> str:
         self._say(text, bad)

@@ -1,7 +1,7 @@
 """Lesson 06's ``kill.now`` and ``restart.web``: how a container's process ended and started, from events.
 
 ``kill.now``
-    Setup runs ``stubborn``, whose PID 1 ignores SIGTERM. The learner kills it. It passes
+    Setup runs ``holdout``, whose PID 1 ignores SIGTERM. The learner kills it. It passes
     when it exited with 137 and the daemon's events since setup made it hold a ``kill``
     with signal 9 and no ``stop``. ``docker stop`` ends it too, with the same 137, but only
     after sending SIGTERM and waiting out the grace period (10 s): named as such, with the
@@ -130,18 +130,18 @@ def _after_setup_only(exercise_id: str) -> str:
 
 # --- kill.now -------------------------------------------------------------------------
 
-STUBBORN = "stubborn"
-STUBBORN_READY = f"{STUBBORN}: ready, and ignoring SIGTERM"
+HOLDOUT = "holdout"
+HOLDOUT_READY = f"{HOLDOUT}: ready, and ignoring SIGTERM"
 #: PID 1 ignores SIGTERM on purpose (``trap '' TERM``), and sleeps in the background so nothing else runs.
-STUBBORN_SCRIPT = f"trap '' TERM; echo '{STUBBORN_READY}'; while :; do sleep 3600 & wait $!; done"
+HOLDOUT_SCRIPT = f"trap '' TERM; echo '{HOLDOUT_READY}'; while :; do sleep 3600 & wait $!; done"
 
 
 def _setup_kill(ctx: Context) -> dict[str, Any]:
     container = ctx.client.containers.run(
-        "busybox", ["sh", "-c", STUBBORN_SCRIPT], name=STUBBORN, detach=True, labels=exercise_labels(ctx.exercise)
+        "busybox", ["sh", "-c", HOLDOUT_SCRIPT], name=HOLDOUT, detach=True, labels=exercise_labels(ctx.exercise)
     )
-    wait.log_line(container, STUBBORN_READY, timeout=READY_TIMEOUT)  # its trap is set once it logged this
-    return {"container": STUBBORN}
+    wait.log_line(container, HOLDOUT_READY, timeout=READY_TIMEOUT)  # its trap is set once it logged this
+    return {"container": HOLDOUT}
 
 
 def _grace(life: Life) -> str:
@@ -159,16 +159,16 @@ def kill_verdict(life: Life) -> Verdict:
     if not life.exists:
         if life.removed == "stopped":
             return not_yet(
-                f"There is no container named {STUBBORN} any more: it was killed and removed (that is `docker rm -f`).",
+                f"There is no container named {HOLDOUT} any more: it was killed and removed (that is `docker rm -f`).",
                 f"The exercise wants it killed but kept, so its exit code can be read. {_after_setup_only('kill.now')}",
             )
         return not_yet(
-            f"There is no container named {STUBBORN}: setup never ran, or it was removed.",
+            f"There is no container named {HOLDOUT}: setup never ran, or it was removed.",
             _after_setup_only("kill.now"),
         )
     if not life.ours:
         return not_yet(
-            f"A container named {STUBBORN} exists, but it is not the one setup started.",
+            f"A container named {HOLDOUT} exists, but it is not the one setup started.",
             f"{_after_setup_only('kill.now')} Then end that one.",
         )
     evidence: dict[str, Any] = {"status": life.status}
@@ -176,35 +176,35 @@ def kill_verdict(life: Life) -> Verdict:
     if life.status == "running":
         if life.actions().count("start") > 1:
             return not_yet(
-                f"{STUBBORN} ended, but it was started again and runs now.",
+                f"{HOLDOUT} ended, but it was started again and runs now.",
                 "Leave it stopped after you end it: `docker restart` and `docker start` bring it back.",
                 **evidence,
             )
         if sent:
             return not_yet(
-                f"{STUBBORN} is still running: it was sent signal {sent[-1]}, and it ignores "
+                f"{HOLDOUT} is still running: it was sent signal {sent[-1]}, and it ignores "
                 f"{'SIGTERM' if sent[-1] == SIGTERM else 'that signal'}.",
                 "Which signal can no process catch or ignore? `docker kill` sends that one unless -s says otherwise.",
                 signals=", ".join(map(str, sent)),
                 **evidence,
             )
         return not_yet(
-            f"{STUBBORN} is still running.",
-            f"`docker logs {STUBBORN}` says what it does with SIGTERM. Which command ends a container without asking?",
+            f"{HOLDOUT} is still running.",
+            f"`docker logs {HOLDOUT}` says what it does with SIGTERM. Which command ends a container without asking?",
             **evidence,
         )
     if life.status == "paused":
         return not_yet(
-            f"{STUBBORN} is paused, not ended: its process is frozen.",
+            f"{HOLDOUT} is paused, not ended: its process is frozen.",
             "Unpause it first (`docker unpause`), or kill it as it is: SIGKILL ends a paused process too.",
             **evidence,
         )
     if life.status != "exited":
-        return not_yet(f"{STUBBORN} is {life.status}.", "Wait a moment and check again.", **evidence)
+        return not_yet(f"{HOLDOUT} is {life.status}.", "Wait a moment and check again.", **evidence)
     evidence["exit_code"] = life.exit_code
     if life.events is None:
         return not_yet(
-            f"{STUBBORN} exited with code {life.exit_code}, but the daemon's event log no longer reaches back to "
+            f"{HOLDOUT} exited with code {life.exit_code}, but the daemon's event log no longer reaches back to "
             "setup, so labkit cannot tell a kill from a stop.",
             f"{_after_setup_only('kill.now')} End it again and check at once.",
             **evidence,
@@ -212,7 +212,7 @@ def kill_verdict(life: Life) -> Verdict:
     evidence["signals"] = ", ".join(map(str, life.signals())) or "none"
     if "stop" in life.actions():
         return not_yet(
-            f"{STUBBORN} was stopped, not killed: `docker stop` sent SIGTERM, which it ignores{_grace(life)}, "
+            f"{HOLDOUT} was stopped, not killed: `docker stop` sent SIGTERM, which it ignores{_grace(life)}, "
             "then sent SIGKILL (exit code 137).",
             "The result looks the same, but stop is the polite way and had to wait out its grace period. "
             f"Which command sends SIGKILL at once? {_after_setup_only('kill.now')}",
@@ -220,51 +220,51 @@ def kill_verdict(life: Life) -> Verdict:
         )
     if SIGKILL in life.signals() and life.exit_code == 137:
         return passed(
-            f"{STUBBORN} was killed: the daemon sent SIGKILL at once, with no stop and no grace period, "
+            f"{HOLDOUT} was killed: the daemon sent SIGKILL at once, with no stop and no grace period, "
             "and it exited with 137 (128 + 9).",
             **evidence,
         )
     if life.oom:
         return not_yet(
-            f"{STUBBORN} was killed by the kernel for running out of memory (OOMKilled), not by you.",
+            f"{HOLDOUT} was killed by the kernel for running out of memory (OOMKilled), not by you.",
             _after_setup_only("kill.now"),
             **evidence,
         )
     if life.exit_code == 137:
         return not_yet(
-            f"{STUBBORN} was ended by SIGKILL (exit code 137), but not through Docker: the daemon sent no kill "
+            f"{HOLDOUT} was ended by SIGKILL (exit code 137), but not through Docker: the daemon sent no kill "
             "(a `kill -9` of its process on the host?).",
             f"Ask the daemon to do it, so Docker knows why it ended. {_after_setup_only('kill.now')}",
             **evidence,
         )
     return not_yet(
-        f"{STUBBORN} exited with code {life.exit_code}, not 137: it was not ended by SIGKILL.",
+        f"{HOLDOUT} exited with code {life.exit_code}, not 137: it was not ended by SIGKILL.",
         _after_setup_only("kill.now"),
         **evidence,
     )
 
 
 def _check_kill(ctx: Context) -> Verdict:
-    return kill_verdict(gather(ctx.client, STUBBORN, ctx.exercise.id))
+    return kill_verdict(gather(ctx.client, HOLDOUT, ctx.exercise.id))
 
 
 KILL_NOW = Exercise(
     id="kill.now",
     lesson=LESSON,
     title="Kill a container that will not stop",
-    prompt=f"The running container {STUBBORN} ignores SIGTERM. End it at once, without a grace period, "
+    prompt=f"The running container {HOLDOUT} ignores SIGTERM. End it at once, without a grace period, "
     "and leave it (stopped) in place.",
     check=_check_kill,
     hints=(
-        f"`docker logs {STUBBORN}` says it ignores SIGTERM, so asking it to stop only makes Docker wait. "
+        f"`docker logs {HOLDOUT}` says it ignores SIGTERM, so asking it to stop only makes Docker wait. "
         "Which command does not ask?",
         "`docker kill` sends SIGKILL straight away (unless -s names another signal); SIGKILL cannot be "
         "caught or ignored.",
-        f"Type: docker kill {STUBBORN}",
+        f"Type: docker kill {HOLDOUT}",
     ),
-    solution=(f"docker kill {STUBBORN}",),
+    solution=(f"docker kill {HOLDOUT}",),
     setup=_setup_kill,
-    names=(STUBBORN,),
+    names=(HOLDOUT,),
 )
 
 

@@ -86,7 +86,7 @@ def test_setup_is_not_yet_and_solve_passes_through_the_cli(exercise_id: str) -> 
 
 
 @pytest.mark.parametrize(
-    "command", ["docker kill stubborn", "docker container kill -s KILL stubborn", "docker kill --signal 9 stubborn"]
+    "command", ["docker kill holdout", "docker container kill -s KILL holdout", "docker kill --signal 9 holdout"]
 )
 def test_kill_accepts_every_spelling(command: str) -> None:
     exercises.setup("kill.now")
@@ -96,16 +96,16 @@ def test_kill_accepts_every_spelling(command: str) -> None:
 
 def test_kill_near_miss_docker_stop_is_named_with_its_wait() -> None:
     exercises.setup("kill.now")
-    _sh("docker stop stubborn")  # SIGTERM is ignored: the whole 10 s grace period, then SIGKILL
+    _sh("docker stop holdout")  # SIGTERM is ignored: the whole 10 s grace period, then SIGKILL
     result = _not_yet("kill.now", "`docker stop` sent SIGTERM, which it ignores, waited 10 s")
     assert result.evidence["exit_code"] == 137
 
 
 def test_kill_near_miss_sigterm_and_rm_f() -> None:
     exercises.setup("kill.now")
-    _sh("docker kill -s TERM stubborn")
+    _sh("docker kill -s TERM holdout")
     _not_yet("kill.now", "still running: it was sent signal 15")
-    _sh("docker rm -f stubborn")
+    _sh("docker rm -f holdout")
     _not_yet("kill.now", "killed and removed (that is `docker rm -f`)")
 
 

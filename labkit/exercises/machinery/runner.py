@@ -289,7 +289,8 @@ def setup(exercise_id: str) -> SetupInfo:
 def solve(exercise_id: str, *, quiet: bool = False) -> CheckResult:
     """Apply the reference solution for real, then check it.
 
-    For answer exercises, records the reference answer computed live.
+    For answer exercises, records the reference answer computed live. An exercise whose
+    solution is keys on a terminal does it through its ``act`` instead of its commands.
 
     Raises:
         UnknownExercise: no such exercise.
@@ -299,8 +300,12 @@ def solve(exercise_id: str, *, quiet: bool = False) -> CheckResult:
     if exercise.setup is not None and _load_store()["setup"].get(exercise.id) is None:
         setup(exercise.id)
     reported = _load_store()["setup"].get(exercise.id)
-    for command in exercise.solution:
-        sh(fill(command, reported), lesson=exercise.lesson, quiet=quiet)
+    if exercise.act is not None:
+        with engine.converted():
+            exercise.act(_context(exercise))
+    else:
+        for command in exercise.solution:
+            sh(fill(command, reported), lesson=exercise.lesson, quiet=quiet)
     if exercise.reference_answer is not None:
         ctx = _context(exercise)
         with engine.converted():

@@ -109,3 +109,23 @@ def remove_images(label: str) -> int:
             except docker.errors.NotFound:  # went with an image removed just before (or by someone else)
                 pass
     return removed
+
+
+def remove_name(name: str) -> int:
+    """Remove one image name, not forced: an image with other names only loses this one.
+
+    Returns:
+        1 when it went; 0 when there was no such name, or a container still uses the image
+        (remove the container first).
+
+    Raises:
+        DaemonUnavailable: the daemon did not answer.
+    """
+    with engine.converted():
+        try:
+            engine.client().images.remove(name)
+            return 1
+        except docker.errors.APIError as e:
+            if e.status_code in (404, 409):
+                return 0
+            raise

@@ -8,7 +8,7 @@ from typing import Any
 import docker.errors
 
 from labkit.core import engine, refs, wait
-from labkit.core.cleanup import remove_images
+from labkit.core.cleanup import remove_images, remove_name
 from labkit.core.errors import ImageMissing
 from labkit.core.paths import PACKAGE_DIR
 from labkit.core.probes import image_id
@@ -246,21 +246,6 @@ def _exercise_label(exercise_id: str) -> str:
     return f"labkit.exercise={exercise_id}"
 
 
-def _untag(client: Any, name: str) -> int:
-    """Remove a name the exercise asked for, not forced: an image with other names only loses this one.
-
-    Returns 1 when it went, 0 when it was not there or a container still uses it (setup's
-    images go anyway, by label, when the exercise is reset).
-    """
-    try:
-        client.images.remove(name)
-        return 1
-    except docker.errors.APIError as e:
-        if e.status_code in (404, 409):
-            return 0
-        raise
-
-
 def _setup_list(ctx: Context) -> dict[str, Any]:
     """Two images in one repository, tags v1 and v2, with different IDs (their labels differ)."""
     for tag in INVENTORY_TAGS:
@@ -272,7 +257,7 @@ def _setup_list(ctx: Context) -> dict[str, Any]:
 
 def _teardown_list(ctx: Context) -> int:
     """Remove lab/inventory's tags (only untagging an image that has other names) and every image setup made."""
-    removed = sum(_untag(ctx.client, f"{INVENTORY}:{tag}") for tag in INVENTORY_TAGS)
+    removed = sum(remove_name(f"{INVENTORY}:{tag}") for tag in INVENTORY_TAGS)
     return removed + remove_images(_exercise_label(LIST_ID))
 
 
@@ -365,7 +350,7 @@ def _setup_prune(ctx: Context) -> dict[str, Any]:
 
 
 def _teardown_prune(ctx: Context) -> int:
-    return _untag(ctx.client, KEPT) + remove_images(_exercise_label(PRUNE_ID))
+    return remove_name(KEPT) + remove_images(_exercise_label(PRUNE_ID))
 
 
 def _prune_facts(client: Any, setup: dict[str, Any]) -> PruneFacts:

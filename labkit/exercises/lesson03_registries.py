@@ -23,7 +23,7 @@ import docker
 import docker.errors
 
 from labkit.core import fmt
-from labkit.core.cleanup import remove_images
+from labkit.core.cleanup import remove_images, remove_name
 from labkit.core.errors import LabkitError, RegistryUnreachable
 from labkit.core.probes import image_id
 from labkit.core.shell import sh
@@ -395,9 +395,7 @@ def _teardown_pull(ctx: Context) -> int:
     removed = remove_images(f"labkit.exercise={PULL_ID}")
     for host in hosts():
         for tag in PULL_TAGS:
-            with contextlib.suppress(docker.errors.NotFound):
-                ctx.client.images.remove(f"{host}/{PULL_REPOSITORY}:{tag}")  # a name the learner re-pointed
-                removed += 1
+            removed += remove_name(f"{host}/{PULL_REPOSITORY}:{tag}")  # a name the learner pointed elsewhere
     return removed + len(delete_lab_from_registry(repositories=(PULL_REPOSITORY,)))
 
 

@@ -166,7 +166,8 @@ def prune_verdict(facts: PruneFacts) -> Verdict:
     course's images stay: a filtered prune, an unfiltered one, or ``docker rmi`` of each
     ID all get there. A nudge (no hint of its own, so the first tier) while nothing went.
     """
-    evidence = {"left": ", ".join(facts.left)} if facts.left else {}
+    # Which ones are left is news only when some went (the IDs change with every setup).
+    evidence = {"left": ", ".join(facts.left)} if facts.left and len(facts.left) < facts.made else {}
     if facts.course_missing:
         gone = ", ".join(facts.course_missing)
         return not_yet(

@@ -319,7 +319,7 @@ def pull_verdict(facts: PullFacts) -> Verdict:
     wanted, now = facts.made.get(tag, ""), facts.present.get(tag)
     deleted_at = events.deleted.get(tag)
     ours = [when for pulled, when in events.pulls if pulled in (tag, "*")]
-    evidence: dict[str, Any] = {"events_since_setup": events.count}
+    evidence: dict[str, Any] = {}
     if deleted_at is not None:
         evidence["deleted"] = tag
     if ours:
@@ -374,6 +374,7 @@ def pull_verdict(facts: PullFacts) -> Verdict:
                 f"{facts.name} is here, and the daemon's event log since setup is full ({events.count} events), "
                 "so labkit cannot see whether it was removed and pulled.",
                 "The daemon replays only its latest events. Run the setup again, then do both steps and check.",
+                events_since_setup=events.count,
                 **evidence,
             )
         return not_yet(f"{facts.name} is still here, untouched since setup.", None, **evidence)

@@ -241,12 +241,19 @@ def reset_exercise(exercise: Exercise) -> ResetReport:
 
 
 class SetupInfo(dict[str, Any]):
-    """What setup reports: a dict (for ``--json``) that shows itself as a friendly line."""
+    """What setup reports: a dict (for ``--json``) that shows itself as a friendly line.
+
+    A key starting with ``_`` is for the check only (IDs, times): kept, but not shown.
+    """
+
+    def shown(self) -> list[tuple[str, Any]]:
+        """The entries a learner reads, by key."""
+        return [(key, value) for key, value in sorted(self.items()) if key != "exercise" and not key.startswith("_")]
 
     def __str__(self) -> str:
         exercise = get(self["exercise"])
         lines = [f"Ready: {exercise.id} — {exercise.prompt}"]
-        lines.extend(f"  {key}: {value}" for key, value in sorted(self.items()) if key != "exercise")
+        lines.extend(f"  {key}: {value}" for key, value in self.shown())
         return "\n".join(lines)
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:

@@ -31,7 +31,7 @@ from ipykernel.kernelspec import write_kernel_spec
 
 from labkit.cli import exits
 from labkit.core.paths import REPO_DIR, state_dir, workspace_dir
-from labkit.course.release import release
+from labkit.course.release import copy_pictures, release
 
 #: JupyterLab's usual port is the one the seed publishes hello-dock on; the lab uses another.
 DEFAULT_PORT = 8765
@@ -51,10 +51,14 @@ SETTINGS: dict[str, dict[str, Any]] = {
 def sync_workspace(source: Path, workspace: Path) -> tuple[list[str], list[str]]:
     """Copy lesson notebooks missing from ``workspace``; keep the ones already there.
 
+    The lessons' pictures (``img/``) are always brought up to date: they are course
+    material, not the learner's work.
+
     Returns:
         (copied, kept) file names.
     """
     workspace.mkdir(parents=True, exist_ok=True)
+    copy_pictures(source, workspace)
     copied, kept = [], []
     for notebook in sorted(source.glob("*.ipynb")):
         target = workspace / notebook.name

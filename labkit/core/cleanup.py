@@ -82,10 +82,50 @@ def remove_labelled(session: str | None = None, lesson: str | None = None) -> Re
                 counts["volumes"] += 1
             except docker.errors.NotFound:
                 pass
+        counts["images"] = remove_images(label)
+    return ResetReport(**counts)
+
+
+def remove_images(label: str) -> int:
+    """Remove every image carrying ``label`` (``key`` or ``key=value``), under all its names.
+
+    Forced, so an image goes even when it has several names or a stopped container
+    uses it; remove running containers first. A course image never carries labkit's
+    session, lesson or exercise labels, so it is never among them.
+
+    Returns:
+        How many images went.
+
+    Raises:
+        DaemonUnavailable: the daemon did not answer.
+    """
+    client = engine.client()
+    removed = 0
+    with engine.converted():
         for image in client.images.list(filters={"label": label}):
             try:
                 client.images.remove(image.id, force=True)
-                counts["images"] += 1
-            except docker.errors.NotFound:
+                removed += 1
+            except docker.errors.NotFound:  # went with an image removed just before (or by someone else)
                 pass
-    return ResetReport(**counts)
+    return removed
+
+
+def remove_name(name: str) -> int:
+    """Remove one image name, not forced: an image with other names only loses this one.
+
+    Returns:
+        1 when it went; 0 when there was no such name, or a container still uses the image
+        (remove the container first).
+
+    Raises:
+        DaemonUnavailable: the daemon did not answer.
+    """
+    with engine.converted():
+        try:
+            engine.client().images.remove(name)
+            return 1
+        except docker.errors.APIError as e:
+            if e.status_code in (404, 409):
+                return 0
+            raise

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import copy
 import re
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +62,8 @@ from labkit.exercises.machinery.catalog import get
 SOURCE_DIR = REPO_DIR / "notebooks"
 #: Where ``labkit release`` writes by default, relative to the current folder (``build/`` is git-ignored).
 DEFAULT_OUT = Path("build") / "student"
+#: The lessons' pictures (SVG diagrams): ``img/`` beside the notebooks, linked as ``img/NAME.svg``.
+PICTURES = "img"
 
 SOLUTION_TAG = "solution"
 EXERCISE_TAG = "exercise:"
@@ -342,6 +345,24 @@ def build(source: Path = SOURCE_DIR) -> list[Released]:
     return released
 
 
+def copy_pictures(source: Path, target: Path) -> list[str]:
+    """Copy the pictures in ``source/img/`` to ``target/img/`` where missing or different.
+
+    Pictures are course material, not the learner's work: a changed one replaces the old copy.
+
+    Returns:
+        The names of the files copied.
+    """
+    copied = []
+    for picture in sorted((source / PICTURES).glob("*")):
+        destination = target / PICTURES / picture.name
+        if picture.is_file() and (not destination.exists() or destination.read_bytes() != picture.read_bytes()):
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(picture, destination)
+            copied.append(picture.name)
+    return copied
+
+
 def release(out: Path | None = None, source: Path | None = None) -> ReleaseReport:
     """Write the student version of every notebook in ``source`` into ``out``.
 
@@ -363,12 +384,14 @@ def release(out: Path | None = None, source: Path | None = None) -> ReleaseRepor
         >>> print(release(Path("/tmp/student")))  # doctest: +SKIP
         wrote 5 student notebook(s) with 8 exercise(s) to /tmp/student
     """
-    released = build(SOURCE_DIR if source is None else Path(source))
+    source = SOURCE_DIR if source is None else Path(source)
+    released = build(source)
     out = DEFAULT_OUT if out is None else Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
         for notebook in released:
             nbformat.write(notebook.notebook, out / notebook.name)
+        copy_pictures(source, out)
     except OSError as e:
         raise LabkitError(
             f"cannot write the student notebooks to {out} ({e.strerror or e})", "choose another --out folder"

@@ -1,7 +1,8 @@
-"""Lesson 03's verdicts: what ``registry.push`` and ``registry.digest`` decide, from facts alone.
+"""Lesson 03's verdicts: what ``registry.push``, ``registry.digest`` and ``images.pull-rmi`` decide, from facts alone.
 
-The checks in :mod:`labkit.exercises.lesson03_registries` read the registry and the
-daemon into a :class:`PushFacts` or a :class:`DigestFacts`; the functions here decide
+The checks in :mod:`labkit.exercises.lesson03_registries` read the registry, the
+daemon and its events into a :class:`PushFacts`, a :class:`DigestFacts` or a
+:class:`PullFacts`; the functions here decide
 from those, so every near-miss can be unit-tested from sample data without a daemon.
 
 Example:
@@ -11,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -211,4 +213,190 @@ def digest_verdict(answer: str, facts: DigestFacts) -> Verdict:
     return not_yet(
         f"That is a well-formed digest, but not the one of {REPOSITORY}:{TAG}.",
         f"Ask the registry (registry_api.manifest('{REPOSITORY}', '{TAG}').digest), or run docker push {TARGET} again and read its last line.",
+    )
+
+
+# --- images.pull-rmi -------------------------------------------------------------------------
+
+#: The daemon replays only its most recent events (256 in Docker's source): past that, old ones are gone.
+EVENTS_KEPT = 256
+
+
+@dataclass(frozen=True)
+class PullEvents:
+    """What the daemon's image events since setup say about the exercise's images.
+
+    Attributes:
+        deleted: tag → when (``timeNano``) the image setup made for that tag was deleted.
+        untagged: tags whose image lost a name but was not deleted (it had another name).
+        pulls: ``(tag, timeNano)`` for each pull of the exercise's repository; ``*`` for a
+            pull of every tag (``docker pull -a``).
+        count: how many events of any kind the daemon replayed since setup.
+    """
+
+    deleted: Mapping[str, int] = field(default_factory=dict)
+    untagged: frozenset[str] = frozenset()
+    pulls: tuple[tuple[str, int], ...] = ()
+    count: int = 0
+
+
+def read_pull_events(
+    events: Iterable[Mapping[str, Any]],
+    *,
+    since_nano: int,
+    made: Mapping[str, str],
+    names: Iterable[str],
+) -> PullEvents:
+    """Sort the daemon's events into deletes, untags and pulls of the exercise's images.
+
+    Args:
+        events: decoded events, as ``GET /events`` sends them (``Type``, ``Action``, ``id``, ``timeNano``).
+        since_nano: setup's end; earlier events are ignored.
+        made: image ID → tag, for the images setup made.
+        names: the repository as a pull may name it, one per spelling of the registry
+            (``localhost:5000/lab03/pull-me``, ``127.0.0.1:5000/lab03/pull-me``).
+
+    Example:
+        >>> e = [{"Type": "image", "Action": "delete", "id": "sha256:b", "timeNano": 5},
+        ...      {"Type": "image", "Action": "pull", "id": "localhost:5000/r:v2", "timeNano": 7}]
+        >>> read_pull_events(e, since_nano=1, made={"sha256:b": "v2"}, names=["localhost:5000/r"])
+        PullEvents(deleted={'v2': 5}, untagged=frozenset(), pulls=(('v2', 7),), count=2)
+    """
+    repositories = set(names)
+    deleted: dict[str, int] = {}
+    untagged: set[str] = set()
+    pulls: list[tuple[str, int]] = []
+    count = 0
+    for event in events:
+        when = int(event.get("timeNano") or 0)
+        if when < since_nano:
+            continue
+        count += 1
+        if event.get("Type") != "image":
+            continue
+        action, ident = str(event.get("Action") or ""), str(event.get("id") or "")
+        if action == "delete" and ident in made:
+            deleted.setdefault(made[ident], when)
+        elif action == "untag" and ident in made:
+            untagged.add(made[ident])
+        elif action == "pull":
+            name, tag = ident, "*"
+            if ":" in ident.rsplit("/", 1)[-1]:
+                name, tag = ident.rsplit(":", 1)
+            if name in repositories:
+                pulls.append((tag, when))
+    return PullEvents(deleted, frozenset(untagged - set(deleted)), tuple(pulls), count)
+
+
+@dataclass(frozen=True)
+class PullFacts:
+    """Where ``images.pull-rmi`` stands: the images setup made, what the names point at now, the events.
+
+    Attributes:
+        name: the image to remove and pull back, ``localhost:5000/lab03/pull-me:v2``.
+        tag: its tag, ``v2``.
+        made: tag → the image ID setup pushed under it.
+        present: tag → the image ID behind that name now (under either spelling of the registry), if any.
+        events: what the daemon's events since setup say.
+        other_names: the other names the asked-for image has now (why a ``docker rmi`` only untagged it).
+        registry_up: whether the course's registry answers (a pull needs it).
+    """
+
+    name: str
+    tag: str
+    made: Mapping[str, str]
+    present: Mapping[str, str | None]
+    events: PullEvents
+    other_names: tuple[str, ...] = ()
+    registry_up: bool = True
+
+
+def pull_verdict(facts: PullFacts) -> Verdict:
+    """Decide ``images.pull-rmi``: the pure part of the check.
+
+    Passes when the image setup pushed is here under its name again, the daemon deleted
+    it after setup, and a pull of that tag came after the delete. Any spelling of the
+    commands counts (``rmi`` or ``image rm``, by name or by ID, ``-f``, either registry
+    address); the check reads what happened, not what was typed.
+    """
+    tag, events = facts.tag, facts.events
+    wanted, now = facts.made.get(tag, ""), facts.present.get(tag)
+    deleted_at = events.deleted.get(tag)
+    ours = [when for pulled, when in events.pulls if pulled in (tag, "*")]
+    evidence: dict[str, Any] = {}
+    if deleted_at is not None:
+        evidence["deleted"] = tag
+    if ours:
+        evidence["pulled"] = tag
+    if now is not None and now == wanted and deleted_at is not None and any(when > deleted_at for when in ours):
+        return passed(
+            f"The daemon deleted {facts.name} and then pulled it back from the registry: it is here again, "
+            "the same image (same ID) as before.",
+            **evidence,
+        )
+    others = sorted(
+        {t for t in events.deleted if t != tag} | {t for t, _ in events.pulls if t not in (tag, "*")},
+    )
+    wrong_tag = ", ".join(f":{t}" for t in others)
+    if now is not None and now != wanted:
+        return not_yet(
+            f"{facts.name} now names another image, not the one setup pushed to the registry.",
+            "Remove that name, then bring the registry's image back under it.",
+            **evidence,
+        )
+    if now is not None:
+        if deleted_at is not None:
+            return not_yet(
+                f"{facts.name} was deleted, and is back, but not by a pull from the registry.",
+                "Remove it again, then fetch it from the registry it came from.",
+                **evidence,
+            )
+        if tag in events.untagged:
+            also = f" ({', '.join(facts.other_names)})" if facts.other_names else ""
+            return not_yet(
+                f"Removing {facts.name} only took a name away: the image has another name{also}, so it stayed"
+                + (", and the pull had nothing to download." if ours else "."),
+                "An image is deleted with its last name. Remove the other name too (or the image by its ID), "
+                "check that docker image ls no longer shows it, then pull.",
+                **evidence,
+            )
+        if ours:
+            return not_yet(
+                f"You pulled {facts.name}, but it was never removed first: the daemon already had it, "
+                "so the pull downloaded nothing (`Image is up to date`).",
+                "Remove the local copy first (docker image ls should no longer list it), then pull it again.",
+                **evidence,
+            )
+        if others:
+            return not_yet(
+                f"You worked on {wrong_tag}, but {facts.name} is untouched since setup.",
+                f"The exercise is about the tag {tag}: write the name in full, tag included, in both commands.",
+                **evidence,
+            )
+        if events.count >= EVENTS_KEPT:
+            return not_yet(
+                f"{facts.name} is here, and the daemon's event log since setup is full ({events.count} events), "
+                "so labkit cannot see whether it was removed and pulled.",
+                "The daemon replays only its latest events. Run the setup again, then do both steps and check.",
+                events_since_setup=events.count,
+                **evidence,
+            )
+        return not_yet(f"{facts.name} is still here, untouched since setup.", None, **evidence)
+    if others and any(t != tag for t, _ in events.pulls):
+        return not_yet(
+            f"{facts.name} is gone from this daemon; you pulled {wrong_tag} instead.",
+            f"Pull the tag the exercise names, {tag}: without a tag, docker pulls :latest, which this repository does not have.",
+            **evidence,
+        )
+    if not facts.registry_up:
+        return not_yet(
+            f"{facts.name} is gone from this daemon, and the course's registry does not answer, so a pull would fail.",
+            "Start the registry: `labkit registry up` in a terminal (or labkit.registry.up() in a cell), then pull.",
+            **evidence,
+        )
+    return not_yet(
+        f"{facts.name} is gone from this daemon: removed. Now bring it back.",
+        "Which command downloads an image from a registry? Give it the same full name: registry address, "
+        "repository and tag.",
+        **evidence,
     )

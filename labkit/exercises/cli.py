@@ -79,9 +79,8 @@ def exercise_command(args: argparse.Namespace) -> ExitCode:
         else:
             exercise = exercises.get(args.id)
             print(f"{exercise.id}: ready. {exercise.prompt}")
-            for key, value in info.items():
-                if key != "exercise":
-                    print(f"  {key}: {value}")
+            for key, value in info.shown():
+                print(f"  {key}: {value}")
         return ExitCode.DONE
     if args.action == "solve":
         return _verdict(exercises.solve(args.id, quiet=args.json), args.json)

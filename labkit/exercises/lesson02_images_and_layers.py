@@ -8,13 +8,16 @@ from typing import Any
 import docker.errors
 
 from labkit.core import engine, refs, wait
+from labkit.core.cleanup import remove_images, remove_name
 from labkit.core.errors import ImageMissing
 from labkit.core.paths import PACKAGE_DIR
 from labkit.core.probes import image_id
+from labkit.exercises._lesson02_images import SHORT_ID, ListFacts, PruneFacts, list_verdict, prune_verdict
 from labkit.exercises.machinery.catalog import register
 from labkit.exercises.machinery.model import Context, Exercise, Verdict, not_yet, passed
 from labkit.exercises.machinery.runner import exercise_labels
-from labkit.features import layers
+from labkit.features import images, layers
+from labkit.features.images import builders
 
 LESSON = "02"
 TARGET = "lab/layered:v1"
@@ -230,5 +233,176 @@ DIFF = register(
         solution=(f"docker exec {COW} touch /tmp/new-file", f"docker exec {COW} rm /bin/vi"),
         setup=_setup_diff,
         names=(COW,),
+    )
+)
+
+
+# --- images.list ----------------------------------------------------------------------
+
+INVENTORY = "lab/inventory"
+INVENTORY_TAGS = ("v1", "v2")
+#: The image the learner reads the ID of; its sibling tag v1 is the likely slip.
+INVENTORY_ASKED = f"{INVENTORY}:v2"
+
+
+def _exercise_label(exercise_id: str) -> str:
+    return f"labkit.exercise={exercise_id}"
+
+
+def _setup_list(ctx: Context) -> dict[str, Any]:
+    """Two images in one repository, tags v1 and v2, with different IDs (their labels differ)."""
+    for tag in INVENTORY_TAGS:
+        builders.build_relabelled(
+            "busybox", {**exercise_labels(ctx.exercise), "labkit.version": tag}, tag=f"{INVENTORY}:{tag}"
+        )
+    return {"image": INVENTORY_ASKED}
+
+
+def _teardown_list(ctx: Context) -> int:
+    """Remove lab/inventory's tags (only untagging an image that has other names) and every image setup made."""
+    removed = sum(remove_name(f"{INVENTORY}:{tag}") for tag in INVENTORY_TAGS)
+    return removed + remove_images(_exercise_label(LIST_ID))
+
+
+def _list_facts(client: Any) -> ListFacts:
+    others: dict[str, str] = {}
+    for image in client.images.list():
+        others[str(image.id)] = (
+            sorted(image.tags, key=len) or [f"an untagged image ({image.short_id.split(':')[-1]})"]
+        )[0]
+    wanted = image_id(client, INVENTORY_ASKED) or ""
+    others.pop(wanted, None)
+    return ListFacts(INVENTORY_ASKED, wanted, others)
+
+
+def _check_list(ctx: Context) -> Verdict:
+    return list_verdict(ctx.answer or "", _list_facts(ctx.client))
+
+
+def _reference_list(ctx: Context) -> str:
+    """The ID as ``docker image ls`` shows it: its first 12 hex digits.
+
+    Raises:
+        ImageMissing: setup has not made the image.
+    """
+    found = image_id(ctx.client, INVENTORY_ASKED)
+    if found is None:
+        raise ImageMissing(INVENTORY_ASKED)
+    return found.removeprefix("sha256:")[:SHORT_ID]
+
+
+LIST_ID = "images.list"
+LIST = register(
+    Exercise(
+        id=LIST_ID,
+        lesson=LESSON,
+        title="Read an image's ID from the image list",
+        prompt=(
+            f"Setup made two images in the repository {INVENTORY}. What is the IMAGE ID of {INVENTORY_ASKED}? "
+            f'Submit it: labkit.check("{LIST_ID}", answer="..."), or `labkit check {LIST_ID} --answer ...` in a terminal.'
+        ),
+        check=_check_list,
+        hints=(
+            "Docker lists the images it holds one line per name, with the columns REPOSITORY, TAG, IMAGE ID, "
+            "CREATED and SIZE. Which command lists images?",
+            f"`docker image ls` (or its older spelling `docker images`) lists them all; give it a repository name "
+            f"to see only that repository's lines. Two lines say {INVENTORY}: the TAG column tells them apart.",
+            f"Type: docker image ls {INVENTORY}, then copy the IMAGE ID on the v2 line.",
+        ),
+        solution=(f"docker image ls {INVENTORY}",),
+        setup=_setup_list,
+        teardown=_teardown_list,
+        reference_answer=_reference_list,
+        images=tuple(f"{INVENTORY}:{tag}" for tag in INVENTORY_TAGS),
+    )
+)
+
+
+# --- images.prune ---------------------------------------------------------------------
+
+PRUNE_ID = "images.prune"
+#: How many dangling images setup leaves.
+DANGLING = 3
+#: An image of the lesson with a name: a prune without -a leaves it.
+KEPT = "lab/kept:v1"
+PRUNE_LABEL = f"{engine.LABEL_LESSON}={LESSON}"
+PRUNE_COMMAND = f"docker image prune -f --filter label={PRUNE_LABEL}"
+
+
+def _dangling_ids(client: Any) -> set[str]:
+    return {str(image.id) for image in client.images.list(filters={"dangling": True})}
+
+
+def _course_images() -> list[str]:
+    return [state.name for state in images.status() if state.present]
+
+
+def _setup_prune(ctx: Context) -> dict[str, Any]:
+    """Three dangling images and one named one, all labelled with the lesson; what else is there, to compare."""
+    labels = exercise_labels(ctx.exercise)
+    others = sorted(_dangling_ids(ctx.client))
+    made = [builders.build_relabelled("busybox", {**labels, "labkit.copy": str(n)}) for n in range(1, DANGLING + 1)]
+    builders.build_relabelled("busybox", {**labels, "labkit.copy": "kept"}, tag=KEPT)
+    return {
+        "dangling": f"{DANGLING} images with no name, labelled {PRUNE_LABEL}",
+        "kept": KEPT,
+        "_made": made,
+        "_course": _course_images(),
+        "_other_dangling": others,
+    }
+
+
+def _teardown_prune(ctx: Context) -> int:
+    return remove_name(KEPT) + remove_images(_exercise_label(PRUNE_ID))
+
+
+def _prune_facts(client: Any, setup: dict[str, Any]) -> PruneFacts:
+    made = [str(i) for i in setup.get("_made") or []]
+    present = {str(image.id) for image in client.images.list(all=True)}
+    now = set(_course_images())
+    return PruneFacts(
+        made=len(made),
+        left=tuple(i.removeprefix("sha256:")[:SHORT_ID] for i in made if i in present),
+        kept=KEPT,
+        kept_present=image_id(client, KEPT) is not None,
+        course_missing=tuple(name for name in setup.get("_course") or [] if name not in now),
+        others_gone=sum(1 for i in setup.get("_other_dangling") or [] if i not in present),
+        label=PRUNE_LABEL,
+    )
+
+
+def _check_prune(ctx: Context) -> Verdict:
+    if not ctx.setup or not ctx.setup.get("_made"):
+        return not_yet(
+            "The setup has not run, so there are no dangling images to remove yet.",
+            f'Run `labkit.setup("{PRUNE_ID}")` first: it makes them.',
+        )
+    return prune_verdict(_prune_facts(ctx.client, ctx.setup))
+
+
+PRUNE = register(
+    Exercise(
+        id=PRUNE_ID,
+        lesson=LESSON,
+        title="Prune the lesson's dangling images",
+        prompt=(
+            f"Setup left {DANGLING} dangling images (no name: <none> in the image list), labelled {PRUNE_LABEL}, "
+            f"and one named image, {KEPT}. Remove the dangling ones with one prune limited to that label; "
+            f"leave {KEPT} and every other image alone."
+        ),
+        check=_check_prune,
+        hints=(
+            "Dangling images are the ones with no name: <none> under REPOSITORY and TAG. Which `docker image` "
+            "sub-command removes unused images in one go, and which of its options limits it to images "
+            "carrying a label?",
+            "`docker image prune --help` lists its options: --filter takes label=KEY=VALUE, and -a would take "
+            "named images too (not wanted here). prune asks y/N first; a notebook cell cannot answer, so there "
+            "add -f (--force) to skip the question.",
+            f"Type: {PRUNE_COMMAND}",
+        ),
+        solution=(PRUNE_COMMAND,),
+        setup=_setup_prune,
+        teardown=_teardown_prune,
+        images=(KEPT,),
     )
 )

@@ -5,6 +5,8 @@ exit code, and, when that is 137, the daemon's events to tell ``docker kill`` fr
 ``docker stop`` whose grace period ran out. ``create.only`` wants a container that was
 created and never started. ``rm.stopped`` wants setup's stopped containers gone and its
 running one untouched. ``run.auto-remove`` wants a running, detached ``--rm`` container.
+``kill.now``, ``start.again``, ``restart.web`` and ``ls.all`` are defined in
+:mod:`~labkit.exercises._lesson06_signals` and :mod:`~labkit.exercises._lesson06_stopped`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from labkit.core import engine, wait
 from labkit.core.probes import is_image
 from labkit.exercises import _lesson06_containers as present
 from labkit.exercises import _lesson06_history as past
+from labkit.exercises import _lesson06_signals as signals
+from labkit.exercises import _lesson06_stopped as stopped
 from labkit.exercises.machinery.catalog import register
 from labkit.exercises.machinery.model import Context, Exercise, Verdict, not_yet, passed
 from labkit.exercises.machinery.runner import exercise_labels
@@ -422,3 +426,11 @@ RUN_AUTO_REMOVE = register(
         teardown=past.forget_earlier_attempts,
     )
 )
+
+
+# --- kill.now, start.again, restart.web, ls.all (defined beside this module) ----------
+
+KILL_NOW = register(signals.KILL_NOW)
+START_AGAIN = register(stopped.START_AGAIN)
+RESTART_WEB = register(signals.RESTART_WEB)
+LS_ALL = register(stopped.LS_ALL)

@@ -41,6 +41,7 @@ import docker
 import docker.errors
 
 from labkit.core import engine
+from labkit.exercises import _lesson07_attach as attach
 from labkit.exercises.machinery.catalog import register
 from labkit.exercises.machinery.model import Context, Exercise, Verdict, not_yet, passed
 from labkit.exercises.machinery.runner import exercise_labels
@@ -431,3 +432,8 @@ COMMANDS_BASE64 = register(
         reference_answer=_reference_base64,
     )
 )
+
+
+# ---- attach.detach (defined in _lesson07_attach) --------------------------------------
+
+ATTACH_DETACH = register(attach.ATTACH_DETACH)

@@ -27,6 +27,7 @@ from labkit.core.paths import workspace_dir
 from labkit.core.probes import image_id
 from labkit.exercises import _lesson09_archive_reader as _archives
 from labkit.exercises import _lesson09_images as images
+from labkit.exercises import _lesson09_load as load
 from labkit.exercises.machinery.catalog import register
 from labkit.exercises.machinery.model import Context, Exercise, Verdict, not_yet, passed
 from labkit.exercises.machinery.runner import exercise_labels
@@ -444,3 +445,8 @@ SAVE_EXERCISE = register(
         teardown=_teardown_save,
     )
 )
+
+
+# --- load.back (defined in _lesson09_load) ---------------------------------------------
+
+LOAD_BACK = register(load.LOAD_BACK)

@@ -279,3 +279,46 @@ def _learner_session(lab: Any, page: Any) -> dict[str, Any]:
     left = _docker("ps", "-aq", "--filter", f"label=labkit.session={lab.session}")
     assert not left, f"containers left with the kernel's session label: {left}"
     return figures
+
+
+#: Every lesson picture and a notebook that shows it (rendered Markdown, no kernel needed).
+PICTURES = {
+    "vm-vs-container.svg": "01-vm-vs-container.ipynb",
+    "image-layers.svg": "02-images-and-layers.ipynb",
+    "image-name.svg": "03-registries.ipynb",
+    "pull-flow.svg": "04-client-daemon-api.ipynb",
+    "port-publishing.svg": "05-running-containers.ipynb",
+    "container-states.svg": "06-stop-start-remove.ipynb",
+    "bind-mount.svg": "08-bind-mounts.ipynb",
+}
+
+
+def test_the_lesson_pictures_render_in_jupyterlab(lab: Any, browser: Any) -> None:
+    """Each diagram loads from the learner's workspace and draws at a readable size, in light and dark themes."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    shipped = {p.name for p in (REPO_DIR / "notebooks" / "img").glob("*.svg")}
+    assert shipped == set(PICTURES), "every picture is shown by a lesson, and this test knows it"
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        for theme in ("light", "dark"):
+            for picture, notebook in PICTURES.items():
+                page.goto(lab.open_url(notebook))
+                image = page.locator(f'.jp-RenderedMarkdown img[src*="{picture}"]').first
+                image.wait_for(state="attached", timeout=CELL_TIMEOUT_MS)
+                light = "true" if theme == "light" else "false"
+                page.wait_for_function(
+                    "light => document.body.dataset.jpThemeLight === light", arg=light, timeout=CELL_TIMEOUT_MS
+                )
+                image.scroll_into_view_if_needed()
+                page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle())
+                box = image.bounding_box()
+                assert box is not None and box.get("width", 0) >= 400, f"{picture} drew at {box}"
+                image.screenshot(path=str(ARTIFACTS / f"picture-{theme}-{picture.removesuffix('.svg')}.png"))
+            if theme == "light":
+                # The dark theme, as a learner picks it in Settings: the user setting JupyterLab reads on load.
+                themes = Path(lab.env["JUPYTERLAB_SETTINGS_DIR"]) / "@jupyterlab" / "apputils-extension"
+                themes.mkdir(parents=True, exist_ok=True)
+                (themes / "themes.jupyterlab-settings").write_text(json.dumps({"theme": "JupyterLab Dark"}))
+
+    finally:
+        page.close()

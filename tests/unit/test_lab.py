@@ -123,3 +123,25 @@ def test_the_installations_own_settings_are_kept_under_labkits(tmp_path: Path, m
     assert json.loads((installed / "overrides.json").read_text())["@jupyterlab/filebrowser-extension:browser"][
         "showLastModifiedColumn"
     ], "the installation's file is left as it was"
+
+
+def test_the_lessons_pictures_reach_the_workspace_and_stay_current(tmp_path: Path) -> None:
+    source = tmp_path / "notebooks"
+    (source / "img").mkdir(parents=True)
+    (source / "00-a.ipynb").write_text("{}")
+    (source / "img" / "one.svg").write_text("<svg>1</svg>")
+    workspace = tmp_path / "ws"
+    lab.sync_workspace(source, workspace)
+    assert (workspace / "img" / "one.svg").read_text() == "<svg>1</svg>"
+    (source / "img" / "one.svg").write_text("<svg>2</svg>")  # the course changed a picture
+    (workspace / "00-a.ipynb").write_text('{"mine": 1}')  # the learner's own work stays
+    lab.sync_workspace(source, workspace)
+    assert (workspace / "img" / "one.svg").read_text() == "<svg>2</svg>"
+    assert (workspace / "00-a.ipynb").read_text() == '{"mine": 1}'
+
+
+def test_the_student_workspace_gets_the_real_pictures(tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    lab.sync_student_workspace(REPO_DIR / "notebooks", workspace)
+    shipped = sorted(p.name for p in (REPO_DIR / "notebooks" / "img").glob("*.svg"))
+    assert shipped and sorted(p.name for p in (workspace / "img").glob("*.svg")) == shipped

@@ -69,6 +69,9 @@ class Exercise:
         teardown: removes what setup made that is not a labelled container (a process,
             a folder, an image tag); ``reset`` calls it, so it must be idempotent. It may
             return how many things it removed.
+        act: does the reference solution itself when it cannot be typed into a plain shell
+            (keys pressed on a terminal, such as Ctrl+P Ctrl+Q); ``solve`` runs it instead of
+            ``solution``, which then only says what a learner does.
     """
 
     id: str
@@ -83,6 +86,7 @@ class Exercise:
     names: tuple[str, ...] = ()
     images: tuple[str, ...] = ()
     teardown: Callable[[Context], int | None] | None = None
+    act: Callable[[Context], None] | None = None
 
     @property
     def is_answer(self) -> bool:

@@ -241,12 +241,19 @@ def reset_exercise(exercise: Exercise) -> ResetReport:
 
 
 class SetupInfo(dict[str, Any]):
-    """What setup reports: a dict (for ``--json``) that shows itself as a friendly line."""
+    """What setup reports: a dict (for ``--json``) that shows itself as a friendly line.
+
+    A key starting with ``_`` is for the check only (IDs, times): kept, but not shown.
+    """
+
+    def shown(self) -> list[tuple[str, Any]]:
+        """The entries a learner reads, by key."""
+        return [(key, value) for key, value in sorted(self.items()) if key != "exercise" and not key.startswith("_")]
 
     def __str__(self) -> str:
         exercise = get(self["exercise"])
         lines = [f"Ready: {exercise.id} — {exercise.prompt}"]
-        lines.extend(f"  {key}: {value}" for key, value in sorted(self.items()) if key != "exercise")
+        lines.extend(f"  {key}: {value}" for key, value in self.shown())
         return "\n".join(lines)
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
@@ -289,7 +296,8 @@ def setup(exercise_id: str) -> SetupInfo:
 def solve(exercise_id: str, *, quiet: bool = False) -> CheckResult:
     """Apply the reference solution for real, then check it.
 
-    For answer exercises, records the reference answer computed live.
+    For answer exercises, records the reference answer computed live. An exercise whose
+    solution is keys on a terminal does it through its ``act`` instead of its commands.
 
     Raises:
         UnknownExercise: no such exercise.
@@ -299,8 +307,12 @@ def solve(exercise_id: str, *, quiet: bool = False) -> CheckResult:
     if exercise.setup is not None and _load_store()["setup"].get(exercise.id) is None:
         setup(exercise.id)
     reported = _load_store()["setup"].get(exercise.id)
-    for command in exercise.solution:
-        sh(fill(command, reported), lesson=exercise.lesson, quiet=quiet)
+    if exercise.act is not None:
+        with engine.converted():
+            exercise.act(_context(exercise))
+    else:
+        for command in exercise.solution:
+            sh(fill(command, reported), lesson=exercise.lesson, quiet=quiet)
     if exercise.reference_answer is not None:
         ctx = _context(exercise)
         with engine.converted():

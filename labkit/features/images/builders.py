@@ -17,7 +17,7 @@ import re
 import struct
 import subprocess
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TextIO
 
@@ -227,6 +227,53 @@ def build_dockerfile(entry: CatalogImage, out: TextIO) -> None:
             f"building {entry.name} failed: {reason}" + (f" ({tail})" if tail else ""),
             "run `labkit doctor`; the images it is built FROM must be present",
         )
+
+
+def relabelled_dockerfile(base: str, labels: Mapping[str, str]) -> str:
+    """The Dockerfile of :func:`build_relabelled`: ``FROM`` and one ``LABEL`` step (so no intermediate image).
+
+    Example:
+        >>> relabelled_dockerfile("busybox", {"labkit.lesson": "02", "labkit.copy": "1"})
+        'FROM busybox\\nLABEL "labkit.lesson"="02" "labkit.copy"="1"\\n'
+    """
+    pairs = " ".join(f"{json.dumps(key)}={json.dumps(value)}" for key, value in labels.items())
+    return f"FROM {base}\nLABEL {pairs}\n"
+
+
+def build_relabelled(base: str, labels: Mapping[str, str], tag: str | None = None) -> str:
+    """A new image that is ``base`` with ``labels`` added: same layers, its own ID.
+
+    Exercises make their starting images with it (an image to find in ``docker image
+    ls``, one to pull back, dangling ones to prune) without a network or a layer of their
+    own. Without ``tag`` the image has no name: a dangling image, as ``docker image
+    prune`` sees it. Different labels give different image IDs.
+
+    Returns:
+        The new image's ID (``sha256:…``).
+
+    Raises:
+        ImageMissing: ``base`` is not on the daemon.
+        LabkitError: the build failed (with the build's last lines).
+    """
+    api = engine.client().api
+    steps = BuildSteps()
+    with engine.converted(base):
+        stream = api.build(
+            fileobj=io.BytesIO(relabelled_dockerfile(base, labels).encode()),
+            tag=tag,
+            pull=False,
+            rm=True,
+            forcerm=True,
+            decode=True,
+        )
+        for event in stream:
+            steps.feed(event)
+        if steps.error is not None or steps.image_id is None:
+            reason = steps.error or "the daemon did not report an image"
+            raise LabkitError(
+                f"making an image from {base} failed: {reason}", "run `labkit doctor`; `labkit images ensure` makes it"
+            )
+        return str(engine.client().images.get(steps.image_id).id)
 
 
 def build_debootstrap(entry: CatalogImage, out: TextIO) -> None:

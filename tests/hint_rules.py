@@ -15,8 +15,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-#: What a placeholder setup did not report becomes: any one word.
+#: What a placeholder setup did not report becomes: any one word but a hint's own CAPITALS (NAME, PATH).
 WILDCARD = "\x00any\x00"
+_ANY_WORD = r"(?![A-Z][A-Z0-9_-]*(?![\w-]))\S+"
 _SEPARATORS = ("&&", "||", "|", ";")
 _ASSIGNMENT = re.compile(r"^(?:\w+=\S*\s+)+")
 #: What surrounds a word in prose: punctuation and Markdown backticks.
@@ -67,7 +68,7 @@ def forbidden(solution: Iterable[str]) -> list[re.Pattern[str]]:
     for line in solution:
         for command in commands(line):
             for form in {command, command.removeprefix("docker ")}:
-                text = re.escape(normalise(form)).replace(re.escape(WILDCARD), r"\S+")
+                text = re.escape(normalise(form)).replace(re.escape(WILDCARD), _ANY_WORD)
                 patterns.append(re.compile(r"(?<![\w-])" + text + r"(?![\w-])"))
     return patterns
 

@@ -305,8 +305,9 @@ LIST = register(
         hints=(
             "Docker lists the images it holds one line per name, with the columns REPOSITORY, TAG, IMAGE ID, "
             "CREATED and SIZE. Which command lists images?",
-            f"`docker image ls` (or its older spelling `docker images`) lists them all; give it a repository name "
-            f"to see only that repository's lines. Two lines say {INVENTORY}: the TAG column tells them apart.",
+            "`docker image ls` (or its older spelling `docker images`) lists them all; give it a repository name "
+            "to see only that repository's lines. Two lines share the exercise's repository: the TAG column "
+            "tells them apart.",
             f"Type: docker image ls {INVENTORY}, then copy the IMAGE ID on the v2 line.",
         ),
         solution=(f"docker image ls {INVENTORY}",),

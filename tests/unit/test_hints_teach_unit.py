@@ -57,6 +57,8 @@ def test_the_rule_finds_a_command_in_a_pipeline_and_without_docker() -> None:
     assert leaks("DOCKER_HOST=unix:///s docker run --rm hello-world", ["DOCKER_HOST=x docker run --rm hello-world"])
     assert leaks("docker container rename eager_turing web2", [f"docker container rename {WILDCARD} web2"])
     assert not leaks("docker container rename OLD NEW", [f"docker container rename {WILDCARD} web2"])
+    assert not leaks("`docker rmi NAME` deletes it", [f"docker rmi {WILDCARD}"])
+    assert leaks("`docker rmi localhost:5000/x:v2` deletes it", [f"docker rmi {WILDCARD}"])
     assert not leaks("docker rm stale-1 stale-22", ["docker rm stale-1 stale-2"])
 
 

@@ -59,7 +59,7 @@ class Exercise:
         title: a few words.
         prompt: what the learner is asked to do.
         check: reads live daemon state and returns a :class:`Verdict`.
-        hints: tiers, from a nudge to nearly the answer.
+        hints: tiers, from a nudge to the answer: only the last tier gives the command.
         solution: the reference commands, run for real by ``labkit exercise solve``; a ``{key}``
             placeholder is replaced by the value setup reported under ``key``.
         setup: creates the starting state and returns what the learner needs to know.

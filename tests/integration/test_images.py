@@ -130,7 +130,8 @@ def test_hello_world_prints_labkits_six_steps_every_time(docker_client: object) 
     first = sh("docker run --rm hello-world", quiet=True, lesson="test").output
     second = sh("docker run --rm hello-world", quiet=True, lesson="test").output
     assert first == second == expected
-    assert "labkit's offline hello-world" in first and " 6. It started the container." in first
+    assert "labkit's offline hello-world" in first and " 6. The daemon started the container." in first
+    assert "the client asked the daemon to pull" in first  # the client decides to pull, not the daemon
 
 
 def test_hello_dock_serves_its_page_on_a_published_port(docker_client: object, tracked: list[object]) -> None:

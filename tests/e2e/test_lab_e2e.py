@@ -207,8 +207,9 @@ def _learner_session(lab: Any, page: Any) -> dict[str, Any]:
     _press(panel, "Check")
     miss = panel.locator('.labkit-check[data-status="not yet"]', has_text="SIGKILL")
     miss.wait_for(state="attached")
-    hint = miss.locator("div", has_text="Hint:").text_content()
-    assert "`docker kill`" in hint, f"the hint names the kill: {hint}"
+    hint = miss.locator("div", has_text="Hint:")
+    assert "docker kill" in hint.text_content(), f"the hint names the kill: {hint.text_content()}"
+    assert hint.locator("code", has_text="docker kill").count() == 1, "backticks render as code, not as backticks"
     _press(panel, "Hint 1/3")
     panel.locator("button.widget-button", has_text="Hint 2/3").wait_for(state="attached")  # one tier per press
     assert panel.locator("ol.labkit-hints li").count() == 1

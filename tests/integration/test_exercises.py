@@ -31,6 +31,9 @@ def test_setup_is_not_yet_and_solve_passes(exercise_id: str, docker_client: obje
         verdict = json.loads(before.stdout)
         assert before.returncode == 1, f"{exercise_id} passes with no work: {verdict}"
         assert verdict["hint"], f"{exercise_id} gives no hint when not passed"
+        if exercise.solution:  # answer exercises have none to leak
+            solution = exercise.solution[0].split("{")[0].strip()
+            assert solution not in verdict["message"] + verdict["hint"], verdict  # the first "not yet" teaches
         solved = _labkit("exercise", "solve", exercise_id)
         assert solved.returncode == 0, (
             f"{exercise_id} fails after its reference solution: {solved.stdout}{solved.stderr}"

@@ -1,15 +1,11 @@
 """kill.now, start.again, restart.web, ls.all (06), attach.detach (07) and load.back (09) on the real daemon.
 
-The full cycle through the CLI in a subprocess (reset, setup, "not yet" with a hint,
-solve, passed), then each named near-miss typed as the real commands a learner would
-type. Only these exercises are reset, never a whole lesson: other runs share the daemon.
+Each named near-miss, typed as the real commands a learner would type (the full cycle
+through the CLI, for every exercise, is tests/integration/test_exercises.py). Only these exercises are reset, never a whole lesson: other runs share the daemon.
 """
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,10 +19,6 @@ from labkit.core.shell import sh
 pytestmark = pytest.mark.docker
 
 IDS = ("kill.now", "start.again", "restart.web", "ls.all", "attach.detach", "load.back")
-
-
-def _labkit(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "labkit", *args], capture_output=True, text=True, timeout=300)
 
 
 def _sh(command: str, lesson: str = "06") -> str:
@@ -63,23 +55,6 @@ def _passes(exercise_id: str, in_message: str = "", answer: str | None = None) -
     result = exercises.check(exercise_id, answer=answer)
     assert result.passed, result
     assert in_message in result.message, result
-
-
-@pytest.mark.parametrize("exercise_id", IDS)
-def test_setup_is_not_yet_and_solve_passes_through_the_cli(exercise_id: str) -> None:
-    setup = _labkit("exercise", "setup", exercise_id, "--json")
-    assert setup.returncode == 0, setup.stderr
-    assert json.loads(setup.stdout)["exercise"] == exercise_id
-    before = _labkit("check", exercise_id, "--json")
-    verdict = json.loads(before.stdout)
-    assert before.returncode == 1, f"{exercise_id} passes with no work: {verdict}"
-    assert verdict["hint"], f"{exercise_id} gives no hint when not passed"
-    solution = exercises.get(exercise_id).solution[0].split("{")[0].strip()
-    assert solution not in verdict["message"] + verdict["hint"], verdict
-    solved = _labkit("exercise", "solve", exercise_id)
-    assert solved.returncode == 0, f"{exercise_id} fails after its reference solution: {solved.stdout}{solved.stderr}"
-    again = _labkit("check", exercise_id)
-    assert again.returncode == 0, again.stdout
 
 
 # --- kill.now ---------------------------------------------------------------------------

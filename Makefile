@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 LABKIT := $(VENV)/bin/labkit
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: lab test lint e2e bench engine images venv unit clean
+.PHONY: lab test lint e2e bench engine images venv unit clean test-engine test-engines
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,16 @@ test: lint images
 	$(PY) -m pytest tests notebooks --ignore=tests/e2e $(NBVAL)
 	@echo "== every notebook again, straight after the first run =="
 	$(PY) -m pytest notebooks $(NBVAL) -q
+
+# The engine matrix: every notebook on a newer engine run in place of the machine's (which is
+# started again afterwards). ENGINE=sid is Debian unstable's Engine 28.x, ENGINE=trixie Debian 13's 26.1.
+ENGINE ?= sid
+test-engine: images
+	scripts/test-engine $(ENGINE) $(NBVAL)
+
+test-engines: images
+	scripts/test-engine trixie $(NBVAL)
+	scripts/test-engine sid $(NBVAL)
 
 # A learner's session in JupyterLab, driven in Debian's Chromium by playwright: lesson 06's
 # exercise panel and the live dashboard. Screenshots go to test-artifacts/.

@@ -6,9 +6,11 @@ live in ``tests/conftest.py``.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
+import subprocess
 
 import pytest
 
@@ -52,6 +54,37 @@ def _labelled_others() -> set[str]:
         return found
     except Exception:
         return set()
+
+
+def _engine_line() -> str:
+    """The engine this run tests, as the CLI sees it: the engine matrix's logs show it per run."""
+
+    def shown(*command: str) -> str:
+        try:
+            done = subprocess.run(["docker", *command], capture_output=True, text=True, timeout=10, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    try:
+        version = json.loads(shown("version", "--format", "{{json .}}") or "{}")
+        info = json.loads(shown("info", "--format", "{{json .}}") or "{}")
+    except ValueError:
+        version, info = {}, {}
+    server = version.get("Server") or {}
+    if not server:
+        return "docker engine: no daemon answers"
+    client = version.get("Client") or {}
+    buildx = shown("buildx", "version").split()
+    return (
+        f"docker engine: Engine {server.get('Version')} (API {server.get('ApiVersion')}), "
+        f"client {client.get('Version')}, buildx {buildx[1] if len(buildx) > 1 else 'none (legacy builder)'}, "
+        f"storage {info.get('Driver')}, cgroup v{info.get('CgroupVersion')}"
+    )
+
+
+def pytest_report_header() -> str:
+    return _engine_line()
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

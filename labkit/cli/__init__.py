@@ -27,6 +27,7 @@ from labkit.core.commands import Subcommands
 from labkit.course import cli as course_cli
 from labkit.exercises import cli as exercises_cli
 from labkit.features import cli as features_cli
+from labkit.features.engines import cli as engines_cli
 from labkit.features.images import cli as images_cli
 from labkit.features.registry import cli as registry_cli
 from labkit.features.trace import cli as trace_cli
@@ -39,6 +40,7 @@ GROUPS: tuple[Callable[[Subcommands], None], ...] = (
     images_cli.register,
     registry_cli.register,
     vm_cli.register,
+    engines_cli.register,
     trace_cli.register,
     exercises_cli.register,  # exercise, check, hint, solution
     course_cli.register,  # release, progress, grade

@@ -149,7 +149,7 @@ def _mounts_below(path: Path) -> list[str]:
     return sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True)
 
 
-def _remove_tree(path: Path) -> None:
+def remove_tree(path: Path) -> None:
     """Remove a debootstrap target, unmounting what it mounted first.
 
     A bind mount of the host's /dev inside the target must never be deleted
@@ -188,6 +188,51 @@ def _folder_size(path: Path) -> int:
     return total
 
 
+def require_debootstrap(what: str, fix: str) -> str:
+    """The debootstrap program, when this machine can run it for ``what``.
+
+    Raises:
+        NotSupported: not root, or no debootstrap (``fix`` says what else to do).
+    """
+    program = shutil.which("debootstrap")
+    if program is None:
+        raise NotSupported(f"{what} needs debootstrap", f"apt-get install debootstrap, {fix}")
+    if os.geteuid() != 0:
+        raise NotSupported(
+            f"{what} needs root (debootstrap creates device files and chroots)", f"run it with sudo, {fix}"
+        )
+    return program
+
+
+def bootstrap(program: str, suite: str, target: Path, progress: DebootstrapProgress) -> None:
+    """``debootstrap --variant=minbase SUITE TARGET`` from the machine's own Debian mirror.
+
+    Raises:
+        NotSupported: no Debian mirror in the apt sources.
+        CommandFailed: debootstrap failed (its log is kept in the state folder).
+        WaitTimeout: it ran past :data:`DEBOOTSTRAP_TIMEOUT`.
+    """
+    mirror = apt.debian_mirror()
+    print(f"  debootstrap --variant=minbase {suite} from {mirror}", file=progress.out, flush=True)
+    command = [program, "--variant=minbase", suite, str(target), mirror]
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        output = _stream_lines(proc, progress.started + DEBOOTSTRAP_TIMEOUT, progress.feed)
+    finally:
+        if proc.poll() is None:  # interrupted: stop debootstrap before anyone deletes its target
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    if proc.returncode != 0:
+        log = target / "debootstrap" / "debootstrap.log"
+        kept = paths.state_dir() / "debootstrap.log"
+        if log.is_file():
+            shutil.copyfile(log, kept)
+            output += f"\nfull log: {kept}"
+        raise CommandFailed(" ".join(command), proc.returncode, output)
+
+
 @contextlib.contextmanager
 def rootfs_tar(suite: str, image: str, out: TextIO) -> Iterator[tuple[Path, DebootstrapProgress]]:
     """debootstrap ``--variant=minbase`` of ``suite``, packed as a tar; removed on exit.
@@ -206,35 +251,13 @@ def rootfs_tar(suite: str, image: str, out: TextIO) -> Iterator[tuple[Path, Debo
         WaitTimeout: it ran past :data:`DEBOOTSTRAP_TIMEOUT`.
     """
     fix = "or copy the image from a prepared machine: `labkit images bundle FILE` there, `labkit images load FILE` here"
-    program = shutil.which("debootstrap")
-    if program is None:
-        raise NotSupported(f"building {image} offline needs debootstrap", f"apt-get install debootstrap, {fix}")
-    if os.geteuid() != 0:
-        raise NotSupported(
-            f"building {image} offline needs root (debootstrap creates device files and chroots)",
-            f"run `sudo labkit images ensure {image}`, {fix}",
-        )
-    mirror = apt.debian_mirror()
-    started = time.monotonic()
-    print(f"  debootstrap --variant=minbase {suite} from {mirror}", file=out, flush=True)
+    program = require_debootstrap(f"building {image} offline", fix)
     work = Path(tempfile.mkdtemp(prefix="labkit-debootstrap-"))
     rootfs, tar_path = work / "rootfs", work / "rootfs.tar"
-    command = [program, "--variant=minbase", suite, str(rootfs), mirror]
-    proc: subprocess.Popen[bytes] | None = None
     live = activity.start(f"building {image}", unit="items", out=out)
-    progress = DebootstrapProgress(out, started, live)
+    progress = DebootstrapProgress(out, time.monotonic(), live)
     try:
-        proc = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-        )
-        output = _stream_lines(proc, started + DEBOOTSTRAP_TIMEOUT, progress.feed)
-        if proc.returncode != 0:
-            log = rootfs / "debootstrap" / "debootstrap.log"
-            kept = paths.state_dir() / "debootstrap.log"
-            if log.is_file():
-                shutil.copyfile(log, kept)
-                output += f"\nfull log: {kept}"
-            raise CommandFailed(" ".join(command), proc.returncode, output)
+        bootstrap(program, suite, rootfs, progress)
         _trim(rootfs)
         progress.show(f"packing {fmt.size(_folder_size(rootfs), 'mb')} into a tar")
         tar = ["tar", "--numeric-owner", "-C", str(rootfs), "-cf", str(tar_path), "."]
@@ -246,8 +269,5 @@ def rootfs_tar(suite: str, image: str, out: TextIO) -> Iterator[tuple[Path, Debo
             raise CommandFailed(" ".join(tar), packed.returncode, packed.stderr)
         yield tar_path, progress
     finally:
-        if proc is not None and proc.poll() is None:  # interrupted: stop debootstrap before deleting its target
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
         live.close()
-        _remove_tree(work)
+        remove_tree(work)

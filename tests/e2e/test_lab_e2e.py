@@ -290,7 +290,7 @@ PICTURES = {
     "pull-flow.svg": "04-client-daemon-api.ipynb",
     "port-publishing.svg": "05-running-containers.ipynb",
     "container-states.svg": "06-stop-start-remove.ipynb",
-    "bind-mount.svg": "08-bind-mounts.ipynb",
+    "bind-mount.svg": "09-bind-mounts.ipynb",
 }
 
 

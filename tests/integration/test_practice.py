@@ -1,4 +1,4 @@
-"""kill.now, start.again, restart.web, ls.all (06), attach.detach (08) and load.back (10) on the real daemon.
+"""kill.now, start.again, restart.web (06), ls.all (07), attach.detach (08) and load.back (10) on the real daemon.
 
 Each named near-miss, typed as the real commands a learner would type (the full cycle
 through the CLI, for every exercise, is tests/integration/test_exercises.py). Only these exercises are reset, never a whole lesson: other runs share the daemon.
@@ -35,7 +35,7 @@ def clean(docker_client: object) -> Iterator[None]:
     _reset()
     yield
     _reset()
-    for lesson in ("06", "08", "10"):
+    for lesson in ("06", "07", "08", "10"):
         left = docker_client.containers.list(all=True, filters={"label": f"labkit.lesson={lesson}"})  # type: ignore[attr-defined]
         mine = [c for c in left if c.labels.get(engine.LABEL_SESSION) == engine.session_id()]
         for container in mine:
@@ -143,10 +143,10 @@ def test_restart_near_miss_a_new_webby() -> None:
 
 def test_ls_answer_read_from_ls_a_passes_and_a_running_name_is_named() -> None:
     exercises.setup("ls.all")
-    running = _sh("docker container ls --filter name=shelf- --format '{{.Names}}'").split()
+    running = _sh("docker container ls --filter name=shelf- --format '{{.Names}}'", "07").split()
     assert len(running) == 3
     _not_yet("ls.all", f"{running[0]} is running: `docker container ls` already lists it", answer=running[0])
-    every = _sh("docker container ls -a --filter name=shelf- --format '{{.Names}}'").split()
+    every = _sh("docker container ls -a --filter name=shelf- --format '{{.Names}}'", "07").split()
     (hidden,) = set(every) - set(running)
     _passes("ls.all", hidden, answer=hidden)
 

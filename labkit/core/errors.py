@@ -136,7 +136,7 @@ class NeedsTerminal(CommandFailed):
             output,
             expected,
             message=f"`{command}` needs a terminal (that is what -it asks for), and a notebook cell is not one",
-            fix=f'run it with `labkit.interactive("{command}")` (lesson 07 shows how), '
+            fix=f'run it with `labkit.interactive("{command}")` (lesson 08 shows how), '
             "or type it in a Terminal (File > New > Terminal)",
         )
 

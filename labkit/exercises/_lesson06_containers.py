@@ -1,8 +1,9 @@
 """Lesson 06's containers as they are now: whose they are, their status, exit code, ports and image.
 
 Also the script its long-running containers run as PID 1 (it logs its start and
-handles SIGTERM). What happened to a container before, and when the learner last
-reset an exercise, is read by :mod:`labkit.exercises._lesson06_history`.
+handles SIGTERM). Lesson 07's checks (create, remove, list) read their containers here
+too. What happened to a container before, and when the learner last reset an exercise,
+is read by :mod:`labkit.exercises._lesson06_history`.
 """
 
 from __future__ import annotations

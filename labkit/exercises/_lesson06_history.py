@@ -1,4 +1,4 @@
-"""Readers of a container's past for lesson 06: its log, its timestamps, the daemon's events.
+"""Readers of a container's past for lessons 06 and 07: its log, its timestamps, the daemon's events.
 
 A container's state says how it ended (exit code, OOM) but not always who ended it:
 ``docker kill`` and ``docker stop -t 0`` both leave exit code 137. The daemon's event
@@ -6,8 +6,8 @@ log tells them apart (``stop`` sends ``kill`` with signal 15 first), but it is a
 bounded buffer, so every reader here returns "don't know" (``None``) rather than guess
 when the events have rolled out of it.
 
-A reset starts a new attempt: :func:`forget_earlier_attempts` notes when, and
-:func:`reset_at` tells the checks to ignore what happened before.
+A reset of lesson 07's ``run.auto-remove`` starts a new attempt: :func:`forget_earlier_attempts`
+notes when, and :func:`reset_at` tells its check to ignore what happened before.
 """
 
 from __future__ import annotations

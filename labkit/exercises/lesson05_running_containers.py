@@ -11,7 +11,7 @@ exercise's label), so it knows that container under whatever name it has now, an
 tells a rename apart from a new container created under the new name.
 
 Host port 8080 is this lesson's alone: JupyterLab takes 8888, the course's registry
-5000, and lesson 06 uses 8081.
+5000, and lesson 07 uses 8081.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from labkit.core.paths import REPO_DIR
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
-NOTEBOOK = "06-stop-start-remove.ipynb"
+NOTEBOOK = "06-stop-kill-start.ipynb"
 ARTIFACTS = REPO_DIR / "test-artifacts"
 #: The acceptance bound: a container started in a terminal shows in the dashboard within this many seconds.
 SHOW_WITHIN = 2.0
@@ -289,8 +289,8 @@ PICTURES = {
     "image-name.svg": "03-registries.ipynb",
     "pull-flow.svg": "04-client-daemon-api.ipynb",
     "port-publishing.svg": "05-running-containers.ipynb",
-    "container-states.svg": "06-stop-start-remove.ipynb",
-    "bind-mount.svg": "08-bind-mounts.ipynb",
+    "container-states.svg": "06-stop-kill-start.ipynb",
+    "bind-mount.svg": "09-bind-mounts.ipynb",
 }
 
 

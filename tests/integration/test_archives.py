@@ -1,4 +1,4 @@
-"""Lesson 09 against the real daemon: every way a learner may type export/import and save/load, and each near-miss."""
+"""Lesson 10 against the real daemon: every way a learner may type export/import and save/load, and each near-miss."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ CATALOG = ("busybox:latest", "labkit/hello-dock:latest")
 
 
 def _run(command: str, expect: int | None = 0) -> str:
-    return sh(command, expect=expect, quiet=True, lesson="09").output
+    return sh(command, expect=expect, quiet=True, lesson="10").output
 
 
 def _drop(*refs: str) -> None:
@@ -40,7 +40,7 @@ def catalog_ids(docker_client: Any) -> Iterator[dict[str, str]]:
     assert all(before.values()), f"catalog images missing before the test: {before}"
     yield before  # type: ignore[misc]
     after = {ref: image_id(docker_client, ref) for ref in CATALOG}
-    assert after == before, "a lesson 09 test or teardown removed or changed a catalog image"
+    assert after == before, "a lesson 10 test or teardown removed or changed a catalog image"
 
 
 # --- export.import -----------------------------------------------------------------------
@@ -55,7 +55,7 @@ def snapshot(docker_client: Any, catalog_ids: dict[str, str], tmp_path: Path) ->
         yield info
     finally:
         exercises.reset_exercise(exercise)
-        _run("docker rm --force lk09-other", expect=None)
+        _run("docker rm --force lk10-other", expect=None)
 
 
 @pytest.mark.parametrize(
@@ -92,14 +92,14 @@ def test_commit_is_named(snapshot: dict[str, Any], verb: str) -> None:
 
 
 def test_commit_under_another_name_is_named(snapshot: dict[str, Any]) -> None:
-    _run("docker commit snapshot-me lk09-committed")
+    _run("docker commit snapshot-me lk10-committed")
     result = exercises.check("export.import")
-    assert not result.passed and "you committed snapshot-me as lk09-committed:latest" in result.message
+    assert not result.passed and "you committed snapshot-me as lk10-committed:latest" in result.message
 
 
 def test_another_container_lacks_the_marker(snapshot: dict[str, Any]) -> None:
-    _run("docker run --name lk09-other busybox true")
-    _run("docker export lk09-other | docker import - lab/snapshot")
+    _run("docker run --name lk10-other busybox true")
+    _run("docker export lk10-other | docker import - lab/snapshot")
     result = exercises.check("export.import")
     assert not result.passed and "no /snapshot-marker.txt" in result.message
     assert "Snapshot snapshot-me itself" in (result.hint or "")
@@ -123,11 +123,11 @@ def test_another_name_is_named_and_reset_removes_it(snapshot: dict[str, Any], do
 
 def test_any_name_is_found_while_snapshot_me_exists(snapshot: dict[str, Any]) -> None:
     try:
-        _run("docker export snapshot-me | docker import - lk09-mine:v2")
+        _run("docker export snapshot-me | docker import - lk10-mine:v2")
         result = exercises.check("export.import")
-        assert not result.passed and "as lk09-mine:v2" in result.message
+        assert not result.passed and "as lk10-mine:v2" in result.message
     finally:
-        _drop("lk09-mine:v2")
+        _drop("lk10-mine:v2")
 
 
 def test_no_name_is_named_and_reset_removes_it(snapshot: dict[str, Any], docker_client: Any) -> None:
@@ -148,13 +148,13 @@ def test_a_catalog_image_renamed_is_named_and_survives_reset(snapshot: dict[str,
 
 def test_a_snapshot_from_an_earlier_setup_is_stale(snapshot: dict[str, Any]) -> None:
     try:
-        _run("docker export snapshot-me | docker import - lk09-keep")
+        _run("docker export snapshot-me | docker import - lk10-keep")
         exercises.setup("export.import")  # a new snapshot-me, with a new token
-        _run("docker tag lk09-keep lab/snapshot")
+        _run("docker tag lk10-keep lab/snapshot")
         result = exercises.check("export.import")
         assert not result.passed and "from an earlier snapshot-me" in result.message
     finally:
-        _drop("lk09-keep")
+        _drop("lk10-keep")
 
 
 def test_snapshot_me_gone_says_so(snapshot: dict[str, Any]) -> None:
@@ -173,10 +173,10 @@ def test_without_setup_says_so(docker_client: Any, catalog_ids: dict[str, str]) 
 def test_reset_removes_snapshot_commit_and_marker_images(snapshot: dict[str, Any], docker_client: Any) -> None:
     _run("docker export snapshot-me | docker import - lab/snapshot")
     _run("docker tag lab/snapshot lab/snapshot:v1")
-    _run("docker commit snapshot-me lk09-committed")
+    _run("docker commit snapshot-me lk10-committed")
     report = exercises.reset_exercise(exercises.get("export.import"))
     assert report.containers == 1 and report.other >= 3
-    for ref in ("lab/snapshot:latest", "lab/snapshot:v1", "lk09-committed:latest"):
+    for ref in ("lab/snapshot:latest", "lab/snapshot:v1", "lk10-committed:latest"):
         assert image_id(docker_client, ref) is None, ref
     assert exercises.reset_exercise(exercises.get("export.import")).other == 0  # idempotent
 
@@ -193,7 +193,7 @@ def archive(docker_client: Any, catalog_ids: dict[str, str], tmp_path: Path) -> 
         yield info
     finally:
         exercises.reset_exercise(exercise)
-        _run("docker rm --force lk09-other", expect=None)
+        _run("docker rm --force lk10-other", expect=None)
         _drop("lab/hd-copy")
 
 
@@ -225,8 +225,8 @@ def test_no_file_yet(archive: dict[str, Any]) -> None:
 
 
 def test_export_is_named(archive: dict[str, Any]) -> None:
-    _run("docker create --name lk09-other labkit/hello-dock")
-    _run(f"docker export lk09-other -o {archive['path']}")
+    _run("docker create --name lk10-other labkit/hello-dock")
+    _run(f"docker export lk10-other -o {archive['path']}")
     result = exercises.check("save.load")
     assert not result.passed and "that's `docker export` output, not `docker save`" in result.message
 

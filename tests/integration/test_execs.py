@@ -1,4 +1,4 @@
-"""Lesson 07's exercises against the real daemon: the variants a learner types, and the near-misses.
+"""Lesson 08's exercises against the real daemon: the variants a learner types, and the near-misses.
 
 Every command below is typed for real (``labkit.sh`` or ``labkit.interactive``), then
 checked. ``sandbox`` is the exercise's own container: each test starts from
@@ -17,12 +17,12 @@ from labkit import exercises
 from labkit.core import engine, wait
 from labkit.core.interactive import interactive
 from labkit.core.shell import sh
-from labkit.exercises.lesson07_interactive_and_exec import SANDBOX, TARGET
+from labkit.exercises.lesson08_interactive_and_exec import SANDBOX, TARGET
 from labkit.exercises.machinery.model import CheckResult
 
 pytestmark = pytest.mark.docker
 
-LESSON = "07"
+LESSON = "08"
 
 
 def run(command: str, **kwargs: object) -> str:

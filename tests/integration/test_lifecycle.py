@@ -1,7 +1,9 @@
-"""Lesson 06 against the real daemon: every variant a learner would type passes, every near-miss is named.
+"""Lessons 06 and 07 against the real daemon: every variant a learner would type passes, every near-miss is named.
 
-Each test types real commands (``sh(..., lesson="06")`` labels what they create) and
-checks the live state. Host port 8081 is this lesson's alone.
+stop.graceful is lesson 06's; create.only, rm.stopped and run.auto-remove are lesson 07's
+(kill.now, start.again, restart.web and ls.all are in test_practice.py). Each test types
+real commands (``sh(..., lesson=...)`` labels what they create with the exercise's lesson)
+and checks the live state. Host port 8081 is lesson 07's alone.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ pytestmark = pytest.mark.docker
 IDS = ("stop.graceful", "create.only", "rm.stopped", "run.auto-remove")
 
 
-def _sh(command: str) -> str:
-    return sh(command, quiet=True, lesson="06").output
+def _sh(command: str, lesson: str = "07") -> str:
+    return sh(command, quiet=True, lesson=lesson).output
 
 
 def _reset() -> None:
@@ -34,8 +36,9 @@ def clean(docker_client: object) -> Iterator[None]:
     _reset()
     yield
     _reset()
-    left = docker_client.containers.list(all=True, filters={"label": "labkit.lesson=06"})  # type: ignore[attr-defined]
-    assert not [c.name for c in left if c.labels.get(engine.LABEL_SESSION) == engine.session_id()]
+    for lesson in ("06", "07"):
+        left = docker_client.containers.list(all=True, filters={"label": f"labkit.lesson={lesson}"})  # type: ignore[attr-defined]
+        assert not [c.name for c in left if c.labels.get(engine.LABEL_SESSION) == engine.session_id()]
 
 
 def _check(exercise_id: str) -> exercises.CheckResult:
@@ -66,10 +69,10 @@ def _not_yet(exercise_id: str, in_message: str, in_hint: str = "") -> exercises.
 def test_graceful_passes_for_every_way_of_sending_sigterm(command: str) -> None:
     exercises.setup("stop.graceful")
     _not_yet("stop.graceful", "still running", "SIGTERM")
-    _sh(command)
+    _sh(command, "06")
     # `kill --signal TERM` returns as soon as the signal is sent; the handler then needs a
     # moment to exit. Until it has, "still running" is the truth, so wait as a learner would.
-    _sh("docker wait graceful")
+    _sh("docker wait graceful", "06")
     result = _check("stop.graceful")
     assert result.passed, result
     assert result.evidence["exit_code"] == 143
@@ -77,7 +80,7 @@ def test_graceful_passes_for_every_way_of_sending_sigterm(command: str) -> None:
 
 def test_graceful_kill_gets_its_own_hint() -> None:
     exercises.setup("stop.graceful")
-    _sh("docker kill graceful")
+    _sh("docker kill graceful", "06")
     result = _not_yet("stop.graceful", "`docker kill` sent SIGKILL at once", "ask it to stop")
     assert result.evidence["exit_code"] == 137 and result.evidence["signals"] == "9"
 
@@ -85,7 +88,7 @@ def test_graceful_kill_gets_its_own_hint() -> None:
 def test_graceful_stop_with_no_grace_is_judged_by_what_happened() -> None:
     """`docker stop -t 0` sends SIGTERM and SIGKILL back to back: whichever won decides, honestly."""
     exercises.setup("stop.graceful")
-    _sh("docker stop -t 0 graceful")
+    _sh("docker stop -t 0 graceful", "06")
     container = engine.find_container("graceful")
     result = _check("stop.graceful")
     if container.attrs["State"]["ExitCode"] == 143:  # the handler finished before SIGKILL landed
@@ -96,16 +99,16 @@ def test_graceful_stop_with_no_grace_is_judged_by_what_happened() -> None:
 
 def test_graceful_restarted_or_removed_or_paused_or_replaced() -> None:
     exercises.setup("stop.graceful")
-    _sh("docker restart -t 5 graceful")
+    _sh("docker restart -t 5 graceful", "06")
     _not_yet("stop.graceful", "started again", "leave it stopped")
 
-    _sh("docker pause graceful")
+    _sh("docker pause graceful", "06")
     _not_yet("stop.graceful", "paused", "docker unpause graceful")
 
-    _sh("docker rm -f graceful")
+    _sh("docker rm -f graceful", "06")
     _not_yet("stop.graceful", "no container named graceful", 'labkit.setup("stop.graceful")')
 
-    _sh("docker run -d --name graceful busybox sleep 60")
+    _sh("docker run -d --name graceful busybox sleep 60", "06")
     _not_yet("stop.graceful", "not the one setup started")
 
 
@@ -249,7 +252,7 @@ def test_auto_remove_command_that_ends_at_once() -> None:
 
 
 def test_auto_remove_attached_to_a_terminal() -> None:
-    command = labelled("docker run --rm --name ephemeral busybox sleep 300", "06")
+    command = labelled("docker run --rm --name ephemeral busybox sleep 300", "07")
     proc = subprocess.Popen(_argv(command), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait.until(

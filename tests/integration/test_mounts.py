@@ -1,4 +1,4 @@
-"""Lesson 08 against the real daemon: the labkit/rmbyext tool, and mounts.rmbyext's check.
+"""Lesson 09 against the real daemon: the labkit/rmbyext tool, and mounts.rmbyext's check.
 
 Every variant and near-miss below is typed as a learner would type it (``labkit.sh``
 runs the real command), then checked. The workspace is a temporary folder, so the
@@ -16,7 +16,7 @@ import pytest
 
 from labkit import exercises
 from labkit.core.shell import sh
-from labkit.exercises import lesson08_bind_mounts as mounts
+from labkit.exercises import lesson09_bind_mounts as mounts
 from labkit.features import images
 
 pytestmark = pytest.mark.docker

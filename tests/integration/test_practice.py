@@ -1,4 +1,4 @@
-"""kill.now, start.again, restart.web, ls.all (06), attach.detach (07) and load.back (09) on the real daemon.
+"""kill.now, start.again, restart.web (06), ls.all (07), attach.detach (08) and load.back (10) on the real daemon.
 
 Each named near-miss, typed as the real commands a learner would type (the full cycle
 through the CLI, for every exercise, is tests/integration/test_exercises.py). Only these exercises are reset, never a whole lesson: other runs share the daemon.
@@ -35,7 +35,7 @@ def clean(docker_client: object) -> Iterator[None]:
     _reset()
     yield
     _reset()
-    for lesson in ("06", "07", "09"):
+    for lesson in ("06", "07", "08", "10"):
         left = docker_client.containers.list(all=True, filters={"label": f"labkit.lesson={lesson}"})  # type: ignore[attr-defined]
         mine = [c for c in left if c.labels.get(engine.LABEL_SESSION) == engine.session_id()]
         for container in mine:
@@ -143,10 +143,10 @@ def test_restart_near_miss_a_new_webby() -> None:
 
 def test_ls_answer_read_from_ls_a_passes_and_a_running_name_is_named() -> None:
     exercises.setup("ls.all")
-    running = _sh("docker container ls --filter name=shelf- --format '{{.Names}}'").split()
+    running = _sh("docker container ls --filter name=shelf- --format '{{.Names}}'", "07").split()
     assert len(running) == 3
     _not_yet("ls.all", f"{running[0]} is running: `docker container ls` already lists it", answer=running[0])
-    every = _sh("docker container ls -a --filter name=shelf- --format '{{.Names}}'").split()
+    every = _sh("docker container ls -a --filter name=shelf- --format '{{.Names}}'", "07").split()
     (hidden,) = set(every) - set(running)
     _passes("ls.all", hidden, answer=hidden)
 
@@ -156,21 +156,21 @@ def test_ls_answer_read_from_ls_a_passes_and_a_running_name_is_named() -> None:
 
 def test_attach_near_miss_exit_stops_it() -> None:
     exercises.setup("attach.detach")
-    with interactive("docker attach hangout", lesson="07", show=False, timeout=20) as term:
+    with interactive("docker attach hangout", lesson="08", show=False, timeout=20) as term:
         term.exit()
     _not_yet("attach.detach", "its main shell ended")
 
 
 def test_attach_near_miss_exec_is_not_attach() -> None:
     exercises.setup("attach.detach")
-    with interactive("docker exec -it hangout sh", lesson="07", show=False, timeout=20) as term:
+    with interactive("docker exec -it hangout sh", lesson="08", show=False, timeout=20) as term:
         term.exit()
     _not_yet("attach.detach", "You ran `docker exec`")
 
 
 def test_attach_then_detach_keys_pass_and_it_runs() -> None:
     exercises.setup("attach.detach")
-    with interactive("docker attach hangout", lesson="07", show=False, timeout=20) as term:
+    with interactive("docker attach hangout", lesson="08", show=False, timeout=20) as term:
         assert term.run("echo here") == "here\n"
         term.detach()
     container = engine.find_container("hangout")
@@ -189,21 +189,21 @@ def _archive() -> str:
 
 def test_load_back_with_a_redirect_passes() -> None:
     path = _archive()
-    _sh("docker image rm lab/cargo", "09")
+    _sh("docker image rm lab/cargo", "10")
     _not_yet("load.back", "first step is done")
-    _sh(f"sh -c 'docker load < {path}'", "09")
+    _sh(f"sh -c 'docker load < {path}'", "10")
     _passes("load.back", "same id")
 
 
 def test_load_near_miss_docker_import_is_a_different_one_layer_image() -> None:
     path = _archive()
-    _sh("docker rmi lab/cargo", "09")
-    _sh(f"docker import {path} lab/cargo", "09")
+    _sh("docker rmi lab/cargo", "10")
+    _sh(f"docker import {path} lab/cargo", "10")
     result = _not_yet("load.back", "`docker import` read the save archive as a plain filesystem")
     assert result.evidence["layers"] == 1 and result.evidence["found"] != result.evidence["wanted"]
 
 
 def test_load_near_miss_loaded_while_still_there() -> None:
     path = _archive()
-    _sh(f"docker load -i {path}", "09")
+    _sh(f"docker load -i {path}", "10")
     _not_yet("load.back", "while lab/cargo was still here")

@@ -2,7 +2,7 @@
 
 Each test types real docker commands (``labkit.sh``, labelled for lesson 05), then
 checks. Host port 8080 is this lesson's alone; other ports here are random
-(``-P``, ``127.0.0.1::80``), never 8081 (lesson 06) or 8888 (JupyterLab).
+(``-P``, ``127.0.0.1::80``), never 8081 (lesson 07) or 8888 (JupyterLab).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from labkit.exercises._lesson09_archive_reader import read_archive, tar_bytes
+from labkit.exercises._lesson10_archive_reader import read_archive, tar_bytes
 
 LAYERS = [tar_bytes({"bin/": None, "bin/sh": b"#!busybox\n"}), tar_bytes({"www/index.html": b"<h1>hi</h1>\n"})]
 

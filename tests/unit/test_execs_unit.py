@@ -1,4 +1,4 @@
-"""Lesson 07's verdicts as pure logic: facts in, verdict out (no daemon)."""
+"""Lesson 08's verdicts as pure logic: facts in, verdict out (no daemon)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from labkit.exercises.lesson07_interactive_and_exec import (
+from labkit.exercises.lesson08_interactive_and_exec import (
     FileFacts,
     base64_verdict,
     encode,

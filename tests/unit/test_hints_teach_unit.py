@@ -14,13 +14,13 @@ import pytest
 from hint_rules import WILDCARD, commands, leaks
 
 from labkit.exercises import all_exercises, get
-from labkit.exercises import lesson06_stop_start_remove as lesson06
-from labkit.exercises import lesson08_bind_mounts as lesson08
-from labkit.exercises import lesson09_export_import_save_load as lesson09
+from labkit.exercises import lesson07_create_and_remove as lesson07
+from labkit.exercises import lesson09_bind_mounts as lesson09
+from labkit.exercises import lesson10_export_import_save_load as lesson10
 from labkit.exercises._lesson03_verdicts import PushFacts, push_verdict
 from labkit.exercises.lesson01_vm_vs_container import kernel_verdict
 from labkit.exercises.lesson05_running_containers import port_verdict
-from labkit.exercises.lesson07_interactive_and_exec import FileFacts, base64_verdict, file_verdict
+from labkit.exercises.lesson08_interactive_and_exec import FileFacts, base64_verdict, file_verdict
 from labkit.exercises.machinery.model import Verdict
 from labkit.exercises.machinery.runner import fill
 
@@ -28,9 +28,9 @@ from labkit.exercises.machinery.runner import fill
 def _setup_values(exercise_id: str) -> dict[str, Any]:
     """What setup would report, where it is known without a daemon; other placeholders match any word."""
     known: dict[str, dict[str, Any]] = {
-        "rm.stopped": {"stopped": " ".join(lesson06.STALE)},
-        "mounts.rmbyext": {"path": str(lesson08.zone_dir())},
-        "save.load": {"path": str(lesson09.archive_dir() / lesson09.ARCHIVE_NAME)},
+        "rm.stopped": {"stopped": " ".join(lesson07.STALE)},
+        "mounts.rmbyext": {"path": str(lesson09.zone_dir())},
+        "save.load": {"path": str(lesson10.archive_dir() / lesson10.ARCHIVE_NAME)},
     }
     return known.get(exercise_id, {})
 

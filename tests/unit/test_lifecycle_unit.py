@@ -7,7 +7,7 @@ import pytest
 from labkit.core import fmt
 from labkit.exercises import _lesson06_containers as present
 from labkit.exercises import _lesson06_history as past
-from labkit.exercises import lesson06_stop_start_remove as lifecycle
+from labkit.exercises import lesson06_stop_kill_start as lifecycle
 
 
 @pytest.mark.parametrize(

@@ -1,9 +1,9 @@
-"""Lesson 08's pure logic: reading the tool's log, the solution's placeholder, the tool's contract."""
+"""Lesson 09's pure logic: reading the tool's log, the solution's placeholder, the tool's contract."""
 
 from __future__ import annotations
 
 from labkit.exercises import get
-from labkit.exercises import lesson08_bind_mounts as mounts
+from labkit.exercises import lesson09_bind_mounts as mounts
 from labkit.exercises.machinery.runner import fill
 from labkit.features.images.catalog import find
 
@@ -48,7 +48,7 @@ def test_solution_uses_the_path_setup_reports() -> None:
 
 def test_exercise_definition() -> None:
     exercise = get("mounts.rmbyext")
-    assert exercise.lesson == "08" and len(exercise.hints) >= 2
+    assert exercise.lesson == "09" and len(exercise.hints) >= 2
     assert exercise.setup is not None and exercise.teardown is not None
     assert exercise.images == ("labkit/rmbyext",)
 

@@ -6,9 +6,10 @@ import pytest
 
 from labkit import exercises
 from labkit.exercises._lesson06_signals import Event, Life, kill_verdict, restart_verdict
-from labkit.exercises._lesson06_stopped import Shelf, StartFacts, ls_verdict, start_verdict
-from labkit.exercises._lesson07_attach import AttachFacts, attach_verdict
-from labkit.exercises._lesson09_load import LoadFacts, load_verdict
+from labkit.exercises._lesson06_stopped import StartFacts, start_verdict
+from labkit.exercises._lesson07_listing import Shelf, ls_verdict
+from labkit.exercises._lesson08_attach import AttachFacts, attach_verdict
+from labkit.exercises._lesson10_load import LoadFacts, load_verdict
 
 NEW = ("kill.now", "start.again", "restart.web", "ls.all", "attach.detach", "load.back")
 
@@ -31,7 +32,7 @@ def test_three_tiers_and_only_the_last_gives_the_command(exercise_id: str) -> No
 
 def test_lessons_hold_their_new_exercises() -> None:
     by_lesson = {e.id: e.lesson for e in exercises.all_exercises()}
-    assert [by_lesson[i] for i in NEW] == ["06", "06", "06", "06", "07", "09"]
+    assert [by_lesson[i] for i in NEW] == ["06", "06", "06", "07", "08", "10"]
 
 
 # --- kill.now ---------------------------------------------------------------------------

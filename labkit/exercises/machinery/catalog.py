@@ -11,8 +11,8 @@ import labkit.exercises
 from labkit.core.errors import UnknownExercise
 from labkit.exercises.machinery.model import Exercise
 
-#: A lesson module is named after its notebook (``lesson06_stop_start_remove`` for
-#: ``06-stop-start-remove.ipynb``) and registers its exercises on import: adding a lesson
+#: A lesson module is named after its notebook (``lesson06_stop_kill_start`` for
+#: ``06-stop-kill-start.ipynb``) and registers its exercises on import: adding a lesson
 #: is adding a file. Helpers a lesson keeps to itself start with ``_``.
 LESSON_MODULE = re.compile(r"lesson\d\d_[a-z0-9_]+")
 

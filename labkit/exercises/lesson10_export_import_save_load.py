@@ -1,4 +1,4 @@
-"""Lesson 09: export/import flattens a container into one layer; save/load keeps an image whole.
+"""Lesson 10: export/import flattens a container into one layer; save/load keeps an image whole.
 
 ``export.import`` reads the image ``lab/snapshot``: one layer holding the marker file
 setup wrote into ``snapshot-me`` (a random token, so only a real snapshot has it).
@@ -25,14 +25,14 @@ from labkit.core import refs, wait
 from labkit.core.errors import ImageMissing
 from labkit.core.paths import workspace_dir
 from labkit.core.probes import image_id
-from labkit.exercises import _lesson09_archive_reader as _archives
-from labkit.exercises import _lesson09_images as images
-from labkit.exercises import _lesson09_load as load
+from labkit.exercises import _lesson10_archive_reader as _archives
+from labkit.exercises import _lesson10_images as images
+from labkit.exercises import _lesson10_load as load
 from labkit.exercises.machinery.catalog import register
 from labkit.exercises.machinery.model import Context, Exercise, Verdict, not_yet, passed
 from labkit.exercises.machinery.runner import exercise_labels
 
-LESSON = "09"
+LESSON = "10"
 
 # --- export.import ---------------------------------------------------------------------
 
@@ -283,7 +283,7 @@ DEMO_FILES = ("dock-demo-export.tar", "hello-dock-save.tar", "dock-flat-save.tar
 
 
 def archive_dir() -> Path:
-    """The folder lesson 09 writes its archives to: ``<workspace>/archives``."""
+    """The folder lesson 10 writes its archives to: ``<workspace>/archives``."""
     return workspace_dir() / "archives"
 
 
@@ -447,6 +447,6 @@ SAVE_EXERCISE = register(
 )
 
 
-# --- load.back (defined in _lesson09_load) ---------------------------------------------
+# --- load.back (defined in _lesson10_load) ---------------------------------------------
 
 LOAD_BACK = register(load.LOAD_BACK)

@@ -1,174 +1,29 @@
-"""Lesson 06: a container's life: create, start, stop (SIGTERM, then SIGKILL), kill, remove.
+"""Lesson 07: a container's first and last states: create it without starting it, remove it.
 
-``stop.graceful`` reads how ``graceful`` ended: the line its SIGTERM handler logs, its
-exit code, and, when that is 137, the daemon's events to tell ``docker kill`` from a
-``docker stop`` whose grace period ran out. ``create.only`` wants a container that was
-created and never started. ``rm.stopped`` wants setup's stopped containers gone and its
-running one untouched. ``run.auto-remove`` wants a running, detached ``--rm`` container.
-``kill.now``, ``start.again``, ``restart.web`` and ``ls.all`` are defined in
-:mod:`~labkit.exercises._lesson06_signals` and :mod:`~labkit.exercises._lesson06_stopped`.
+``create.only`` wants a container that was created and never started. ``rm.stopped``
+wants setup's stopped containers gone and its running one untouched. ``run.auto-remove``
+wants a running, detached ``--rm`` container. ``ls.all`` is defined in
+:mod:`~labkit.exercises._lesson07_listing`. The checks read containers with lesson 06's
+readers, :mod:`~labkit.exercises._lesson06_containers` (as they are now) and
+:mod:`~labkit.exercises._lesson06_history` (their past: start times, events, names).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from docker.models.containers import Container
-
 from labkit.core import engine, wait
 from labkit.core.probes import is_image
 from labkit.exercises import _lesson06_containers as present
 from labkit.exercises import _lesson06_history as past
-from labkit.exercises import _lesson06_signals as signals
-from labkit.exercises import _lesson06_stopped as stopped
+from labkit.exercises import _lesson07_listing as listing
 from labkit.exercises.machinery.catalog import register
 from labkit.exercises.machinery.model import Context, Exercise, Verdict, not_yet, passed
 from labkit.exercises.machinery.runner import exercise_labels
 
-LESSON = "06"
+LESSON = "07"
 #: Seconds setup waits for a container to be ready or to finish.
 READY_TIMEOUT = 20.0
-
-
-# --- stop.graceful --------------------------------------------------------------------
-
-GRACEFUL = "graceful"
-GRACEFUL_READY = f"{GRACEFUL}: ready"
-GRACEFUL_TERM = f"{GRACEFUL}: got SIGTERM"
-
-
-def _setup_graceful(ctx: Context) -> dict[str, Any]:
-    container = ctx.client.containers.run(
-        "busybox",
-        ["sh", "-c", present.signal_script(GRACEFUL)],
-        name=GRACEFUL,
-        detach=True,
-        labels=exercise_labels(ctx.exercise),
-    )
-    # Until it logs "ready" its trap is not set, and a SIGTERM would be ignored.
-    wait.log_line(container, GRACEFUL_READY, timeout=READY_TIMEOUT)
-    return {"container": GRACEFUL}
-
-
-def _killed(ctx: Context, container: Container, handler_ran: bool, evidence: dict[str, Any]) -> Verdict:
-    """Exit code 137: SIGKILL ended it. Say who sent it, when the daemon's events still know."""
-    if container.attrs.get("State", {}).get("OOMKilled"):
-        return not_yet(
-            f"{GRACEFUL} was killed by the kernel for running out of memory (exit code 137, OOMKilled).",
-            'Nothing you typed did this: run `labkit.setup("stop.graceful")` again, and ask it to stop once more.',
-            **evidence,
-        )
-    if handler_ran:
-        return not_yet(
-            f"{GRACEFUL} got SIGTERM and began to clean up, but SIGKILL ended it first (exit code 137).",
-            "The grace period was too short for its handler (like `docker stop -t 0`). Run setup again "
-            "and give it the default 10 seconds.",
-            **evidence,
-        )
-    signals = past.kill_signals(ctx.client, container)
-    evidence["signals"] = "unknown" if signals is None else ", ".join(map(str, signals)) or "none"
-    again = 'Run `labkit.setup("stop.graceful")` again, and this time ask it to stop.'
-    if signals is not None and signals and signals[0] == 9:
-        return not_yet(
-            f"{GRACEFUL} was killed: `docker kill` sent SIGKILL at once (exit code 137), so its SIGTERM "
-            "handler never ran.",
-            f"`docker kill` is for a container that will not stop. {again}",
-            **evidence,
-        )
-    if signals is not None and 15 in signals:
-        return not_yet(
-            f"{GRACEFUL} was sent SIGTERM and then SIGKILL before its handler ran (exit code 137): "
-            "a `docker stop` with a grace period too short, like `-t 0`.",
-            f"`docker stop` waits -t seconds (10 by default) between the two signals. {again}",
-            **evidence,
-        )
-    return not_yet(
-        f"{GRACEFUL} was ended by SIGKILL (exit code 137) before its SIGTERM handler ran: "
-        "`docker kill`, or `docker stop -t 0`.",
-        f"`docker kill` sends SIGKILL at once; `docker stop` sends SIGTERM first and waits. {again}",
-        **evidence,
-    )
-
-
-def _graceful(ctx: Context) -> Verdict:
-    container = engine.find_container(GRACEFUL)
-    if container is None or container.name != GRACEFUL:
-        return not_yet(
-            f"There is no container named {GRACEFUL}: it was removed (or setup never ran).",
-            f'Run `labkit.setup("stop.graceful")` again: it starts a new {GRACEFUL}. Stop it, but do not remove it.',
-        )
-    if container.labels.get("labkit.exercise") != "stop.graceful":
-        return not_yet(
-            f"A container named {GRACEFUL} exists, but it is not the one setup started.",
-            f'Run `labkit.setup("stop.graceful")`: it replaces this {GRACEFUL} with the exercise\'s own.',
-        )
-    status = present.status(container)
-    lines = past.log_lines(container)
-    runs = None if lines is None else sum(GRACEFUL_READY in line for line in lines)
-    latest = None if lines is None else past.last_run(lines, GRACEFUL_READY)
-    handler_ran = bool(latest) and any(GRACEFUL_TERM in line for line in latest or [])
-    evidence: dict[str, Any] = {"status": status}
-    if status == "running":
-        if runs is not None and runs > 1:
-            return not_yet(
-                f"{GRACEFUL} stopped, but it was started again and runs now (it has started {runs} times).",
-                "`docker restart` (or `docker start`) started it again; stop it once more and leave it stopped.",
-                **evidence,
-            )
-        return not_yet(
-            f"{GRACEFUL} is still running.",
-            f"Which command asks a container to stop (SIGTERM) rather than killing it? `docker logs {GRACEFUL}` "
-            "shows what it does when asked.",
-            **evidence,
-        )
-    if status == "paused":
-        return not_yet(
-            f"{GRACEFUL} is paused, not stopped: its process is frozen and cannot answer a signal.",
-            f"Let it run again first (`docker unpause {GRACEFUL}`): only a running process can handle SIGTERM.",
-            **evidence,
-        )
-    if status != "exited":
-        return not_yet(
-            f"{GRACEFUL} is {status}; the exercise wants it stopped.",
-            "Wait a moment and check again.",
-            **evidence,
-        )
-    code = present.exit_code(container)
-    evidence["exit_code"] = code
-    if code == 143 and (handler_ran or lines is None):
-        return passed(
-            f"{GRACEFUL} received SIGTERM, its handler logged it and exited with 143 (128 + 15).",
-            **evidence,
-        )
-    if code == 137:
-        return _killed(ctx, container, handler_ran, evidence)
-    return not_yet(
-        f"{GRACEFUL} exited with code {code}, not through its SIGTERM handler.",
-        'Run `labkit.setup("stop.graceful")` again, then ask it to stop, without forcing it.',
-        **evidence,
-    )
-
-
-STOP_GRACEFUL = register(
-    Exercise(
-        id="stop.graceful",
-        lesson=LESSON,
-        title="Stop a container gracefully",
-        prompt=f"Stop the running container {GRACEFUL} so that it exits through its SIGTERM handler.",
-        check=_graceful,
-        hints=(
-            (
-                f"Look at its log first: `docker logs {GRACEFUL}`. Which command asks a container to stop, "
-                "rather than killing it?"
-            ),
-            "`docker stop NAME` sends SIGTERM, waits the grace period, and only then sends SIGKILL.",
-            f"Type: docker stop {GRACEFUL}",
-        ),
-        solution=(f"docker stop {GRACEFUL}",),
-        setup=_setup_graceful,
-        names=(GRACEFUL,),
-    )
-)
 
 
 # --- create.only ----------------------------------------------------------------------
@@ -428,9 +283,6 @@ RUN_AUTO_REMOVE = register(
 )
 
 
-# --- kill.now, start.again, restart.web, ls.all (defined beside this module) ----------
+# --- ls.all (defined beside this module) ----------------------------------------------
 
-KILL_NOW = register(signals.KILL_NOW)
-START_AGAIN = register(stopped.START_AGAIN)
-RESTART_WEB = register(signals.RESTART_WEB)
-LS_ALL = register(stopped.LS_ALL)
+LS_ALL = register(listing.LS_ALL)

@@ -1,4 +1,4 @@
-"""Reading an image archive from disk, without the daemon (lesson 09's exercises use it).
+"""Reading an image archive from disk, without the daemon (lesson 10's exercises use it).
 
 ``docker save`` writes a tar holding ``manifest.json`` (which config and which layer
 files make each image, and its tags), the image's config (with its history) and one

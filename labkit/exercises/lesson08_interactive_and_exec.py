@@ -1,4 +1,4 @@
-"""Lesson 07: working inside containers with ``-it``, ``attach`` and ``exec``.
+"""Lesson 08: working inside containers with ``-it``, ``attach`` and ``exec``.
 
 Two exercises:
 
@@ -41,12 +41,12 @@ import docker
 import docker.errors
 
 from labkit.core import engine
-from labkit.exercises import _lesson07_attach as attach
+from labkit.exercises import _lesson08_attach as attach
 from labkit.exercises.machinery.catalog import register
 from labkit.exercises.machinery.model import Context, Exercise, Verdict, not_yet, passed
 from labkit.exercises.machinery.runner import exercise_labels
 
-LESSON = "07"
+LESSON = "08"
 
 # ---- exec.file ----------------------------------------------------------------------
 
@@ -434,6 +434,6 @@ COMMANDS_BASE64 = register(
 )
 
 
-# ---- attach.detach (defined in _lesson07_attach) --------------------------------------
+# ---- attach.detach (defined in _lesson08_attach) --------------------------------------
 
 ATTACH_DETACH = register(attach.ATTACH_DETACH)

@@ -1,7 +1,7 @@
-"""Lesson 09's images as ``export.import`` reads them: the course's own, likely attempts, and what each holds.
+"""Lesson 10's images as ``export.import`` reads them: the course's own, likely attempts, and what each holds.
 
 Readers only, plus :func:`remove_image` for teardown; the verdicts stay in
-:mod:`labkit.exercises.lesson09_export_import_save_load`.
+:mod:`labkit.exercises.lesson10_export_import_save_load`.
 """
 
 from __future__ import annotations

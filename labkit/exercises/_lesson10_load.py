@@ -1,4 +1,4 @@
-"""Lesson 09's ``load.back``: remove an image, then ``docker load`` it back from its save archive.
+"""Lesson 10's ``load.back``: remove an image, then ``docker load`` it back from its save archive.
 
 Setup makes a small image of its own, ``lab/cargo`` (busybox plus one file holding a
 random token, so its id is new every time and no course image is ever touched), saves
@@ -30,12 +30,12 @@ from labkit.core import fmt
 from labkit.core.errors import ImageMissing
 from labkit.core.paths import workspace_dir
 from labkit.core.probes import image_id
-from labkit.exercises import _lesson09_archive_reader as _archives
-from labkit.exercises import _lesson09_images as images
+from labkit.exercises import _lesson10_archive_reader as _archives
+from labkit.exercises import _lesson10_images as images
 from labkit.exercises.machinery.model import Context, Exercise, Verdict, not_yet, passed
 from labkit.exercises.machinery.runner import exercise_labels
 
-LESSON = "09"
+LESSON = "10"
 CARGO = "lab/cargo"
 CARGO_TAG = f"{CARGO}:latest"
 BASE = "busybox:latest"
@@ -43,7 +43,7 @@ ARCHIVE = "cargo.tar"
 
 
 def archive_path() -> Path:
-    """Where setup saves ``lab/cargo``: ``<workspace>/archives/cargo.tar`` (lesson 09's archive folder)."""
+    """Where setup saves ``lab/cargo``: ``<workspace>/archives/cargo.tar`` (lesson 10's archive folder)."""
     return workspace_dir() / "archives" / ARCHIVE
 
 

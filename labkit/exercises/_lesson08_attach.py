@@ -1,4 +1,4 @@
-"""Lesson 07's ``attach.detach``: attach to a container's main shell and let go of it, leaving it running.
+"""Lesson 08's ``attach.detach``: attach to a container's main shell and let go of it, leaving it running.
 
 Setup runs ``hangout``: ``sh`` on a TTY with stdin open (``docker run -dit``). The learner
 attaches (``docker attach hangout``, or ``labkit.interactive`` in a notebook) and
@@ -28,7 +28,7 @@ from labkit.core.interactive import interactive
 from labkit.exercises.machinery.model import Context, Exercise, Verdict, not_yet, passed
 from labkit.exercises.machinery.runner import exercise_labels
 
-LESSON = "07"
+LESSON = "08"
 HANGOUT = "hangout"
 IMAGE = "busybox:latest"
 

@@ -1,4 +1,4 @@
-"""Lesson 08: executable images and bind mounts.
+"""Lesson 09: executable images and bind mounts.
 
 ``labkit/rmbyext`` is an executable image: its ENTRYPOINT is a tool that deletes the
 files with a given extension under ``/zone`` and appends what it deleted to
@@ -29,7 +29,7 @@ from labkit.exercises.machinery.catalog import register
 from labkit.exercises.machinery.model import Context, Exercise, Verdict, not_yet, passed
 from labkit.features import images
 
-LESSON = "08"
+LESSON = "09"
 IMAGE = "labkit/rmbyext"
 #: Where the tool looks inside the container, and the name of its log there.
 TARGET = "/zone"

@@ -74,10 +74,10 @@ def test_every_sub_command_is_registered_in_help_order() -> None:
     parser = build_parser()
     (subcommands,) = [a for a in parser._actions if a.dest == "command"]
     assert list(subcommands.choices) == [  # type: ignore[arg-type]
-        "doctor", "reset", "images", "registry", "vm", "trace", "exercise", "check", "hint", "solution",
-        "release", "progress", "grade", "classroom",
+        "doctor", "reset", "images", "registry", "vm", "engine", "trace", "exercise", "check", "hint",
+        "solution", "release", "progress", "grade", "classroom",
     ]  # fmt: skip
-    assert len(GROUPS) == 9
+    assert len(GROUPS) == 10
 
 
 @pytest.mark.parametrize("module", ["labkit", "labkit.cli"])
@@ -87,7 +87,7 @@ def test_python_dash_m_runs_the_same_command(module: str) -> None:
 
 
 def test_each_sub_command_help_exits_0() -> None:
-    for command in ("doctor", "reset", "images", "registry", "vm", "trace", "exercise", "check", "hint",
+    for command in ("doctor", "reset", "images", "registry", "vm", "engine", "trace", "exercise", "check", "hint",
                     "solution", "release", "progress", "grade", "classroom"):  # fmt: skip
         with pytest.raises(SystemExit) as done:
             main([command, "--help"])

@@ -112,4 +112,7 @@ def test_engine_down_with_nothing_running_says_so(tmp_path: Path) -> None:
 def test_engine_list_shows_what_is_built(tmp_path: Path) -> None:
     done = _labkit("list", "--json", env_dir=tmp_path)
     rows = json.loads(done.stdout)
-    assert [(r["engine"], r["docker.io"], r["running"]) for r in rows] == [("trixie", None, False), ("sid", None, False)]
+    assert [(r["engine"], r["docker.io"], r["running"]) for r in rows] == [
+        ("trixie", None, False),
+        ("sid", None, False),
+    ]

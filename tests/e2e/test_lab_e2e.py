@@ -4,7 +4,9 @@ It runs the lesson's cells through the UI (Shift+Enter, as a learner does), answ
 ``stop.graceful`` exercise wrongly and then rightly, pressing the exercise panel's Check
 button after each, watches the live dashboard follow a container started from a terminal,
 and shuts the kernel down: nothing with the session's label, and no kernel process
-(so no dashboard thread), may be left.
+(so no dashboard thread), may be left. Two more: every lesson picture renders in light and
+dark themes, and ``python -m labkit.lab`` (what ``make lab`` runs) opens lesson 00 at start
+and starts a Terminal in the learner's workspace, not in the checkout.
 
 Screenshots and figures go to ``test-artifacts/`` (ignored by git).
 """
@@ -12,9 +14,12 @@ Screenshots and figures go to ``test-artifacts/`` (ignored by git).
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
+import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -323,3 +328,70 @@ def test_the_lesson_pictures_render_in_jupyterlab(lab: Any, browser: Any) -> Non
 
     finally:
         page.close()
+
+
+def test_make_lab_opens_the_first_lesson_and_a_terminal_in_the_workspace(tmp_path: Path, browser: Any) -> None:
+    """``python -m labkit.lab``, as ``make lab`` runs it: lesson 00 opens at start, and a Terminal starts in the workspace."""
+    from tests.e2e.conftest import _free_port, _quiet_settings
+
+    workspace, port, token = tmp_path / "work", _free_port(), "e2e-" + str(time.time_ns())
+    env = {
+        **os.environ,
+        "JUPYTER_TOKEN": token,  # Jupyter Server's own way to take a token; labkit.lab passes no --token
+        "LABKIT_STATE_DIR": str(tmp_path / "state"),
+        "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"),
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "jupyter-runtime"),
+        "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "lab-settings"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "lab-workspaces"),
+        "IPYTHONDIR": str(tmp_path / "ipython"),
+    }
+    _quiet_settings(tmp_path / "lab-settings")
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = tmp_path / "lab.log"
+    with log.open("wb") as sink:
+        # Started from the checkout, as `make lab` is: the Terminal must still open in the workspace.
+        server = subprocess.Popen(
+            [sys.executable, "-m", "labkit.lab", "--workspace", str(workspace), "--port", str(port)],
+            cwd=REPO_DIR, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    page = None
+    try:
+
+        def answers() -> bool:
+            assert server.poll() is None, f"labkit.lab exited with {server.returncode}:\n{log.read_text()[-2000:]}"
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status?token={token}", timeout=5):
+                    return True
+            except OSError:
+                return False
+
+        wait.until(answers, "JupyterLab started by labkit.lab", timeout=60, interval=0.2)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(f"http://127.0.0.1:{port}/?token={token}")  # the root, as a learner's first click goes
+        page.wait_for_url(re.compile(r"/lab/tree/00-welcome\.ipynb"), timeout=CELL_TIMEOUT_MS)
+        page.locator(".lm-TabBar-tab.lm-mod-current", has_text="00-welcome.ipynb").wait_for(timeout=CELL_TIMEOUT_MS)
+        page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell").first.wait_for(timeout=CELL_TIMEOUT_MS)
+        page.screenshot(path=str(ARTIFACTS / "make-lab-first-lesson.png"))
+
+        # File > New > Terminal, as a learner opens one.
+        page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^File$")).click()
+        page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^New$")).first.hover()
+        page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Terminal$")).first.click()
+        terminal = page.locator(".jp-Terminal:not(.lm-mod-hidden) .xterm")
+        terminal.wait_for(timeout=CELL_TIMEOUT_MS)
+        terminal.click()
+        # The terminal draws on a canvas; what it ran is read back from a file it writes.
+        where = tmp_path / "where.txt"
+        page.keyboard.type(f"pwd > {where}\n")
+        wait.until(lambda: where.is_file() and where.read_text().strip(), "the Terminal to run pwd", timeout=30)
+        assert where.read_text().strip() == str(workspace.resolve())
+        page.screenshot(path=str(ARTIFACTS / "make-lab-terminal.png"))
+    finally:
+        if page is not None:
+            page.close()
+        server.terminate()  # Jupyter Server ends its kernels and terminals on SIGTERM
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=10)

@@ -27,6 +27,10 @@ def proxy(docker_client: object) -> Iterator[trace.TraceStatus]:
         trace.stop(remove_log=True)
 
 
+def _version(api: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in api.split("."))
+
+
 def _calls() -> list[tuple[str, str, int | None]]:
     return [(c.method, c.route, c.status) for c in trace.load()]
 
@@ -42,7 +46,11 @@ def test_docker_run_through_the_proxy_records_create_start_wait(proxy: trace.Tra
     assert ("POST", "/containers/{id}/wait", 200) in calls
     attach = [c for c in trace.load() if c.route == "/containers/{id}/attach"]
     assert attach and attach[0].hijacked and attach[0].status == 101
-    assert {c.api for c in trace.load() if c.api} == {engine.client().version()["ApiVersion"]}
+    # The CLI speaks the highest version both sides know: the daemon's, unless the CLI is older
+    # (a 28.2 CLI tops out at API 1.50 before a 28.5 daemon's 1.51). `.Client.APIVersion` is that choice.
+    negotiated = sh("docker version --format '{{.Client.APIVersion}}'", quiet=True).output.strip()
+    assert negotiated and {c.api for c in trace.load() if c.api} == {negotiated}
+    assert _version(negotiated) <= _version(engine.client().version()["ApiVersion"])
 
 
 def test_interactive_session_through_the_proxy(proxy: trace.TraceStatus, monkeypatch: pytest.MonkeyPatch) -> None:

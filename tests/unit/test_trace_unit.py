@@ -758,6 +758,16 @@ def test_unix_socket_refuses_browsers_but_takes_any_host(proxied: Proxied, fake_
     assert [c.status for c in trace.load(log)] == [200, 200, 200, 403]
 
 
+def test_starting_from_a_shell_that_points_at_the_tcp_proxy_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After `eval "$(labkit trace env)"`, a second start would relay to the proxy itself."""
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:23750")
+    monkeypatch.setenv("DOCKER_TLS_VERIFY", "1")
+    monkeypatch.setenv("DOCKER_CERT_PATH", str(trace.tls_folder()))
+    with pytest.raises(trace.LabkitError, match="points at the trace proxy itself") as caught:
+        trace.start(tcp=23751)
+    assert "DOCKER_CERT_PATH" in caught.value.fix
+
+
 def test_refusal_is_decided_from_the_head_alone() -> None:
     hosts = frozenset({"127.0.0.1:2375", "localhost:2375"})
 

@@ -167,7 +167,8 @@ def _check_upstream(upstream: str, listen: str) -> None:
     ):
         raise LabkitError(
             f"DOCKER_HOST ({upstream}) points at the trace proxy itself",
-            "unset DOCKER_HOST (or set it to the daemon's socket) before `labkit trace start`",
+            "unset DOCKER_HOST DOCKER_TLS_VERIFY DOCKER_CERT_PATH (or point DOCKER_HOST at the daemon's socket) "
+            "before `labkit trace start`",
         )
     if os.environ.get("DOCKER_TLS_VERIFY"):
         raise LabkitError(

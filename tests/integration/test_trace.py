@@ -106,10 +106,15 @@ def test_tcp_listener(docker_client: object) -> None:
     status = trace.start(tcp=port)
     try:
         assert status.docker_host == f"tcp://127.0.0.1:{port}"
-        sh(f"DOCKER_HOST={status.docker_host} docker version --format '{{{{.Server.APIVersion}}}}'", quiet=True)
+        assert status.env["DOCKER_TLS_VERIFY"] == "1" and Path(status.cert_path, "key.pem").is_file()
+        sh(f"{status.shell_env} docker version --format '{{{{.Server.APIVersion}}}}'", quiet=True)
         assert ("GET", "/version", 200) in _calls()
+        # the address alone is not enough: the CLI without the certificate is turned away
+        alone = sh(f"DOCKER_HOST={status.docker_host} docker version", quiet=True, expect=None)
+        assert alone.exit_code != 0
     finally:
         trace.stop(remove_log=True)
+    assert not Path(status.cert_path).exists()  # the certificates go with the proxy
 
 
 def test_the_trace_commands_exit_codes(docker_client: object) -> None:

@@ -98,7 +98,7 @@ def test_trace_serve_stays_out_of_the_help(capsys: pytest.CaptureFixture[str]) -
     with pytest.raises(SystemExit):
         main(["trace", "--help"])
     out = capsys.readouterr().out
-    assert "{start,stop,show,host}" in out and "serve" not in out and "--listen" not in out
+    assert "{start,stop,show,host,env}" in out and "serve" not in out and "--listen" not in out and "--tls" not in out
 
 
 # --- usage errors: 2, one line ---------------------------------------------------------------
@@ -292,6 +292,8 @@ def test_trace_show_stop_and_host_without_a_proxy(capsys: pytest.CaptureFixture[
     assert main(["trace", "show", "--json"]) == 0
     assert capsys.readouterr().out.strip() == "[]"
     assert main(["trace", "host"]) == 2
+    assert "no trace proxy is running" in _one_line(capsys.readouterr().err)
+    assert main(["trace", "env"]) == 2
     assert "no trace proxy is running" in _one_line(capsys.readouterr().err)
 
 

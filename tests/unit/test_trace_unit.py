@@ -7,15 +7,18 @@ test client read HTTP with h11 directly, not with the framing code under test.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import h11
@@ -268,10 +271,13 @@ def _read_request(conn: socket.socket, buffered: bytes) -> tuple[h11.Request | N
             return request, body, parser.trailing_data[0]
 
 
-def _fake_daemon_connection(conn: socket.socket, gates: dict[str, threading.Event], early: list[bytes]) -> None:
+def _fake_daemon_connection(
+    conn: socket.socket, gates: dict[str, threading.Event], early: list[bytes], seen: list[str] | None = None
+) -> None:
     """Answer like dockerd: keep-alive JSON, chunked streams, a wait, and two kinds of hijack.
 
-    ``early`` collects any bytes that arrived before the request they follow was answered.
+    ``early`` collects any bytes that arrived before the request they follow was answered;
+    ``seen`` every request's method and target, as the daemon received it.
     """
     buffered = b""
     try:
@@ -279,6 +285,8 @@ def _fake_daemon_connection(conn: socket.socket, gates: dict[str, threading.Even
             head, body, buffered = _read_request(conn, buffered)
             if head is None:
                 return
+            if seen is not None:
+                seen.append(f"{head.method.decode()} {head.target.decode()}")
             if buffered and not trace.header(head, "Upgrade") and "/attach" not in head.target.decode():
                 early.append(buffered)
             target = head.target.decode()
@@ -330,14 +338,23 @@ def short_dir() -> Iterator[Path]:
 Proxied = tuple[Callable[[], socket.socket], Path, dict[str, threading.Event], list[bytes]]
 
 
+@dataclass
+class FakeDaemon:
+    """The fake daemon's socket, its gates, and what it saw: bytes sent early, requests, connections."""
+
+    path: Path
+    gates: dict[str, threading.Event] = field(default_factory=lambda: {"exited": threading.Event()})
+    early: list[bytes] = field(default_factory=list)
+    seen: list[str] = field(default_factory=list)
+    connections: int = 0
+
+
 @pytest.fixture
-def proxied(short_dir: Path) -> Iterator[Proxied]:
-    daemon_path = short_dir / "daemon.sock"
+def fake_daemon(short_dir: Path) -> Iterator[FakeDaemon]:
+    daemon = FakeDaemon(short_dir / "daemon.sock")
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(str(daemon_path))
+    server.bind(str(daemon.path))
     server.listen(8)
-    gates = {"exited": threading.Event()}
-    early: list[bytes] = []
 
     def serve() -> None:
         while True:
@@ -345,11 +362,20 @@ def proxied(short_dir: Path) -> Iterator[Proxied]:
                 conn, _ = server.accept()
             except OSError:
                 return
-            threading.Thread(target=_fake_daemon_connection, args=(conn, gates, early), daemon=True).start()
+            daemon.connections += 1
+            args = (conn, daemon.gates, daemon.early, daemon.seen)
+            threading.Thread(target=_fake_daemon_connection, args=args, daemon=True).start()
 
     threading.Thread(target=serve, daemon=True).start()
+    yield daemon
+    daemon.gates["exited"].set()
+    server.close()
+
+
+@pytest.fixture
+def proxied(short_dir: Path, fake_daemon: FakeDaemon) -> Iterator[Proxied]:
     log = short_dir / "trace.jsonl"
-    proxy = trace.Proxy(f"unix://{short_dir / 'proxy.sock'}", f"unix://{daemon_path}", log)
+    proxy = trace.Proxy(f"unix://{short_dir / 'proxy.sock'}", f"unix://{fake_daemon.path}", log)
     proxy.bind()
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
 
@@ -359,10 +385,9 @@ def proxied(short_dir: Path) -> Iterator[Proxied]:
         sock.connect(str(short_dir / "proxy.sock"))
         return sock
 
-    yield connect, log, gates, early
-    gates["exited"].set()
+    yield connect, log, fake_daemon.gates, fake_daemon.early
+    fake_daemon.gates["exited"].set()
     proxy.close()
-    server.close()
 
 
 class _Client:
@@ -517,10 +542,12 @@ def test_a_client_that_breaks_http_is_dropped_and_its_calls_so_far_kept(proxied:
     assert [c.route for c in trace.load(log)] == ["/_ping"]
 
 
-def test_tcp_listener_is_loopback_only(short_dir: Path) -> None:
+def test_tcp_listener_is_loopback_only_and_tls_only(short_dir: Path, credentials: Path) -> None:
     with pytest.raises(trace.LabkitError, match=r"127\.0\.0\.1 only"):
-        trace.Proxy("tcp://0.0.0.0:0", "unix:///nonexistent", short_dir / "log").bind()
-    proxy = trace.Proxy("tcp://127.0.0.1:0", "unix:///nonexistent", short_dir / "log")
+        trace.Proxy("tcp://0.0.0.0:0", "unix:///nonexistent", short_dir / "log", tls=credentials).bind()
+    with pytest.raises(trace.LabkitError, match="only with TLS"):
+        trace.Proxy("tcp://127.0.0.1:0", "unix:///nonexistent", short_dir / "log").bind()
+    proxy = trace.Proxy("tcp://127.0.0.1:0", "unix:///nonexistent", short_dir / "log", tls=credentials)
     proxy.bind()
     try:
         assert proxy.address.startswith("tcp://127.0.0.1:")
@@ -572,6 +599,197 @@ def test_cli_errors_are_one_line(short_dir: Path) -> None:
         check=False,
     )
     assert proc.returncode == 2 and "no trace proxy is running" in proc.stderr
+
+
+# --- who may use the proxy: TLS on TCP, and no browser's requests -----------------------
+
+
+@pytest.fixture(scope="module")
+def credentials(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One start's TLS files (openssl makes them in a fraction of a second)."""
+    return trace.tls.make_credentials(tmp_path_factory.mktemp("trace") / "tls")
+
+
+TlsProxied = tuple[Callable[..., ssl.SSLSocket], int, Path, FakeDaemon]
+
+
+@pytest.fixture
+def tls_proxied(short_dir: Path, fake_daemon: FakeDaemon, credentials: Path) -> Iterator[TlsProxied]:
+    log = short_dir / "trace.jsonl"
+    proxy = trace.Proxy("tcp://127.0.0.1:0", f"unix://{fake_daemon.path}", log, tls=credentials)
+    proxy.bind()
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    port = int(proxy.address.rsplit(":", 1)[1])
+
+    def connect(certs: Path | None = credentials, hostname: str = "127.0.0.1") -> ssl.SSLSocket:
+        context = ssl.create_default_context(cafile=str(credentials / "ca.pem"))  # the server's name is checked
+        if certs is not None:
+            context.load_cert_chain(str(certs / "cert.pem"), str(certs / "key.pem"))
+        return context.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=5), server_hostname=hostname)
+
+    yield connect, port, log, fake_daemon
+    proxy.close()
+
+
+def _refused_at_handshake(sock: ssl.SSLSocket, port: int) -> bool:
+    """True when the server ends a TLS connection instead of answering a request on it.
+
+    In TLS 1.3 the client's handshake ends before the server has checked the client's
+    certificate, so the refusal (an alert, or the connection closed) comes on the first read.
+    """
+    try:
+        sock.sendall(f"GET /_ping HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+        return sock.recv(100) == b""
+    except (ssl.SSLError, ConnectionError):
+        return True
+    finally:
+        sock.close()
+
+
+def test_credentials_are_private_and_the_ca_key_is_gone(credentials: Path) -> None:
+    assert oct(credentials.stat().st_mode & 0o777) == "0o700"
+    names = sorted(p.name for p in credentials.iterdir())
+    assert names == ["ca.pem", "cert.pem", "key.pem", "server-cert.pem", "server-key.pem"]
+    assert {oct(p.stat().st_mode & 0o777) for p in credentials.iterdir()} == {"0o600"}
+
+
+def test_tls_client_with_the_certificate_is_relayed_and_names_are_checked(tls_proxied: TlsProxied) -> None:
+    connect, port, log, daemon = tls_proxied
+    for hostname in ("127.0.0.1", "localhost"):  # both are in the server's certificate
+        with connect(hostname=hostname) as sock:
+            client = _Client(sock)  # type: ignore[arg-type]
+            sock.sendall(f"GET /_ping HTTP/1.1\r\nHost: {hostname}:{port}\r\n\r\n".encode())
+            assert client.response() == (200, b"OK")
+    assert [c.route for c in trace.load(log)] == ["/_ping", "/_ping"] and daemon.seen == ["GET /_ping"] * 2
+
+
+def test_tls_hijacked_stream_passes_both_ways_and_half_closes(tls_proxied: TlsProxied) -> None:
+    connect, port, log, _ = tls_proxied
+    sock = connect()
+    sock.sendall(
+        f"POST /v1.41/containers/{ID}/attach?stream=1&stdin=1 HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n".encode()
+        + b"Connection: Upgrade\r\nUpgrade: tcp\r\n\r\nearly "
+    )
+    received = b""
+    while b"\r\n\r\n" not in received:
+        received += sock.recv(65536)
+    head, received = received.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 101")
+    sock.sendall(b"echo this\r\n\x00\x01binary" * 1000)  # many records, while the answer streams back
+    socket.socket.shutdown(sock, socket.SHUT_WR)  # stdin ends at TCP level, as the docker CLI does under TLS
+    while data := sock.recv(65536):
+        received += data
+    sock.close()
+    assert received == b"ready:EARLY " + b"ECHO THIS\r\n\x00\x01BINARY" * 1000 + b":bye"
+    (call,) = trace.load(log)
+    assert call.hijacked and call.route == "/containers/{id}/attach"
+
+
+def test_tls_without_a_client_certificate_is_refused_before_the_daemon(tls_proxied: TlsProxied) -> None:
+    connect, port, log, daemon = tls_proxied
+    assert _refused_at_handshake(connect(certs=None), port)
+    assert daemon.connections == 0 and trace.load(log) == []
+
+
+def test_a_certificate_from_another_start_is_refused(tls_proxied: TlsProxied, short_dir: Path) -> None:
+    connect, port, _, daemon = tls_proxied
+    other = trace.tls.make_credentials(short_dir / "other")
+    assert _refused_at_handshake(connect(certs=other), port)
+    assert daemon.connections == 0
+
+
+def test_plain_http_on_the_tls_port_gets_no_answer(tls_proxied: TlsProxied) -> None:
+    _, port, log, daemon = tls_proxied
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(f"GET /_ping HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+        answer = b""
+        with contextlib.suppress(ConnectionError):
+            while data := sock.recv(65536):
+                answer += data
+    assert not answer.startswith(b"HTTP/") and daemon.connections == 0 and trace.load(log) == []
+
+
+def test_a_silent_client_does_not_hold_up_the_others(tls_proxied: TlsProxied) -> None:
+    connect, port, _, _ = tls_proxied
+    # the first connects and never says hello; the second is served all the same
+    with socket.create_connection(("127.0.0.1", port), timeout=5), connect() as sock:
+        sock.sendall(f"GET /_ping HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+        assert _Client(sock).response() == (200, b"OK")  # type: ignore[arg-type]
+
+
+_START = f"POST /v1.41/containers/{ID}/start HTTP/1.1\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n"
+
+
+@pytest.mark.parametrize(
+    ("headers", "why"),
+    [
+        ("Origin: http://evil.example\r\n", "web browser's request (it carries Origin)"),
+        ("Origin: null\r\n", "web browser's request (it carries Origin)"),
+        ("Sec-Fetch-Site: cross-site\r\n", "it carries Sec-Fetch-Site"),
+        ("Host: evil.example:{port}\r\n", "Host evil.example:{port} is not the proxy's address"),
+        ("Host: 127.0.0.1\r\n", "Host 127.0.0.1 is not the proxy's address"),
+    ],
+    ids=["origin", "origin-null", "sec-fetch", "rebinding", "no-port"],
+)
+def test_tls_proxy_refuses_browsers_and_other_hosts(tls_proxied: TlsProxied, headers: str, why: str) -> None:
+    connect, port, log, daemon = tls_proxied
+    host = "" if headers.startswith("Host") else f"Host: 127.0.0.1:{port}\r\n"
+    with connect() as sock:
+        sock.sendall((_START + host + headers.format(port=port) + "\r\n{}").encode())
+        status, body = _Client(sock).response("POST")  # type: ignore[arg-type]
+        assert sock.recv(100) == b""  # and the connection is closed
+    assert status == 403 and why.format(port=port) in json.loads(body)["message"]
+    assert daemon.seen == []  # nothing reached the daemon
+    (call,) = trace.load(log)
+    assert call.refused and call.status == 403 and call.route == "/containers/{id}/start"
+    assert trace.step_of(call) == (None, "refused by the proxy")
+
+
+def test_unix_socket_refuses_browsers_but_takes_any_host(proxied: Proxied, fake_daemon: FakeDaemon) -> None:
+    connect, log, _, _ = proxied
+    for host in ("docker", "api.moby.localhost", "localhost"):  # what the CLI, newer CLIs and curl send
+        with connect() as sock:
+            sock.sendall(f"GET /_ping HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+            assert _Client(sock).response() == (200, b"OK")
+    with connect() as sock:
+        sock.sendall((_START + "Host: docker\r\nOrigin: http://evil.example\r\n\r\n{}").encode())
+        assert _Client(sock).response("POST")[0] == 403
+    assert fake_daemon.seen == ["GET /_ping"] * 3
+    assert [c.status for c in trace.load(log)] == [200, 200, 200, 403]
+
+
+def test_starting_from_a_shell_that_points_at_the_tcp_proxy_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After `eval "$(labkit trace env)"`, a second start would relay to the proxy itself."""
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:23750")
+    monkeypatch.setenv("DOCKER_TLS_VERIFY", "1")
+    monkeypatch.setenv("DOCKER_CERT_PATH", str(trace.tls_folder()))
+    with pytest.raises(trace.LabkitError, match="points at the trace proxy itself") as caught:
+        trace.start(tcp=23751)
+    assert "DOCKER_CERT_PATH" in caught.value.fix
+
+
+def test_refusal_is_decided_from_the_head_alone() -> None:
+    hosts = frozenset({"127.0.0.1:2375", "localhost:2375"})
+
+    def request(*headers: tuple[str, str]) -> h11.Request:
+        return h11.Request(method="GET", target="/version", headers=list(headers))
+
+    assert trace.refusal(request(("Host", "127.0.0.1:2375")), hosts) is None
+    assert trace.refusal(request(("Host", "LocalHost:2375")), hosts) is None
+    assert trace.refusal(request(("Host", "docker")), None) is None
+    assert trace.refusal(request(("Host", "docker"), ("Origin", "http://x")), None) is not None
+    assert "Host" in str(trace.refusal(request(("Host", "127.0.0.1:2376")), hosts))
+
+
+def test_status_names_every_variable_the_cli_needs() -> None:
+    unix = trace.TraceStatus(True, "unix:///s/trace/docker.sock", upstream="unix:///var/run/docker.sock")
+    assert unix.env == {"DOCKER_HOST": "unix:///s/trace/docker.sock"}
+    # what lesson 04 shows, unchanged
+    assert str(unix) == "recording proxy running: DOCKER_HOST=unix:///s/trace/docker.sock → unix:///var/run/docker.sock"
+    tcp = trace.TraceStatus(True, "tcp://127.0.0.1:23750", upstream="unix:///d.sock", cert_path="/my state/tls")
+    assert tcp.shell_env == "DOCKER_HOST=tcp://127.0.0.1:23750 DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH='/my state/tls'"
+    assert str(tcp).startswith(f"recording proxy running: {tcp.shell_env} → ")
+    assert tcp.to_dict()["env"]["DOCKER_TLS_VERIFY"] == "1" and trace.TraceStatus(False).env == {}
 
 
 # --- views ------------------------------------------------------------------------------

@@ -1,7 +1,10 @@
 """``labkit trace``: a recording proxy between the docker CLI and the daemon.
 
 The proxy listens on a socket of its own (``<state dir>/trace/docker.sock``, mode
-0600, or ``127.0.0.1:PORT``) and forwards every byte to the daemon's socket. On
+0600 in a 0700 folder, or ``127.0.0.1:PORT`` with TLS: only a client holding the
+certificate made for that start gets in) and forwards every byte to the daemon's
+socket. A web browser's request (``Origin``) is refused, and on TCP a ``Host`` other
+than the proxy's own address. On
 the way it reads the HTTP framing, so it can write one JSON line per API call to
 ``<state dir>/trace/trace.jsonl``: the method, the path with its query, the API
 version prefix, the status, when it happened and on which connection. A check in
@@ -21,6 +24,7 @@ The package, one module per concern:
 
 - :mod:`labkit.trace.framing`: where each message ends, found by h11 reading along;
 - :mod:`labkit.trace.proxy`: the proxy itself, which relays and records every call;
+- :mod:`labkit.trace.tls`: TCP mode's TLS: certificates made per start, a thread-safe TLS connection;
 - :mod:`labkit.trace.process`: the proxy as a background process (start, stop, status);
 - :mod:`labkit.trace.log`: reading the trace log back as :class:`Call` values;
 - :mod:`labkit.trace.views`: the trace as a table and as a sequence diagram;
@@ -29,13 +33,14 @@ The package, one module per concern:
 Example:
     >>> from labkit import trace
     >>> proxy = trace.start()  # doctest: +SKIP
-    >>> labkit.sh(f"DOCKER_HOST={proxy.docker_host} docker run --rm hello-world")  # doctest: +SKIP
+    >>> labkit.sh(f"{proxy.shell_env} docker run --rm hello-world")  # doctest: +SKIP
     >>> trace.show()  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 from labkit.core.errors import DaemonUnavailable, LabkitError, WaitTimeout
+from labkit.features.trace import tls
 from labkit.features.trace.framing import (
     CAPTURE_LIMIT,
     MAX_HEAD,
@@ -61,8 +66,9 @@ from labkit.features.trace.process import (
     start,
     status,
     stop,
+    tls_folder,
 )
-from labkit.features.trace.proxy import Proxy, Recorder, body_fields, parse_address, pump, wants_body
+from labkit.features.trace.proxy import Proxy, Recorder, body_fields, parse_address, pump, refusal, wants_body
 from labkit.features.trace.views import STEPS, Diagram, Row, Trace, show, stable_order, step_of
 
 __all__ = [
@@ -97,6 +103,7 @@ __all__ = [
     "normalize_path",
     "parse_address",
     "pump",
+    "refusal",
     "relay_body",
     "show",
     "socket_path",
@@ -105,5 +112,7 @@ __all__ = [
     "status",
     "step_of",
     "stop",
+    "tls",
+    "tls_folder",
     "wants_body",
 ]

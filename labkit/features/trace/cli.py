@@ -1,10 +1,12 @@
-"""``labkit trace start|stop|show|host``, and the hidden ``labkit trace serve`` the background proxy runs."""
+"""``labkit trace start|stop|show|host|env``, and the hidden ``labkit trace serve`` the background proxy runs."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import signal
+import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ from labkit.features.trace.process import start, status, stop
 from labkit.features.trace.proxy import Proxy
 from labkit.features.trace.views import Trace
 
-ACTIONS = ("start", "stop", "show", "host")
+ACTIONS = ("start", "stop", "show", "host", "env")
 
 
 def register(subcommands: Subcommands) -> None:
@@ -28,10 +30,15 @@ def register(subcommands: Subcommands) -> None:
     p.add_argument("action", choices=[*ACTIONS, "serve"], metavar="{" + ",".join(ACTIONS) + "}")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--socket", help="start: the unix socket to listen on (default: <state dir>/trace/docker.sock)")
-    where.add_argument("--tcp", type=int, metavar="PORT", help="start: listen on 127.0.0.1:PORT instead")
+    where.add_argument(
+        "--tcp",
+        type=int,
+        metavar="PORT",
+        help="start: listen on 127.0.0.1:PORT instead, with TLS and a client certificate",
+    )
     p.add_argument("--json", action="store_true")
     p.add_argument("--raw", action="store_true", help="show: real paths, times and connection numbers")
-    for option in ("--listen", "--upstream", "--log"):
+    for option in ("--listen", "--upstream", "--log", "--tls"):
         p.add_argument(option, help=argparse.SUPPRESS)
     p.set_defaults(func=command)
 
@@ -40,29 +47,41 @@ def command(args: argparse.Namespace) -> ExitCode:
     """Run ``labkit trace ACTION`` from parsed arguments.
 
     Raises:
-        LabkitError: the proxy could not start, or none runs for ``host``.
+        LabkitError: the proxy could not start, or none runs for ``host`` and ``env``.
         UsageError: ``serve`` without ``--listen``, ``--upstream`` and ``--log``.
     """
     if args.action == "serve":
         if not (args.listen and args.upstream and args.log):
             raise UsageError("labkit trace", "serve needs --listen, --upstream and --log")
-        return _serve(args.listen, args.upstream, args.log)
+        return _serve(args.listen, args.upstream, args.log, args.tls)
     if args.action == "start":
         result = start(args.socket, args.tcp)
         if args.json:
             print(json.dumps(result.to_dict(), indent=2, sort_keys=True))
         else:
             print(result)
-            print(f"  try: DOCKER_HOST={result.docker_host} docker run --rm hello-world")
+            print(f"  try: {result.shell_env} docker run --rm hello-world")
+            if result.cert_path:
+                print('  or, for every command in this shell: eval "$(labkit trace env)"')
         return ExitCode.DONE
     if args.action == "stop":
         print("trace proxy stopped" if stop() else "no trace proxy started by labkit was running")
         return ExitCode.DONE
-    if args.action == "host":
+    if args.action in ("host", "env"):
         current = status()
         if not current.running:
             raise LabkitError("no trace proxy is running", "start one: labkit trace start")
-        print(current.docker_host)
+        if args.action == "env":
+            for name, value in current.env.items():
+                print(f"export {name}={shlex.quote(value)}")
+        else:
+            print(current.docker_host)
+            if current.cert_path:  # the address alone is refused: say what else the CLI needs
+                print(
+                    "labkit: this proxy also needs DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH="
+                    f'{shlex.quote(current.cert_path)} (all three: eval "$(labkit trace env)")',
+                    file=sys.stderr,
+                )
         return ExitCode.DONE
     calls = load()
     if args.json:
@@ -72,9 +91,9 @@ def command(args: argparse.Namespace) -> ExitCode:
     return ExitCode.DONE
 
 
-def _serve(listen: str, upstream: str, log: str) -> ExitCode:
+def _serve(listen: str, upstream: str, log: str, tls: str | None) -> ExitCode:
     """The background process: bind, then relay until SIGTERM."""
-    proxy = Proxy(listen, upstream, Path(log))
+    proxy = Proxy(listen, upstream, Path(log), Path(tls) if tls else None)
     proxy.bind()
 
     def on_term(signum: int, frame: Any) -> None:

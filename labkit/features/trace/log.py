@@ -30,6 +30,7 @@ class Call:
     message: str | None = None
     exit: int | None = None
     ms: float | None = None
+    refused: bool = False  # answered 403 by the proxy itself (a browser's request, a wrong Host)
 
     @property
     def route(self) -> str:

@@ -2,7 +2,8 @@
 
 The process is ``python -m labkit.trace serve``, started in a session of its own
 so it outlives the caller; its pid and start time are kept in a pid file, and only
-that very process is ever signalled.
+that very process is ever signalled. On TCP it gets TLS files made for that start
+(:mod:`labkit.features.trace.tls`), removed when it stops.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
+import shutil
 import subprocess
 import sys
 from dataclasses import asdict, dataclass
@@ -19,6 +22,7 @@ from typing import Any, TextIO
 from labkit.core import engine, paths, procs, wait
 from labkit.core.errors import DaemonUnavailable, LabkitError, WaitTimeout
 from labkit.features.trace.proxy import _connect, parse_address
+from labkit.features.trace.tls import make_credentials
 
 #: Seconds the background proxy may take to accept connections.
 START_TIMEOUT = 10.0
@@ -40,6 +44,11 @@ def folder() -> Path:
 def socket_path() -> Path:
     """Where the proxy listens by default: ``<state dir>/trace/docker.sock``."""
     return folder() / "docker.sock"
+
+
+def tls_folder() -> Path:
+    """``<state dir>/trace/tls``: a TCP proxy's certificates, the value for ``DOCKER_CERT_PATH``."""
+    return folder() / "tls"
 
 
 def log_path() -> Path:
@@ -69,6 +78,7 @@ class TraceStatus:
         upstream: the daemon it forwards to.
         log: the trace log.
         pid: the proxy's process id when running.
+        cert_path: on TCP, the folder of the client's TLS files (``DOCKER_CERT_PATH``).
     """
 
     running: bool
@@ -77,14 +87,35 @@ class TraceStatus:
     upstream: str = ""
     log: str = ""
     pid: int | None = None
+    cert_path: str = ""
+
+    @property
+    def env(self) -> dict[str, str]:
+        """What the docker CLI (or docker SDK) needs in its environment to go through the proxy.
+
+        Example:
+            >>> TraceStatus(True, "tcp://127.0.0.1:23750", cert_path="/s/trace/tls").env
+            {'DOCKER_HOST': 'tcp://127.0.0.1:23750', 'DOCKER_TLS_VERIFY': '1', 'DOCKER_CERT_PATH': '/s/trace/tls'}
+        """
+        if not self.running:
+            return {}
+        env = {"DOCKER_HOST": self.docker_host}
+        if self.cert_path:
+            env.update(DOCKER_TLS_VERIFY="1", DOCKER_CERT_PATH=self.cert_path)
+        return env
+
+    @property
+    def shell_env(self) -> str:
+        """:attr:`env` as a shell command's prefix: ``DOCKER_HOST=… docker …``."""
+        return " ".join(f"{name}={shlex.quote(value)}" for name, value in self.env.items())
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "env": self.env}
 
     def __str__(self) -> str:
         if not self.running:
             return "labkit trace: no proxy running"
-        return f"recording proxy running: DOCKER_HOST={self.docker_host} → {self.upstream}"
+        return f"recording proxy running: {self.shell_env} → {self.upstream}"
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         printer.text(str(self))
@@ -116,6 +147,7 @@ def status() -> TraceStatus:
         upstream=str(record.get("upstream", "")),
         log=str(record.get("log", "")),
         pid=int(record["pid"]),
+        cert_path=str(record.get("tls") or ""),
     )
 
 
@@ -127,10 +159,16 @@ def _check_upstream(upstream: str, listen: str) -> None:
         LabkitError: DOCKER_HOST points at the proxy.
     """
     kind, where, _ = parse_address(upstream)
-    if upstream == listen or (kind == "unix" and Path(where) == socket_path()):
+    certs = os.environ.get("DOCKER_CERT_PATH")
+    if (
+        upstream == listen
+        or (kind == "unix" and Path(where) == socket_path())
+        or (certs and Path(certs) == tls_folder())
+    ):
         raise LabkitError(
             f"DOCKER_HOST ({upstream}) points at the trace proxy itself",
-            "unset DOCKER_HOST (or set it to the daemon's socket) before `labkit trace start`",
+            "unset DOCKER_HOST DOCKER_TLS_VERIFY DOCKER_CERT_PATH (or point DOCKER_HOST at the daemon's socket) "
+            "before `labkit trace start`",
         )
     if os.environ.get("DOCKER_TLS_VERIFY"):
         raise LabkitError(
@@ -173,15 +211,17 @@ def start(socket_file: str | Path | None = None, tcp: int | None = None, *, out:
 
     Args:
         socket_file: where to listen; ``<state dir>/trace/docker.sock`` by default.
-        tcp: listen on ``127.0.0.1:tcp`` instead of a unix socket.
+        tcp: listen on ``127.0.0.1:tcp`` instead of a unix socket, with TLS: only a
+            client holding the certificate made now (``DOCKER_CERT_PATH``) gets in.
         out: where to print one line about it (nothing by default).
 
     Returns:
-        Its status, including the ``DOCKER_HOST`` value to use.
+        Its status, including the environment to give the CLI (``env``, ``shell_env``).
 
     Raises:
         DaemonUnavailable: the daemon's socket is missing.
-        LabkitError: the socket path or port is in use, or the proxy did not start.
+        LabkitError: the socket path or port is in use, ``openssl`` is missing, or the
+            proxy did not start.
     """
     stop()
     listen = f"tcp://127.0.0.1:{tcp}" if tcp is not None else f"unix://{Path(socket_file or socket_path()).absolute()}"
@@ -189,6 +229,7 @@ def start(socket_file: str | Path | None = None, tcp: int | None = None, *, out:
     _check_upstream(upstream, listen)
     if tcp is None:
         _prepare_unix(Path(listen[len("unix://") :]))
+    tls = make_credentials(tls_folder()) if tcp is not None else None
     log = log_path()
     log.unlink(missing_ok=True)
     output = _output_file()
@@ -206,6 +247,7 @@ def start(socket_file: str | Path | None = None, tcp: int | None = None, *, out:
                 upstream,
                 "--log",
                 str(log),
+                *(["--tls", str(tls)] if tls is not None else []),
             ],
             stdin=subprocess.DEVNULL,
             stdout=sink,
@@ -213,12 +255,14 @@ def start(socket_file: str | Path | None = None, tcp: int | None = None, *, out:
             cwd=folder(),
             start_new_session=True,  # not in the caller's process group: Ctrl-C in a shell leaves it running
         )
-    _pid_file().write_text(json.dumps({**procs.track(proc), "listen": listen, "upstream": upstream, "log": str(log)}))
+    record = {**procs.track(proc), "listen": listen, "upstream": upstream, "log": str(log), "tls": str(tls or "")}
+    _pid_file().write_text(json.dumps(record))
 
     def listening() -> bool:
         if proc.poll() is not None:
             said = output.read_text(errors="replace").strip().splitlines()
             _pid_file().unlink(missing_ok=True)
+            shutil.rmtree(tls_folder(), ignore_errors=True)
             raise LabkitError(
                 (said[-1] if said else f"the trace proxy exited with code {proc.returncode}").removeprefix("labkit: ")
             )
@@ -240,7 +284,7 @@ def start(socket_file: str | Path | None = None, tcp: int | None = None, *, out:
 
 
 def stop(remove_log: bool = False) -> bool:
-    """Stop the proxy labkit started and remove its socket.
+    """Stop the proxy labkit started and remove its socket and TLS files.
 
     Only the process in the pid file is signalled, and only if it is still that
     ``labkit.trace serve`` process.
@@ -265,6 +309,7 @@ def stop(remove_log: bool = False) -> bool:
                 if stale.is_socket():
                     stale.unlink()
         _pid_file().unlink(missing_ok=True)
+    shutil.rmtree(tls_folder(), ignore_errors=True)  # a stopped proxy's certificates open nothing
     if remove_log:
         log_path().unlink(missing_ok=True)
         _output_file().unlink(missing_ok=True)

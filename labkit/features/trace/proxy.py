@@ -5,6 +5,14 @@ along with h11 to find where each message ends); a hijacked connection is joined
 the daemon's with :func:`pump`. Each call
 is written to the log before the client sees its answer, so a check in another
 process never misses one.
+
+Whoever reaches the proxy reaches the daemon, which is as good as root on the machine,
+so it lets in only the learner. The unix socket is 0600 in a 0700 folder. On TCP
+(``127.0.0.1``, which every local user and every web page can reach) a client must
+hold the certificate :mod:`labkit.features.trace.tls` made for this start. And a
+request that carries ``Origin`` or ``Sec-Fetch-*`` headers (a browser's: the docker CLI
+never sends them) or, on TCP, names another ``Host`` than the proxy's own address (DNS
+rebinding) is answered ``403`` and never reaches the daemon (:func:`refusal`).
 """
 
 from __future__ import annotations
@@ -14,10 +22,11 @@ import json
 import os
 import re
 import socket
+import ssl
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import h11
 
@@ -26,14 +35,28 @@ from labkit.features.trace.framing import (
     Gate,
     ProtocolError,
     Reader,
+    header,
     is_hijack,
     relay_body,
 )
+from labkit.features.trace.tls import TlsChannel, server_context
 
 _VERSION = re.compile(r"^/v(\d+\.\d+)(?=/)")
 
 
-def pump(a: socket.socket, b: socket.socket, a_ahead: bytes = b"", b_ahead: bytes = b"") -> None:
+class Stream(Protocol):
+    """What the proxy uses of a connection: a socket, or a :class:`~labkit.features.trace.tls.TlsChannel`."""
+
+    def recv(self, bufsize: int, /) -> bytes: ...
+
+    def sendall(self, data: bytes, /) -> None: ...
+
+    def shutdown(self, how: int, /) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def pump(a: Stream, b: Stream, a_ahead: bytes = b"", b_ahead: bytes = b"") -> None:
     """Join two sockets: copy bytes both ways until both directions have ended.
 
     An end in one direction is passed on as a half-close (``shutdown(SHUT_WR)``),
@@ -47,7 +70,7 @@ def pump(a: socket.socket, b: socket.socket, a_ahead: bytes = b"", b_ahead: byte
         b_ahead: bytes already read from ``b`` and not yet forwarded.
     """
 
-    def copy(src: socket.socket, dst: socket.socket, ahead: bytes) -> None:
+    def copy(src: Stream, dst: Stream, ahead: bytes) -> None:
         try:
             if ahead:
                 dst.sendall(ahead)
@@ -162,23 +185,70 @@ def body_fields(status: int, body: bytes, path: str) -> dict[str, Any]:
     return found
 
 
-class Proxy:
-    """Accepts connections on ``listen`` and relays each to its own connection to ``upstream``."""
+#: Headers only browsers send (``Sec-Fetch-*`` on every request, ``Origin`` on every cross-site POST).
+BROWSER_HEADERS = ("origin", "sec-fetch-site", "sec-fetch-mode", "sec-fetch-dest")
 
-    def __init__(self, listen: str, upstream: str, log: Path) -> None:
+
+def refusal(request: h11.Request, hosts: frozenset[str] | None) -> str | None:
+    """Why the proxy refuses a request, or None when it may go to the daemon.
+
+    Args:
+        request: the request's head.
+        hosts: the ``Host`` values allowed, lower case (the proxy's own TCP address);
+            None allows any (a unix socket, which no browser can reach).
+
+    Example:
+        >>> start = h11.Request(method="POST", target="/containers/web/start", headers=[("Host", "127.0.0.1:2375")])
+        >>> refusal(start, frozenset({"127.0.0.1:2375"})) is None
+        True
+        >>> refusal(start, frozenset({"127.0.0.1:2376"}))
+        "Host 127.0.0.1:2375 is not the proxy's address"
+    """
+    sent = {name for name, _ in request.headers}  # h11 gives names lower-cased
+    for name in BROWSER_HEADERS:
+        if name.encode() in sent:
+            return f"a web browser's request (it carries {name.title()})"
+    host = header(request, "host").lower()
+    if hosts is not None and host not in hosts:
+        return f"Host {host or '(none)'} is not the proxy's address"
+    return None
+
+
+def _forbidden(why: str) -> bytes:
+    """A ``403`` in the daemon's error format, so the docker CLI shows the reason."""
+    body = json.dumps({"message": f"labkit trace refused this request: {why}"}).encode()
+    head = f"HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+    return (head + "Connection: close\r\n\r\n").encode() + body
+
+
+class Proxy:
+    """Accepts connections on ``listen`` and relays each to its own connection to ``upstream``.
+
+    Args:
+        listen: ``unix:///path`` or ``tcp://127.0.0.1:PORT``.
+        upstream: the daemon's address.
+        log: the trace log.
+        tls: on TCP, the folder of :func:`~labkit.features.trace.tls.make_credentials`
+            (required there: only a client with its certificate gets in).
+    """
+
+    def __init__(self, listen: str, upstream: str, log: Path, tls: Path | None = None) -> None:
         self.listen = listen
         self.upstream = upstream
         self.recorder = Recorder(log)
+        self.tls = tls
+        self._context: ssl.SSLContext | None = None
+        self._hosts: frozenset[str] | None = None  # the Host values a TCP request may name
         self._server: socket.socket | None = None
         self._count = 0
         self._lock = threading.Lock()
         self._closed = threading.Event()
 
     def bind(self) -> None:
-        """Open the listening socket: a unix socket of mode 0600, or 127.0.0.1 only.
+        """Open the listening socket: a unix socket of mode 0600, or 127.0.0.1 only, with TLS.
 
         Raises:
-            LabkitError: the address is taken or cannot be used.
+            LabkitError: the address is taken or cannot be used, or TCP without TLS files.
         """
         kind, where, port = parse_address(self.listen)
         try:
@@ -193,6 +263,12 @@ class Proxy:
             else:
                 if where not in ("127.0.0.1", "localhost"):
                     raise LabkitError(f"labkit trace listens on 127.0.0.1 only, not {where}", "use --tcp PORT")
+                if self.tls is None:
+                    raise LabkitError(
+                        "labkit trace listens on TCP only with TLS and a client certificate",
+                        "use labkit trace start --tcp PORT, which makes them",
+                    )
+                self._context = server_context(self.tls)
                 server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
                 server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 server.bind(("127.0.0.1", port))
@@ -203,6 +279,9 @@ class Proxy:
             ) from e
         server.listen(64)
         self._server = server
+        if server.family == socket.AF_INET:
+            port = server.getsockname()[1]
+            self._hosts = frozenset({f"127.0.0.1:{port}", f"localhost:{port}"})
 
     @property
     def address(self) -> str:
@@ -242,21 +321,26 @@ class Proxy:
             return self._count
 
     def _handle(self, client: socket.socket) -> None:
+        stream: Stream = client
         try:
+            if self._context is not None:  # before the daemon is even connected to
+                channel = TlsChannel(client, self._context)
+                channel.handshake()  # no certificate of this start: refused here
+                stream = channel
             upstream = _connect(self.upstream, timeout=5.0)
         except OSError:
             client.close()  # the CLI reports the refused connection itself
             return
         try:
-            self._relay(client, upstream)
+            self._relay(stream, upstream)
         except (OSError, ProtocolError):
             pass  # a broken connection ends it; the calls before it are already recorded
         finally:
-            for sock in (client, upstream):
+            for sock in (stream, upstream):
                 with contextlib.suppress(OSError):
                     sock.close()
 
-    def _relay(self, client: socket.socket, upstream: socket.socket) -> None:
+    def _relay(self, client: Stream, upstream: socket.socket) -> None:
         """Relay request after request on one connection, until it closes or is hijacked.
 
         Requests are answered one at a time: a request the client sent early (pipelined)
@@ -271,6 +355,9 @@ class Proxy:
             number = number or self._number()
             seq += 1
             call = _Exchange(self.recorder, number, seq, request)
+            if (why := refusal(request, self._hosts)) is not None:
+                call.refuse(client, why)
+                return
             try:
                 if not call.relay(client, upstream, requests, responses):
                     return
@@ -303,7 +390,13 @@ class _Exchange:
             self.written = True
             self.recorder.write(self.record)
 
-    def relay(self, client: socket.socket, upstream: socket.socket, requests: Reader, responses: Reader) -> bool:
+    def refuse(self, client: Stream, why: str) -> None:
+        """Answer ``403`` without a byte going to the daemon, and log the attempt."""
+        self.record.update(status=403, reason="Forbidden", message=why, refused=True)
+        self.write()
+        client.sendall(_forbidden(why))
+
+    def relay(self, client: Stream, upstream: socket.socket, requests: Reader, responses: Reader) -> bool:
         """Forward the request, then the response; True when the connection may carry another.
 
         Args:

@@ -44,6 +44,8 @@ def step_of(call: Call) -> tuple[int | None, str]:
         >>> step_of(Call(1, 1, 0.0, "POST", "/v1.41/images/create?fromImage=hello-world&tag=latest", status=200))
         (4, 'pull the image (progress streams back)')
     """
+    if call.refused:  # it never reached the daemon: no step of a run
+        return None, "refused by the proxy"
     route = call.route
     for method, pattern, status_ok, step, what in _STEP_RULES:
         if call.method == method and route == pattern and status_ok(call.status):
@@ -125,7 +127,7 @@ class Trace:
             if call.exit is not None:
                 status += f" (exit {call.exit})"
             if call.message and step is None:
-                what = f"other: {call.message}"
+                what = f"{'refused' if call.refused else 'other'}: {call.message}"
             rows.append(Row(step, what, call.method, path, status, call.conn, call.t))
         return rows
 

@@ -100,6 +100,9 @@ def client() -> docker.DockerClient:
         version = probe.api.api_version
         probe.close()
         _client = docker.from_env(version=version, timeout=CALL_TIMEOUT)
+        # docker-py passes DOCKER_CERT_PATH's CA to requests, which REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE
+        # in the environment would replace: a TLS DOCKER_HOST (labkit trace --tcp) must use docker's own.
+        _client.api.trust_env = False
     except docker.errors.DockerException as e:
         raise DaemonUnavailable(host, _describe(e)) from e
     except (requests.exceptions.RequestException, OSError) as e:

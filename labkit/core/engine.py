@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import docker
+import docker.constants
 import docker.errors
 import requests.exceptions
 
@@ -96,12 +97,14 @@ def client() -> docker.DockerClient:
     if _client is not None and _client_host == host:
         return _client
     try:
-        probe = docker.from_env(version="auto", timeout=PING_TIMEOUT)
-        version = probe.api.api_version
+        # docker-py hands DOCKER_CERT_PATH's CA to requests, which REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE in
+        # the environment would replace: a TLS DOCKER_HOST (labkit trace --tcp) must use docker's own. So no
+        # client reads the environment, the probe included (version="auto" would ask before we could say so).
+        probe = docker.from_env(version=docker.constants.DEFAULT_DOCKER_API_VERSION, timeout=PING_TIMEOUT)
+        probe.api.trust_env = False
+        version = str(probe.api.version(api_version=False)["ApiVersion"])
         probe.close()
         _client = docker.from_env(version=version, timeout=CALL_TIMEOUT)
-        # docker-py passes DOCKER_CERT_PATH's CA to requests, which REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE
-        # in the environment would replace: a TLS DOCKER_HOST (labkit trace --tcp) must use docker's own.
         _client.api.trust_env = False
     except docker.errors.DockerException as e:
         raise DaemonUnavailable(host, _describe(e)) from e

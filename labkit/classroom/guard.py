@@ -11,11 +11,12 @@ down. :func:`guarded_protocol` wraps uvicorn's h11 protocol so that:
   trickle of one byte a second does not reset the clock;
 - **waiting connections are capped with eviction of the oldest**: at most
   :data:`PER_ADDRESS` connections *that have never completed a request head* per client
-  address, and :data:`MAX_WAITING` waiting connections of any kind in all. A new
-  connection past a cap closes the oldest waiting one (of that address, or of all), and
-  is itself served. So a flood, even from the address an honest client shares, cannot
-  lock that client out: a real client sends its head a millisecond after connecting,
-  long before 64 newer connections push it out;
+  address, and :data:`MAX_WAITING` waiting connections of any kind in all. Past a cap the
+  oldest waiting ones (of that address, or of all) are closed, once they have had
+  :data:`GRACE` seconds to send a head; newcomers are always accepted. So a flood, even
+  a sustained one from the address an honest client shares, cannot lock that client
+  out: a real client's head arrives a millisecond after it connects and it is served,
+  while the flood's half-open connections are the oldest and go first;
 - every accepted socket gets ``TCP_NODELAY``: a response's head and body go out at once
   instead of the body waiting 40 ms for a delayed ACK.
 
@@ -40,7 +41,7 @@ import socket
 from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -53,6 +54,8 @@ BODY_TIMEOUT = 6.0
 PER_ADDRESS = 64
 #: Connections waiting for a request head (new or keep-alive), in all.
 MAX_WAITING = 1024
+#: Seconds a new connection has to send its head before a cap may push it out.
+GRACE = 0.1
 #: Open files the server asks for (its soft limit is raised up to the hard one).
 WANTED_FILES = 8192
 
@@ -61,22 +64,30 @@ C = TypeVar("C", bound=Hashable)
 
 @dataclass
 class Waiting(Generic[C]):
-    """Connections waiting for a request head, oldest first: who must go when a new one comes.
+    """Connections waiting for a request head, oldest first: who must go when there are too many.
+
+    The caps are soft for :data:`GRACE` seconds: a connection that has just arrived is not
+    pushed out before it had time to send its head (in a burst, a real client's head is read
+    a loop turn or two after it was accepted, while the newer half-open connections pile up).
+    Past ``2 * total`` the oldest goes at once, whatever its age, so files never run out.
 
     Example:
-        >>> w = Waiting[str](per_address=2, total=3)
-        >>> w.add("a1", "10.0.0.1", fresh=True), w.add("a2", "10.0.0.1", fresh=True)
-        ([], [])
-        >>> w.add("a3", "10.0.0.1", fresh=True), w.add("b1", "10.0.0.2", fresh=True)
-        (['a1'], [])
-        >>> w.add("c1", "10.0.0.3", fresh=False), len(w)
-        (['a2'], 3)
+        >>> w = Waiting[str](per_address=2, total=3, grace=1.0)
+        >>> w.add("a1", "10.0.0.1", True, 0.0), w.add("a2", "10.0.0.1", True, 0.0), w.add("a3", "10.0.0.1", True, 0.5)
+        ([], [], [])
+        >>> w.trim(now=0.5), w.trim(now=1.2), len(w)
+        ([], ['a1'], 2)
+        >>> w.add("b1", "10.0.0.2", True, 1.2), w.add("c1", "10.0.0.3", False, 1.2), w.trim(now=2.0)
+        ([], [], ['a2'])
     """
 
     per_address: int = PER_ADDRESS
     total: int = MAX_WAITING
-    _all: OrderedDict[C, str | None] = field(default_factory=OrderedDict)  # value: the address of a fresh one
+    grace: float = GRACE
+    # value: (since when it waits, the address of a fresh one or None)
+    _all: OrderedDict[C, tuple[float, str | None]] = field(default_factory=OrderedDict)
     _fresh: dict[str, OrderedDict[C, None]] = field(default_factory=dict)
+    _crowded: set[str] = field(default_factory=set)  # addresses with more fresh connections than per_address
 
     def __len__(self) -> int:
         return len(self._all)
@@ -85,45 +96,87 @@ class Waiting(Generic[C]):
         """How many connections from ``address`` wait and never completed a head."""
         return len(self._fresh.get(address, ()))
 
-    def add(self, conn: C, address: str, fresh: bool) -> list[C]:
-        """Count ``conn`` as waiting; returns the connections it pushes out (oldest first), to be closed."""
+    def over(self) -> bool:
+        """Whether a cap is exceeded (a :meth:`trim` is due)."""
+        return bool(self._crowded) or len(self._all) > self.total
+
+    def add(self, conn: C, address: str, fresh: bool, now: float) -> list[C]:
+        """Count ``conn`` as waiting; returns the oldest connections past ``2 * total``, to be closed now."""
         if conn in self._all:
             return []
-        evicted: list[C] = []
-        self._all[conn] = address if fresh else None
+        self._all[conn] = (now, address if fresh else None)
         if fresh:
             mine = self._fresh.setdefault(address, OrderedDict())
             mine[conn] = None
-            while len(mine) > self.per_address:
-                oldest, _ = mine.popitem(last=False)
-                del self._all[oldest]
-                evicted.append(oldest)
-        while len(self._all) > self.total:
+            if len(mine) > self.per_address:
+                self._crowded.add(address)
+        evicted: list[C] = []
+        while len(self._all) > 2 * self.total:
             oldest = next(iter(self._all))
             self.remove(oldest)
             evicted.append(oldest)
         return evicted
 
+    def trim(self, now: float) -> list[C]:
+        """The oldest connections past the caps that have waited at least ``grace``, to be closed; they no longer count."""
+        evicted: list[C] = []
+        for address in list(self._crowded):
+            mine = self._fresh[address]
+            while len(mine) > self.per_address:
+                oldest = next(iter(mine))
+                if now - self._all[oldest][0] < self.grace:
+                    break
+                self.remove(oldest)
+                evicted.append(oldest)
+        while len(self._all) > self.total:
+            oldest = next(iter(self._all))
+            if now - self._all[oldest][0] < self.grace:
+                break
+            self.remove(oldest)
+            evicted.append(oldest)
+        return evicted
+
     def remove(self, conn: C) -> None:
-        """``conn`` no longer waits (its head arrived, or it closed)."""
-        address = self._all.pop(conn, None)
+        """``conn`` no longer waits (its head arrived, it was pushed out, or it closed)."""
+        _, address = self._all.pop(conn, (0.0, None))
         if address is not None:
             mine = self._fresh.get(address)
             if mine is not None:
                 mine.pop(conn, None)
+                if len(mine) <= self.per_address:
+                    self._crowded.discard(address)
                 if not mine:
                     del self._fresh[address]
+
+
+class _Closable(Protocol):
+    def _close(self, reason: str) -> None: ...
 
 
 @dataclass
 class Guard:
     """The limits one server applies to its connections, and who waits now."""
 
-    waiting: Waiting[H11Protocol] = field(default_factory=Waiting)
+    waiting: Waiting[Any] = field(default_factory=Waiting)
     head_timeout: float = HEAD_TIMEOUT
     body_timeout: float = BODY_TIMEOUT
     #: Connections closed so far, by reason ("evicted", "head", "body"): for tests and the curious.
     closed: dict[str, int] = field(default_factory=dict)
+    _trim: asyncio.TimerHandle | None = None
+
+    def wait(self, conn: _Closable, address: str, fresh: bool, loop: asyncio.AbstractEventLoop) -> None:
+        """``conn`` waits for a request head: count it, and push out the oldest when the caps say so."""
+        for victim in self.waiting.add(conn, address, fresh, loop.time()):
+            victim._close("evicted")
+        if self.waiting.over() and self._trim is None:
+            self._trim = loop.call_later(self.waiting.grace / 2, self._trim_now, loop)
+
+    def _trim_now(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._trim = None
+        for victim in self.waiting.trim(loop.time()):
+            victim._close("evicted")
+        if self.waiting.over():  # the rest are still in their grace: look again soon
+            self._trim = loop.call_later(self.waiting.grace / 2, self._trim_now, loop)
 
 
 def guarded_protocol(guard: Guard) -> type[H11Protocol]:
@@ -176,8 +229,7 @@ def guarded_protocol(guard: Guard) -> type[H11Protocol]:
                 guard.waiting.remove(self)
             self._phase = phase
             if phase == "head":
-                for victim in guard.waiting.add(self, self._address, self._fresh):
-                    victim._close("evicted")  # type: ignore[attr-defined]
+                guard.wait(self, self._address, self._fresh, self.loop)
                 self._deadline = self.loop.call_later(guard.head_timeout, self._close, "head")
             elif phase == "body":
                 self._deadline = self.loop.call_later(guard.body_timeout, self._close, "body")

@@ -60,6 +60,11 @@ def register(subcommands: Subcommands) -> None:
     p.set_defaults(func=command)
 
 
+def _db(args: argparse.Namespace) -> Path:
+    """The instructor's database: ``--db``, or the default (only the instructor's actions make its folder)."""
+    return Path(args.db) if args.db else default_db()
+
+
 def _usage(problem: str) -> UsageError:
     return UsageError("labkit classroom", problem)
 
@@ -81,17 +86,16 @@ def command(args: argparse.Namespace) -> ExitCode:
         (name,) = args.args
     elif args.args:
         raise _usage(f"{args.action} takes no arguments")
-    db = Path(args.db) if args.db else default_db()
     if args.action == "serve":
         from labkit.classroom.server import DEFAULT_PORT, serve  # reason: starlette adds ~25 ms to every labkit command
 
         if args.max_learners < 1 or args.events_per_minute <= 0:
             raise _usage("--max-learners and --events-per-minute must be positive")
         port = DEFAULT_PORT if args.port is None else args.port
-        serve(db, args.host, port, args.public, args.max_learners, args.events_per_minute)
+        serve(_db(args), args.host, port, args.public, args.max_learners, args.events_per_minute)
         return ExitCode.DONE
     if args.action == "rotate":
-        store = Store(db)
+        store = Store(_db(args))
         try:
             join_token, instructor_token = store.rotate()
         finally:
@@ -114,7 +118,7 @@ def command(args: argparse.Namespace) -> ExitCode:
         print(f"left the classroom{extra}")
         return ExitCode.DONE
     if args.action == "forget":
-        store = Store(db)
+        store = Store(_db(args))
         try:
             freed = store.forget(name)
         finally:

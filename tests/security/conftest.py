@@ -1,4 +1,5 @@
-"""Attacks on the classroom server and its files, replayed on loopback against a real ``labkit classroom serve``.
+"""What the attacks in tests/security share: for the classroom's (``test_classroom_*.py``), a real
+``labkit classroom serve`` on loopback, and room for a flood's sockets.
 
 The server, learner and event helpers are the integration tests' (``tests/integration/test_classroom.py``):
 that folder goes on ``sys.path`` here so both suites start servers the same way.

@@ -1,13 +1,16 @@
-"""``labkit classroom serve|join|leave|status|flush|forget``: registered on ``labkit`` by :mod:`labkit.cli`."""
+"""``labkit classroom serve|join|leave|status|flush|forget|rotate``: registered on ``labkit`` by :mod:`labkit.cli`."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 from pathlib import Path
 
 from labkit.classroom import client
+from labkit.classroom.limits import EVENTS_PER_MINUTE, MAX_LEARNERS
 from labkit.classroom.store import Store
 from labkit.core.commands import Subcommands
 from labkit.core.errors import ExitCode, UsageError
@@ -15,8 +18,15 @@ from labkit.core.paths import state_dir
 
 
 def default_db() -> Path:
-    """``state_dir()/classroom/classroom.db``: the instructor's results, kept across restarts."""
-    return state_dir() / "classroom" / "classroom.db"
+    """``state_dir()/classroom/classroom.db``: the instructor's results, kept across restarts.
+
+    The folder is labkit's own, so it is made (or made again) 0700: it holds learners' results.
+    """
+    folder = state_dir() / "classroom"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    with contextlib.suppress(OSError):
+        os.chmod(folder, 0o700)
+    return folder / "classroom.db"
 
 
 def register(subcommands: Subcommands) -> None:
@@ -24,7 +34,7 @@ def register(subcommands: Subcommands) -> None:
     p = subcommands.add_parser(
         "classroom", help="a live view of learners' check results for the instructor; join one as a learner"
     )
-    p.add_argument("action", choices=["serve", "join", "leave", "status", "flush", "forget"])
+    p.add_argument("action", choices=["serve", "join", "leave", "status", "flush", "forget", "rotate"])
     p.add_argument("args", nargs="*", metavar="ARG", help="join URL TOKEN; forget NAME")
     p.add_argument("--name", help="join: your name, as the instructor sees it")
     p.add_argument("--host", help="serve: address to listen on (default 127.0.0.1; another needs --public)")
@@ -32,10 +42,27 @@ def register(subcommands: Subcommands) -> None:
     p.add_argument(
         "--public", action="store_true", help="serve: listen on the classroom network (0.0.0.0 unless --host)"
     )
-    p.add_argument("--db", help="serve/forget: the sqlite file (default <state dir>/classroom/classroom.db)")
+    p.add_argument("--db", help="serve/forget/rotate: the sqlite file (default <state dir>/classroom/classroom.db)")
+    p.add_argument(
+        "--max-learners",
+        type=int,
+        default=MAX_LEARNERS,
+        help=f"serve: learners the class takes (default {MAX_LEARNERS})",
+    )
+    p.add_argument(
+        "--events-per-minute",
+        type=float,
+        default=EVENTS_PER_MINUTE,
+        help=f"serve: events one learner may post a minute, with four minutes' worth at once (default {EVENTS_PER_MINUTE})",
+    )
     p.add_argument("--timeout", type=float, default=10.0, help="flush: seconds to wait for a busy sender")
     p.add_argument("--json", action="store_true", help="status: as JSON")
     p.set_defaults(func=command)
+
+
+def _db(args: argparse.Namespace) -> Path:
+    """The instructor's database: ``--db``, or the default (only the instructor's actions make its folder)."""
+    return Path(args.db) if args.db else default_db()
 
 
 def _usage(problem: str) -> UsageError:
@@ -59,11 +86,27 @@ def command(args: argparse.Namespace) -> ExitCode:
         (name,) = args.args
     elif args.args:
         raise _usage(f"{args.action} takes no arguments")
-    db = Path(args.db) if args.db else default_db()
     if args.action == "serve":
         from labkit.classroom.server import DEFAULT_PORT, serve  # reason: starlette adds ~25 ms to every labkit command
 
-        serve(db, args.host, DEFAULT_PORT if args.port is None else args.port, args.public)
+        if args.max_learners < 1 or args.events_per_minute <= 0:
+            raise _usage("--max-learners and --events-per-minute must be positive")
+        port = DEFAULT_PORT if args.port is None else args.port
+        serve(_db(args), args.host, port, args.public, args.max_learners, args.events_per_minute)
+        return ExitCode.DONE
+    if args.action == "rotate":
+        store = Store(_db(args))
+        try:
+            join_token, instructor_token = store.rotate()
+        finally:
+            store.close()
+        print(f"new join token:       {join_token}")
+        print(f"new instructor token: {instructor_token}")
+        print("the old tokens and every open instructor page stop working (in a running server within a second);")
+        print(
+            "learners who joined run `labkit classroom join URL NEW_JOIN_TOKEN --name NAME` again and keep their name;"
+        )
+        print("open the page again at URL/?token=NEW_INSTRUCTOR_TOKEN. Both tokens are shown only now.")
         return ExitCode.DONE
     if args.action == "join":
         cfg = client.join(url, token, args.name)
@@ -75,7 +118,7 @@ def command(args: argparse.Namespace) -> ExitCode:
         print(f"left the classroom{extra}")
         return ExitCode.DONE
     if args.action == "forget":
-        store = Store(db)
+        store = Store(_db(args))
         try:
             freed = store.forget(name)
         finally:

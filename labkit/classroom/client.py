@@ -7,6 +7,8 @@ It speaks HTTP through labkit's one client (:mod:`labkit.core.http`), so a learn
 events in order, in batches, with a short timeout, and removes each once the server
 acknowledged it (duplicates count as acknowledged: the server dedupes by id). When
 the server cannot be reached the thread retries with backoff (1 s doubling to 60 s);
+when it answers 429 (this learner posted more events a minute than it takes) the
+thread waits as long as its ``Retry-After`` says, and the events stay queued meanwhile;
 the queue is a file, so what a learner did while offline survives the kernel or the
 laptop restarting and goes out with the next submit or ``labkit classroom flush``.
 An event the server refuses for good (invalid, or not this learner's) moves to
@@ -16,6 +18,9 @@ counts both files.
 Several processes may share one queue (the notebook's kernel and ``labkit check`` in a
 terminal): appends and rewrites hold an ``flock`` on ``classroom-queue.lock``, and an
 event two of them send twice is stored once.
+
+The configuration holds the join token and the learner key, so these files are 0600
+and the state folder 0700 (:func:`_private`, on join and on each process's first submit).
 """
 
 from __future__ import annotations
@@ -29,13 +34,13 @@ import threading
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from labkit.core import http, state
 from labkit.core.errors import ClassroomError, HttpUnreachable
 from labkit.core.paths import state_dir
 from labkit.exercises.machinery import record
-from labkit.exercises.machinery.learner_names import check_name
+from labkit.exercises.machinery.learner_names import check_name, name_key
 
 LEARNER_KEY_HEADER = "x-labkit-learner-key"
 #: Events per post, and bytes per post (below the server's 64 KiB cap).
@@ -44,11 +49,17 @@ BATCH_BYTES = 48 * 1024
 #: Seconds a post may take before it counts as failed.
 POST_TIMEOUT = 5.0
 MAX_BACKOFF = 60.0
+#: Longest wait a server's ``Retry-After`` may ask for.
+MAX_RETRY_AFTER = 600.0
 _PERMANENT = {400, 413, 415, 422}
 
 
 class _Transient(Exception):
-    """The server could not be reached or was busy: try again later."""
+    """The server could not be reached or was busy: try again later (after ``retry_after`` s, when it said)."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class _Refused(Exception):
@@ -86,6 +97,27 @@ def config() -> dict[str, str] | None:
 
 def _lock_path() -> Path:
     return state_dir() / "classroom-queue.lock"
+
+
+_made_private: set[Path] = set()
+
+
+def _private(force: bool = False) -> None:
+    """Make the state folder 0700 and the classroom's files in it 0600 (once per process and folder).
+
+    The configuration holds the join token and learner key; the queue, what the learner did.
+    """
+    folder = state_dir()
+    if folder in _made_private and not force:
+        return
+    with contextlib.suppress(OSError):  # a folder we may not chmod (not ours): the files still get 0600
+        os.chmod(folder, 0o700)
+    with contextlib.suppress(OSError):
+        os.close(os.open(_lock_path(), os.O_WRONLY | os.O_CREAT, 0o600))
+    for path in (config_path(), queue_path(), rejected_path(), _lock_path()):
+        with contextlib.suppress(OSError):
+            os.chmod(path, 0o600)
+    _made_private.add(folder)
 
 
 def _queued_event(value: Any) -> dict[str, Any]:
@@ -156,10 +188,25 @@ def repair_queue() -> str | None:
 # -- HTTP -------------------------------------------------------------------------------------
 
 
+class _Answer(NamedTuple):
+    status: int
+    payload: dict[str, Any]
+    retry_after: float | None  # seconds, from a 429's or 503's Retry-After
+
+
+def _retry_after(value: str) -> float | None:
+    """A ``Retry-After`` in seconds (labkit's server sends whole seconds; an HTTP date is not used)."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return min(MAX_RETRY_AFTER, max(0.0, seconds))
+
+
 def _request(
     url: str, path: str, token: str, body: Any = None, key: str | None = None, timeout: float = POST_TIMEOUT
-) -> tuple[int, dict[str, Any]]:
-    """One call to the server: (status, JSON body). Network failures raise ``_Transient``."""
+) -> _Answer:
+    """One call to the server: status, JSON body, ``Retry-After``. Network failures raise ``_Transient``."""
     headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
     data = None
     if body is not None:
@@ -182,7 +229,7 @@ def _request(
         payload = {}
     if status >= 400 and "error" not in payload:
         payload["error"] = f"HTTP {status}"
-    return status, payload
+    return _Answer(status, payload, _retry_after(answer.header("Retry-After")))
 
 
 def _batches(events: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
@@ -205,9 +252,12 @@ def _post(cfg: dict[str, str], batch: list[dict[str, Any]]) -> tuple[set[str], d
     A batch refused as a whole is retried one event at a time, so one bad event
     does not hold back the good ones.
     """
-    status, payload = _request(cfg["url"], "/api/events", cfg["token"], batch, key=cfg["key"])
+    status, payload, retry_after = _request(cfg["url"], "/api/events", cfg["token"], batch, key=cfg["key"])
     if status == 200:
         return {e["id"] for e in batch}, {}
+    if status == 429:
+        wait = retry_after if retry_after is not None else MAX_BACKOFF
+        raise _Transient(f"the classroom server asks to wait {wait:g} s ({payload['error']})", retry_after=wait)
     permanent = status in _PERMANENT or payload.get("code") == "learner-mismatch"
     if status in (401, 403) and not permanent:
         raise _Refused(f"the classroom server refused this learner ({payload['error']})")
@@ -262,7 +312,10 @@ def _sender() -> None:
                 _send_queued()
         except _Transient as e:
             _last_failure = str(e)
-            delay = min(MAX_BACKOFF, (delay or 0.5) * 2) * random.uniform(0.8, 1.2)
+            if e.retry_after is not None:  # the server said when: wait that long (and a little more, spread out)
+                delay = e.retry_after * random.uniform(1.0, 1.2)
+            else:
+                delay = min(MAX_BACKOFF, (delay or 0.5) * 2) * random.uniform(0.8, 1.2)
             continue
         except _Refused as e:
             _last_failure = str(e)
@@ -301,6 +354,7 @@ def submit(event: dict[str, Any]) -> None:
     global _registered_exit
     if config() is None:
         return
+    _private()
     # No fsync: a crash of this process keeps the line (it is in the OS's cache); only a
     # power cut could lose it, and the local progress record (fsync'd) still has it.
     state.append_json_line(queue_path(), event, lock=_lock_path(), fsync=False)
@@ -371,7 +425,7 @@ def ping(url: str, token: str, timeout: float = POST_TIMEOUT) -> str:
         ClassroomError: unreachable, not a labkit classroom, or the token is wrong.
     """
     try:
-        status, payload = _request(url, "/api/ping", token, timeout=timeout)
+        status, payload, _ = _request(url, "/api/ping", token, timeout=timeout)
     except _Transient as e:
         raise ClassroomError(
             str(e), "check the URL with your instructor, and that you are on the classroom network"
@@ -407,17 +461,22 @@ def join(url: str, token: str, name: str) -> dict[str, str]:
     if ping(url, token) != "learner":
         raise ClassroomError("that is the instructor's token", "learners join with the join token")
     earlier = config()
-    key = earlier["key"] if earlier and earlier["url"] == url and earlier["learner"] == name else None
+    same = earlier is not None and earlier["url"] == url and name_key(earlier["learner"]) == name_key(name)
+    key = earlier["key"] if earlier and same else None
     try:
-        status, payload = _request(url, "/api/join", token, {"name": name, "key": key})
+        status, payload, _ = _request(url, "/api/join", token, {"name": name, "key": key})
     except _Transient as e:
         raise ClassroomError(str(e), "try again") from e
     if status != 200 or not isinstance(payload.get("key"), str):
         raise ClassroomError(
             f"could not join: {payload.get('error', f'HTTP {status}')}", "see the message, then join again"
         )
-    data = {"url": url, "token": token, "learner": name, "key": payload["key"]}
+    # The server may know this learner under another spelling of the name (ADA for ada): use its own.
+    learner = payload["learner"] if isinstance(payload.get("learner"), str) else name
+    data = {"url": url, "token": token, "learner": learner, "key": payload["key"]}
+    _private(force=True)
     state.write_json(config_path(), data, mode=0o600)  # the key lets whoever reads it post as this learner
+    _private(force=True)  # an older file keeps its mode through the rewrite: make it 0600 again
     return data
 
 

@@ -1,21 +1,32 @@
 """The classroom's HTTP routes: a small Starlette app over the store (:mod:`.server` serves it).
 
 Routes (learner = the join token in ``Authorization: Bearer``; instructor = the
-instructor token as a bearer token, the ``labkit_instructor`` cookie, or ``?token=``):
+instructor token as a bearer token or ``?token=``, or the ``labkit_instructor`` session
+cookie that opening the page with ``?token=`` sets):
 
 - ``GET /api/ping`` (either token): is this a labkit classroom, and is my token right?
 - ``POST /api/join`` (learner) ``{"name": ..., "key": <optional earlier key>}`` →
-  ``{"learner", "key"}``: binds the name to a learner key; 409 when someone else holds it.
+  ``{"learner", "key"}``: binds the name to a learner key; 409 when someone else holds it
+  (or a name that is the same learner: ``ADA`` for ``ada``, see
+  :mod:`labkit.exercises.machinery.learner_names`), 403 when the classroom is full
+  (``max_learners``), 422 for a name mixing scripts.
 - ``POST /api/events`` (learner + ``X-Labkit-Learner-Key``): one event or a list of up to
   ``MAX_BATCH``; each is checked with ``labkit.exercises.machinery.events.validate_event`` (the schema) and must name the
-  learner the key was issued to; duplicates (same ``id``) are acknowledged, not stored twice.
+  learner the key was issued to (stored under that learner's name as it joined); duplicates
+  (same ``id``) are acknowledged, not stored twice; 429 with ``Retry-After`` past the
+  learner's events per minute (:mod:`.limits`).
 - ``GET /`` (instructor): the page; ``GET /api/stream`` (SSE: a snapshot on connect, then
   every stored event with the learner's updated row, and a ``tick`` heartbeat);
   ``GET /api/state`` (the snapshot as JSON); ``GET /api/gradebook.csv``.
 
 Errors are JSON ``{"error": "<one line>"}``: 401 no token, 403 wrong token or a learner
-key that does not match the event, 400 malformed JSON, 408 body too slow, 413 body or
-batch too big, 415 not JSON, 422 an invalid event.
+key that does not match the event, 400 malformed JSON or nested too deep, 408 body too
+slow, 413 body or batch too big, 415 not JSON, 422 an invalid event, 429 too many events.
+
+Tokens are checked against the store's hashes (:mod:`.store`), re-read every
+``TOKEN_REFRESH`` seconds so that ``labkit classroom rotate`` takes effect in a running
+server. The instructor's cookie holds a random session value (the store keeps its hash
+and when it expires, ``SESSION_TTL``), never the token.
 
 What the tokens prove, honestly: the join token is shared by the whole class, so it
 only proves "someone who was given the join token". The learner key issued at join
@@ -29,8 +40,9 @@ what a check run on the learner's machine under supervision says if it matters.
 from __future__ import annotations
 
 import asyncio
-import hmac
+import contextlib
 import json
+import math
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -43,26 +55,30 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from labkit.classroom import view
 from labkit.classroom.client import LEARNER_KEY_HEADER
-from labkit.classroom.hub import Hub, Subscriber, sse
-from labkit.classroom.store import Store
+from labkit.classroom.hub import Hub, sse
+from labkit.classroom.limits import EVENTS_PER_MINUTE, MAX_LEARNERS, EventRate, TooDeep, parse_json
+from labkit.classroom.store import ClassroomFull, Store, matches
 from labkit.core import __version__
 from labkit.core.errors import LabkitError, StoreError
 from labkit.course.grade import grade_events
 from labkit.exercises.machinery.catalog import all_exercises
 from labkit.exercises.machinery.events import prepare as prepare_validator
 from labkit.exercises.machinery.events import validate_event
-from labkit.exercises.machinery.learner_names import check_name
+from labkit.exercises.machinery.learner_names import check_name, name_key
 
 #: Largest request body accepted (413 beyond).
 MAX_BODY = 64 * 1024
 #: Most events in one post (the offline queue sends in batches of this size or less).
 MAX_BATCH = 100
 #: Seconds a client gets to send its whole body (408 beyond).
-BODY_TIMEOUT = 10.0
+BODY_TIMEOUT = 5.0
 #: Seconds between SSE heartbeats (they also refresh the page's "stuck" marks).
 HEARTBEAT = 15.0
+#: Seconds between two readings of the token hashes (a rotation takes effect within this).
+TOKEN_REFRESH = 1.0
+#: Seconds an instructor session lasts (a teaching day).
+SESSION_TTL = 12 * 3600
 COOKIE = "labkit_instructor"
 
 _PAGE_FILES = {"index.html": "text/html", "app.js": "text/javascript", "style.css": "text/css"}
@@ -84,15 +100,41 @@ def _course_exercises() -> list[dict[str, str]]:
 
 
 class Classroom:
-    """The app's state: the store, its tokens, the course's exercises and the SSE hub."""
+    """The app's state: the store, its token hashes, the course's exercises, the live room and the limits.
 
-    def __init__(self, store: Store, heartbeat: float = HEARTBEAT) -> None:
+    Args:
+        store: the database.
+        heartbeat: seconds between SSE heartbeats.
+        max_learners: learners the classroom takes.
+        events_per_minute: events one learner may post per minute (the burst is four minutes' worth,
+            and at least one batch).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        heartbeat: float = HEARTBEAT,
+        max_learners: int = MAX_LEARNERS,
+        events_per_minute: float = EVENTS_PER_MINUTE,
+    ) -> None:
         self.store = store
-        self.join_token, self.instructor_token = store.tokens()
+        #: The (join, instructor) tokens when this start issued them (a new database), else None.
+        self.issued = store.issue_tokens()
+        self.hashes = store.token_hashes()
         self.exercises = _course_exercises()
         prepare_validator()  # now, not on the event loop during the first post
-        self.hub = Hub(store)
+        self.hub = Hub(self.exercises)
+        self.hub.load(store.events(), store.learner_names())
         self.heartbeat = heartbeat
+        self.max_learners = max_learners
+        self.rate = EventRate.per_learner(events_per_minute, at_least=MAX_BATCH)
+
+    async def watch_tokens(self) -> None:
+        """Re-read the token hashes every ``TOKEN_REFRESH`` seconds (``labkit classroom rotate`` changes them)."""
+        while True:
+            await asyncio.sleep(TOKEN_REFRESH)
+            with contextlib.suppress(Exception):  # a busy or closing database: keep the last hashes, try again
+                self.hashes = await run_in_threadpool(self.store.token_hashes)
 
     # -- auth ---------------------------------------------------------------------------------
 
@@ -108,17 +150,25 @@ class Classroom:
             return _error(
                 401, "missing join token: send `Authorization: Bearer <join token>`", **{"WWW-Authenticate": "Bearer"}
             )
-        if not hmac.compare_digest(token.encode(), self.join_token.encode()):
+        if not matches(token, self.hashes.join):
             return _error(403, "wrong join token: ask your instructor for the current one")
         return None
 
-    def _instructor(self, request: Request) -> Response | None:
-        token = self._bearer(request) or request.query_params.get("token") or request.cookies.get(COOKIE)
-        if not token:
+    def _instructor_token(self, request: Request) -> str | None:
+        """The instructor token the request carries (bearer or ``?token=``), when it is the right one."""
+        token = self._bearer(request) or request.query_params.get("token")
+        return token if matches(token, self.hashes.instructor) else None
+
+    async def _instructor(self, request: Request) -> Response | None:
+        if self._instructor_token(request):
+            return None
+        token = self._bearer(request) or request.query_params.get("token")
+        session = request.cookies.get(COOKIE)
+        if not token and not session:
             return _error(401, "missing instructor token: open the instructor URL printed by `labkit classroom serve`")
-        if not hmac.compare_digest(token.encode(), self.instructor_token.encode()):
-            return _error(403, "wrong instructor token: use the instructor URL printed by `labkit classroom serve`")
-        return None
+        if not token and session and await run_in_threadpool(self.store.session_valid, session):
+            return None
+        return _error(403, "wrong instructor token: use the instructor URL printed by `labkit classroom serve`")
 
     # -- learners -----------------------------------------------------------------------------
 
@@ -126,8 +176,8 @@ class Classroom:
         token = self._bearer(request)
         if token is None:
             return _error(401, "missing token", **{"WWW-Authenticate": "Bearer"})
-        for role, expected in (("learner", self.join_token), ("instructor", self.instructor_token)):
-            if hmac.compare_digest(token.encode(), expected.encode()):
+        for role, expected in (("learner", self.hashes.join), ("instructor", self.hashes.instructor)):
+            if matches(token, expected):
                 return JSONResponse({"ok": True, "role": role, "service": "labkit classroom", "labkit": __version__})
         return _error(403, "wrong token: ask your instructor for the join token")
 
@@ -155,8 +205,10 @@ class Classroom:
         except ClientDisconnect:
             return _error(400, "the client left before sending its whole body")
         try:
-            return json.loads(b"".join(chunks))
-        except (ValueError, UnicodeDecodeError) as e:
+            return parse_json(b"".join(chunks))
+        except TooDeep as e:
+            return _error(400, f"malformed JSON: {e}")
+        except ValueError as e:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
             return _error(400, f"malformed JSON: {e}")
 
     async def join(self, request: Request) -> Response:
@@ -173,14 +225,24 @@ class Classroom:
         except ValueError as e:
             return _error(422, str(e))
         earlier = body.get("key") if isinstance(body.get("key"), str) else None
-        key = await run_in_threadpool(self.store.join, name, earlier)
+
+        def bind() -> tuple[str | None, str]:
+            key = self.store.join(name, earlier, self.max_learners)
+            return key, (self.store.learner_for_key(key) or name) if key else name
+
+        try:
+            key, learner = await run_in_threadpool(bind)
+        except ClassroomFull as e:
+            return _error(403, f"{e.message}: {e.fix}", code="classroom-full")
         if key is None:
             return _error(
                 409,
-                f"the name {name!r} is already taken in this classroom: join with another --name "
+                f"the name {name!r} is already taken in this classroom (names that differ only in case, accents "
+                "written another way or look-alike letters count as one): join with another --name "
                 "(if it is you on another machine, ask the instructor to run `labkit classroom forget NAME`)",
             )
-        return JSONResponse({"learner": name, "key": key})
+        self.hub.joined(learner)
+        return JSONResponse({"learner": learner, "key": key})
 
     async def post_events(self, request: Request) -> Response:
         denied = self._learner(request)
@@ -200,7 +262,16 @@ class Classroom:
             return _error(422, "empty batch: send at least one event")
         if len(items) > MAX_BATCH:
             return _error(413, f"batch of {len(items)} events is over the limit of {MAX_BATCH}")
+        wait = self.rate.take(learner, len(items), time.monotonic())
+        if wait:
+            seconds = 60 if math.isinf(wait) else max(1, math.ceil(wait))
+            return _error(
+                429,
+                f"too many events: {self.rate.per_minute:g} a minute for each learner; send these in {seconds} s",
+                **{"Retry-After": str(seconds)},
+            )
         events = []
+        key_of_learner = name_key(learner)
         for n, item in enumerate(items):
             try:
                 event = validate_event(item)
@@ -208,34 +279,37 @@ class Classroom:
                 where = f"event {n}: " if isinstance(body, list) else ""
                 return _error(422, f"invalid event: {where}{e}")
             if event["learner"] != learner:
-                return _error(
-                    403, f"your learner key belongs to {learner!r}, not {event['learner']!r}", code="learner-mismatch"
-                )
+                if name_key(event["learner"]) != key_of_learner:
+                    return _error(
+                        403,
+                        f"your learner key belongs to {learner!r}, not {event['learner']!r}",
+                        code="learner-mismatch",
+                    )
+                event = {**event, "learner": learner}  # one learner, one spelling: the one they joined with
             events.append(event)
         try:
             new = await run_in_threadpool(self.store.add, events)
         except StoreError as e:
             return _error(503, str(e))
-        await self.hub.publish(new)
+        self.hub.publish(new)
         return JSONResponse({"stored": len(new), "duplicates": len(events) - len(new)})
 
     # -- instructor ---------------------------------------------------------------------------
 
     def snapshot(self) -> dict[str, Any]:
-        stored = self.store.events()
-        seq = stored[-1].seq if stored else 0
-        pairs = [(s.event, s.received_at) for s in stored]
-        return view.snapshot(pairs, self.exercises, time.time(), self.store.learner_names(), seq)
+        """The room as the page shows it now (from memory: no database read)."""
+        return self.hub.room.snapshot(time.time())
 
     async def page(self, request: Request) -> Response:
-        denied = self._instructor(request)
+        denied = await self._instructor(request)
         if denied:
             return denied
         response = self._asset("index.html")
-        token = request.query_params.get("token")
-        if token:
+        if self._instructor_token(request) and request.query_params.get("token"):
             # The page drops ?token= from the address bar; the cookie keeps the session (reloads included).
-            response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/")
+            # It holds a random session value, never the token: the store keeps its hash and its expiry.
+            session = await run_in_threadpool(self.store.new_session, SESSION_TTL)
+            response.set_cookie(COOKIE, session, max_age=int(SESSION_TTL), httponly=True, samesite="strict", path="/")
         return response
 
     async def static(self, request: Request) -> Response:
@@ -259,13 +333,15 @@ class Classroom:
         )
 
     async def state(self, request: Request) -> Response:
-        denied = self._instructor(request)
+        denied = await self._instructor(request)
         if denied:
             return denied
-        return JSONResponse(await run_in_threadpool(self.snapshot))
+        # Taken on the loop (a consistent room), turned into text off it (5 MB for 500 learners x 60 exercises).
+        body = await run_in_threadpool(json.dumps, self.snapshot())
+        return Response(body, media_type="application/json")
 
     async def gradebook(self, request: Request) -> Response:
-        denied = self._instructor(request)
+        denied = await self._instructor(request)
         if denied:
             return denied
         stored = await run_in_threadpool(self.store.events)
@@ -277,7 +353,7 @@ class Classroom:
         )
 
     async def stream(self, request: Request) -> Response:
-        denied = self._instructor(request)
+        denied = await self._instructor(request)
         if denied:
             return denied
         return StreamingResponse(
@@ -287,29 +363,41 @@ class Classroom:
         )
 
     async def _events(self) -> AsyncIterator[str]:
-        sub = Subscriber()
-        # Subscribe before the snapshot, so nothing stored in between is missed (seq filters repeats).
-        self.hub.subscribers.add(sub)
+        if self.hub.closed:
+            return
+        # Subscribed and snapshotted in one step: every later event is in the queue, none twice.
+        sub, snap = self.hub.subscribe()
         try:
-            snap = await run_in_threadpool(self.snapshot)
-            last = snap["seq"]
-            yield "retry: 2000\n" + sse("snapshot", snap)
+            yield "retry: 2000\n" + await run_in_threadpool(sse, "snapshot", snap)
             while not sub.overflowed:
                 try:
                     message = await asyncio.wait_for(sub.queue.get(), self.heartbeat)
                 except TimeoutError:
                     yield sse("tick", {"now": time.time()})
                     continue
-                if message["seq"] > last:
-                    last = message["seq"]
-                    yield sse("result", message)
+                if message is None:  # the server is stopping
+                    return
+                yield message
         finally:
             self.hub.subscribers.discard(sub)
 
 
-def create_app(store: Store, heartbeat: float = HEARTBEAT) -> Starlette:
-    """The Starlette app over a store (tests may call it in-process)."""
-    room = Classroom(store, heartbeat)
+def create_app(
+    store: Store,
+    heartbeat: float = HEARTBEAT,
+    max_learners: int = MAX_LEARNERS,
+    events_per_minute: float = EVENTS_PER_MINUTE,
+) -> Starlette:
+    """The Starlette app over a store (tests may call it in-process); ``app.state.room`` is its :class:`Classroom`."""
+    room = Classroom(store, heartbeat, max_learners, events_per_minute)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        watcher = asyncio.create_task(room.watch_tokens())
+        try:
+            yield
+        finally:
+            watcher.cancel()
 
     def guarded(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
         async def wrapper(request: Request) -> Response:
@@ -330,6 +418,6 @@ def create_app(store: Store, heartbeat: float = HEARTBEAT) -> Starlette:
         Route("/api/stream", guarded(room.stream)),
         Route("/api/gradebook.csv", guarded(room.gradebook)),
     ]
-    app = Starlette(routes=routes)
+    app = Starlette(routes=routes, lifespan=lifespan)
     app.state.room = room
     return app

@@ -13,11 +13,18 @@ Per learner and exercise (a "cell"):
 
 An event's time is the earlier of its own ``at`` (the learner's clock) and when the
 server received it: events flushed late from an offline queue keep their real
-time, and a learner's clock running ahead cannot put them in the future.
+time, and a learner's clock running ahead cannot put them in the future. Events of
+the same time count in their order of arrival.
+
+The server keeps a :class:`Room` and adds each event once as it is stored
+(:class:`Cell` keeps every figure above up to date one event at a time, whatever the
+order of arrival), so a post costs the same with ten events behind it or ten thousand.
+:func:`learner_row` and :func:`snapshot` compute the same from a list of events.
 """
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -41,17 +48,108 @@ def event_time(event: dict[str, Any], received_at: str) -> float:
     return min(at, received) if at else received
 
 
-def _empty_cell() -> dict[str, Any]:
-    return {
-        "passed": None,
-        "attempts": 0,
-        "hint_level": 0,
-        "fails_since_pass": 0,
-        "hints_since_pass": 0,
-        "last_at": 0.0,
-        "struggling": False,
-        "stuck": False,
-    }
+Key = tuple[float, int]
+"""An event's place in a learner's history: (its time, its order of arrival)."""
+
+_NEVER: Key = (float("-inf"), -1)
+
+
+class Cell:
+    """One learner on one exercise, kept up to date one event at a time, in any order of arrival.
+
+    Each figure is one an event can update without the others: counts and maxima, the
+    latest check (by time, then arrival), the latest passing check, and the failing checks
+    and hints after it. Events arrive in time order almost always (in O(1) then); one that
+    arrives late (flushed from an offline queue) is placed by bisection, and a late pass
+    drops the failures it now precedes. Nothing here reads a learner's history again.
+    """
+
+    __slots__ = ("_fails", "_hints", "_last_pass", "_latest", "attempts", "hint_level", "last_at", "passed")
+
+    def __init__(self) -> None:
+        self.passed: bool | None = None
+        self.attempts = 0
+        self.hint_level = 0
+        self.last_at = 0.0
+        self._latest: Key = _NEVER
+        self._last_pass: Key = _NEVER
+        self._fails: list[Key] = []  # failing checks after the last pass, in order
+        self._hints: dict[int, Key] = {}  # hint level (0 counted as 1) -> the latest hint of that level
+
+    def add(self, key: Key, event: dict[str, Any]) -> None:
+        """Count one event (a check, a hint, or another kind that only marks activity)."""
+        self.last_at = max(self.last_at, key[0])
+        if event.get("kind") == "check":
+            self.attempts += 1
+            passed = bool(event.get("passed"))
+            if key > self._latest:
+                self._latest, self.passed = key, passed
+            if passed:
+                if key > self._last_pass:
+                    self._last_pass = key
+                    del self._fails[: bisect.bisect_right(self._fails, key)]
+            elif key > self._last_pass:
+                if not self._fails or key >= self._fails[-1]:
+                    self._fails.append(key)
+                else:
+                    bisect.insort(self._fails, key)
+        elif event.get("kind") == "hint":
+            level = int(event.get("hint_level") or 0)
+            self.hint_level = max(self.hint_level, level)
+            counted = level or 1
+            self._hints[counted] = max(self._hints.get(counted, _NEVER), key)
+
+    @property
+    def fails_since_pass(self) -> int:
+        return len(self._fails)
+
+    @property
+    def hints_since_pass(self) -> int:
+        return max((level for level, key in self._hints.items() if key > self._last_pass), default=0)
+
+    def as_dict(self, now: float) -> dict[str, Any]:
+        """The cell as the page reads it, with "struggling" and "stuck" as of ``now``."""
+        fails, hints = self.fails_since_pass, self.hints_since_pass
+        struggling = self.passed is not True and (fails >= STUCK_FAILS or hints > 0)
+        return {
+            "passed": self.passed,
+            "attempts": self.attempts,
+            "hint_level": self.hint_level,
+            "fails_since_pass": fails,
+            "hints_since_pass": hints,
+            "last_at": self.last_at,
+            "struggling": struggling,
+            "stuck": struggling and now - self.last_at <= STUCK_WINDOW,
+        }
+
+
+class Learner:
+    """One learner's row, kept up to date as their events arrive."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.cells: dict[str, Cell] = {}
+        self.last_at = 0.0
+
+    def add(self, event: dict[str, Any], received_at: str, order: int) -> None:
+        """Count one event; ``order`` breaks ties between events of the same time (arrival order)."""
+        when = event_time(event, received_at)
+        self.last_at = max(self.last_at, when)
+        cell = self.cells.get(str(event.get("exercise")))
+        if cell is None:
+            cell = self.cells[str(event.get("exercise"))] = Cell()
+        cell.add((when, order), event)
+
+    def row(self, now: float) -> dict[str, Any]:
+        """The row the page shows: a cell per exercise touched, their last activity, what they passed and are stuck on."""
+        cells = {exercise: cell.as_dict(now) for exercise, cell in self.cells.items()}
+        return {
+            "name": self.name,
+            "last_at": self.last_at,
+            "cells": cells,
+            "passed": sum(1 for c in cells.values() if c["passed"] is True),
+            "stuck": sorted(ex for ex, c in cells.items() if c["stuck"]),
+        }
 
 
 def learner_row(name: str, stored: Iterable[tuple[dict[str, Any], str]], now: float) -> dict[str, Any]:
@@ -59,39 +157,62 @@ def learner_row(name: str, stored: Iterable[tuple[dict[str, Any], str]], now: fl
 
     Args:
         name: the learner.
-        stored: (event, received_at) pairs of this learner, in any order.
+        stored: (event, received_at) pairs of this learner, in order of arrival.
         now: seconds since the epoch, for the "stuck" time window.
     """
-    timed = sorted(((event_time(e, r), e) for e, r in stored), key=lambda pair: pair[0])
-    cells: dict[str, dict[str, Any]] = {}
-    last = 0.0
-    for when, event in timed:
-        cell = cells.setdefault(str(event.get("exercise")), _empty_cell())
-        cell["last_at"] = max(cell["last_at"], when)
-        last = max(last, when)
-        if event.get("kind") == "check":
-            cell["attempts"] += 1
-            cell["passed"] = bool(event.get("passed"))
-            if cell["passed"]:
-                cell["fails_since_pass"] = cell["hints_since_pass"] = 0
-            else:
-                cell["fails_since_pass"] += 1
-        elif event.get("kind") == "hint":
-            level = int(event.get("hint_level") or 0)
-            cell["hint_level"] = max(cell["hint_level"], level)
-            cell["hints_since_pass"] = max(cell["hints_since_pass"], level or 1)
-    for cell in cells.values():
-        cell["struggling"] = cell["passed"] is not True and (
-            cell["fails_since_pass"] >= STUCK_FAILS or cell["hints_since_pass"] > 0
-        )
-        cell["stuck"] = cell["struggling"] and now - cell["last_at"] <= STUCK_WINDOW
-    return {
-        "name": name,
-        "last_at": last,
-        "cells": cells,
-        "passed": sum(1 for c in cells.values() if c["passed"] is True),
-        "stuck": sorted(ex for ex, c in cells.items() if c["stuck"]),
-    }
+    learner = Learner(name)
+    for order, (event, received) in enumerate(stored):
+        learner.add(event, received, order)
+    return learner.row(now)
+
+
+class Room:
+    """Every learner's row and the exercise columns, kept up to date event by event.
+
+    The server keeps one: each stored event is added once, so the page's snapshot and the
+    row sent with each new event cost the size of the room, never the length of its history.
+
+    Args:
+        exercises: the known exercises in course order, each ``{"id", "lesson", "title"}``;
+            exercises seen only in events are appended after them, in order of first sight.
+    """
+
+    def __init__(self, exercises: Sequence[dict[str, str]]) -> None:
+        self.columns = [dict(e) for e in exercises]
+        self._known = {e["id"] for e in self.columns}
+        self.learners: dict[str, Learner] = {}
+        self.seq = 0
+
+    def join(self, name: str) -> Learner:
+        """The learner's row, made empty when they have none (a learner who joined and has not posted)."""
+        learner = self.learners.get(name)
+        if learner is None:
+            learner = self.learners[name] = Learner(name)
+        return learner
+
+    def add(self, event: dict[str, Any], received_at: str, seq: int) -> Learner:
+        """Count one stored event (``seq``: its order of arrival); returns its learner."""
+        exercise = str(event.get("exercise"))
+        if exercise not in self._known:
+            self._known.add(exercise)
+            self.columns.append({"id": exercise, "lesson": str(event.get("lesson", "")), "title": exercise})
+        learner = self.join(str(event.get("learner")))
+        learner.add(event, received_at, seq)
+        self.seq = max(self.seq, seq)
+        return learner
+
+    def snapshot(self, now: float) -> dict[str, Any]:
+        """The whole room as the page reads it on connect."""
+        rows = [learner.row(now) for learner in self.learners.values()]
+        rows.sort(key=lambda row: row["name"].casefold())
+        return {
+            "exercises": [dict(c) for c in self.columns],
+            "learners": rows,
+            "seq": self.seq,
+            "now": now,
+            "stuck_rule": STUCK_RULE,
+            "stuck_window": STUCK_WINDOW,
+        }
 
 
 def snapshot(
@@ -104,29 +225,18 @@ def snapshot(
     """The whole room: exercise columns in course order, one row per learner.
 
     Args:
-        stored: (event, received_at) pairs, every learner.
+        stored: (event, received_at) pairs, every learner, in order of arrival.
         exercises: the known exercises in course order, each ``{"id", "lesson", "title"}``;
             exercises seen only in events are appended after them.
         now: seconds since the epoch.
         learners: names that joined but may not have posted yet (they get a row too).
         seq: the order number of the latest event included.
     """
-    by_learner: dict[str, list[tuple[dict[str, Any], str]]] = {name: [] for name in learners}
-    columns = [dict(e) for e in exercises]
-    known = {e["id"] for e in columns}
-    for event, received in stored:
-        by_learner.setdefault(str(event.get("learner")), []).append((event, received))
-        exercise = str(event.get("exercise"))
-        if exercise not in known:
-            known.add(exercise)
-            columns.append({"id": exercise, "lesson": str(event.get("lesson", "")), "title": exercise})
-    rows = [learner_row(name, pairs, now) for name, pairs in by_learner.items()]
-    rows.sort(key=lambda row: row["name"].casefold())
-    return {
-        "exercises": columns,
-        "learners": rows,
-        "seq": seq,
-        "now": now,
-        "stuck_rule": STUCK_RULE,
-        "stuck_window": STUCK_WINDOW,
-    }
+    room = Room(exercises)
+    for name in learners:
+        room.join(name)
+    for order, (event, received) in enumerate(stored):
+        room.add(event, received, order)
+    snap = room.snapshot(now)
+    snap["seq"] = seq
+    return snap

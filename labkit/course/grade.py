@@ -18,6 +18,15 @@ Outputs: ``gradebook.csv`` (one row per learner, one 1/0 column per exercise in
 course order, total, percent) and ``results.json`` (per learner and exercise:
 passed, attempts, hints_used, first_passed_at, last_checked_at; exercise ids
 this labkit does not know under ``unknown``; damaged lines skipped).
+
+Names: two folders or event names with the same
+:func:`~labkit.exercises.machinery.learner_names.name_key` (``ADA`` and ``ada``, a
+precomposed and a decomposed ``éve``) are one learner, shown NFKC-normalised under the
+first spelling met; the others are listed in results.json as ``also_named``.
+
+The CSV is safe to open in a spreadsheet: a cell that starts with ``=``, ``+``, ``-``,
+``@``, a tab or a carriage return (what Excel, LibreOffice and Google Sheets read as a
+formula) gets a leading ``'``, OWASP's rule against CSV injection (:func:`csv_cell`).
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,12 +43,29 @@ from typing import Any
 from labkit.core.errors import LabkitError
 from labkit.exercises.machinery.catalog import all_exercises
 from labkit.exercises.machinery.events import validate_event
+from labkit.exercises.machinery.learner_names import name_key
 from labkit.exercises.machinery.record import read
 
 RULE = "an exercise counts as passed when the learner's latest check of it passed"
 CSV_NAME = "gradebook.csv"
 JSON_NAME = "results.json"
 STORE_NAME = "progress.jsonl"
+#: What a spreadsheet reads as the start of a formula (OWASP, CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: str) -> str:
+    """A CSV cell a spreadsheet shows as text: a leading ``'`` when it could start a formula.
+
+    Full-width forms (U+FF1D for ``=``) count too, since spreadsheets fold them.
+
+    Example:
+        >>> csv_cell("=1+2"), csv_cell("@SUM(A1)"), csv_cell("ada"), csv_cell("1")
+        ("'=1+2", "'@SUM(A1)", 'ada', '1')
+    """
+    if value and unicodedata.normalize("NFKC", value[0]).startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 @dataclass
@@ -61,6 +88,7 @@ class LearnerGrades:
     unknown: dict[str, ExerciseRecord] = field(default_factory=dict)
     events: int = 0
     damaged: int = 0
+    also_named: list[str] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -79,6 +107,8 @@ class LearnerGrades:
             line += f", {len(self.unknown)} unknown exercise(s): {', '.join(self.unknown)}"
         if self.damaged:
             line += f", {self.damaged} damaged line(s) skipped"
+        if self.also_named:
+            line += f" (also named {', '.join(repr(n) for n in self.also_named)})"
         return line
 
 
@@ -111,6 +141,9 @@ class Gradebook:
         self._events: dict[str, list[dict[str, Any]]] = {}
         self._seen: dict[str, set[str]] = {}
         self._damaged: dict[str, int] = {}
+        # name_key -> the name shown, and the other spellings met
+        self._shown: dict[str, str] = {}
+        self._aliases: dict[str, list[str]] = {}
         #: Events that failed validation and named no usable learner.
         self.damaged = 0
 
@@ -120,7 +153,7 @@ class Gradebook:
         Invalid events are counted as damaged, never raised; a learner with no events still gets a row.
         """
         if learner is not None:
-            self._learner(learner)
+            learner = self._learner(learner)
             self._damaged[learner] += damaged
         else:
             self.damaged += damaged
@@ -133,16 +166,23 @@ class Gradebook:
                 else:
                     self.damaged += 1
                 continue
-            name = learner if learner is not None else event["learner"]
-            self._learner(name)
+            name = learner if learner is not None else self._learner(event["learner"])
             if event["id"] not in self._seen[name]:
                 self._seen[name].add(event["id"])
                 self._events[name].append(event)
 
-    def _learner(self, name: str) -> None:
-        self._events.setdefault(name, [])
-        self._seen.setdefault(name, set())
-        self._damaged.setdefault(name, 0)
+    def _learner(self, name: str) -> str:
+        """The name this learner is shown under (the first spelling met, NFKC), with their lists ready."""
+        key = name_key(name)
+        shown = self._shown.setdefault(key, unicodedata.normalize("NFKC", name))
+        aliases = self._aliases.setdefault(key, [])
+        spelled = unicodedata.normalize("NFKC", name)
+        if spelled != shown and spelled not in aliases:
+            aliases.append(spelled)
+        self._events.setdefault(shown, [])
+        self._seen.setdefault(shown, set())
+        self._damaged.setdefault(shown, 0)
+        return shown
 
     def learners(self) -> list[LearnerGrades]:
         """Every learner, by name."""
@@ -150,8 +190,11 @@ class Gradebook:
         for name in sorted(self._events):
             records = _records(self._events[name])
             known = {exercise_id: records.pop(exercise_id, ExerciseRecord()) for exercise_id in self.exercises}
+            aliases = self._aliases.get(name_key(name), [])
             out.append(
-                LearnerGrades(name, known, dict(sorted(records.items())), len(self._events[name]), self._damaged[name])
+                LearnerGrades(
+                    name, known, dict(sorted(records.items())), len(self._events[name]), self._damaged[name], aliases
+                )
             )
         return out
 
@@ -164,9 +207,9 @@ class Gradebook:
         return rows
 
     def to_csv(self) -> str:
-        """The gradebook as CSV text (one row per learner)."""
+        """The gradebook as CSV text (one row per learner), every cell through :func:`csv_cell`."""
         buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="\n").writerows(self.rows())
+        csv.writer(buffer, lineterminator="\n").writerows([csv_cell(c) for c in row] for row in self.rows())
         return buffer.getvalue()
 
     def to_json(self) -> dict[str, Any]:
@@ -184,6 +227,7 @@ class Gradebook:
                     "damaged_lines": learner.damaged,
                     "exercises": {k: asdict(v) for k, v in learner.exercises.items()},
                     "unknown": {k: asdict(v) for k, v in learner.unknown.items()},
+                    **({"also_named": learner.also_named} if learner.also_named else {}),
                 }
                 for learner in learners
             },

@@ -52,8 +52,9 @@ def free_port() -> int:
 class Server:
     """One ``labkit classroom serve`` process; ``stop()`` ends it by pid, whatever happened."""
 
-    def __init__(self, db: Path, port: int | None = None) -> None:
+    def __init__(self, db: Path, port: int | None = None, args: tuple[str, ...] = ()) -> None:
         self.db = db
+        self.args = args
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = db.with_suffix(f".{self.port}.log")
@@ -64,7 +65,8 @@ class Server:
         env = dict(os.environ, LABKIT_STATE_DIR=str(self.db.parent / "instructor-state"))
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "labkit", "classroom", "serve", "--port", str(self.port), "--db", str(self.db)],
+                [sys.executable, "-m", "labkit", "classroom", "serve", "--port", str(self.port), "--db", str(self.db),
+                 *self.args],
                 stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
             )  # fmt: skip
         banner = wait.until(self._banner, "the classroom server's banner", timeout=20, detail=self.log.read_text)
@@ -80,7 +82,11 @@ class Server:
         text = self.log.read_text()
         join = re.search(r"classroom join \S+ (\S+) --name", text)
         instructor = re.search(r"\?token=(\S+)", text)
-        return (join.group(1), instructor.group(1)) if join and instructor else None
+        if join and instructor:
+            return join.group(1), instructor.group(1)
+        if "tokens kept" in text and self.join_token:  # a restart: the store keeps only hashes, shows nothing
+            return self.join_token, self.instructor_token
+        return None
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is None or self.proc.poll() is not None:

@@ -82,9 +82,11 @@ def test_hosts() -> None:
         listen_host("0.0.0.0", False)
     assert listen_host("10.0.0.5", True) == "10.0.0.5"
     assert is_loopback("localhost") and not is_loopback("example")
-    text = banner("127.0.0.1", 8787, "JOIN", "INSTR", Path("/x.db"))
+    text = banner("127.0.0.1", 8787, ("JOIN", "INSTR"), Path("/x.db"))
     assert "labkit classroom join http://127.0.0.1:8787 JOIN --name NAME" in text
     assert "http://127.0.0.1:8787/?token=INSTR" in text
+    kept = banner("127.0.0.1", 8787, None, Path("/x.db"), "2026-11-27T09:00:00.000Z")
+    assert "tokens kept" in kept and "classroom rotate" in kept and "?token=" not in kept
 
 
 def test_batches_respect_count_and_size() -> None:
@@ -96,7 +98,9 @@ def test_batches_respect_count_and_size() -> None:
 
 def test_store_tokens_keys_and_dedupe(tmp_path: Path) -> None:
     store = Store(tmp_path / "c.db")
-    tokens = store.tokens()
+    issued = store.issue_tokens()
+    assert issued is not None and store.issue_tokens() is None  # shown once: only their hashes are kept
+    hashes = store.token_hashes()
     key = store.join("ada", None)
     assert key and store.join("ada", None) is None and store.join("ada", key) == key
     assert store.learner_for_key(key) == "ada"
@@ -104,7 +108,8 @@ def test_store_tokens_keys_and_dedupe(tmp_path: Path) -> None:
     assert len(store.add([e, e])) == 1 and store.add([e]) == []
     store.close()
     again = Store(tmp_path / "c.db")
-    assert again.tokens() == tokens and again.count() == 1 and again.learner_for_key(key) == "ada"
+    assert again.issue_tokens() is None and again.token_hashes() == hashes
+    assert again.count() == 1 and again.learner_for_key(key) == "ada"
     assert again.forget("ada") and again.learner_for_key(key) is None
     again.close()
 
@@ -150,7 +155,9 @@ def test_tokens_and_keys_can_be_typed_as_arguments(tmp_path: Path) -> None:
     assert all(len(t) == 32 and t.isalnum() for t in (new_token() for _ in range(2000)))
     store = Store(tmp_path / "classroom.db")
     try:
-        join, instructor = store.tokens()
+        issued = store.issue_tokens()
+        assert issued is not None
+        join, instructor = issued
         key = store.join("ada", None)
         assert key is not None
         assert all(value.isalnum() for value in (join, instructor, key))

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from labkit import cli
-from labkit.course.grade import RULE, course_exercises, grade_events
+from labkit.course.grade import RULE, course_exercises, csv_cell, grade_dir, grade_events
 from labkit.exercises.machinery import record as progress
 from labkit.exercises.machinery.model import CheckResult
 
@@ -191,6 +191,33 @@ def test_grade_events_uses_each_events_learner_for_the_classroom_server() -> Non
     assert book.to_csv() == f"learner,{FIRST},{KERNEL},total,percent\nada,1,0,1,50.0\nbob,0,0,0,0.0\n"
     assert list(csv.reader(io.StringIO(book.to_csv())))[1] == ["ada", "1", "0", "1", "50.0"]
     assert book.to_json()["damaged_lines"] == 1
+
+
+@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r", "\uff1d"])
+def test_csv_cells_that_a_spreadsheet_reads_as_formulas_get_a_quote(start: str) -> None:
+    assert csv_cell(f"{start}1+1") == f"'{start}1+1"
+    assert csv_cell(f"a{start}1") == f"a{start}1" and csv_cell("") == ""
+
+
+def test_the_gradebook_csv_escapes_learner_names(tmp_path: Path) -> None:
+    (tmp_path / "=cmd|' -C calc'!A0").mkdir()
+    (tmp_path / "\tada.jsonl").write_text("")
+    (tmp_path / "-bob.jsonl").write_text("")
+    rows = list(csv.reader(io.StringIO(grade_dir(tmp_path, exercises=[FIRST]).to_csv())))
+    assert sorted(r[0] for r in rows[1:]) == ["'\tada", "'-bob", "'=cmd|' -C calc'!A0"]
+
+
+def test_names_that_read_the_same_are_one_learner_in_the_gradebook(tmp_path: Path) -> None:
+    events = [
+        {**_check(FIRST, False, "2026-11-27T09:00:00.000Z"), "learner": "e\u0301ve"},  # decomposed (macOS)
+        {**_check(FIRST, True, "2026-11-27T09:01:00.000Z"), "learner": "\u00e9ve"},
+        {**_check(KERNEL, True, "2026-11-27T09:02:00.000Z"), "learner": "\u00c9VE"},
+    ]
+    book = grade_events(events, exercises=[FIRST, KERNEL])
+    (learner,) = book.learners()
+    assert learner.name == "\u00e9ve" and learner.total == 2 and learner.also_named == ["\u00c9VE"]
+    assert book.to_json()["learners"]["\u00e9ve"]["also_named"] == ["\u00c9VE"]
+    assert "also named '\u00c9VE'" in learner.summary()
 
 
 def test_progress_command_shows_the_local_record(

@@ -257,24 +257,54 @@ def forwarded_head(request: h11.Request) -> bytes:
 
 
 class _HeadSource:
-    """The client's socket for :class:`Reader`, with one deadline for the whole head."""
+    """The client's socket for :class:`Reader`: one deadline and one size limit for the whole head.
+
+    The reader only asks for more while the head is incomplete, so having read more
+    than :data:`MAX_HEAD` bytes by then means the head is too big.
+    """
 
     def __init__(self, sock: socket.socket, timeout: float) -> None:
         self.sock = sock
         self.deadline = time.monotonic() + timeout
-        self.started = False
+        self.received = 0
 
     def recv(self, bufsize: int, /) -> bytes:
+        if self.received > MAX_HEAD:
+            raise ProtocolError(f"a request head larger than {MAX_HEAD} bytes")
         left = self.deadline - time.monotonic()
         if left <= 0:
             raise TimeoutError("the request head did not arrive in time")
         self.sock.settimeout(left)
-        data = self.sock.recv(bufsize)
-        if data and not self.started:
-            self.started = True
-            if not data[:1].isupper():  # a method starts every request; a TLS hello starts with 0x16
-                raise ProtocolError("not an HTTP request")
+        data = self.sock.recv(min(bufsize, MAX_HEAD + 1 - self.received))
+        if data and not self.received and not data[:1].isupper():
+            raise ProtocolError("not an HTTP request")  # a method starts every request; a TLS hello starts with 0x16
+        self.received += len(data)
         return data
+
+
+#: After answering itself, how long and how much the gate still reads of what the client sent.
+LINGER_SECONDS = 1.0
+LINGER_BYTES = 1 << 20
+
+
+def _answer_and_close(sock: socket.socket, reply: bytes) -> None:
+    """Send an answer the gate gives itself, then end the connection without a reset.
+
+    Closing a socket with unread bytes in it (a request body, the rest of a TLS hello)
+    sends a TCP reset, which can destroy the answer before the client reads it; so the
+    gate half-closes and reads a little longer first, as Go's own servers do.
+    """
+    with contextlib.suppress(OSError):
+        sock.sendall(reply)
+        sock.shutdown(socket.SHUT_WR)
+        deadline = time.monotonic() + LINGER_SECONDS
+        drained = 0
+        while drained < LINGER_BYTES and (left := deadline - time.monotonic()) > 0:
+            sock.settimeout(left)
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            drained += len(chunk)
 
 
 @dataclass
@@ -300,8 +330,7 @@ def serve_connection(client: socket.socket, settings: Settings, tokens: Tokens, 
     try:
         event = reader.next_event()
     except ProtocolError:
-        with contextlib.suppress(OSError):
-            client.sendall(BAD_REQUEST)
+        _answer_and_close(client, BAD_REQUEST)
         return
     except OSError:  # the deadline passed, or the client went away: drop it
         return
@@ -322,8 +351,7 @@ def serve_connection(client: socket.socket, settings: Settings, tokens: Tokens, 
             reply = challenge(realm(_header(event, b"host"), settings.port), "wrong password", head_only=head_only)
         else:
             reply = token_reply(tokens.issue(kind, now), now, head_only=head_only)
-        with contextlib.suppress(OSError):
-            client.sendall(reply)
+        _answer_and_close(client, reply)
         return
     if action == "challenge":
         if method not in _READS and log is not None:
@@ -333,8 +361,9 @@ def serve_connection(client: socket.socket, settings: Settings, tokens: Tokens, 
             if method in _READS
             else "pushing to labkit's registry needs its login (`labkit registry up` logs the user who runs it in)"
         )
-        with contextlib.suppress(OSError):
-            client.sendall(challenge(realm(_header(event, b"host"), settings.port), message, head_only=head_only))
+        _answer_and_close(
+            client, challenge(realm(_header(event, b"host"), settings.port), message, head_only=head_only)
+        )
         return
     try:
         upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -344,8 +373,7 @@ def serve_connection(client: socket.socket, settings: Settings, tokens: Tokens, 
     except OSError as e:
         if log is not None:
             log.append(f"the registry at {settings.upstream} does not answer: {e}")
-        with contextlib.suppress(OSError):
-            client.sendall(BAD_GATEWAY)
+        _answer_and_close(client, BAD_GATEWAY)
         return
     with upstream:
         try:

@@ -67,6 +67,7 @@ __all__ = [
     "config_text",
     "daemon_mirrors",
     "down",
+    "half_running",
     "hosts",
     "port",
     "probe",

@@ -153,7 +153,12 @@ def run_doctor() -> Report:
     )
 
     reg = registry.status()
-    if reg.running:
+    ungated = registry.half_running() if reg.running else None
+    if ungated:
+        report.rows.append(
+            Row("Local registry", "warn", f"{reg.url}: {ungated}", "labkit registry up starts it again behind its gate")
+        )
+    elif reg.running:
         report.rows.append(Row("Local registry", "ok", f"{reg.url}, {len(reg.repositories)} repositories"))
     else:
         report.rows.append(

@@ -1,8 +1,10 @@
 """The local registry mirror: started, seeded, pulled from by the daemon, stopped.
 
-The registry's state (pid file, config, data) goes to a pytest temporary folder,
+The registry's state (pid files, config, data, login) goes to a pytest temporary folder,
 so it never mixes with a learner's. A registry that was already
 answering before the run is used and left running; one the tests start is stopped.
+``LABKIT_REGISTRY_PORT`` moves all of it to another port (the daemon's mirror test
+then has nothing to test: its mirror is on 5000).
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ import pytest
 import yaml
 
 from labkit.core import engine
+from labkit.core import http as labkit_http
 from labkit.core.errors import LabkitError, NotSupported, PortInUse
 from labkit.core.shell import sh
 from labkit.features import images
+from labkit.features.registry import api as registry_api
 from labkit.features.registry import mirror as registry
 from labkit.features.registry import process
 
@@ -56,7 +60,7 @@ def running(docker_client: object, registry_state: Path) -> Iterator[registry.Re
 
 @pytest.mark.docker
 def test_up_seeds_the_catalog_under_docker_hub_names(running: registry.RegistryStatus, docker_client: object) -> None:
-    assert running.running and running.url == registry.MIRROR_URL
+    assert running.running and running.url == registry.url()
     for repository in ("library/busybox", "library/hello-world", "labkit/hello-dock"):
         assert repository in running.repositories
     tags = [t for i in docker_client.images.list() for t in i.tags]  # type: ignore[attr-defined]
@@ -71,7 +75,8 @@ def test_up_is_idempotent(running: registry.RegistryStatus) -> None:
     again = registry.up(out=out)
     assert again.running and again.pid == running.pid
     text = out.getvalue()
-    assert text.startswith("registry already running at http://127.0.0.1:5000")
+    assert text.startswith(f"registry already running at {registry.url()}")
+    assert "docker logged in" not in text  # once is enough
     assert "pushed" not in text and text.count("already in the registry") >= 3
 
 
@@ -79,6 +84,8 @@ def test_up_is_idempotent(running: registry.RegistryStatus) -> None:
 def test_docker_run_pulls_hello_world_from_the_mirror_offline(
     running: registry.RegistryStatus, docker_client: object
 ) -> None:
+    if registry.port() != registry.DEFAULT_PORT:
+        pytest.skip(f"LABKIT_REGISTRY_PORT moved the registry to {registry.port()}; the daemon's mirror is on 5000")
     mirrors = [m.rstrip("/") for m in docker_client.info()["RegistryConfig"].get("Mirrors") or []]  # type: ignore[attr-defined]
     assert registry.MIRROR_URL in mirrors, "start dockerd with --registry-mirror http://127.0.0.1:5000"
     original = docker_client.images.get("hello-world").id  # type: ignore[attr-defined]
@@ -100,11 +107,32 @@ def test_status_reports_the_process_labkit_started(running: registry.RegistrySta
     status = registry.status()
     assert status.running and status.repositories == running.repositories
     if status.managed:
-        assert status.pid is not None
+        assert status.pid is not None and status.gate_pid is not None
         cmdline = Path(f"/proc/{status.pid}/cmdline").read_bytes().split(b"\0")
         assert Path(cmdline[0].decode()).name == "docker-registry"
         config = yaml.safe_load(Path(cmdline[2].decode()).read_text())
-        assert "auth" not in config and config["http"]["addr"] == "127.0.0.1:5000"
+        assert config["http"]["net"] == "unix" and config["http"]["addr"] == str(process.socket_path())
+        gate_cmdline = Path(f"/proc/{status.gate_pid}/cmdline").read_bytes().split(b"\0")
+        assert process.GATE_MODULE.encode() in gate_cmdline and str(registry.port()).encode() in gate_cmdline
+
+
+@pytest.mark.docker
+def test_up_logged_docker_in_so_pushes_and_deletes_go_through(running: registry.RegistryStatus) -> None:
+    """The learner's plain ``docker push`` and the lesson's API delete both pass the gate; an anonymous one does not."""
+    host = f"localhost:{registry.port()}"
+    name = f"{host}/lab/it-login:v1"
+    sh(f"docker tag busybox {name}", quiet=True)
+    try:
+        assert registry.push_login(host) is not None, "neither labkit's login nor docker's stored one"
+        sh(f"docker push {name}", quiet=True)
+        digest = registry_api.manifest_digest("lab/it-login", "v1")
+        assert digest is not None
+        anonymous = labkit_http.request("DELETE", f"{registry.url()}/v2/lab/it-login/manifests/{digest}")
+        assert anonymous.status == 401 or not running.managed  # someone else's registry may have no gate
+        assert registry_api.delete_manifest("lab/it-login", digest) is True
+        assert registry_api.manifest_digest("lab/it-login", "v1") is None
+    finally:
+        sh(f"docker rmi {name}", quiet=True, expect=None)
 
 
 @pytest.mark.docker
@@ -113,15 +141,21 @@ def test_down_stops_only_what_labkit_started_and_keeps_the_data(running: registr
         assert registry.down() is False
         assert registry.status().running
         return
-    pid = registry.status().pid
+    before = registry.status()
+    pid, gate_pid = before.pid, before.gate_pid
     assert registry.down() is True
     stopped = registry.status()
-    assert not stopped.running and stopped.pid is None and not stopped.managed
-    assert not Path(f"/proc/{pid}").exists() or Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"
+    assert not stopped.running and stopped.pid is None and stopped.gate_pid is None and not stopped.managed
+    for gone in (pid, gate_pid):
+        assert (
+            not Path(f"/proc/{gone}").exists()
+            or Path(f"/proc/{gone}/stat").read_text().split(")")[-1].split()[0] == "Z"
+        )
+    assert not process.socket_path().exists()
     assert registry.down() is False  # nothing left to stop
     out = io.StringIO()
     restarted = registry.up(out=out)  # the data survived: nothing to push again
-    assert restarted.running and restarted.repositories == running.repositories
+    assert restarted.running and restarted.repositories == before.repositories
     assert "pushed" not in out.getvalue()
 
 
@@ -158,10 +192,10 @@ def test_down_never_signals_a_process_it_did_not_start(tmp_path: Path, monkeypat
         stranger.wait()
 
 
-def test_the_config_has_no_auth_and_listens_on_loopback_only(tmp_path: Path) -> None:
-    config = yaml.safe_load(registry.config_text(5123, tmp_path / "data"))
-    assert "auth" not in config
-    assert config["http"]["addr"] == "127.0.0.1:5123"
+def test_the_config_listens_on_a_unix_socket_behind_the_gate(tmp_path: Path) -> None:
+    config = yaml.safe_load(registry.config_text(tmp_path / "sock" / "registry.sock", tmp_path / "data"))
+    assert "auth" not in config  # the gate checks pushes: the registry's own auth would refuse mirror pulls too
+    assert config["http"] == {**config["http"], "addr": str(tmp_path / "sock" / "registry.sock"), "net": "unix"}
     assert config["storage"]["filesystem"]["rootdirectory"] == str(tmp_path / "data")
     assert config["storage"]["delete"]["enabled"] is True
 

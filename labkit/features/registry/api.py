@@ -1,8 +1,10 @@
 """A small client for the Registry HTTP API v2: manifests, tags, blobs, deletes.
 
 It speaks to the course's own registry (:func:`labkit.registry.url`) by default,
-and to any registry that needs no login. It exists so a lesson can show what a
+and to any registry that lets anyone read. It exists so a lesson can show what a
 ``docker push`` stored and what a ``docker pull`` asks for, one HTTP request at a time.
+Reads need no login; a delete (a write, like a push) sends the registry's push login
+(:func:`labkit.registry.push_login`), which the course's registry asks for.
 
 A registry answers ``GET /v2/<repository>/manifests/<tag>`` with whichever
 manifest format the ``Accept`` header allows. Without one, a distribution 2.x
@@ -152,7 +154,13 @@ def _base(base: str | None) -> str:
 
 
 def request(
-    path: str, *, base: str | None = None, method: str = "GET", accept: tuple[str, ...] = (), timeout: float = TIMEOUT
+    path: str,
+    *,
+    base: str | None = None,
+    method: str = "GET",
+    accept: tuple[str, ...] = (),
+    timeout: float = TIMEOUT,
+    authorization: str = "",
 ) -> Response:
     """One request to the registry; HTTP error statuses are answers, not exceptions.
 
@@ -161,15 +169,17 @@ def request(
         base: the registry's URL; the course's registry by default.
         method: ``GET``, ``HEAD`` or ``DELETE``.
         accept: media types for the ``Accept`` header; none sends no header.
+        authorization: an ``Authorization`` header value; none sends no header (reads need none).
 
     Raises:
         RegistryUnreachable: nothing answered, or what answered is not HTTP.
     """
     root = _base(base)
+    headers = {"Accept": ", ".join(accept)} if accept else {}
+    if authorization:
+        headers["Authorization"] = authorization
     try:
-        return http.request(
-            method, root + path, headers={"Accept": ", ".join(accept)} if accept else {}, timeout=timeout
-        )
+        return http.request(method, root + path, headers=headers, timeout=timeout)
     except HttpUnreachable as e:
         raise RegistryUnreachable(root, e.cause) from e
 
@@ -320,11 +330,12 @@ def delete_manifest(repository: str, digest: str, *, base: str | None = None) ->
         True if it was deleted, False if the repository did not have it.
 
     Raises:
-        RegistryRefused: the registry refused (deletes disabled, say).
+        RegistryRefused: the registry refused (deletes disabled, or 401: no push login here).
         RegistryUnreachable: no registry answered.
     """
     path = f"/v2/{repository}/manifests/{digest}"
-    answer = request(path, base=base, method="DELETE")
+    login = mirror.push_login(_base(base).removeprefix("http://").removeprefix("https://"))
+    answer = request(path, base=base, method="DELETE", authorization=login.basic() if login is not None else "")
     if answer.status in (200, 202):
         return True
     if answer.status == 404:

@@ -8,8 +8,9 @@ image*, offline, exactly as on a connected machine.
 This module starts it all (:func:`up`) and says whether the daemon uses it as its
 mirror; the parts live beside it and are re-exported here for ``from labkit import registry``:
 the registry process or container itself (port, config, start, stop, status) in
-:mod:`.process`, pushing the catalog images into it in :mod:`.seeding`, and asking a
-registry over HTTP what it is and holds in :mod:`.remote`.
+:mod:`.process`, the gate in front of it that lets anyone pull and only labkit's login
+push in :mod:`.gate`, that login in :mod:`.credentials`, pushing the catalog images into
+it in :mod:`.seeding`, and asking a registry over HTTP what it is and holds in :mod:`.remote`.
 
 Example:
     >>> from labkit import registry
@@ -24,6 +25,7 @@ from typing import Any, TextIO
 
 from labkit.core import engine, procs
 from labkit.core.errors import LabkitError, PortInUse
+from labkit.features.registry import credentials
 from labkit.features.registry.process import (
     DEFAULT_PORT,
     FALLBACK_CONTAINER,
@@ -33,9 +35,15 @@ from labkit.features.registry.process import (
     STOP_TIMEOUT,
     RegistryStatus,
     config_text,
+    credentials_file,
     down,
+    gate_is_ours,
+    gate_recorded,
+    half_running,
+    hosts,
     is_ours,
     port,
+    push_login,
     recorded,
     registry_program,
     start_container,
@@ -59,8 +67,11 @@ __all__ = [
     "config_text",
     "daemon_mirrors",
     "down",
+    "half_running",
+    "hosts",
     "port",
     "probe",
+    "push_login",
     "registry_program",
     "remote_config",
     "repositories",
@@ -112,13 +123,50 @@ def _mirror_note(listen_port: int) -> str | None:
     return f"note: this daemon does not use {MIRROR_URL} as its registry mirror, so `docker run` will not pull from it (`labkit doctor` says how to set it)"
 
 
+def _gated() -> bool:
+    """The registry on the port is the one labkit started here, behind its gate."""
+    gate = gate_recorded()
+    return gate is not None and gate_is_ours(gate)
+
+
+def log_in(listen_port: int, out: TextIO) -> None:
+    """``docker login`` to both names of the registry with the machine's login, where docker lacks it.
+
+    So the learner's ``docker push localhost:5000/…`` is let through the gate. Says one
+    line when it logged in, and a note when docker refused; never raises (seeding pushes
+    with the login itself, so the course's images get there regardless).
+    """
+    login = credentials.read(credentials_file())
+    if login is None:
+        return
+    done, failed = [], []
+    for host in hosts(listen_port):
+        if credentials.stored_login(host) == login:
+            continue
+        problem = credentials.docker_login(host, login)
+        if problem is None:
+            done.append(host)
+        else:
+            failed.append(f"{host}: {problem}")
+    if done:
+        print(f"docker logged in to {' and '.join(done)} as {login.username} (pushes need it)", file=out, flush=True)
+    if failed:
+        print(
+            f"note: docker login failed ({'; '.join(failed)}), so `docker push` to this registry will be refused",
+            file=out,
+            flush=True,
+        )
+
+
 # --- public API ---------------------------------------------------------------------------
 
 
 def up(*, out: TextIO = sys.stdout) -> RegistryStatus:
-    """Start the registry if none answers on the port, then seed it with the catalog images.
+    """Start the registry (and its gate) if none answers on the port, log docker in, then seed it.
 
-    Idempotent: a registry already answering (labkit's or anyone's) is used as it is.
+    Idempotent: a registry already answering (labkit's or anyone's) is used as it is,
+    except one labkit started that lacks its other half (the gate, or the registry behind
+    it): that one is stopped and started afresh, behind a gate.
 
     Raises:
         PortInUse: something that is not a registry holds the port.
@@ -132,6 +180,10 @@ def up(*, out: TextIO = sys.stdout) -> RegistryStatus:
     """
     listen_port = port()
     base = url()
+    broken = half_running()
+    if broken:
+        print(f"restarting the registry: {broken}", file=out, flush=True)
+        down()
     kind, detail = probe(base)
     if kind == "other":
         raise PortInUse(listen_port, f"a program that is not a Docker registry ({detail})")
@@ -145,6 +197,8 @@ def up(*, out: TextIO = sys.stdout) -> RegistryStatus:
             start_process(program, listen_port, out)
         else:
             start_container(listen_port, out)
+    if _gated():
+        log_in(listen_port, out)
     seed(base, out)
     note = _mirror_note(listen_port)
     if note:

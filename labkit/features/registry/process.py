@@ -1,8 +1,11 @@
 """The registry labkit runs for the mirror: its port, folder and config, starting, stopping, status.
 
-The registry is Debian's ``docker-registry`` run as a plain process with labkit's
-own config (no auth, 127.0.0.1 only, data in the state folder), or, where that
-program is missing, a ``registry:2`` container if the daemon already has the image.
+The registry is Debian's ``docker-registry`` run as a plain process with labkit's own
+config (data in the state folder), listening on a unix socket in a 0700 folder, with
+:mod:`.gate` in front of it on ``127.0.0.1:<port>``: pulls for anyone on the machine,
+pushes only with the login :mod:`.credentials` keeps. Where that program is missing, a
+``registry:2`` container is run instead if the daemon already has the image; that
+fallback has no gate (anyone on the machine may push to it), see :func:`start_container`.
 A process or container is only stopped when the records in the state folder show labkit started it.
 """
 
@@ -14,14 +17,17 @@ import os
 import secrets
 import shutil
 import subprocess
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 import docker.errors
 
-from labkit.core import engine, paths, procs, wait
-from labkit.core.errors import LabkitError, NotSupported, WaitTimeout
+from labkit.core import engine, http, paths, procs, wait
+from labkit.core.errors import HttpUnreachable, LabkitError, NotSupported, WaitTimeout
+from labkit.features.registry import credentials
+from labkit.features.registry.credentials import Credentials
 from labkit.features.registry.remote import probe, repositories
 
 DEFAULT_PORT = 5000
@@ -33,6 +39,10 @@ START_TIMEOUT = 15.0
 STOP_TIMEOUT = 10.0
 FALLBACK_IMAGE = "registry:2"
 FALLBACK_CONTAINER = "labkit-registry"
+#: Longest path a unix socket may have (``sun_path`` is 108 bytes on Linux, with its NUL).
+MAX_UNIX_PATH = 107
+#: The gate in front of the registry, run as ``python -m`` (its pid file names it).
+GATE_MODULE = "labkit.features.registry.gate"
 
 
 @dataclass(frozen=True)
@@ -45,6 +55,7 @@ class RegistryStatus:
         pid: the registry process labkit started, when it is alive.
         managed: labkit started it (process or container), so ``down()`` may stop it.
         repositories: what the registry holds, e.g. ``library/hello-world``.
+        gate_pid: the gate labkit started in front of it (pushes need a login), when it is alive.
     """
 
     running: bool
@@ -52,6 +63,7 @@ class RegistryStatus:
     pid: int | None = None
     managed: bool = False
     repositories: list[str] = field(default_factory=list)
+    gate_pid: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,22 +89,48 @@ def url() -> str:
 
 
 def folder() -> Path:
-    """Config, log, pid file and data (``data/``) of the registry labkit runs."""
+    """Config, logs, pid files, data (``data/``), socket (``sock/``) and login (``auth/``) of the registry labkit runs."""
     return paths.state_dir() / "registry"
+
+
+def socket_path() -> Path:
+    """The unix socket the registry listens on; its folder is 0700, so only the gate (and root) reach it."""
+    return folder() / "sock" / "registry.sock"
+
+
+def credentials_file() -> Path:
+    """The machine's push login (0600, in a 0700 folder)."""
+    return folder() / "auth" / "credentials.json"
+
+
+def hosts(listen_port: int | None = None) -> tuple[str, str]:
+    """The two names of the course's registry a docker image name may start with."""
+    p = port() if listen_port is None else listen_port
+    return (f"127.0.0.1:{p}", f"localhost:{p}")
+
+
+def push_login(host: str) -> Credentials | None:
+    """The login to push to ``host`` with: labkit's own for the course's registry, else what ``docker login`` stored.
+
+    A test run or a notebook with a state folder of its own finds the registry that
+    ``labkit registry up`` started elsewhere: then the docker CLI's stored login for it is the one.
+    """
+    own = credentials.read(credentials_file()) if host in hosts() else None
+    return own or credentials.stored_login(host)
 
 
 # --- the process we start ---------------------------------------------------------------
 
 
-def config_text(listen_port: int, data: Path) -> str:
-    """labkit's registry config: no auth, this machine only, deletes allowed.
+def config_text(socket_file: Path, data: Path) -> str:
+    """labkit's registry config: on a unix socket (the gate in front checks pushes), deletes allowed.
 
-    Debian's default config turns on htpasswd auth, which the daemon's mirror
-    pulls cannot satisfy; so labkit never uses it.
+    Debian's default config turns on htpasswd auth, which would refuse the daemon's
+    mirror pulls too (they carry no login); so labkit leaves auth to its gate.
     """
     return "\n".join(
         [
-            "# Written by labkit (labkit/features/registry/process.py): a registry for this machine only, without auth.",
+            "# Written by labkit (labkit/features/registry/process.py): reached only through labkit's gate, which checks pushes.",
             "version: 0.1",
             "log:",
             "  level: warn  # start-up failures and errors only, not a line per request",
@@ -106,7 +144,8 @@ def config_text(listen_port: int, data: Path) -> str:
             "  delete:",
             "    enabled: true",
             "http:",
-            f'  addr: "127.0.0.1:{listen_port}"',
+            f"  addr: {json.dumps(str(socket_file))}",
+            "  net: unix",
             f"  secret: {secrets.token_hex(16)}  # one instance: any value will do, but unset it warns",
             "  headers:",
             "    X-Content-Type-Options: [nosniff]",
@@ -126,9 +165,18 @@ def _pid_file() -> Path:
     return folder() / "registry.pid"
 
 
+def _gate_pid_file() -> Path:
+    return folder() / "gate.pid"
+
+
 def recorded() -> dict[str, Any] | None:
     """The pid file's record of the process labkit started, if any."""
     return procs.read_record(_pid_file())
+
+
+def gate_recorded() -> dict[str, Any] | None:
+    """The pid file's record of the gate labkit started, if any."""
+    return procs.read_record(_gate_pid_file())
 
 
 def is_ours(record: dict[str, Any]) -> bool:
@@ -136,6 +184,11 @@ def is_ours(record: dict[str, Any]) -> bool:
     return procs.is_running(
         record, lambda argv: Path(argv[0].decode(errors="replace")).name == "docker-registry" and b"serve" in argv
     )
+
+
+def gate_is_ours(record: dict[str, Any]) -> bool:
+    """The recorded gate still runs, is the same process (start time) and is labkit's gate."""
+    return procs.is_running(record, lambda argv: GATE_MODULE.encode() in argv)
 
 
 def _log_tail(log: Path, offset: int, lines: int = 3) -> str:
@@ -149,29 +202,63 @@ def _log_tail(log: Path, offset: int, lines: int = 3) -> str:
     return " | ".join(tail)
 
 
-def start_process(program: str, listen_port: int, out: TextIO) -> int:
-    """Run ``docker-registry serve`` in the background and wait for its ``/v2/``.
+def _prepare_socket(path: Path) -> None:
+    """A 0700 folder for the socket, and no socket left there by a registry that was killed.
 
     Raises:
-        LabkitError: it exited or did not answer in time (with the log's last lines).
+        LabkitError: the path is too long for a unix socket.
+    """
+    if len(str(path)) > MAX_UNIX_PATH:
+        raise LabkitError(f"socket path too long for a unix socket: {path}", "set LABKIT_STATE_DIR to a shorter folder")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    path.unlink(missing_ok=True)  # only a registry labkit started listens here, and it has been stopped
+
+
+def _spawn(argv: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as sink:
+        return subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            cwd=folder(),
+            env=env,
+            start_new_session=True,  # not in the caller's process group: Ctrl-C in a shell leaves it running
+        )
+
+
+def _gate_env() -> dict[str, str]:
+    """The environment for the gate: it runs the very labkit that starts it, wherever that is installed."""
+    here = str(paths.PACKAGE_DIR.parent)
+    inherited = os.environ.get("PYTHONPATH", "")
+    return {**os.environ, "PYTHONPATH": here + (os.pathsep + inherited if inherited else "")}
+
+
+def start_process(program: str, listen_port: int, out: TextIO) -> int:
+    """Run ``docker-registry serve`` on its unix socket and the gate in front of it, and wait until both answer.
+
+    The machine's push login is made on the first start (:func:`credentials.ensure`).
+
+    Raises:
+        LabkitError: either exited or they did not answer in time (with the logs' last lines).
     """
     home = folder()
     data = home / "data"
     data.mkdir(parents=True, exist_ok=True)
+    login = credentials.ensure(credentials_file())
+    sock = socket_path()
+    _prepare_socket(sock)
     config = home / "config.yml"
-    config.write_text(config_text(listen_port, data))
-    log = home / "registry.log"
+    config.write_text(config_text(sock, data))
+    log, gate_log = home / "registry.log", home / "gate.log"
     offset = log.stat().st_size if log.exists() else 0
-    with open(log, "ab") as sink:
-        proc = subprocess.Popen(
-            [program, "serve", str(config)],
-            stdin=subprocess.DEVNULL,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            cwd=home,
-            start_new_session=True,
-        )
+    gate_offset = gate_log.stat().st_size if gate_log.exists() else 0
+    proc = _spawn([program, "serve", str(config)], log)
     _pid_file().write_text(json.dumps({**procs.track(proc), "program": program, "config": str(config)}))
+    gate_argv = [sys.executable, "-m", GATE_MODULE, "--port", str(listen_port), "--upstream", str(sock)]
+    gate = _spawn([*gate_argv, "--credentials", str(credentials_file())], gate_log, _gate_env())
+    _gate_pid_file().write_text(json.dumps({**procs.track(gate), "port": listen_port, "upstream": str(sock)}))
     base = f"http://127.0.0.1:{listen_port}"
 
     def answering() -> bool:
@@ -180,26 +267,38 @@ def start_process(program: str, listen_port: int, out: TextIO) -> int:
                 f"the registry exited with code {proc.returncode}: {_log_tail(log, offset) or 'no output'}",
                 f"read {log}",
             )
-        return probe(base)[0] == "registry"
+        if gate.poll() is not None:
+            raise LabkitError(
+                f"the registry's gate exited with code {gate.returncode}: {_log_tail(gate_log, gate_offset) or 'no output'}",
+                f"read {gate_log}",
+            )
+        # Through the gate, with the login: proves the gate, the socket and the registry all answer.
+        try:
+            answer = http.request("GET", f"{base}/v2/", headers={"Authorization": login.basic()}, timeout=2.0)
+        except HttpUnreachable:
+            return False
+        return answer.status == 200 and answer.header("Docker-Distribution-Api-Version").startswith("registry/2")
 
     try:
         wait.until(
             answering,
             f"the registry at {base}",
             timeout=START_TIMEOUT,
-            detail=lambda: f"log: {_log_tail(log, offset)} ({log})",
+            detail=lambda: f"log: {_log_tail(log, offset)} ({log}); gate: {_log_tail(gate_log, gate_offset)}",
         )
     except (LabkitError, WaitTimeout):
+        _stop_process(gate.pid, "registry gate")
         _stop_process(proc.pid)
+        _gate_pid_file().unlink(missing_ok=True)
         _pid_file().unlink(missing_ok=True)
         raise
     print(f"registry started at {base} (pid {proc.pid}; data in {data}; log in {log})", file=out, flush=True)
     return proc.pid
 
 
-def _stop_process(pid: int) -> None:
+def _stop_process(pid: int, what: str = "registry process") -> None:
     """SIGTERM, a deadline, then SIGKILL."""
-    procs.terminate(pid, "registry process", STOP_TIMEOUT)
+    procs.terminate(pid, what, STOP_TIMEOUT)
 
 
 # --- the container fallback ---------------------------------------------------------------
@@ -226,6 +325,10 @@ def _our_container() -> Any | None:
 
 def start_container(listen_port: int, out: TextIO) -> None:
     """Run ``registry:2`` published on 127.0.0.1 only, if the daemon has that image.
+
+    This fallback has no gate: its port is the registry's own, so anyone on the machine
+    may push to it (and so poison the mirror). It stays for machines without Debian's
+    ``docker-registry``; ``labkit registry up`` says so when it uses it.
 
     Raises:
         NotSupported: neither ``docker-registry`` nor the ``registry:2`` image is here.
@@ -269,29 +372,42 @@ def start_container(listen_port: int, out: TextIO) -> None:
         detail=last_log,
     )
     print(f"registry started at {base} (container {FALLBACK_CONTAINER}, from {FALLBACK_IMAGE})", file=out, flush=True)
+    print(
+        "note: this registry container has no login gate: anyone on this machine can push to it "
+        "(install docker-registry for labkit's gated one)",
+        file=out,
+        flush=True,
+    )
 
 
 # --- stopping, and what is running ----------------------------------------------------------
 
 
 def down() -> bool:
-    """Stop the registry labkit started (its data stays for next time).
+    """Stop the registry labkit started, and its gate (the data and the login stay for next time).
 
-    Only the process recorded in the pid file is signalled, and only if it still
-    is that ``docker-registry`` process; a registry someone else started is left alone.
+    Only the processes recorded in the pid files are signalled, and only if they still
+    are that ``docker-registry`` and that gate; a registry someone else started is left alone.
 
     Returns:
-        True if a registry was stopped.
+        True if a registry (or its gate) was stopped.
 
     Raises:
-        WaitTimeout: the process survived SIGKILL (it should not).
+        WaitTimeout: a process survived SIGKILL (it should not).
     """
     stopped = False
+    gate = gate_recorded()
+    if gate is not None:
+        if gate_is_ours(gate):
+            _stop_process(int(gate["pid"]), "registry gate")
+            stopped = True
+        _gate_pid_file().unlink(missing_ok=True)
     record = recorded()
     if record is not None:
         if is_ours(record):
             _stop_process(int(record["pid"]))
             stopped = True
+            socket_path().unlink(missing_ok=True)
         _pid_file().unlink(missing_ok=True)
     container = _our_container()
     if container is not None:
@@ -303,11 +419,29 @@ def down() -> bool:
     return stopped
 
 
+def half_running() -> str | None:
+    """Why the registry labkit started cannot serve as it is, or ``None`` when it can (or is not running).
+
+    One of the pair died (the gate, or the registry behind it), or the registry runs
+    without a gate: one started before labkit had one, which anyone could push to.
+    """
+    record, gate = recorded(), gate_recorded()
+    registry_up = record is not None and is_ours(record)
+    gate_up = gate is not None and gate_is_ours(gate)
+    if registry_up and not gate_up:
+        return "the registry runs without its gate (anyone could push to it)"
+    if gate_up and not registry_up:
+        return "the registry behind the gate stopped"
+    return None
+
+
 def status() -> RegistryStatus:
     """Whether a registry answers, whether labkit started it, and what it holds. No side effects."""
     base = url()
     running = probe(base)[0] == "registry"
     record = recorded()
     pid = int(record["pid"]) if record is not None and is_ours(record) else None
-    managed = pid is not None or (_container_file().exists() and _our_container() is not None)
-    return RegistryStatus(running, base, pid, managed, repositories(base) if running else [])
+    gate = gate_recorded()
+    gate_pid = int(gate["pid"]) if gate is not None and gate_is_ours(gate) else None
+    managed = pid is not None or gate_pid is not None or (_container_file().exists() and _our_container() is not None)
+    return RegistryStatus(running, base, pid, managed, repositories(base) if running else [], gate_pid)

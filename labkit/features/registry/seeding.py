@@ -12,16 +12,18 @@ import docker.errors
 from labkit.core import activity, engine, refs
 from labkit.core.errors import LabkitError
 from labkit.features import images
-from labkit.features.registry.process import folder
+from labkit.features.registry.credentials import Credentials
+from labkit.features.registry.process import folder, push_login
 from labkit.features.registry.remote import remote_config
 from labkit.features.streams import LayerTally
 
 
-def _push(name: str, remote: str, tag: str, out: TextIO | None = None) -> None:
+def _push(name: str, remote: str, tag: str, out: TextIO | None = None, login: Credentials | None = None) -> None:
     """Push local image ``name`` as ``remote:tag``, then drop that extra name again.
 
     The temporary tag, and the digest reference a push records, would otherwise
-    show up in ``docker images`` as ``127.0.0.1:5000/...`` rows.
+    show up in ``docker images`` as ``127.0.0.1:5000/...`` rows. ``login`` is what the
+    registry's gate asks pushes for; the daemon gets it with the push, not from ``docker login``.
 
     Raises:
         LabkitError: the push failed.
@@ -33,10 +35,16 @@ def _push(name: str, remote: str, tag: str, out: TextIO | None = None) -> None:
         tally = LayerTally()
         try:
             with activity.task(f"pushing {name}", out=out) as progress:
-                for message in api.push(remote, tag=tag, stream=True, decode=True):
+                auth = login.auth_config() if login is not None else None
+                for message in api.push(remote, tag=tag, stream=True, decode=True, auth_config=auth):
                     if message.get("error"):
+                        said = str(message["error"])
+                        refused = "unauthorized" in said.lower() or "authentication required" in said.lower()
                         raise LabkitError(
-                            f"pushing {name} to {host} failed: {message['error']}", f"read {folder() / 'registry.log'}"
+                            f"pushing {name} to {host} failed: {said}",
+                            "pushes need the registry's login: run `labkit registry up` as the user who started it"
+                            if refused
+                            else f"read {folder() / 'registry.log'}",
                         )
                     tally.feed(message)
                     progress.update(tally.done, total=tally.total, note=tally.note(), phase=tally.phase)
@@ -58,6 +66,7 @@ def seed(base: str, out: TextIO = sys.stdout) -> None:
     """
 
     host = base.removeprefix("http://")
+    login = push_login(host)
     for entry, state in zip(images.CATALOG, images.status(), strict=True):
         label = f"  {entry.name:<26}"
         if not state.present:
@@ -68,7 +77,7 @@ def seed(base: str, out: TextIO = sys.stdout) -> None:
             print(f"{label} already in the registry", file=out, flush=True)
             continue
         started = time.monotonic()
-        _push(entry.name, f"{host}/{entry.registry_path}", entry.tag, out)
+        _push(entry.name, f"{host}/{entry.registry_path}", entry.tag, out, login)
         print(
             f"{label} pushed as {entry.registry_path}:{entry.tag} in {time.monotonic() - started:.1f} s",
             file=out,

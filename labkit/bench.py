@@ -1,15 +1,19 @@
-"""``make bench``: what labkit costs over the raw docker CLI, how fast checks answer, how long the notebooks take.
+"""``make bench``: what labkit costs over the raw docker CLI, how fast checks answer, how long the notebooks take,
+and what the classroom server takes (:mod:`labkit.bench_classroom`).
 
-Prints a table, then one JSON line (always the last line) for CI to parse. Everything
-the bench creates carries its own session label and is removed at the end, also on
-an error or Ctrl-C; answers and setup records go to a throwaway state folder.
+Prints a table, then one JSON line (always the last line) for CI to parse; a part that
+was skipped gives ``null`` figures. Everything the bench creates carries its own session
+label and is removed at the end, also on an error or Ctrl-C; answers and setup records
+go to a throwaway state folder, and the classroom server's database to another.
 
 Example:
     $ .venv/bin/python -m labkit.bench --quick --skip-notebooks
+    $ .venv/bin/python -m labkit.bench --classroom-only --classroom-seconds 3 --classroom-learners 10
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -25,7 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labkit import exercises
+from labkit import bench_classroom, exercises
+from labkit.bench_classroom import ClassroomRun
+from labkit.classroom.limits import EVENTS_PER_MINUTE
 from labkit.cli import exits
 from labkit.core import engine, paths
 from labkit.core.cleanup import remove_labelled
@@ -36,7 +42,28 @@ from labkit.core.wait import until
 COMMAND = ["docker", "run", "--rm", "busybox", "true"]
 RATIO_TARGET = 1.10
 CHECK_P95_TARGET_MS = 300.0
+CLASSROOM_P95_TARGET_MS = 150.0
 REQUIRED_KEYS = ("overhead_ratio_sh", "overhead_ratio_sdk", "check_p50_ms", "check_p95_ms", "notebooks_wall_s")
+CLASSROOM_KEYS = (
+    "classroom_rps",
+    "classroom_post_p95_ms",
+    "classroom_learners",
+    "classroom_seconds",
+    "classroom_events_acked",
+    "classroom_events_lost_after_kill9",
+)
+CLASSROOM_EXTRA = (
+    "classroom_post_p50_ms",
+    "classroom_pace_s",  # seconds between one learner's posts; 0: back to back
+    "classroom_events_per_minute",  # the server's limit per learner during the run
+    "classroom_posts_failed",  # load phase, by HTTP status or "connection"/"timeout"
+    "classroom_stream_results",
+    "classroom_stream_reconnects",  # times the page's stream fell too far behind, was closed and reconnected
+    "classroom_stream_behind_s",  # after the last post, until the stream showed it; null: not within 5 s
+    "classroom_kill9_in_flight",
+    "classroom_kill9_resent",  # posts that failed while the server was down, sent again until acknowledged
+    "classroom_restart_s",
+)
 WAYS = {"raw": "raw docker CLI", "sh": "labkit.sh", "sdk": "docker SDK"}
 MARK = {True: "✔", False: "✗"}
 
@@ -79,29 +106,61 @@ class Report:
     """Everything measured; :func:`summary` and :func:`render` turn it into figures and text."""
 
     context: Mapping[str, str]
-    runs: Mapping[str, Sequence[float]]  # way ("raw", "sh", "sdk") -> milliseconds per run
+    runs: (
+        Mapping[str, Sequence[float]] | None
+    )  # way ("raw", "sh", "sdk") -> ms per run; None: skipped (--classroom-only)
     checks_ms: Sequence[float]
     exercise_count: int
     notebooks: Sequence[NotebookRun] | None = None  # None: skipped
+    classroom: ClassroomRun | None = None  # None: skipped
     notes: list[str] = field(default_factory=list)
 
 
 def summary(report: Report) -> dict[str, Any]:
-    """The figures of the final JSON line: the required keys first, then raw medians and counts."""
-    raw = report.runs["raw"]
+    """The figures of the final JSON line: the required keys, the classroom's, then medians and counts.
+
+    A part that did not run gives ``null`` for its figures (skipped notebooks: 0.0 s, as always).
+    """
     checks = report.checks_ms or [0.0]
     notebooks = report.notebooks or []
+    runs = report.runs or {}
+    room = classroom_figures(report.classroom) if report.classroom else dict.fromkeys(CLASSROOM_KEYS + CLASSROOM_EXTRA)
     return {
-        "overhead_ratio_sh": round(ratio(report.runs["sh"], raw), 3),
-        "overhead_ratio_sdk": round(ratio(report.runs["sdk"], raw), 3),
-        "check_p50_ms": round(percentile(checks, 50), 2),
-        "check_p95_ms": round(percentile(checks, 95), 2),
+        "overhead_ratio_sh": round(ratio(runs["sh"], runs["raw"]), 3) if runs else None,
+        "overhead_ratio_sdk": round(ratio(runs["sdk"], runs["raw"]), 3) if runs else None,
+        "check_p50_ms": round(percentile(checks, 50), 2) if runs else None,
+        "check_p95_ms": round(percentile(checks, 95), 2) if runs else None,
         "notebooks_wall_s": round(float(sum(n.seconds for n in notebooks)), 2),
-        **{f"{way}_median_ms": round(percentile(report.runs[way], 50), 1) for way in WAYS},
-        "runs": len(raw),
+        **{key: room[key] for key in CLASSROOM_KEYS},
+        **{f"{way}_median_ms": round(percentile(runs[way], 50), 1) if runs else None for way in WAYS},
+        "runs": len(runs.get("raw", [])),
         "check_samples": len(report.checks_ms),
         "notebooks": len(notebooks),
         "notebooks_failed": [n.name for n in notebooks if n.error],
+        **{key: room[key] for key in CLASSROOM_EXTRA},
+    }
+
+
+def classroom_figures(room: ClassroomRun) -> dict[str, Any]:
+    """The classroom's figures: :data:`CLASSROOM_KEYS`, then :data:`CLASSROOM_EXTRA`."""
+    posts = room.post_ms or [0.0]
+    return {
+        "classroom_rps": round(len(room.post_ms) / room.seconds, 1) if room.seconds else 0.0,
+        "classroom_post_p95_ms": round(percentile(posts, 95), 1),
+        "classroom_learners": room.learners,
+        "classroom_seconds": round(room.seconds, 1),
+        "classroom_events_acked": room.acked,
+        "classroom_events_lost_after_kill9": room.lost,
+        "classroom_post_p50_ms": round(percentile(posts, 50), 1),
+        "classroom_pace_s": room.pace,
+        "classroom_events_per_minute": room.events_per_minute,
+        "classroom_posts_failed": dict(room.failed),
+        "classroom_stream_results": room.stream_results,
+        "classroom_stream_reconnects": room.stream_reconnects,
+        "classroom_stream_behind_s": None if room.stream_behind_s is None else round(room.stream_behind_s, 2),
+        "classroom_kill9_in_flight": room.in_flight_at_kill,
+        "classroom_kill9_resent": room.resent,
+        "classroom_restart_s": round(room.restart_s, 2),
     }
 
 
@@ -110,8 +169,21 @@ def render(report: Report) -> str:
     figures = summary(report)
     ctx = report.context
     lines = [f"labkit bench — {', '.join(f'{k} {v}' for k, v in ctx.items())}", ""]
-    lines.append(f"`{' '.join(COMMAND)}`: {figures['runs']} interleaved runs per way (warm-up round discarded)")
-    lines.append(f"  {'way':<16}{'median ms':>10}{'p95 ms':>9}{'ratio':>8}  target")
+    if report.runs is None:
+        lines.append("docker overhead, check() and notebooks: skipped (--classroom-only)")
+    else:
+        lines += _render_docker(report, figures)
+    lines += ["", *_render_classroom(report.classroom, figures)]
+    lines += [f"note: {note}" for note in report.notes]
+    return "\n".join([*lines, "", json.dumps(figures, ensure_ascii=False)])
+
+
+def _render_docker(report: Report, figures: Mapping[str, Any]) -> list[str]:
+    assert report.runs is not None
+    lines = [
+        f"`{' '.join(COMMAND)}`: {figures['runs']} interleaved runs per way (warm-up round discarded)",
+        f"  {'way':<16}{'median ms':>10}{'p95 ms':>9}{'ratio':>8}  target",
+    ]
     for way, label in WAYS.items():
         samples = report.runs[way]
         line = f"  {label:<16}{percentile(samples, 50):>10.1f}{percentile(samples, 95):>9.1f}"
@@ -133,8 +205,43 @@ def render(report: Report) -> str:
         lines.append(f"  {run.name:<32}{run.seconds:>8.1f} s" + (f"  FAILED: {run.error}" if run.error else ""))
     if report.notebooks:
         lines.append(f"  {'total':<32}{figures['notebooks_wall_s']:>8.1f} s")
-    lines += [f"note: {note}" for note in report.notes]
-    return "\n".join([*lines, "", json.dumps(figures, ensure_ascii=False)])
+    return lines
+
+
+def _render_classroom(room: ClassroomRun | None, figures: Mapping[str, Any]) -> list[str]:
+    if room is None:
+        return ["classroom: skipped (--skip-classroom)"]
+    if room.pace:
+        pace = f"every {room.pace:g} s or so"
+    else:
+        pace = f"back to back: {room.learners} posts always in flight, so the mean latency is learners ÷ rps"
+    if room.events_per_minute == EVENTS_PER_MINUTE:
+        limit = f"the server keeps its limit of {EVENTS_PER_MINUTE} events a minute per learner"
+    else:
+        limit = (
+            f"the server runs with --events-per-minute {room.events_per_minute:.10g} (its limit of "
+            f"{EVENTS_PER_MINUTE} lifted: this measures capacity, not a class's pace)"
+        )
+    if room.stream_behind_s is None:
+        stream = f"{room.stream_results} results, still behind {bench_classroom.DRAIN:g} s after the last post"
+    else:
+        stream = f"{room.stream_results} results, up to date {room.stream_behind_s:.2f} s after the last post"
+    if room.stream_reconnects:
+        stream += f"; fell too far behind and reconnected {room.stream_reconnects} time(s) (a fresh snapshot each)"
+    p95 = figures["classroom_post_p95_ms"]
+    failed = ", ".join(f"{why} {n}" for why, n in sorted(room.failed.items())) or "none"
+    return [
+        f"classroom: {room.learners} learners for {room.seconds:.1f} s, the instructor's stream open and read;",
+        f"  learners post {pace};",
+        f"  {limit}",
+        f"  posts: {len(room.post_ms)} acknowledged, {figures['classroom_rps']:.1f}/s; not acknowledged: {failed}",
+        f"  p50 {figures['classroom_post_p50_ms']:.1f} ms, p95 {p95:.1f} ms  "
+        f"target p95 ≤ {CLASSROOM_P95_TARGET_MS:.0f} ms {MARK[p95 <= CLASSROOM_P95_TARGET_MS]}",
+        f"  instructor's stream: {stream} {MARK[room.stream_behind_s is not None and not room.stream_reconnects]}",
+        f"  kill -9 with {room.in_flight_at_kill} posts in flight, restarted on the same database in "
+        f"{room.restart_s:.2f} s ({room.resent} posts failed meanwhile and were sent again):",
+        f"  {room.acked} events acknowledged in all, {room.lost} missing from the database {MARK[room.lost == 0]}",
+    ]
 
 
 def time_runs(ways: Mapping[str, Callable[[], object]], runs: int, rng: random.Random) -> dict[str, list[float]]:
@@ -232,21 +339,62 @@ def machine_context() -> dict[str, str]:
     }
 
 
+def host_context() -> dict[str, str]:
+    """Host facts for the table header, when no daemon is asked (``--classroom-only``)."""
+    return {
+        "kernel": f"{platform.release()} {platform.machine()}",
+        "CPUs": str(os.cpu_count()),
+        "Python": platform.python_version(),
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the bench; 0 when it completed, 1 when a notebook failed, 2 when labkit could not run it."""
+    """Run the bench: 0 done, 1 a notebook failed or the classroom lost an event, 2 labkit could not run it."""
     return exits.run(lambda: _bench(argv), program="labkit bench")
 
 
 def _bench(argv: Sequence[str] | None) -> int:
     parser = exits.Parser(
-        prog="python -m labkit.bench", description="labkit overhead, check latency and notebook wall time."
+        prog="python -m labkit.bench",
+        description="labkit overhead, check latency, notebook wall time and the classroom server's figures.",
     )
     parser.add_argument("--runs", type=int, default=21, help="timed runs per way (default 21)")
     parser.add_argument("--checks", type=int, default=30, help="checks per exercise (default 30)")
     parser.add_argument("--quick", action="store_true", help="5 runs and 5 checks each, for development")
     parser.add_argument("--skip-notebooks", action="store_true", help="do not execute the notebooks")
     parser.add_argument("--seed", type=int, default=None, help="seed for the order within each round")
+    room = parser.add_mutually_exclusive_group()
+    room.add_argument("--classroom-only", action="store_true", help="only the classroom part (needs no Docker)")
+    room.add_argument("--skip-classroom", action="store_true", help="do not run the classroom part")
+    parser.add_argument(
+        "--classroom-seconds", type=float, default=60.0, help="length of the classroom's load (default 60)"
+    )
+    parser.add_argument("--classroom-learners", type=int, default=100, help="simulated learners (default 100)")
+    parser.add_argument(
+        "--classroom-pace",
+        type=float,
+        default=0.0,
+        help="seconds between one learner's posts, on average (default 0: back to back, the server's limit "
+        "per learner lifted; 1 or more keeps the limit of 60 a minute)",
+    )
     args = parser.parse_args(argv)
+    if args.classroom_seconds <= 0 or args.classroom_learners < 1 or args.classroom_pace < 0:
+        parser.error("--classroom-seconds and --classroom-learners must be positive, --classroom-pace not negative")
+    if args.classroom_only:
+        report = Report(context=host_context(), runs=None, checks_ms=[], exercise_count=0)
+    else:
+        report = _docker_part(args, argv)
+    if not args.skip_classroom:
+        report.classroom = bench_classroom.run(
+            args.classroom_learners, args.classroom_seconds, args.classroom_pace, args.seed
+        )
+    print(render(report), flush=True)
+    lost = report.classroom is not None and report.classroom.lost > 0
+    return 1 if lost or any(n.error for n in report.notebooks or []) else 0
+
+
+def _docker_part(args: argparse.Namespace, argv: Sequence[str] | None) -> Report:
+    """The overhead over the docker CLI, the checks and the notebooks, on this bench's own session label."""
     runs, checks = (5, 5) if args.quick else (max(args.runs, 1), max(args.checks, 1))
     inherited = os.environ.get("LABKIT_SESSION", "")
     if inherited and not inherited.startswith("bench-"):
@@ -285,8 +433,7 @@ def _bench(argv: Sequence[str] | None) -> int:
         shutil.rmtree(state, ignore_errors=True)
     if runs < 20:
         report.notes.append(f"{runs} runs per way: fewer than the 20 a comparable figure needs")
-    print(render(report), flush=True)
-    return 1 if any(n.error for n in report.notebooks or []) else 0
+    return report
 
 
 if __name__ == "__main__":

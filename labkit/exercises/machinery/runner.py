@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -175,23 +176,40 @@ _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
 def fill(command: str, values: dict[str, Any] | None) -> str:
-    """Put what setup reported into a solution command: ``{path}`` → the path setup made.
+    """Put what setup reported into a solution command: ``{path}`` → the path setup made, quoted.
 
-    Only ``{word}`` placeholders naming a reported value are replaced, so Go templates
-    such as ``{{.State.Status}}`` pass through untouched.
+    Each value is quoted for the shell (:func:`shlex.quote`), so a workspace whose path
+    holds spaces, quotes or ``;`` stays one word and runs nothing of its own; a list or
+    tuple becomes one quoted word per item. A placeholder therefore stands alone in the
+    template, never inside quotes (``-v {path}:/zone``, not ``-v "{path}:/zone"``). Only
+    ``{word}`` placeholders naming a reported value are replaced, so Go templates such as
+    ``{{.State.Status}}`` pass through untouched.
 
     Example:
         >>> fill("docker save -o {tar} labkit/hello-dock", {"tar": "/tmp/x.tar"})
         'docker save -o /tmp/x.tar labkit/hello-dock'
+        >>> fill("docker save -o {tar} x", {"tar": "/tmp/my ws;touch P/x.tar"})
+        "docker save -o '/tmp/my ws;touch P/x.tar' x"
+        >>> fill("docker rm {names}", {"names": ["a", "b c"]})
+        "docker rm a 'b c'"
         >>> fill("docker inspect -f '{{.Id}}' x", {"Id": "no"})
         "docker inspect -f '{{.Id}}' x"
     """
     if not values:
         return command
     return _PLACEHOLDER.sub(
-        lambda m: str(values[m.group(1)]) if m.group(1) in values and not _in_go_template(command, m) else m.group(0),
+        lambda m: (
+            _shell_words(values[m.group(1)]) if m.group(1) in values and not _in_go_template(command, m) else m.group(0)
+        ),
         command,
     )
+
+
+def _shell_words(value: Any) -> str:
+    """``value`` as shell text that means exactly it: one quoted word, or one per item of a list."""
+    if isinstance(value, list | tuple):
+        return " ".join(shlex.quote(str(item)) for item in value)
+    return shlex.quote(str(value))
 
 
 def _in_go_template(command: str, match: re.Match[str]) -> bool:

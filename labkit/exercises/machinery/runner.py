@@ -12,8 +12,8 @@ import docker.errors
 
 from labkit.core import engine, state
 from labkit.core.cleanup import ResetReport
-from labkit.core.errors import LabkitError
-from labkit.core.paths import state_dir
+from labkit.core.errors import LabkitError, SolutionsHidden
+from labkit.core.paths import solutions_hidden, state_dir
 from labkit.core.probes import containers_from
 from labkit.core.shell import sh
 from labkit.core.state import describe
@@ -217,8 +217,16 @@ def _in_go_template(command: str, match: re.Match[str]) -> bool:
 
 
 def solution(exercise_id: str) -> str:
-    """The reference solution as the commands a learner would type (with setup's values filled in)."""
+    """The reference solution as the commands a learner would type (with setup's values filled in).
+
+    Raises:
+        UnknownExercise: no such exercise.
+        SolutionsHidden: this is a student workspace (:func:`~labkit.core.paths.solutions_hidden`).
+    """
     exercise = get(exercise_id)
+    hidden_by = solutions_hidden()
+    if hidden_by is not None:
+        raise SolutionsHidden(exercise.id, str(hidden_by))
     return "\n".join(fill(command, _load_store()["setup"].get(exercise.id)) for command in exercise.solution)
 
 

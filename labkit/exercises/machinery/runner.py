@@ -238,9 +238,32 @@ def _remove(container: Any) -> bool:
         return False
 
 
+def owned_by_exercise(exercise: Exercise, name: str, labels: dict[str, str] | None, from_its_image: bool) -> bool:
+    """Whether a reset of ``exercise`` may remove this container: what labkit made, or what it asks for by name.
+
+    Its setup's containers (``labkit.exercise`` label) and the names its prompt asks the learner
+    to use go; a container made from one of its images goes only when labkit made it (it
+    carries ``labkit.session``: ``labkit.sh``, ``%docker`` and setups label what they create).
+    Someone's own container from the same image, made outside labkit, is left alone.
+
+    Example:
+        >>> from labkit.exercises import get
+        >>> first = get("welcome.first-container")
+        >>> owned_by_exercise(first, "mine", {}, True), owned_by_exercise(first, "x", {"labkit.session": "s"}, True)
+        (False, True)
+    """
+    labels = labels or {}
+    if labels.get("labkit.exercise") == exercise.id or name in exercise.names:
+        return True
+    return from_its_image and engine.LABEL_SESSION in labels
+
+
 def reset_exercise(exercise: Exercise) -> ResetReport:
-    """Remove the containers an exercise owns (its names, its images, its setup) and what its
-    teardown removes; forget its state.
+    """Remove the containers an exercise owns and what its teardown removes; forget its state.
+
+    It owns (:func:`owned_by_exercise`) what its setup made, the containers its prompt names,
+    and the containers labkit made from its images; never a container from the same image
+    that labkit did not make.
 
     Returns:
         What was removed.
@@ -256,7 +279,8 @@ def reset_exercise(exercise: Exercise) -> ResetReport:
                 removed += _remove(found)
         for image in exercise.images:
             for container in containers_from(client, image):
-                removed += _remove(container)
+                if owned_by_exercise(exercise, container.name, container.labels, from_its_image=True):
+                    removed += _remove(container)
         other = exercise.teardown(_context(exercise)) if exercise.teardown is not None else None
     store = _load_store()
     if exercise.id in store["answers"] or exercise.id in store["setup"]:

@@ -21,7 +21,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from labkit.core import engine, fmt
+from labkit.core import engine, fmt, owner
 from labkit.core.errors import (
     CommandFailed,
     CommandNotFound,
@@ -39,6 +39,8 @@ from labkit.core.probes import port_publishers
 # `docker run`/`create`, maybe after environment assignments (`DOCKER_HOST=… docker run …`).
 _RUN_OR_CREATE = re.compile(r"^(\s*(?:[A-Za-z_][A-Za-z0-9_]*=\S*\s+)*docker\s+(?:container\s+)?(?:run|create))(?=\s)")
 _BASH = shutil.which("bash")
+# A command that runs the docker CLI somewhere in it: its client could outlive a killed kernel.
+_RUNS_DOCKER = re.compile(r"(?:^|[\s;&|(`])docker(?:\s|$)")
 _PORT_TAKEN = re.compile(
     r"(?:Bind for [\d.:\[\]]*:(\d+) failed: port is already allocated|listen tcp[46]? [^:]*:(\d+): bind: address already in use)"
 )
@@ -233,7 +235,11 @@ def sh(
     """
     to_run = labelled(command, lesson) if label else command
     argv = _argv(to_run)
-    env = dict(os.environ, NO_COLOR="1", PAGER="cat")
+    # LABKIT_OWNER marks the docker clients this process starts, and the first docker command
+    # starts the watcher that removes them and this process's containers if it dies (kill -9).
+    env = owner.child_env(dict(os.environ, NO_COLOR="1", PAGER="cat"))
+    if _RUNS_DOCKER.search(command):
+        owner.watch(engine.session_id())
     try:
         proc = subprocess.Popen(
             argv,

@@ -10,8 +10,8 @@ from typing import Any
 
 import docker.errors
 
-from labkit.core import engine, state
-from labkit.core.cleanup import ResetReport
+from labkit.core import engine, owner, state
+from labkit.core.cleanup import ResetReport, already_going
 from labkit.core.errors import LabkitError, SolutionsHidden
 from labkit.core.paths import solutions_hidden, state_dir
 from labkit.core.probes import containers_from
@@ -236,6 +236,10 @@ def _remove(container: Any) -> bool:
         return True
     except docker.errors.NotFound:
         return False
+    except docker.errors.APIError as e:
+        if already_going(e):  # another reset (a second kernel, a parallel run) is removing it
+            return True
+        raise
 
 
 def owned_by_exercise(exercise: Exercise, name: str, labels: dict[str, str] | None, from_its_image: bool) -> bool:
@@ -312,7 +316,7 @@ class SetupInfo(dict[str, Any]):
 
 def exercise_labels(exercise: Exercise) -> dict[str, str]:
     """Labels for what an exercise's setup creates."""
-    return engine.labels(exercise.lesson, **{"labkit.exercise": exercise.id})
+    return {**engine.labels(exercise.lesson), "labkit.exercise": exercise.id}
 
 
 def setup(exercise_id: str) -> SetupInfo:
@@ -330,6 +334,7 @@ def setup(exercise_id: str) -> SetupInfo:
     reset_exercise(exercise)
     info = SetupInfo(exercise=exercise.id)
     if exercise.setup is not None:
+        owner.watch(engine.session_id())  # what setup makes goes if this process is killed
         ctx = _context(exercise)
         try:
             with engine.converted():

@@ -28,6 +28,10 @@ from labkit.core import procs, reaper
 
 LABEL_OWNER = reaper.LABEL_OWNER
 ENV_OWNER = reaper.ENV_OWNER
+#: ``LABKIT_REAPER=off`` starts no watcher. The test suite sets it (conftest.py), so that its leak
+#: check sees what a run leaves behind instead of a watcher quietly removing it: nbval ends every
+#: notebook's kernel with SIGKILL. The reaper's own tests turn it on for the processes they kill.
+ENV_SWITCH = "LABKIT_REAPER"
 
 
 @dataclass
@@ -77,10 +81,11 @@ def watched() -> bool:
 def watch(session: str) -> None:
     """Start this process's watcher, once: what it starts goes if it dies (see :mod:`labkit.core.reaper`).
 
-    Best-effort and quiet: when the watcher cannot start, labkit works as without it.
+    Best-effort and quiet: when the watcher cannot start, labkit works as without it. Nothing
+    starts when ``LABKIT_REAPER=off`` (:data:`ENV_SWITCH`).
     """
     global _watcher
-    if watched():
+    if watched() or os.environ.get(ENV_SWITCH, "").lower() in ("off", "0", "no", "false"):
         return
     me = owner_id()
     if me is None:

@@ -184,16 +184,18 @@ def kill_clients(owner: str, processes: Callable[[], list[Proc]] = _processes) -
     for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
-    with contextlib.suppress(psutil.Error):
-        psutil.wait_procs([p for p in map(_process, pids) if p is not None], timeout=2.0)
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline and not all(map(_ended, pids)):
+        time.sleep(0.05)  # the interval between two looks at the killed processes
     return len(pids)
 
 
-def _process(pid: int) -> psutil.Process | None:
+def _ended(pid: int) -> bool:
+    """Gone, or a zombie: dead, and waiting for whoever adopted it (pid 1) to collect it."""
     try:
-        return psutil.Process(pid)
+        return bool(psutil.Process(pid).status() == psutil.STATUS_ZOMBIE)
     except psutil.NoSuchProcess:
-        return None
+        return True
 
 
 def _docker(*args: str) -> str:

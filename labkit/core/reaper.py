@@ -36,7 +36,7 @@ import argparse
 import contextlib
 import enum
 import os
-import select
+import selectors
 import shutil
 import signal
 import subprocess
@@ -149,20 +149,22 @@ def owner_alive(pid: int, start: float) -> bool:
 def watch(pid: int, start: float, fd: int | None, poll: float = POLL) -> Action:
     """Wait until the owner is gone; return whether it said goodbye (:attr:`Action.CLIENTS`) or not."""
     released = False
-    while True:
+    with selectors.DefaultSelector() as selector:  # epoll where there is one: any fd number works
         if fd is not None:
-            ready, _, _ = select.select([fd], [], [], poll)
-            if ready:
+            selector.register(fd, selectors.EVENT_READ)
+        while True:
+            if fd is not None and selector.select(poll):
                 data = os.read(fd, 64)
                 if not data:  # every copy of the owner's end closed: it exits, look now
+                    selector.unregister(fd)
                     os.close(fd)
                     fd = None
                 released = released or RELEASE.strip() in data
-        else:
-            time.sleep(poll)  # the polling interval: nothing else to wait on
-        action = decide(owner_alive(pid, start), released)
-        if action is not Action.WAIT:
-            return action
+            elif fd is None:
+                time.sleep(poll)  # the polling interval: nothing else to wait on
+            action = decide(owner_alive(pid, start), released)
+            if action is not Action.WAIT:
+                return action
 
 
 def _processes() -> list[Proc]:

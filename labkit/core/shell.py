@@ -40,7 +40,7 @@ from labkit.core.probes import port_publishers
 _RUN_OR_CREATE = re.compile(r"^(\s*(?:[A-Za-z_][A-Za-z0-9_]*=\S*\s+)*docker\s+(?:container\s+)?(?:run|create))(?=\s)")
 _BASH = shutil.which("bash")
 # A command that runs the docker CLI somewhere in it: its client could outlive a killed kernel.
-_RUNS_DOCKER = re.compile(r"(?:^|[\s;&|(`])docker(?:\s|$)")
+_RUNS_DOCKER = re.compile(r"(?:^|[\s;&|(`/])docker(?:\s|$)")
 _PORT_TAKEN = re.compile(
     r"(?:Bind for [\d.:\[\]]*:(\d+) failed: port is already allocated|listen tcp[46]? [^:]*:(\d+): bind: address already in use)"
 )
@@ -184,6 +184,18 @@ def labelled(command: str, lesson: str | None = None) -> str:
     return _RUN_OR_CREATE.sub(lambda m: f"{m.group(1)} {tags}", command, count=1)
 
 
+def runs_docker(command: str) -> bool:
+    """Whether a command line runs the docker CLI somewhere in it (a pipeline, after ``DOCKER_HOST=…``).
+
+    Example:
+        >>> runs_docker("DOCKER_HOST=unix:///s docker run --rm hello-world"), runs_docker("tar -tf x.tar")
+        (True, False)
+        >>> runs_docker("docker export x | /usr/bin/docker import - y"), runs_docker("cat dockerfile")
+        (True, False)
+    """
+    return bool(_RUNS_DOCKER.search(command))
+
+
 def _argv(command: str) -> list[str]:
     """Run through a shell, as a terminal would: builtins, pipes, ``$(pwd)`` all work.
 
@@ -238,7 +250,7 @@ def sh(
     # LABKIT_OWNER marks the docker clients this process starts, and the first docker command
     # starts the watcher that removes them and this process's containers if it dies (kill -9).
     env = owner.child_env(dict(os.environ, NO_COLOR="1", PAGER="cat"))
-    if _RUNS_DOCKER.search(command):
+    if runs_docker(command):
         owner.watch(engine.session_id())
     try:
         proc = subprocess.Popen(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import signal
 from dataclasses import asdict
 from pathlib import Path
@@ -54,7 +53,7 @@ def command(args: argparse.Namespace) -> ExitCode:
             print(json.dumps(result.to_dict(), indent=2, sort_keys=True))
         else:
             print(result)
-            print(f"  try: DOCKER_HOST={shlex.quote(result.docker_host)} docker run --rm hello-world")
+            print(f"  try: DOCKER_HOST={result.docker_host} docker run --rm hello-world")
         return ExitCode.DONE
     if args.action == "stop":
         print("trace proxy stopped" if stop() else "no trace proxy started by labkit was running")

@@ -27,6 +27,10 @@ os.environ.setdefault("LABKIT_WORKSPACE", os.environ["LABKIT_STATE_DIR"] + "-wor
 # One labkit.session for the whole run, notebook kernels included (they inherit the
 # environment), so the leak check below looks at this run's resources only.
 os.environ.setdefault("LABKIT_SESSION", f"test-{os.getpid()}-{secrets.token_hex(3)}")
+# No reaper (labkit.core.owner): nbval ends each notebook's kernel with SIGKILL, and a watcher
+# would then remove what the notebook left before the leak check below could see it. The
+# reaper's own tests turn it on for the processes they kill.
+os.environ.setdefault("LABKIT_REAPER", "off")
 
 _before: set[str] = set()
 

@@ -30,7 +30,7 @@ from typing import Any
 from ipykernel.kernelspec import write_kernel_spec
 
 from labkit.cli import exits
-from labkit.core.paths import REPO_DIR, state_dir, workspace_dir
+from labkit.core.paths import RELEASE_MARKER, REPO_DIR, state_dir, workspace_dir
 from labkit.course.release import copy_pictures, release
 
 #: JupyterLab's usual port is the one the seed publishes hello-dock on; the lab uses another.
@@ -73,12 +73,24 @@ def sync_workspace(source: Path, workspace: Path) -> tuple[list[str], list[str]]
 def sync_student_workspace(source: Path, workspace: Path) -> tuple[list[str], list[str]]:
     """Like :func:`sync_workspace`, with the student versions of the notebooks in ``source``.
 
+    The workspace gets the release marker too, so ``labkit solution`` refuses there (an
+    instructor sets ``LABKIT_SOLUTIONS=1`` to allow it).
+
     Raises:
         ReleaseError: a notebook cannot be released (nothing is copied then).
     """
     with tempfile.TemporaryDirectory(prefix="labkit-student-") as tmp:
         release(Path(tmp), source)
-        return sync_workspace(Path(tmp), workspace)
+        synced = sync_workspace(Path(tmp), workspace)
+        shutil.copyfile(Path(tmp) / RELEASE_MARKER, workspace / RELEASE_MARKER)
+        return synced
+
+
+def sync_solution_workspace(source: Path, workspace: Path) -> tuple[list[str], list[str]]:
+    """Like :func:`sync_workspace` (``--solutions``, for instructors): a student release marker goes."""
+    synced = sync_workspace(source, workspace)
+    (workspace / RELEASE_MARKER).unlink(missing_ok=True)
+    return synced
 
 
 def free_port(preferred: int) -> int:
@@ -175,7 +187,8 @@ def _lab(argv: list[str] | None) -> int:
 
     workspace = args.workspace.expanduser().resolve()
     source = REPO_DIR / "notebooks"
-    copied, kept = sync_workspace(source, workspace) if args.solutions else sync_student_workspace(source, workspace)
+    sync = sync_solution_workspace if args.solutions else sync_student_workspace
+    copied, kept = sync(source, workspace)
     print(f"workspace: {workspace}")
     if copied:
         print(f"  copied: {', '.join(copied)}")

@@ -335,12 +335,26 @@ def _ensure_sender() -> None:
     _thread.start()
 
 
+#: Seconds the exit-time flush may add to a process's exit, whatever the server does.
+EXIT_FLUSH_DEADLINE = 0.5
+
+
 def _at_exit() -> None:
     # A short-lived `labkit check` in a terminal exits before the thread posts: give it one
     # quick try, unless the server was already unreachable (do not slow every command down).
+    # The try runs in a daemon thread given EXIT_FLUSH_DEADLINE: a server that accepts and
+    # never answers (or a sender holding the lock) cannot hold the exit longer; what is not
+    # acknowledged stays queued for the next check or `labkit classroom flush`.
     if _last_failure is None and queued():
-        with contextlib.suppress(Exception):
-            flush(timeout=2.0)
+        trying = threading.Thread(target=_flush_quietly, name="labkit-classroom-exit-flush", daemon=True)
+        trying.start()
+        trying.join(EXIT_FLUSH_DEADLINE)
+
+
+def _flush_quietly() -> None:
+    """:func:`flush` for the exit-time thread: a failure leaves the events queued and says nothing."""
+    with contextlib.suppress(Exception):
+        flush(timeout=EXIT_FLUSH_DEADLINE)
 
 
 _registered_exit = False

@@ -17,7 +17,8 @@ import docker.errors
 from labkit.core import engine
 
 
-def _already_going(e: docker.errors.APIError) -> bool:
+def already_going(e: docker.errors.APIError) -> bool:
+    """The daemon refused a removal because one is already under way (a parallel reset)."""
     return e.status_code == 409 and "already in progress" in str(e)
 
 
@@ -67,7 +68,7 @@ def remove_labelled(session: str | None = None, lesson: str | None = None) -> Re
             except docker.errors.NotFound:
                 pass
             except docker.errors.APIError as e:
-                if not _already_going(e):
+                if not already_going(e):
                     raise
                 counts["containers"] += 1
         for network in client.networks.list(filters={"label": label}):

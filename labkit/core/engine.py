@@ -20,6 +20,7 @@ import docker.constants
 import docker.errors
 import requests.exceptions
 
+from labkit.core import owner
 from labkit.core.errors import DaemonUnavailable, ImageMissing, LabkitError
 
 #: Seconds a first ping may take before the daemon counts as unavailable.
@@ -29,6 +30,8 @@ CALL_TIMEOUT = 300
 
 LABEL_SESSION = "labkit.session"
 LABEL_LESSON = "labkit.lesson"
+#: Which process created a container (``PID-START``): the reaper removes it if that process dies.
+LABEL_OWNER = owner.LABEL_OWNER
 #: Set on images labkit built offline under a Docker Hub name.
 LABEL_OFFLINE = "labkit.offline-build"
 
@@ -56,14 +59,34 @@ def session_id() -> str:
     return _SESSION
 
 
-def labels(lesson: str = "cli", **extra: str) -> dict[str, str]:
+def labels(lesson: str = "cli", *, owned: bool = True, **extra: str) -> dict[str, str]:
     """Labels for a resource labkit creates, so ``labkit reset`` can find it.
+
+    ``labkit.owner`` names this process (:mod:`labkit.core.owner`): if it dies without
+    exiting normally, its watcher removes the containers carrying it. Infrastructure that
+    outlives any one process (the registry's container) passes ``owned=False``; images never
+    keep it (:func:`unowned`).
 
     Example:
         >>> sorted(labels("05"))
-        ['labkit.lesson', 'labkit.session']
+        ['labkit.lesson', 'labkit.owner', 'labkit.session']
     """
-    return {LABEL_SESSION: _SESSION, LABEL_LESSON: lesson, **extra}
+    found = {LABEL_SESSION: _SESSION, LABEL_LESSON: lesson}
+    me = owner.owner_id() if owned else None
+    if me is not None:
+        found[LABEL_OWNER] = me
+    return {**found, **extra}
+
+
+def unowned(labels: dict[str, str]) -> dict[str, str]:
+    """``labels`` without ``labkit.owner``: for an image, which outlives the process that made it, and whose
+    labels every container made from it inherits.
+
+    Example:
+        >>> unowned({"labkit.session": "s", "labkit.owner": "42-1.00"})
+        {'labkit.session': 's'}
+    """
+    return {key: value for key, value in labels.items() if key != LABEL_OWNER}
 
 
 def docker_host() -> str:

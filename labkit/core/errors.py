@@ -211,6 +211,19 @@ class UnknownExercise(LabkitError):
         super().__init__(f"no exercise named {exercise_id!r}", f"{hint}`labkit exercise list` shows them all")
 
 
+class SolutionsHidden(LabkitError):
+    """A reference solution was asked for in a student workspace whose instructor did not enable them."""
+
+    def __init__(self, exercise_id: str, marker: str) -> None:
+        self.exercise_id = exercise_id
+        self.marker = marker
+        super().__init__(
+            f"this is a student workspace ({marker}): it does not show reference solutions",
+            f"ask for hints instead (`labkit hint {exercise_id} --level 2`; the last level names the command); "
+            "an instructor enables solutions with LABKIT_SOLUTIONS=1 or `labkit release --allow-solutions`",
+        )
+
+
 class InteractiveError(LabkitError):
     """An interactive session did not behave as expected."""
 

@@ -34,10 +34,10 @@ from types import TracebackType
 
 import pexpect
 
-from labkit.core import engine
+from labkit.core import engine, owner
 from labkit.core.errors import CommandFailed, InteractiveError, LabkitError
 from labkit.core.pty_session import SIZE, PtySession, _strip_echo
-from labkit.core.shell import _RUN_OR_CREATE, labelled
+from labkit.core.shell import _RUN_OR_CREATE, labelled, runs_docker
 from labkit.core.transcript import clean, present
 
 #: Programs whose interactive session is driven in shell mode.
@@ -269,6 +269,8 @@ def interactive(
         term._container_label = f"{LABEL_INTERACTIVE}={engine.session_id()}-{term._token}"
         extra = f"--label {shlex.quote(term._container_label)}"
         to_run = _RUN_OR_CREATE.sub(lambda m: f"{m.group(1)} {extra}", labelled(command, lesson), count=1)
+    if runs_docker(command):
+        owner.watch(engine.session_id())  # its docker client and container go if this kernel is killed
     try:
         term._start(to_run, size, start_timeout)
     except BaseException:

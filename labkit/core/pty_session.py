@@ -21,7 +21,7 @@ from typing import Any
 
 import pexpect
 
-from labkit.core import wait
+from labkit.core import owner, wait
 from labkit.core.errors import CommandNotFound, InteractiveError, WaitTimeout
 from labkit.core.transcript import Transcript, clean
 
@@ -97,7 +97,7 @@ class PtySession:
         argv = _argv(to_run)
         if shutil.which(argv[0]) is None:
             raise CommandNotFound(argv[0])
-        env = dict(os.environ, NO_COLOR="1", PAGER="cat", TERM="dumb")
+        env = owner.child_env(dict(os.environ, NO_COLOR="1", PAGER="cat", TERM="dumb"))
         try:
             # echo stays on, as in a real terminal: a program that reads a line in cooked
             # mode (docker's [y/N]) shows the answer; shell mode turns echo off itself.

@@ -8,6 +8,7 @@ exit code is not the one the lesson expects.
 from __future__ import annotations
 
 import codecs
+import collections
 import contextlib
 import os
 import re
@@ -20,7 +21,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from labkit.core import engine
+from labkit.core import engine, fmt, owner
 from labkit.core.errors import (
     CommandFailed,
     CommandNotFound,
@@ -38,6 +39,8 @@ from labkit.core.probes import port_publishers
 # `docker run`/`create`, maybe after environment assignments (`DOCKER_HOST=… docker run …`).
 _RUN_OR_CREATE = re.compile(r"^(\s*(?:[A-Za-z_][A-Za-z0-9_]*=\S*\s+)*docker\s+(?:container\s+)?(?:run|create))(?=\s)")
 _BASH = shutil.which("bash")
+# A command that runs the docker CLI somewhere in it: its client could outlive a killed kernel.
+_RUNS_DOCKER = re.compile(r"(?:^|[\s;&|(`/])docker(?:\s|$)")
 _PORT_TAKEN = re.compile(
     r"(?:Bind for [\d.:\[\]]*:(\d+) failed: port is already allocated|listen tcp[46]? [^:]*:(\d+): bind: address already in use)"
 )
@@ -51,6 +54,10 @@ _NO_SUCH_CONTAINER = re.compile(r"No such container: (\S+)")
 _NOT_A_TTY = re.compile(r"the input device is not a TTY", re.I)
 # Seconds a stopped command gets to end after Ctrl-C before it is killed.
 _INTERRUPT_GRACE = 1.0
+#: Bytes of a command's output :func:`sh` keeps in memory: the end, which is what an error
+#: message and a lesson read. The cell still shows all of it as it streams; only the kept
+#: copy is cut (200 MB of output once cost a kernel 420 MiB).
+KEEP_BYTES = 4 * 2**20
 
 
 def learner_mistake(
@@ -108,13 +115,54 @@ def _port_holder(port: int) -> str:
     return f"container {holders[0][1]}" if holders else "another program"
 
 
+class _Tail:
+    """The last ``limit`` bytes of a stream of text, and how many bytes came before them."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._chunks: collections.deque[tuple[str, int]] = collections.deque()
+        self._kept = 0
+        #: Bytes of output let go from the front.
+        self.dropped = 0
+        self._at_line_start = True
+
+    def add(self, text: str, size: int) -> None:
+        """Keep ``text`` (``size`` bytes of output); let the oldest whole chunks go while the rest is enough."""
+        self._chunks.append((text, size))
+        self._kept += size
+        while len(self._chunks) > 1 and self._kept - self._chunks[0][1] >= self.limit:
+            text, first = self._chunks.popleft()
+            self._kept -= first
+            self.dropped += first
+            self._at_line_start = text.endswith("\n")
+
+    def finish(self) -> str:
+        """What was kept. When something was let go, it starts on a whole line, after a first line
+        saying how much was not kept (counted in :attr:`dropped`). Call it once, at the end."""
+        kept = "".join(text for text, _ in self._chunks)
+        if not self.dropped:
+            return kept
+        start = max(0, len(kept) - self.limit)
+        if start or not self._at_line_start:  # begin with a whole line, when there is one
+            newline = kept.find("\n", start)
+            start = newline + 1 if newline != -1 else start
+        self.dropped += len(kept[:start].encode(errors="replace"))
+        return f"… first {fmt.size(self.dropped, 'mb')} of output not kept (labkit keeps the end)\n{kept[start:]}"
+
+
 @dataclass(frozen=True)
 class Completed:
-    """What a command did: its exit code and everything it printed."""
+    """What a command did: its exit code and what it printed.
+
+    ``output`` is everything the command printed, up to :data:`KEEP_BYTES`; of a longer
+    output it holds the end, after a first line saying how much was not kept.
+    """
 
     command: str
     exit_code: int
     output: str
+    #: Bytes from the start of the output that were not kept (0: ``output`` is all of it).
+    dropped: int = 0
 
     @property
     def ok(self) -> bool:
@@ -134,6 +182,18 @@ def labelled(command: str, lesson: str | None = None) -> str:
     lesson = lesson if lesson is not None else engine.current_lesson()
     tags = " ".join(f"--label {shlex.quote(f'{k}={v}')}" for k, v in engine.labels(lesson).items())
     return _RUN_OR_CREATE.sub(lambda m: f"{m.group(1)} {tags}", command, count=1)
+
+
+def runs_docker(command: str) -> bool:
+    """Whether a command line runs the docker CLI somewhere in it (a pipeline, after ``DOCKER_HOST=…``).
+
+    Example:
+        >>> runs_docker("DOCKER_HOST=unix:///s docker run --rm hello-world"), runs_docker("tar -tf x.tar")
+        (True, False)
+        >>> runs_docker("docker export x | /usr/bin/docker import - y"), runs_docker("cat dockerfile")
+        (True, False)
+    """
+    return bool(_RUNS_DOCKER.search(command))
 
 
 def _argv(command: str) -> list[str]:
@@ -170,7 +230,8 @@ def sh(
         input: text fed to the command's standard input.
 
     Returns:
-        The exit code and the full output.
+        The exit code and the output: all of it up to :data:`KEEP_BYTES` (4 MiB), else its
+        end after a line saying how much was not kept (the cell shows all of it).
 
     Raises:
         CommandFailed: the exit code was not one of ``expect`` (:class:`NameConflict`,
@@ -186,7 +247,11 @@ def sh(
     """
     to_run = labelled(command, lesson) if label else command
     argv = _argv(to_run)
-    env = dict(os.environ, NO_COLOR="1", PAGER="cat")
+    # LABKIT_OWNER marks the docker clients this process starts, and the first docker command
+    # starts the watcher that removes them and this process's containers if it dies (kill -9).
+    env = owner.child_env(dict(os.environ, NO_COLOR="1", PAGER="cat"))
+    if runs_docker(command):
+        owner.watch(engine.session_id())
     try:
         proc = subprocess.Popen(
             argv,
@@ -198,7 +263,7 @@ def sh(
         )
     except FileNotFoundError as e:
         raise CommandNotFound(argv[0]) from e
-    chunks: list[str] = []
+    kept = _Tail(KEEP_BYTES)
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     deadline = time.monotonic() + timeout
     try:
@@ -221,7 +286,7 @@ def sh(
                 if not data:
                     break
                 text = decoder.decode(data)
-                chunks.append(text)
+                kept.add(text, len(data))
                 if not quiet and text:
                     sys.stdout.write(text)
                     sys.stdout.flush()
@@ -247,13 +312,13 @@ def sh(
             proc.stdout.close()
     tail = decoder.decode(b"", final=True)
     if tail:
-        chunks.append(tail)
+        kept.add(tail, 0)
         if not quiet:
             sys.stdout.write(tail)
-    output = "".join(chunks)
+    output = kept.finish()
     expected = (expect,) if isinstance(expect, int) else expect
     if expected is not None and exit_code not in expected:
         if exit_code == 127 and "not found" in output:
             raise CommandNotFound(command.split()[0] if command.strip() else command)
         raise _explain(command, exit_code, output, tuple(expected))
-    return Completed(command, exit_code, output)
+    return Completed(command, exit_code, output, kept.dropped)

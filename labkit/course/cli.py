@@ -21,6 +21,11 @@ def register(subcommands: Subcommands) -> None:
     p.add_argument(
         "--from", dest="source", type=Path, default=None, help="the solution notebooks (default: the course's)"
     )
+    p.add_argument(
+        "--allow-solutions",
+        action="store_true",
+        help="let `labkit solution` show reference solutions in this release (by default it refuses there)",
+    )
     p.set_defaults(func=release_command)
 
     p = subcommands.add_parser("progress", help="your progress record: every check and hint, per exercise")
@@ -46,7 +51,7 @@ def release_command(args: argparse.Namespace) -> ExitCode:
     # Loaded here: release reads notebooks with nbformat, which imports jsonschema (about a second).
     from labkit.course import release
 
-    print(release.release(args.out, args.source))
+    print(release.release(args.out, args.source, allow_solutions=args.allow_solutions))
     return ExitCode.DONE
 
 

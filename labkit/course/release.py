@@ -54,7 +54,7 @@ import nbformat
 from nbformat import NotebookNode
 
 from labkit.core.errors import LabkitError, ReleaseError, UnknownExercise
-from labkit.core.paths import REPO_DIR
+from labkit.core.paths import RELEASE_MARKER, REPO_DIR, release_marker
 from labkit.course.calls import checked_ids, gives_away, student_panels
 from labkit.exercises.machinery.catalog import get
 
@@ -363,15 +363,18 @@ def copy_pictures(source: Path, target: Path) -> list[str]:
     return copied
 
 
-def release(out: Path | None = None, source: Path | None = None) -> ReleaseReport:
+def release(out: Path | None = None, source: Path | None = None, *, allow_solutions: bool = False) -> ReleaseReport:
     """Write the student version of every notebook in ``source`` into ``out``.
 
     Every notebook is checked before the first file is written, so a failed
-    release leaves ``out`` as it was.
+    release leaves ``out`` as it was. ``out`` also gets the release marker
+    (:data:`~labkit.core.paths.RELEASE_MARKER`): in a folder holding it, ``labkit
+    solution`` refuses unless the release allows solutions or ``LABKIT_SOLUTIONS=1``.
 
     Args:
         out: the folder to write to (default ``build/student`` under the current folder).
         source: the solution notebooks (default: the course's ``notebooks/``).
+        allow_solutions: let ``labkit solution`` show reference solutions in this release.
 
     Returns:
         What was written.
@@ -392,6 +395,7 @@ def release(out: Path | None = None, source: Path | None = None) -> ReleaseRepor
         for notebook in released:
             nbformat.write(notebook.notebook, out / notebook.name)
         copy_pictures(source, out)
+        (out / RELEASE_MARKER).write_text(release_marker(allow_solutions))
     except OSError as e:
         raise LabkitError(
             f"cannot write the student notebooks to {out} ({e.strerror or e})", "choose another --out folder"

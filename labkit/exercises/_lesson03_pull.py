@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import shlex
 import time
 from typing import Any
 
@@ -102,7 +103,7 @@ def _setup_pull(ctx: Context) -> dict[str, Any]:
     for tag in PULL_TAGS:
         name = _pull_name(tag)
         built = builders.build_relabelled("busybox", {**exercise_labels(ctx.exercise), "labkit.version": tag}, tag=name)
-        sh(f"docker push {name}", quiet=True, lesson=LESSON)
+        sh(f"docker push {shlex.quote(name)}", quiet=True, lesson=LESSON)
         made[built] = tag
     return {"image": _pull_name(), "_made": made, "_since": _daemon_nano(ctx.client)}
 

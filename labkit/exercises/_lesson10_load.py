@@ -26,7 +26,7 @@ from typing import Any
 import docker
 import docker.errors
 
-from labkit.core import fmt
+from labkit.core import engine, fmt
 from labkit.core.errors import ImageMissing
 from labkit.core.paths import workspace_dir
 from labkit.core.probes import image_id
@@ -56,7 +56,7 @@ def _setup(ctx: Context) -> dict[str, Any]:
     client = ctx.client
     if image_id(client, BASE) is None:
         raise ImageMissing(BASE)
-    labels = exercise_labels(ctx.exercise)
+    labels = engine.unowned(exercise_labels(ctx.exercise))  # the image keeps them; an image has no owner
     token = secrets.token_hex(8)
     container = client.containers.create(BASE, ["true"], labels=labels, network_disabled=True)
     try:

@@ -184,7 +184,7 @@ RM_STOPPED = register(
             "`docker rm NAME...` removes stopped containers and refuses a running one unless you add -f.",
             f"Type: docker rm {' '.join(STALE)}",
         ),
-        solution=("docker rm {stopped}",),
+        solution=(f"docker rm {' '.join(STALE)}",),
         setup=_setup_stopped,
     )
 )

@@ -17,6 +17,7 @@ import contextlib
 import io
 import os
 import re
+import shlex
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,9 +52,15 @@ def zone_dir() -> Path:
     return lesson_dir() / "zone"
 
 
-def solution_command(path: str | Path = "{path}") -> str:
-    """The reference command; with no argument, the ``{path}`` placeholder the runner fills."""
-    return f'docker run --rm -v "{path}:{TARGET}" {IMAGE} {EXTENSION}'
+def solution_command(path: str | Path | None = None) -> str:
+    """The reference command; with no argument, the ``{path}`` placeholder the runner fills (and quotes).
+
+    Example:
+        >>> solution_command("/home/ada/my work/zone")
+        "docker run --rm -v '/home/ada/my work/zone':/zone labkit/rmbyext pdf"
+    """
+    folder = "{path}" if path is None else shlex.quote(str(path))
+    return f"docker run --rm -v {folder}:{TARGET} {IMAGE} {EXTENSION}"
 
 
 # --- the tool's log -------------------------------------------------------------------
@@ -334,7 +341,7 @@ def _remove_tree(path: Path) -> int:
     except OSError as e:
         raise LabkitError(
             f"could not remove {path}: {e.strerror or e}",
-            f"files a container creates belong to its user (root): remove it as root, `sudo rm -rf {path}`",
+            f"files a container creates belong to its user (root): remove it as root, `sudo rm -rf {shlex.quote(str(path))}`",
         ) from e
     return 1
 

@@ -14,6 +14,7 @@ import contextlib
 import io
 import json
 import secrets
+import shlex
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -323,7 +324,7 @@ def _check_save(ctx: Context) -> Verdict:
         ),
         "directory": (
             f"{path} is a folder, not a file.",
-            f"Remove the folder (`rmdir {path}`), then save to that path.",
+            f"Remove the folder (`rmdir {shlex.quote(path)}`), then save to that path.",
         ),
         "empty": (
             f"{path} is empty (0 bytes).",

@@ -185,7 +185,13 @@ class ExercisePanel(w.VBox):  # type: ignore[misc]
         if self.solution_button is None:
             return False
         showing = not self.solution_view.value
-        self.solution_view.value = solution_html(runner.solution(self.exercise.id)) if showing else ""
+        if showing:
+            try:
+                self.solution_view.value = solution_html(runner.solution(self.exercise.id))
+            except LabkitError as e:  # a student workspace: the panel says why, in its own words
+                self.solution_view.value = f'<div class="labkit-solution">{html.escape(str(e))}</div>'
+        else:
+            self.solution_view.value = ""
         self.solution_button.description = "Hide solution" if showing else "Show solution"
         return showing
 

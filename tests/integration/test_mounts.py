@@ -117,7 +117,7 @@ def test_variant_passes(zone: Path, command: str) -> None:
 
 
 def test_reference_solution_fills_the_path(zone: Path) -> None:
-    assert exercises.solution(EXERCISE) == f'docker run --rm -v "{zone}:/zone" labkit/rmbyext pdf'
+    assert exercises.solution(EXERCISE) == f"docker run --rm -v {shlex.quote(str(zone))}:/zone labkit/rmbyext pdf"
     assert exercises.solve(EXERCISE, quiet=True).passed
 
 

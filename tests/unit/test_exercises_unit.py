@@ -22,6 +22,7 @@ from labkit.exercises import (
     solution,
 )
 from labkit.exercises.machinery import runner
+from labkit.exercises.machinery.runner import owned_by_exercise
 
 
 @pytest.fixture
@@ -146,3 +147,15 @@ def test_result_renders_the_same_every_time() -> None:
 
 def test_runner_store_lives_in_the_state_dir(state_dir: Any) -> None:
     assert runner._store_path().parent == state_dir
+
+
+def test_a_reset_owns_what_labkit_made_and_the_names_it_asks_for() -> None:
+    """Issue 12: a container from an exercise's image that labkit never made is not the exercise's."""
+    first = get("welcome.first-container")
+    assert not owned_by_exercise(first, "someone-elses", {}, from_its_image=True)
+    assert not owned_by_exercise(first, "someone-elses", None, from_its_image=True)
+    assert owned_by_exercise(first, "x", {engine.LABEL_SESSION: "s", engine.LABEL_LESSON: "00"}, from_its_image=True)
+    assert owned_by_exercise(first, "x", {"labkit.exercise": first.id}, from_its_image=False)
+    assert not owned_by_exercise(first, "x", {"labkit.exercise": "other.one"}, from_its_image=False)
+    named = get("run.publish-detach")
+    assert owned_by_exercise(named, named.names[0], {}, from_its_image=False)

@@ -42,7 +42,10 @@ def test_files_split_into_doomed_and_kept() -> None:
 def test_solution_uses_the_path_setup_reports() -> None:
     (command,) = get("mounts.rmbyext").solution
     assert fill(command, {"path": "/home/ada/labkit-work/mounts/zone"}) == (
-        'docker run --rm -v "/home/ada/labkit-work/mounts/zone:/zone" labkit/rmbyext pdf'
+        "docker run --rm -v /home/ada/labkit-work/mounts/zone:/zone labkit/rmbyext pdf"
+    )
+    assert fill(command, {"path": "/home/ada/my work/zone"}) == (
+        "docker run --rm -v '/home/ada/my work/zone':/zone labkit/rmbyext pdf"
     )
 
 

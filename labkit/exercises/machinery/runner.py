@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import re
+import shlex
 from pathlib import Path
 from typing import Any
 
 import docker.errors
 
-from labkit.core import engine, state
-from labkit.core.cleanup import ResetReport
-from labkit.core.errors import LabkitError
-from labkit.core.paths import state_dir
+from labkit.core import engine, owner, state
+from labkit.core.cleanup import ResetReport, already_going
+from labkit.core.errors import LabkitError, SolutionsHidden
+from labkit.core.paths import solutions_hidden, state_dir
 from labkit.core.probes import containers_from
 from labkit.core.shell import sh
 from labkit.core.state import describe
@@ -175,23 +176,40 @@ _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
 def fill(command: str, values: dict[str, Any] | None) -> str:
-    """Put what setup reported into a solution command: ``{path}`` → the path setup made.
+    """Put what setup reported into a solution command: ``{path}`` → the path setup made, quoted.
 
-    Only ``{word}`` placeholders naming a reported value are replaced, so Go templates
-    such as ``{{.State.Status}}`` pass through untouched.
+    Each value is quoted for the shell (:func:`shlex.quote`), so a workspace whose path
+    holds spaces, quotes or ``;`` stays one word and runs nothing of its own; a list or
+    tuple becomes one quoted word per item. A placeholder therefore stands alone in the
+    template, never inside quotes (``-v {path}:/zone``, not ``-v "{path}:/zone"``). Only
+    ``{word}`` placeholders naming a reported value are replaced, so Go templates such as
+    ``{{.State.Status}}`` pass through untouched.
 
     Example:
         >>> fill("docker save -o {tar} labkit/hello-dock", {"tar": "/tmp/x.tar"})
         'docker save -o /tmp/x.tar labkit/hello-dock'
+        >>> fill("docker save -o {tar} x", {"tar": "/tmp/my ws;touch P/x.tar"})
+        "docker save -o '/tmp/my ws;touch P/x.tar' x"
+        >>> fill("docker rm {names}", {"names": ["a", "b c"]})
+        "docker rm a 'b c'"
         >>> fill("docker inspect -f '{{.Id}}' x", {"Id": "no"})
         "docker inspect -f '{{.Id}}' x"
     """
     if not values:
         return command
     return _PLACEHOLDER.sub(
-        lambda m: str(values[m.group(1)]) if m.group(1) in values and not _in_go_template(command, m) else m.group(0),
+        lambda m: (
+            _shell_words(values[m.group(1)]) if m.group(1) in values and not _in_go_template(command, m) else m.group(0)
+        ),
         command,
     )
+
+
+def _shell_words(value: Any) -> str:
+    """``value`` as shell text that means exactly it: one quoted word, or one per item of a list."""
+    if isinstance(value, list | tuple):
+        return " ".join(shlex.quote(str(item)) for item in value)
+    return shlex.quote(str(value))
 
 
 def _in_go_template(command: str, match: re.Match[str]) -> bool:
@@ -199,8 +217,16 @@ def _in_go_template(command: str, match: re.Match[str]) -> bool:
 
 
 def solution(exercise_id: str) -> str:
-    """The reference solution as the commands a learner would type (with setup's values filled in)."""
+    """The reference solution as the commands a learner would type (with setup's values filled in).
+
+    Raises:
+        UnknownExercise: no such exercise.
+        SolutionsHidden: this is a student workspace (:func:`~labkit.core.paths.solutions_hidden`).
+    """
     exercise = get(exercise_id)
+    hidden_by = solutions_hidden()
+    if hidden_by is not None:
+        raise SolutionsHidden(exercise.id, str(hidden_by))
     return "\n".join(fill(command, _load_store()["setup"].get(exercise.id)) for command in exercise.solution)
 
 
@@ -210,11 +236,38 @@ def _remove(container: Any) -> bool:
         return True
     except docker.errors.NotFound:
         return False
+    except docker.errors.APIError as e:
+        if already_going(e):  # another reset (a second kernel, a parallel run) is removing it
+            return True
+        raise
+
+
+def owned_by_exercise(exercise: Exercise, name: str, labels: dict[str, str] | None, from_its_image: bool) -> bool:
+    """Whether a reset of ``exercise`` may remove this container: what labkit made, or what it asks for by name.
+
+    Its setup's containers (``labkit.exercise`` label) and the names its prompt asks the learner
+    to use go; a container made from one of its images goes only when labkit made it (it
+    carries ``labkit.session``: ``labkit.sh``, ``%docker`` and setups label what they create).
+    Someone's own container from the same image, made outside labkit, is left alone.
+
+    Example:
+        >>> from labkit.exercises import get
+        >>> first = get("welcome.first-container")
+        >>> owned_by_exercise(first, "mine", {}, True), owned_by_exercise(first, "x", {"labkit.session": "s"}, True)
+        (False, True)
+    """
+    labels = labels or {}
+    if labels.get("labkit.exercise") == exercise.id or name in exercise.names:
+        return True
+    return from_its_image and engine.LABEL_SESSION in labels
 
 
 def reset_exercise(exercise: Exercise) -> ResetReport:
-    """Remove the containers an exercise owns (its names, its images, its setup) and what its
-    teardown removes; forget its state.
+    """Remove the containers an exercise owns and what its teardown removes; forget its state.
+
+    It owns (:func:`owned_by_exercise`) what its setup made, the containers its prompt names,
+    and the containers labkit made from its images; never a container from the same image
+    that labkit did not make.
 
     Returns:
         What was removed.
@@ -230,7 +283,8 @@ def reset_exercise(exercise: Exercise) -> ResetReport:
                 removed += _remove(found)
         for image in exercise.images:
             for container in containers_from(client, image):
-                removed += _remove(container)
+                if owned_by_exercise(exercise, container.name, container.labels, from_its_image=True):
+                    removed += _remove(container)
         other = exercise.teardown(_context(exercise)) if exercise.teardown is not None else None
     store = _load_store()
     if exercise.id in store["answers"] or exercise.id in store["setup"]:
@@ -262,7 +316,7 @@ class SetupInfo(dict[str, Any]):
 
 def exercise_labels(exercise: Exercise) -> dict[str, str]:
     """Labels for what an exercise's setup creates."""
-    return engine.labels(exercise.lesson, **{"labkit.exercise": exercise.id})
+    return {**engine.labels(exercise.lesson), "labkit.exercise": exercise.id}
 
 
 def setup(exercise_id: str) -> SetupInfo:
@@ -280,6 +334,7 @@ def setup(exercise_id: str) -> SetupInfo:
     reset_exercise(exercise)
     info = SetupInfo(exercise=exercise.id)
     if exercise.setup is not None:
+        owner.watch(engine.session_id())  # what setup makes goes if this process is killed
         ctx = _context(exercise)
         try:
             with engine.converted():

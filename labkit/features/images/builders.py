@@ -246,7 +246,8 @@ def build_relabelled(base: str, labels: Mapping[str, str], tag: str | None = Non
     Exercises make their starting images with it (an image to find in ``docker image
     ls``, one to pull back, dangling ones to prune) without a network or a layer of their
     own. Without ``tag`` the image has no name: a dangling image, as ``docker image
-    prune`` sees it. Different labels give different image IDs.
+    prune`` sees it. Different labels give different image IDs. ``labkit.owner`` is left
+    out (:func:`labkit.core.engine.unowned`): containers made from the image would inherit it.
 
     Returns:
         The new image's ID (``sha256:…``).
@@ -259,7 +260,7 @@ def build_relabelled(base: str, labels: Mapping[str, str], tag: str | None = Non
     steps = BuildSteps()
     with engine.converted(base):
         stream = api.build(
-            fileobj=io.BytesIO(relabelled_dockerfile(base, labels).encode()),
+            fileobj=io.BytesIO(relabelled_dockerfile(base, engine.unowned(dict(labels))).encode()),
             tag=tag,
             pull=False,
             rm=True,

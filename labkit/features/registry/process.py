@@ -352,7 +352,7 @@ def start_container(listen_port: int, out: TextIO) -> None:
             FALLBACK_IMAGE,
             detach=True,
             name=FALLBACK_CONTAINER,
-            labels=engine.labels("registry"),
+            labels=engine.labels("registry", owned=False),  # infrastructure: outlives whoever started it
             ports={"5000/tcp": ("127.0.0.1", listen_port)},
             volumes={str(data): {"bind": "/var/lib/registry", "mode": "rw"}},
             environment={"REGISTRY_STORAGE_DELETE_ENABLED": "true"},

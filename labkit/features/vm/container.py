@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import platform
 import re
+import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,7 +158,7 @@ def start_container(name: str = CONTAINER_NAME) -> ContainerReport:
     remove_container(name)
     client = engine.client()
     started = time.monotonic()
-    sh(f"docker run -d --name {name} {CONTAINER_IMAGE} sleep 3600", lesson=LESSON, quiet=True, timeout=60)
+    sh(f"docker run -d --name {shlex.quote(name)} {CONTAINER_IMAGE} sleep 3600", lesson=LESSON, quiet=True, timeout=60)
     with engine.converted():
         container = client.containers.get(name)
         wait.container_running(container)

@@ -136,8 +136,13 @@ def stored_login(host: str) -> Credentials | None:
     Read the way docker itself reads it (``DOCKER_CONFIG``, ``~/.docker/config.json``,
     credential helpers), through the docker SDK.
     """
+    folder = os.environ.get("DOCKER_CONFIG")
+    # The CLI reads only DOCKER_CONFIG's file when the variable is set; docker-py would fall back to ~/.docker.
+    path = os.path.join(folder, "config.json") if folder else None
+    if path is not None and not os.path.isfile(path):
+        return None
     try:
-        return _entry_login(docker.auth.load_config().resolve_authconfig(host))
+        return _entry_login(docker.auth.load_config(config_path=path).resolve_authconfig(host))
     except (docker.errors.DockerException, OSError, ValueError, KeyError):
         return None
 

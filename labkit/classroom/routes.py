@@ -77,6 +77,8 @@ BODY_TIMEOUT = 5.0
 HEARTBEAT = 15.0
 #: Seconds between two readings of the token hashes (a rotation takes effect within this).
 TOKEN_REFRESH = 1.0
+#: At most this many learner keys are remembered between two token refreshes.
+KEY_CACHE = 10_000
 #: Seconds an instructor session lasts (a teaching day).
 SESSION_TTL = 12 * 3600
 COOKIE = "labkit_instructor"
@@ -128,11 +130,15 @@ class Classroom:
         self.heartbeat = heartbeat
         self.max_learners = max_learners
         self.rate = EventRate.per_learner(events_per_minute, at_least=MAX_BATCH)
+        #: Learner keys already looked up, and whose they are: a post then needs no database read. Emptied
+        #: with every token refresh, so a learner `labkit classroom forget` removed is refused within a second.
+        self.keys: dict[str, str] = {}
 
     async def watch_tokens(self) -> None:
         """Re-read the token hashes every ``TOKEN_REFRESH`` seconds (``labkit classroom rotate`` changes them)."""
         while True:
             await asyncio.sleep(TOKEN_REFRESH)
+            self.keys.clear()
             with contextlib.suppress(Exception):  # a busy or closing database: keep the last hashes, try again
                 self.hashes = await run_in_threadpool(self.store.token_hashes)
 
@@ -251,9 +257,13 @@ class Classroom:
         key = request.headers.get(LEARNER_KEY_HEADER)
         if not key:
             return _error(401, "missing learner key: run `labkit classroom join URL TOKEN --name NAME` first")
-        learner = await run_in_threadpool(self.store.learner_for_key, key)
+        learner = self.keys.get(key)
         if learner is None:
-            return _error(403, "unknown learner key: run `labkit classroom join` again")
+            learner = await run_in_threadpool(self.store.learner_for_key, key)
+            if learner is None:
+                return _error(403, "unknown learner key: run `labkit classroom join` again")
+            if len(self.keys) < KEY_CACHE:
+                self.keys[key] = learner
         body = await self._json_body(request)
         if isinstance(body, Response):
             return body

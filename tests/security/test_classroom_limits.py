@@ -108,6 +108,24 @@ def test_the_class_takes_max_learners(tmp_path: Path) -> None:
         srv.stop()
 
 
+def test_a_forgotten_learner_is_refused_within_a_second(tmp_path: Path) -> None:
+    """The server remembers keys it looked up (no database read per post), for one token refresh at most."""
+    srv = Server(tmp_path / "classroom.db")
+    try:
+        srv.start()
+        key = srv.join("eve")
+        assert srv.request("POST", "/api/events", event("eve"), token=srv.join_token, key=key)[0] == 200
+        forgot = subprocess.run([sys.executable, "-m", "labkit", "classroom", "forget", "eve", "--db", str(srv.db)],
+                                cwd=ROOT, capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert forgot.returncode == 0, forgot.stderr
+        gone = time.monotonic()
+        while srv.request("POST", "/api/events", event("eve"), token=srv.join_token, key=key)[0] != 403:
+            assert time.monotonic() - gone < 2.5, "a forgotten learner's key still posts"
+            time.sleep(0.1)
+    finally:
+        srv.stop()
+
+
 def test_json_nested_too_deep_is_400_not_a_crash(server: Server) -> None:
     key = server.join("ada")
     for body in (b"[" * 60_000, b"[" * 30_000 + b"]" * 30_000, json.dumps([[[[[[[[[[1]]]]]]]]]]).encode()):

@@ -213,3 +213,30 @@ def test_a_queue_line_cut_short_does_not_swallow_the_next_submit(
     assert [e["id"][-1] for e in client._read_queue()] == ["2"]
     (aside,) = tmp_path.glob("classroom-queue.jsonl.damaged-*")
     assert aside.read_text() == '{"id": "0000\n'
+
+
+def test_try_add_stores_when_the_database_is_free_and_gives_up_when_it_is_held(tmp_path: Path) -> None:
+    """The server's loop stores a post itself, but never waits long for a thread holding the database."""
+    import threading  # only this test holds the lock from another thread
+
+    store = Store(tmp_path / "c.db")
+    first = {"id": uuid.uuid4().hex, "learner": "ada", "exercise": "x"}
+    assert [s.event["id"] for s in store.try_add([first]) or []] == [first["id"]]
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with store._lock:
+            held.set()
+            release.wait(5)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait(5)
+    second = {"id": uuid.uuid4().hex, "learner": "ada", "exercise": "x"}
+    started = time.monotonic()
+    assert store.try_add([second], wait=0.02) is None  # nothing stored: the caller hands it to a thread
+    assert time.monotonic() - started < 0.5
+    release.set()
+    holder.join(5)
+    assert store.count() == 1 and len(store.add([second])) == 1
+    store.close()

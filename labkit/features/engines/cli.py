@@ -46,9 +46,8 @@ def command(args: argparse.Namespace) -> ExitCode:
     if args.name is None:
         raise UsageError("labkit engine", f"engine {args.action} needs an engine name: {', '.join(ENGINES)}")
     engine = lookup(args.name)
-    if args.action == "prepare":
+    if args.action == "prepare" or rootfs.record(engine) is None:  # up builds what is missing first
         rootfs.prepare(engine, sys.stdout)
-    else:
-        rootfs.prepare(engine, sys.stdout)
+    if args.action == "up":
         daemon.up(engine, sys.stdout)
     return ExitCode.DONE

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ import psutil
 import pytest
 
 from labkit.classroom import learner_engine as le
+from labkit.core import http, wait
 
 pytestmark = [
     pytest.mark.docker,
@@ -47,12 +49,18 @@ def engines(cache: Path) -> Iterator[tuple[le.LearnerEngine, le.LearnerEngine]]:
         for suffix in "ab":
             user = le.ensure_user(f"t{os.getpid() % 100000}{suffix}")
             users.append(user)
-            started.append(le.start(user))
+            started.append(le.start(user, lab_port=_free_port() if suffix == "b" else None))
             le.load_images(user, cache)
         yield started[0], started[1]
     finally:
         for user in users:
             le.remove_user(user)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def _docker(engine: le.LearnerEngine, command: str) -> subprocess.CompletedProcess[str]:
@@ -107,3 +115,30 @@ def test_an_image_survives_stop_and_start(engines: tuple[le.LearnerEngine, le.Le
     assert le.status(a.user) == "stopped"
     again = le.start(a.user)
     assert _docker(again, "image inspect mine:kept").returncode == 0
+
+
+def test_a_lab_port_in_the_namespace_is_published_on_the_hosts_loopback(
+    engines: tuple[le.LearnerEngine, le.LearnerEngine],
+) -> None:
+    b = engines[1]
+    assert b.lab_port is not None
+    page = Path(tempfile.mkdtemp(prefix="lk-lab-"))
+    try:
+        page.chmod(0o755)
+        (page / "index.html").write_text("the lab of b\n")
+        (page / "index.html").chmod(0o644)
+        serve = ["busybox", "httpd", "-f", "-p", f"127.0.0.1:{b.lab_port}", "-h", str(page)]
+        lab = subprocess.Popen(le.in_netns(b, serve), env=le.user_env(b.user))  # as a lab would run
+        try:
+            got = wait.until(
+                lambda: http.session().get(f"http://127.0.0.1:{b.lab_port}/", timeout=2).text,
+                "the lab's port on the host",
+                timeout=10,
+                retry_on=(OSError,),
+            )
+            assert got == "the lab of b\n"
+        finally:
+            lab.terminate()
+            lab.wait(timeout=5)
+    finally:
+        shutil.rmtree(page, ignore_errors=True)

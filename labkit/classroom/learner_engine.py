@@ -1,0 +1,540 @@
+"""Each learner's own Docker engine on one server: a Unix user, a rootless dockerd, a netns.
+
+A learner named ``ada`` becomes the Unix user ``lk-ada`` with a home, a subuid and subgid
+range of 65536 ids (from ``useradd``, or allocated here when it gave none) and a runtime
+directory ``/run/user/UID`` (0700, theirs). :func:`start` runs Debian's
+``dockerd-rootless.sh`` as that user. rootlesskit puts the daemon in user, mount and
+network namespaces of its own (slirp4netns gives the network namespace its way out), so:
+
+- the daemon's socket, ``/run/user/UID/docker.sock``, is the learner's alone (another
+  learner, and the host's ``/var/run/docker.sock``, answer "permission denied");
+- ``--privileged -v /:/host`` gives root inside the learner's user namespace only, which
+  cannot read the host's ``/etc/shadow``;
+- published ports stay **inside the learner's network namespace**: rootlesskit runs with
+  a port driver that forwards only the ports named in ``lab_port``, and the daemon uses
+  the plain ``docker-proxy`` (not ``rootlesskit-docker-proxy``, which would ask
+  rootlesskit to bind the host's port). Every learner can publish 8080 at once.
+
+A lab process (JupyterLab, a terminal, a check) joins the learner's network namespace
+with :func:`in_netns`: ``nsenter --net=/proc/CHILD/ns/net`` as root, then ``setpriv`` to
+the learner's uid; there ``curl http://127.0.0.1:8080`` reaches the learner's own
+container. The lab stays in the host's user and mount namespaces (files look as usual).
+``lab_port`` publishes one port of that namespace on the host's 127.0.0.1, for a proxy
+(JupyterHub's) to reach the lab.
+
+The daemon's data root is ``~/.local/share/docker``, so images survive a stop and start.
+Course images come in with :func:`load_images` from one tar made once with ``docker
+save`` from the machine's daemon (:func:`cache_images`, readable by everyone, writable by
+root only), not pulled per learner.
+
+The machine needs Debian's ``uidmap``, ``rootlesskit``, ``slirp4netns`` and
+``fuse-overlayfs``, and ``/dev/net/tun`` mode 0666: on some machines it is 0600 and
+rootlesskit fails with "open: Permission denied" on the tap device. :func:`start` sets
+0666 (the usual mode elsewhere: opening it only lets a process create tap devices in
+network namespaces it administers). Root only.
+
+Example:
+    >>> user = ensure_user("ada")                                   # doctest: +SKIP
+    >>> engine = start(user)                                        # doctest: +SKIP
+    >>> load_images(user, cache_images(["busybox"]))                # doctest: +SKIP
+    >>> run_as(user, ["curl", "-s", "http://127.0.0.1:8080"])       # doctest: +SKIP
+    >>> stop(engine)                                                # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pwd
+import shutil
+import signal
+import stat
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import psutil
+
+from labkit.core import procs, wait
+from labkit.core.errors import LabkitError, WaitTimeout
+
+#: Unix user names of learners start with this; nothing else is ever removed by this module.
+PREFIX = "lk-"
+#: Ids per learner in /etc/subuid and /etc/subgid (what a container's root maps onto).
+SUBID_COUNT = 65536
+#: Where subordinate ids start when useradd left none (Debian's SUB_UID_MIN).
+SUBID_MIN = 100000
+#: Root's records of the daemons it started (pid, start time) and their logs: never the
+#: learner's to write, since root signals and nsenters the pids they name.
+STATE_DIR = Path("/run/labkit/learners")
+#: Where the course images' tar lives (0644 under a 0755 directory).
+IMAGE_CACHE = Path("/var/cache/labkit/learner-images.tar")
+ROOTLESS_SCRIPT = Path("/usr/share/docker.io/contrib/dockerd-rootless.sh")
+DOCKER_PROXY = Path("/usr/sbin/docker-proxy")
+TUN = Path("/dev/net/tun")
+#: Seconds dockerd gives its containers to stop when the learner's engine stops.
+SHUTDOWN_SECONDS = 3
+PATH = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
+
+Status = Literal["running", "stopped"]
+
+
+@dataclass(frozen=True)
+class LearnerUser:
+    """A learner's Unix account and the paths their engine uses."""
+
+    name: str
+    unix_user: str
+    uid: int
+    gid: int
+    home: Path
+
+    @property
+    def runtime_dir(self) -> Path:
+        """``XDG_RUNTIME_DIR``: the daemon's socket and rootlesskit's state live here."""
+        return Path(f"/run/user/{self.uid}")
+
+    @property
+    def socket(self) -> Path:
+        return self.runtime_dir / "docker.sock"
+
+    @property
+    def docker_host(self) -> str:
+        """``DOCKER_HOST`` as the learner's own processes use it."""
+        return f"unix://{self.socket}"
+
+    @property
+    def data_root(self) -> Path:
+        return self.home / ".local/share/docker"
+
+    @property
+    def rootlesskit_dir(self) -> Path:
+        return self.runtime_dir / "rootlesskit"
+
+
+@dataclass(frozen=True)
+class LearnerEngine:
+    """A running rootless daemon: rootlesskit's pid (the root of its process tree)."""
+
+    user: LearnerUser
+    pid: int
+    started: float | None
+    seconds: float
+    lab_port: int | None = None
+
+
+# --- pure parts ---------------------------------------------------------------------------
+
+
+def parse_subids(text: str) -> dict[str, list[tuple[int, int]]]:
+    """``/etc/subuid`` text as {owner: [(start, count), …]}; damaged lines are skipped.
+
+    Example:
+        >>> parse_subids("lk-a:100000:65536\\n# note\\nbad\\n")
+        {'lk-a': [(100000, 65536)]}
+    """
+    ranges: dict[str, list[tuple[int, int]]] = {}
+    for line in text.splitlines():
+        parts = line.strip().split(":")
+        if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit():
+            continue
+        ranges.setdefault(parts[0], []).append((int(parts[1]), int(parts[2])))
+    return ranges
+
+
+def free_subid_start(text: str, count: int = SUBID_COUNT, minimum: int = SUBID_MIN) -> int:
+    """The lowest start at or above ``minimum`` whose ``count`` ids overlap no range in ``text``.
+
+    Example:
+        >>> free_subid_start("a:100000:65536\\nb:300000:65536\\n")
+        165536
+        >>> free_subid_start("a:100000:10\\n", count=65536, minimum=100000)
+        100010
+    """
+    taken = sorted(r for rs in parse_subids(text).values() for r in rs)
+    start = minimum
+    for begin, size in taken:
+        if begin + size <= start:
+            continue
+        if begin >= start + count:
+            break
+        start = max(start, begin + size)
+    return start
+
+
+def unix_name(name: str) -> str:
+    """The Unix user of a learner: ``lk-`` and their name, lower-case ASCII.
+
+    Raises:
+        LabkitError: the name cannot be part of a Unix user name.
+
+    Example:
+        >>> unix_name("Ada_2")
+        'lk-ada_2'
+    """
+    lower = name.lower()
+    if not (lower[:1].isascii() and lower[:1].isalpha()) or not all(
+        c.isascii() and (c.isalnum() or c in "-_") for c in lower
+    ):
+        raise LabkitError(f"learner name {name!r} cannot be a Unix user name", "use ASCII letters, digits, - or _")
+    if len(PREFIX + lower) > 32:
+        raise LabkitError(f"learner name {name!r} is too long for a Unix user name", "use 29 characters or fewer")
+    return PREFIX + lower
+
+
+def user_env(user: LearnerUser) -> dict[str, str]:
+    """The whole environment a learner's processes get (nothing inherited from root)."""
+    return {
+        "HOME": str(user.home),
+        "USER": user.unix_user,
+        "LOGNAME": user.unix_user,
+        "PATH": PATH,
+        "XDG_RUNTIME_DIR": str(user.runtime_dir),
+        "DOCKER_HOST": user.docker_host,
+        "LANG": "C.UTF-8",
+    }
+
+
+def as_user(user: LearnerUser, argv: Sequence[str]) -> list[str]:
+    """``argv`` run as the learner: their uid, gid and groups, no capabilities left."""
+    return ["setpriv", f"--reuid={user.uid}", f"--regid={user.gid}", "--init-groups", "--", *argv]
+
+
+def daemon_command(user: LearnerUser, lab_port: int | None = None) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of a learner's rootless daemon.
+
+    The port driver is ``none`` unless ``lab_port`` asks for one port of the learner's
+    namespace on the host's 127.0.0.1 (``builtin`` with ``-p``); either way dockerd's own
+    published ports go through the plain ``docker-proxy``, inside the namespace.
+    """
+    flags = [f"--state-dir={user.rootlesskit_dir}"]
+    if lab_port is not None:
+        flags.append(f"--publish=127.0.0.1:{lab_port}:{lab_port}/tcp")
+    env = user_env(user) | {
+        "DOCKERD_ROOTLESS_ROOTLESSKIT_PORT_DRIVER": "builtin" if lab_port is not None else "none",
+        "DOCKERD_ROOTLESS_ROOTLESSKIT_FLAGS": " ".join(flags),
+    }
+    del env["DOCKER_HOST"]
+    argv = as_user(
+        user,
+        [
+            str(ROOTLESS_SCRIPT),
+            f"--userland-proxy-path={DOCKER_PROXY}",
+            f"--data-root={user.data_root}",
+            f"--shutdown-timeout={SHUTDOWN_SECONDS}",
+        ],
+    )
+    return argv, env
+
+
+def netns_command(netns_pid: int, user: LearnerUser, argv: Sequence[str]) -> list[str]:
+    """``argv`` as the learner, inside the network namespace of process ``netns_pid``."""
+    return ["nsenter", f"--net=/proc/{netns_pid}/ns/net", "--", *as_user(user, argv)]
+
+
+# --- the machine --------------------------------------------------------------------------
+
+
+def _require_root() -> None:
+    if os.geteuid() != 0:
+        raise LabkitError("learners' engines need root", "run this as root on the classroom server")
+
+
+def _lookup(unix: str) -> LearnerUser | None:
+    try:
+        entry = pwd.getpwnam(unix)
+    except KeyError:
+        return None
+    return LearnerUser(unix[len(PREFIX) :], unix, entry.pw_uid, entry.pw_gid, Path(entry.pw_dir))
+
+
+def _run(argv: list[str], what: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise LabkitError(f"{what}: `{argv[0]}` could not run ({e})", "install it, or read the message") from e
+    if done.returncode != 0:
+        raise LabkitError(
+            f"{what}: `{' '.join(argv)}` exited {done.returncode}: {(done.stderr or done.stdout).strip()[-300:]}",
+            "read the message above",
+        )
+    return done
+
+
+def _ensure_subids(unix: str) -> None:
+    """A range in /etc/subuid and /etc/subgid for ``unix``, unless it has one already."""
+    for path in (Path("/etc/subuid"), Path("/etc/subgid")):
+        text = path.read_text() if path.exists() else ""
+        if unix in parse_subids(text):
+            continue
+        start = free_subid_start(text)
+        with path.open("a") as f:
+            f.write(("" if not text or text.endswith("\n") else "\n") + f"{unix}:{start}:{SUBID_COUNT}\n")
+
+
+def ensure_user(name: str) -> LearnerUser:
+    """The learner's Unix user ``lk-NAME``, with a home, subordinate ids and a runtime dir.
+
+    Raises:
+        LabkitError: not root, a bad name, or ``useradd`` failed.
+    """
+    _require_root()
+    unix = unix_name(name)
+    user = _lookup(unix)
+    if user is None:
+        _run(["useradd", "--create-home", "--shell", "/bin/bash", "--user-group", unix], f"creating {unix}")
+        user = _lookup(unix)
+        if user is None:
+            raise LabkitError(f"useradd made no user {unix}", "read /var/log/auth.log")
+    _ensure_subids(unix)
+    runtime = user.runtime_dir
+    runtime.parent.mkdir(mode=0o755, exist_ok=True)
+    runtime.mkdir(mode=0o700, exist_ok=True)
+    os.chown(runtime, user.uid, user.gid)
+    runtime.chmod(0o700)
+    return user
+
+
+def remove_user(user: LearnerUser) -> None:
+    """Stop the learner's daemon, then delete their user, home, runtime dir and ids."""
+    _require_root()
+    if not user.unix_user.startswith(PREFIX):
+        raise LabkitError(f"{user.unix_user} is not a learner's user", "labkit removes only lk-* users")
+    stop_user(user)
+    _kill_user_processes(user)
+    if _lookup(user.unix_user) is not None:
+        # userdel removes the user's /etc/subuid and /etc/subgid lines too (shadow 4.13)
+        _run(["userdel", "--remove", user.unix_user], f"removing {user.unix_user}")
+    shutil.rmtree(user.runtime_dir, ignore_errors=True)
+    for suffix in (".json", ".log"):
+        (STATE_DIR / f"{user.unix_user}{suffix}").unlink(missing_ok=True)
+
+
+def _kill_user_processes(user: LearnerUser) -> None:
+    """SIGKILL whatever still runs as the learner's uid (only ever a learner's: ``lk-*``)."""
+    for proc in psutil.process_iter(["uids"]):
+        uids = proc.info["uids"]
+        if uids is not None and user.uid in (uids.real, uids.effective):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.kill()
+
+
+def ensure_tun() -> None:
+    """``/dev/net/tun`` mode 0666 (see the module's docstring for why)."""
+    mode = stat.S_IMODE(TUN.stat().st_mode)
+    if mode & 0o666 != 0o666:
+        TUN.chmod(mode | 0o666)
+
+
+def _record_path(user: LearnerUser) -> Path:
+    return STATE_DIR / f"{user.unix_user}.json"
+
+
+def _log_path(user: LearnerUser) -> Path:
+    return STATE_DIR / f"{user.unix_user}.log"
+
+
+def _is_rootlesskit(argv: list[bytes]) -> bool:
+    return bool(argv) and os.path.basename(argv[0]) == b"rootlesskit"
+
+
+def running(user: LearnerUser) -> LearnerEngine | None:
+    """The learner's daemon as root recorded it, if that very process still runs."""
+    record = procs.read_record(_record_path(user))
+    if record is None or not procs.is_running(record, _is_rootlesskit):
+        return None
+    port = record.get("lab_port")
+    return LearnerEngine(user, int(record["pid"]), record.get("start"), 0.0, port if isinstance(port, int) else None)
+
+
+def status(user: LearnerUser) -> Status:
+    """``running`` when root's recorded rootlesskit for the learner runs, else ``stopped``."""
+    return "running" if running(user) is not None else "stopped"
+
+
+def _log_tail(user: LearnerUser, lines: int = 5) -> str:
+    try:
+        text = _log_path(user).read_text(errors="replace")
+    except OSError:
+        return ""
+    return " | ".join(line.strip()[:200] for line in text.splitlines()[-lines:])
+
+
+def _answers(user: LearnerUser) -> bool:
+    done = subprocess.run(
+        as_user(user, ["docker", "version", "--format", "{{.Server.Version}}"]),
+        env=user_env(user),
+        capture_output=True,
+        timeout=10,
+        check=False,
+    )
+    return done.returncode == 0
+
+
+def start(user: LearnerUser, timeout: float = 30.0, lab_port: int | None = None) -> LearnerEngine:
+    """Start the learner's rootless daemon, or return the one already running.
+
+    Args:
+        user: from :func:`ensure_user`.
+        timeout: seconds for its socket to answer.
+        lab_port: a port of the learner's namespace to publish on the host's 127.0.0.1
+            (the lab's, for a proxy); docker's own published ports never are.
+
+    Raises:
+        LabkitError: a package is missing, or the daemon exited; the message holds its log tail.
+        WaitTimeout: it did not answer in time (it is stopped again).
+    """
+    _require_root()
+    current = running(user)
+    if current is not None:
+        return current
+    for tool in (ROOTLESS_SCRIPT, DOCKER_PROXY):
+        if not tool.exists():
+            raise LabkitError(f"{tool} is missing", "apt-get install docker.io")
+    for tool_name in ("rootlesskit", "slirp4netns", "newuidmap"):
+        if shutil.which(tool_name, path=PATH) is None:
+            raise LabkitError(f"{tool_name} is missing", "apt-get install rootlesskit slirp4netns uidmap")
+    ensure_tun()
+    STATE_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+    argv, env = daemon_command(user, lab_port)
+    began = time.monotonic()
+    with _log_path(user).open("wb") as log:
+        proc = subprocess.Popen(
+            argv,
+            env=env,
+            cwd=user.home,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    record = procs.track(proc) | {"lab_port": lab_port}
+    tmp = _record_path(user).with_suffix(".tmp")
+    tmp.write_text(json.dumps(record))
+    tmp.replace(_record_path(user))
+    engine = LearnerEngine(user, proc.pid, record["start"], 0.0, lab_port)
+
+    def answers() -> bool:
+        if proc.poll() is not None:
+            raise LabkitError(
+                f"{user.unix_user}'s rootless dockerd exited with code {proc.returncode}: {_log_tail(user)}",
+                f"read {_log_path(user)}",
+            )
+        return _answers(user)
+
+    try:
+        wait.until(answers, f"{user.unix_user}'s rootless dockerd", timeout=timeout, detail=lambda: _log_tail(user))
+    except (LabkitError, WaitTimeout):
+        stop(engine)
+        raise
+    return LearnerEngine(user, proc.pid, record["start"], time.monotonic() - began, lab_port)
+
+
+def stop(engine: LearnerEngine, timeout: float = 20.0) -> None:
+    """Stop a learner's daemon and everything under it (containers included).
+
+    rootlesskit passes SIGTERM on to dockerd, which stops its containers (up to its
+    shutdown timeout); what is left after ``timeout`` is killed.
+    """
+    try:
+        root = psutil.Process(engine.pid)
+        tree = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        tree = []
+    if tree:
+        with contextlib.suppress(WaitTimeout):
+            procs.terminate(engine.pid, f"{engine.user.unix_user}'s rootlesskit", timeout)
+        for proc in tree:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                if proc.is_running():
+                    proc.send_signal(signal.SIGKILL)
+        psutil.wait_procs(tree, timeout=5)
+    _record_path(engine.user).unlink(missing_ok=True)
+
+
+def stop_user(user: LearnerUser, timeout: float = 20.0) -> None:
+    """Stop the learner's daemon if root's record names one that runs."""
+    engine = running(user)
+    if engine is not None:
+        stop(engine, timeout)
+
+
+def netns_pid(engine: LearnerEngine) -> int:
+    """The pid whose network namespace is the learner's: rootlesskit's child.
+
+    Read from rootlesskit's state, which the learner could rewrite, so it must be a direct
+    child of root's recorded rootlesskit, running as the learner.
+
+    Raises:
+        LabkitError: rootlesskit has no such child (the daemon is not running).
+    """
+    try:
+        pid = int((engine.user.rootlesskit_dir / "child_pid").read_text().strip())
+        child = psutil.Process(pid)
+        ours = child.ppid() == engine.pid and child.uids().real == engine.user.uid
+    except (OSError, ValueError, psutil.NoSuchProcess) as e:
+        raise LabkitError(f"{engine.user.unix_user}'s network namespace is gone ({e})", "start the engine") from e
+    if not ours:
+        raise LabkitError(
+            f"{engine.user.unix_user}'s rootlesskit state names pid {pid}, not its own child", "restart the engine"
+        )
+    return pid
+
+
+def in_netns(engine: LearnerEngine, argv: Sequence[str]) -> list[str]:
+    """The command line that runs ``argv`` as the learner in their network namespace."""
+    return netns_command(netns_pid(engine), engine.user, argv)
+
+
+def run_as(
+    engine: LearnerEngine, argv: Sequence[str], timeout: float = 60.0, netns: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` as the learner (in their namespace unless ``netns`` is false); never raises on exit codes."""
+    command = in_netns(engine, argv) if netns else as_user(engine.user, argv)
+    return subprocess.run(
+        command, env=user_env(engine.user), capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def cache_images(refs: Sequence[str], path: Path = IMAGE_CACHE) -> Path:
+    """One ``docker save`` of ``refs`` from the machine's daemon, readable by every learner.
+
+    Made again only when the images' ids changed since the last one.
+
+    Raises:
+        LabkitError: an image is missing from the machine's daemon.
+    """
+    ids = _run(["docker", "image", "inspect", "--format", "{{.Id}}", *refs], "reading the course images").stdout
+    stamp = path.with_suffix(".ids")
+    wanted = json.dumps({"refs": list(refs), "ids": ids.split()})
+    if path.exists() and stamp.exists() and stamp.read_text() == wanted:
+        return path
+    path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    _run(["docker", "save", "--output", str(tmp), *refs], "saving the course images", timeout=300)
+    tmp.chmod(0o644)
+    tmp.replace(path)
+    stamp.write_text(wanted)
+    return path
+
+
+def load_images(user: LearnerUser, archive: Path = IMAGE_CACHE) -> None:
+    """``docker load`` the course images' tar into the learner's daemon.
+
+    Raises:
+        LabkitError: the load failed.
+    """
+    _run(
+        [
+            "env",
+            "-i",
+            *(f"{k}={v}" for k, v in user_env(user).items()),
+            *as_user(user, ["docker", "load", "-i", str(archive)]),
+        ],
+        f"loading the course images into {user.unix_user}'s daemon",
+        timeout=300,
+    )

@@ -44,13 +44,16 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import pwd
 import shutil
 import signal
+import socket
 import stat
 import subprocess
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -488,6 +491,57 @@ def netns_pid(engine: LearnerEngine) -> int:
 def in_netns(engine: LearnerEngine, argv: Sequence[str]) -> list[str]:
     """The command line that runs ``argv`` as the learner in their network namespace."""
     return netns_command(netns_pid(engine), engine.user, argv)
+
+
+#: setns(2)'s flag for a network namespace (<sched.h>).
+CLONE_NEWNET = 0x40000000
+
+
+def listen_in_netns(engine: LearnerEngine, host: str, port: int) -> socket.socket:
+    """A TCP socket listening on ``host:port`` **inside** the learner's network namespace.
+
+    A socket keeps the namespace it was made in, so root's process can accept there while its
+    other sockets stay on the host: a relay to one host service (the hub's API) without
+    opening the host's loopback to the learner. The socket is made by a short-lived thread
+    that joins the namespace (setns(2) moves only the calling thread) and then ends.
+
+    Raises:
+        LabkitError: the namespace is gone, or the port is taken there.
+    """
+    path = f"/proc/{netns_pid(engine)}/ns/net"
+    made: list[socket.socket] = []
+    failed: list[BaseException] = []
+
+    def make() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                if libc.setns(fd, CLONE_NEWNET) != 0:
+                    raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+            finally:
+                os.close(fd)
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((host, port))
+                sock.listen(64)
+            except OSError:
+                sock.close()
+                raise
+            made.append(sock)
+        except OSError as e:
+            failed.append(e)
+
+    thread = threading.Thread(target=make, name=f"netns-{engine.user.unix_user}")
+    thread.start()
+    thread.join()
+    if failed or not made:
+        raise LabkitError(
+            f"cannot listen on {host}:{port} in {engine.user.unix_user}'s network namespace ({failed[:1]})",
+            "is the engine running, and the port free there?",
+        ) from (failed[0] if failed else None)
+    return made[0]
 
 
 def run_as(

@@ -22,16 +22,13 @@ CHUNK = 64 * 1024
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
+    """Copy until end of file, then half-close: the other direction may still be talking."""
+    with contextlib.suppress(ConnectionError, OSError):
         while data := await reader.read(CHUNK):
             writer.write(data)
             await writer.drain()
         if writer.can_write_eof():
             writer.write_eof()
-    except (ConnectionError, OSError):
-        pass
-    finally:
-        writer.close()
 
 
 async def serve(listening: socket.socket, host: str, port: int) -> asyncio.Server:
@@ -46,8 +43,11 @@ async def serve(listening: socket.socket, host: str, port: int) -> asyncio.Serve
         except OSError:
             client_writer.close()
             return
-        with contextlib.suppress(Exception):
+        try:
             await asyncio.gather(_pipe(client_reader, hub_writer), _pipe(hub_reader, client_writer))
+        finally:
+            hub_writer.close()
+            client_writer.close()
 
     listening.setblocking(False)
     return await asyncio.start_server(relay, sock=listening)

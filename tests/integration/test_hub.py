@@ -73,7 +73,7 @@ c.Spawner.http_timeout = 60
 
 
 @pytest.fixture
-def hub(tmp_path: Path) -> Iterator[tuple[str, str, subprocess.Popen[bytes], Path]]:
+def hub(tmp_path: Path) -> Iterator[tuple[str, str, subprocess.Popen[bytes], Path, int]]:
     proxy = _proxy_bin()
     if proxy is None:
         pytest.skip("configurable-http-proxy is not installed (npm install configurable-http-proxy)")
@@ -82,10 +82,10 @@ def hub(tmp_path: Path) -> Iterator[tuple[str, str, subprocess.Popen[bytes], Pat
     images = Path(tempfile.mkdtemp(prefix="lk-images-"))  # learners may traverse /tmp's 0755 folders
     images.chmod(0o755)
     learner = f"h{os.getpid() % 100000}"
-    port = _free_port()
+    port, hub_port = _free_port(), _free_port()
     archive = le.cache_images(["busybox"], images / "images.tar")
     config = CONFIG.format(
-        port=port, hub_port=_free_port(), proxy_api_port=_free_port(), state=state,
+        port=port, hub_port=hub_port, proxy_api_port=_free_port(), state=state,
         password=PASSWORD, learner=learner, archive=archive,
     )  # fmt: skip
     (state / "jupyterhub_config.py").write_text(config)
@@ -103,7 +103,7 @@ def hub(tmp_path: Path) -> Iterator[tuple[str, str, subprocess.Popen[bytes], Pat
             retry_on=(OSError,),
             detail=lambda: (tmp_path / "hub.log").read_text(errors="replace")[-800:],
         )
-        yield f"http://127.0.0.1:{port}", learner, process, tmp_path / "hub.log"
+        yield f"http://127.0.0.1:{port}", learner, process, tmp_path / "hub.log", hub_port
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -128,9 +128,9 @@ def _learner_processes(uid: int) -> list[psutil.Process]:
 
 
 def test_a_learner_logs_in_and_gets_a_lab_on_their_own_engine(
-    hub: tuple[str, str, subprocess.Popen[bytes], Path],
+    hub: tuple[str, str, subprocess.Popen[bytes], Path, int],
 ) -> None:
-    url, learner, process, log = hub
+    url, learner, process, log, hub_port = hub
     session = requests.Session()
     session.get(f"{url}/hub/login", timeout=10).raise_for_status()
     began = time.monotonic()
@@ -165,6 +165,13 @@ def test_a_learner_logs_in_and_gets_a_lab_on_their_own_engine(
     assert version.returncode == 0 and version.stdout.strip(), version.stderr
     images = le.run_as(engine, ["docker", "image", "inspect", "busybox"])
     assert images.returncode == 0, images.stderr
+
+    # from the lab's namespace: the hub's API (relayed) answers; the proxy's port on the host's loopback does not
+    curl = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "3"]
+    api = le.run_as(engine, [*curl, f"http://127.0.0.1:{hub_port}/hub/api/"])
+    assert api.stdout == "200", api
+    public = le.run_as(engine, [*curl, f"{url}/hub/login"])
+    assert public.returncode != 0 and public.stdout == "000", public
 
     xsrf = session.cookies.get("_xsrf", path="/hub/") or session.cookies["_xsrf"]
     stopped = session.delete(

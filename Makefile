@@ -10,7 +10,13 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,hub]'
+	@touch $@
+
+# JupyterHub's proxy for the classroom server's tests (npm; Node is on the machine).
+NPM_HUB := .npm-hub
+$(NPM_HUB)/.installed:
+	npm install --prefix $(NPM_HUB) --no-audit --no-fund --loglevel=error configurable-http-proxy
 	@touch $@
 
 venv: $(VENV)/.installed
@@ -41,7 +47,7 @@ lint: venv
 # Lint first (seconds), then unit tests, integration tests against the real daemon, and nbval on every notebook;
 # then every notebook once more, with no cleanup in between: lessons must be re-runnable.
 # The browser test has its own target (make e2e).
-test: lint images
+test: lint images $(NPM_HUB)/.installed
 	$(PY) -m pytest tests notebooks --ignore=tests/e2e $(NBVAL)
 	@echo "== every notebook again, straight after the first run =="
 	$(PY) -m pytest notebooks $(NBVAL) -q

@@ -109,6 +109,19 @@ def _quiet_settings(settings: Path) -> None:
     notification.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
 
 
+def isolated_jupyter(tmp_path: Path) -> dict[str, str]:
+    """Environment variables that keep Jupyter away from the machine's own setup (layouts, settings,
+    config), with news and update toasts off in the settings folder they name."""
+    _quiet_settings(tmp_path / "lab-settings")
+    return {
+        "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"),
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "jupyter-runtime"),
+        "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "lab-settings"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "lab-workspaces"),
+        "IPYTHONDIR": str(tmp_path / "ipython"),
+    }
+
+
 @pytest.fixture
 def lab(tmp_path: Path) -> Iterator[Lab]:
     """JupyterLab on the student notebooks, as ``make lab`` gives them to a learner, in a throwaway workspace."""
@@ -121,14 +134,8 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
         "LABKIT_SESSION": session,
         "LABKIT_STATE_DIR": str(tmp_path / "state"),
         "LABKIT_WORKSPACE": str(workspace),
-        # Nothing from the machine's own Jupyter setup (saved layouts, settings, config).
-        "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"),
-        "JUPYTER_RUNTIME_DIR": str(tmp_path / "jupyter-runtime"),
-        "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "lab-settings"),
-        "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "lab-workspaces"),
-        "IPYTHONDIR": str(tmp_path / "ipython"),
+        **isolated_jupyter(tmp_path),
     }
-    _quiet_settings(tmp_path / "lab-settings")
     # The learner's path: `make lab` releases the student notebooks into the workspace.
     prepared = subprocess.run(
         [sys.executable, "-m", "labkit.lab", "--no-start", "--workspace", str(workspace)],

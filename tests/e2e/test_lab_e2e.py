@@ -27,6 +27,7 @@ import pytest
 
 from labkit.core import wait
 from labkit.core.paths import REPO_DIR
+from tests.e2e.conftest import _free_port, isolated_jupyter
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -332,20 +333,13 @@ def test_the_lesson_pictures_render_in_jupyterlab(lab: Any, browser: Any) -> Non
 
 def test_make_lab_opens_the_first_lesson_and_a_terminal_in_the_workspace(tmp_path: Path, browser: Any) -> None:
     """``python -m labkit.lab``, as ``make lab`` runs it: lesson 00 opens at start, and a Terminal starts in the workspace."""
-    from tests.e2e.conftest import _free_port, _quiet_settings
-
     workspace, port, token = tmp_path / "work", _free_port(), "e2e-" + str(time.time_ns())
     env = {
         **os.environ,
         "JUPYTER_TOKEN": token,  # Jupyter Server's own way to take a token; labkit.lab passes no --token
         "LABKIT_STATE_DIR": str(tmp_path / "state"),
-        "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"),
-        "JUPYTER_RUNTIME_DIR": str(tmp_path / "jupyter-runtime"),
-        "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "lab-settings"),
-        "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "lab-workspaces"),
-        "IPYTHONDIR": str(tmp_path / "ipython"),
+        **isolated_jupyter(tmp_path),
     }
-    _quiet_settings(tmp_path / "lab-settings")
     ARTIFACTS.mkdir(exist_ok=True)
     log = tmp_path / "lab.log"
     with log.open("wb") as sink:

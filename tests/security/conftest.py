@@ -16,17 +16,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 
-from test_classroom import Server  # (importable through the path above)
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    """A server with the default limits, stopped by pid whatever happens."""
-    srv = Server(tmp_path / "classroom.db")
-    try:
-        yield srv.start()
-    finally:
-        srv.stop()
+# The classroom's own fixture: a server with the default limits, stopped by pid whatever happens.
+from test_classroom import Server, server  # noqa: F401  (importable through the path above; `server` is a fixture)
 
 
 @pytest.fixture

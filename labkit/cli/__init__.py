@@ -21,6 +21,7 @@ import contextlib
 from collections.abc import Callable, Sequence
 
 from labkit.classroom import cli as classroom_cli
+from labkit.classroom import hub_cli
 from labkit.cli.exits import Parser, exit_status, run
 from labkit.core import activity
 from labkit.core.commands import Subcommands
@@ -45,6 +46,7 @@ GROUPS: tuple[Callable[[Subcommands], None], ...] = (
     exercises_cli.register,  # exercise, check, hint, solution
     course_cli.register,  # release, progress, grade
     classroom_cli.register,
+    hub_cli.register,
 )
 
 

@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 LABKIT := $(VENV)/bin/labkit
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: lab test lint e2e bench engine images venv unit clean test-engine test-engines
+.PHONY: lab test lint e2e bench engine images venv unit clean test-engine test-engines hub hub-down
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -66,6 +66,17 @@ test-engines: images
 # exercise panel and the live dashboard. Screenshots go to test-artifacts/.
 e2e: images
 	$(PY) -m pytest tests/e2e -p no:cacheprovider
+
+# A classroom on this server (root): JupyterHub gives each learner of ROSTER (a CSV with a
+# `username` column) a lab and a rootless Docker engine of their own. HUB_ARGS adds options
+# (`--public --cert C --key K`, `--first-use`, `--memory 2G`); `make hub-down` stops it all.
+ROSTER ?=
+HUB_ARGS ?=
+hub: images $(NPM_HUB)/.installed
+	$(LABKIT) hub up $(if $(ROSTER),--roster $(ROSTER)) $(HUB_ARGS)
+
+hub-down: venv
+	$(LABKIT) hub down
 
 unit: venv
 	$(PY) -m pytest tests/unit -p no:cacheprovider

@@ -46,7 +46,7 @@ MIN_FIRST_USE = 8
 #: scrypt's cost: about 30 ms and 16 MiB per check on this machine kind; a login is rare.
 SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 #: Short, unambiguous words for issued passwords (no homophones, nothing offensive).
-WORDS = (
+_WORD_LIST = (
     "amber anchor apple arrow aspen atlas badge bamboo banjo basil beacon birch bison blaze bloom bolt "
     "brook cabin cactus canoe canyon cedar chalk cherry cider cliff clover cobalt comet coral cotton "
     "crane creek crystal dawn delta desert dolphin dune eagle echo ember falcon fern fiddle flint forest "
@@ -56,7 +56,8 @@ WORDS = (
     "pebble pepper piano pine planet plum polar pony prairie quartz quill radar raven reef ribbon river "
     "robin rocket saddle sage salmon sapphire shell sierra silver sketch sparrow spruce summit swan "
     "thistle thunder tiger timber topaz tulip tundra valley velvet violet walnut willow zebra"
-).split()
+)
+WORDS = _WORD_LIST.split()
 
 
 @dataclass
@@ -163,9 +164,7 @@ def verify_password(password: str, stored: str | None) -> bool:
         scheme, n, r, p, salt, digest = stored.split("$")
         if scheme != "scrypt":
             return False
-        got = hashlib.scrypt(
-            password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p), dklen=32
-        )
+        got = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p), dklen=32)
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(got, base64.b64decode(digest))

@@ -151,7 +151,7 @@ def command(args: argparse.Namespace) -> ExitCode:
             raise _usage("password takes one learner's NAME")
         print(hub_admin.password(folder, args.names[0]))
         return ExitCode.DONE
-    from labkit.classroom import hub_grader  # reason: the grader's store is only needed here
+    from labkit.classroom import hub_records  # reason: the records are only needed here
 
-    sys.stdout.write(hub_grader.grades(folder / "grader", args.format))
+    sys.stdout.write(hub_records.grades(folder / "grader", args.format))
     return ExitCode.DONE

@@ -91,7 +91,7 @@ class Settings:
                 raise ValueError("not an object")
             return value
 
-        raw = files.read_json(folder / "settings.json", check, default={})
+        raw: dict[str, Any] = files.read_json(folder / "settings.json", check, default={})
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in raw.items() if k in known})
 
@@ -123,12 +123,8 @@ def write(folder: Path, settings: Settings) -> Path:
 
 def apply(c: Any, folder: str | os.PathLike[str]) -> None:
     """Configure JupyterHub (its config object ``c``) for the hub kept in ``folder``."""
-    from labkit.classroom import hub_spawner  # JupyterHub-side: only ever inside the hub
-
-    try:  # TODO(merge)
-        from labkit.classroom import hub_grader
-    except ImportError:
-        hub_grader = None
+    # reason: these import JupyterHub, which only the hub's own process has
+    from labkit.classroom import hub_grader, hub_spawner
 
     state = Path(folder)
     s = Settings.load(state)
@@ -176,5 +172,4 @@ def apply(c: Any, folder: str | os.PathLike[str]) -> None:
         hub_spawner.configure_culler(c, s.idle_timeout, s.cull_every)
     grader = state / "grader"
     grader.mkdir(mode=0o700, exist_ok=True)
-    if hub_grader is not None:  # TODO(merge): always
-        hub_grader.configure(c, grader, s.grader_port)
+    hub_grader.configure(c, grader, s.grader_port)

@@ -430,7 +430,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     grader = Grader(args.state)
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", f"/services/{SERVICE}/")
-    app = make_app(grader, prefix, HubOAuth(cache_max_age=60))
+    # the one instance: the OAuth callback handler finds it by HubOAuth.instance(), with the PKCE verifier it keeps
+    app = make_app(grader, prefix, HubOAuth.instance(cache_max_age=60))
     server = HTTPServer(app, max_body_size=MAX_BODY)
     server.listen(args.port, "127.0.0.1")
     loop = IOLoop.current()

@@ -17,7 +17,8 @@ hub (:func:`configure` adds it to the hub's config). Its routes, under
   unknown exercise; 409 a check of theirs already running; 503 could not check.
 - ``GET /`` (admins only, through the hub's OAuth; a learner gets 403): the classroom's live
   view (:mod:`.view`, :mod:`.hub`, ``static/``) of the stored verdicts; ``api/stream``,
-  ``api/state``, ``api/gradebook.csv`` and ``api/results.json`` (Gradescope's format).
+  ``api/state``, ``api/gradebook.csv`` and ``api/results.json`` (Gradescope's format); the
+  same gradebook offline: :func:`labkit.classroom.hub_records.grades` (``labkit hub grades``).
 
 Nothing a learner sends or keeps is trusted: their progress record and the classroom
 client's posts are theirs to edit, and count for nothing here. The check itself runs as the

@@ -18,6 +18,7 @@ import importlib
 from typing import Any
 
 from labkit.classroom import client as _classroom
+from labkit.classroom import hub_checks as _hub_checks
 from labkit.core import __version__ as __version__
 from labkit.core.errors import LabkitError
 from labkit.core.interactive import interactive
@@ -36,6 +37,8 @@ __all__ = [
 # joined (a no-op until they join). Here, because every notebook kernel and every `labkit`
 # command imports this package first.
 _classroom.install()
+# In a classroom hub's lab, checks are decided and recorded by the hub's grader (a no-op elsewhere).
+_hub_checks.install()
 
 #: Widgets import ipywidgets (about 0.3 s), so they load on first use.
 _WIDGETS = {

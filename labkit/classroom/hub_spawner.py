@@ -10,8 +10,9 @@ hub that runs as root. For the learner ``ada``, :meth:`LearnerEngineSpawner.star
 3. copies the student notebooks missing from ``~/labkit-work``, **as the learner**
    (``python -m labkit.lab --no-start``, ``make lab``'s own path: root never writes into
    a home the learner controls);
-4. relays the hub's API port into the learner's namespace (:mod:`hub_relay`): the lab
-   cannot reach the host's loopback, and gets that one port of it, nothing else;
+4. relays the hub's API port into the learner's namespace (:mod:`hub_relay`), and the
+   ports in ``relayed_ports`` (the hub's grader, :mod:`hub_grader`): the lab cannot reach
+   the host's loopback, and gets those ports of it, nothing else;
 5. runs ``jupyterhub-singleuser`` as the learner in their namespace, with
    ``DOCKER_HOST`` naming their own daemon, on ``127.0.0.1:PORT``, and returns that address
    to the hub, whose proxy reaches it through the published port.
@@ -37,7 +38,7 @@ from urllib.parse import urlparse
 import psutil
 from jupyterhub.spawner import Spawner
 from jupyterhub.utils import random_port
-from traitlets import Float, Unicode
+from traitlets import Float, Int, List, Unicode
 
 from labkit.classroom import hub_relay
 from labkit.classroom import learner_engine as le
@@ -73,12 +74,15 @@ class LearnerEngineSpawner(Spawner):  # type: ignore[misc]  # jupyterhub ships n
         str(le.IMAGE_CACHE), help="the course images' tar (learner_engine.cache_images); skipped when missing"
     ).tag(config=True)
     engine_timeout = Float(60.0, help="seconds for a learner's daemon to answer").tag(config=True)
+    relayed_ports = List(
+        Int(), help="ports of the host's 127.0.0.1 relayed into each lab's namespace besides the hub's API"
+    ).tag(config=True)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.proc: subprocess.Popen[bytes] | None = None
         self.pid = 0
-        self.relay: asyncio.Server | None = None
+        self.relays: list[asyncio.Server] = []
 
     # --- state the hub keeps across its own restarts ---------------------------------------
 
@@ -122,8 +126,9 @@ class LearnerEngineSpawner(Spawner):  # type: ignore[misc]  # jupyterhub ships n
         engine = await asyncio.to_thread(self._prepare, port)
         api = urlparse(self.hub.api_url)
         api_host, api_port = api.hostname or "127.0.0.1", int(api.port or 80)
-        listening = await asyncio.to_thread(le.listen_in_netns, engine, api_host, api_port)
-        self.relay = await hub_relay.serve(listening, api_host, api_port)
+        for host, relayed in [(api_host, api_port), *(("127.0.0.1", p) for p in self.relayed_ports)]:
+            listening = await asyncio.to_thread(le.listen_in_netns, engine, host, relayed)
+            self.relays.append(await hub_relay.serve(listening, host, relayed))
         env = self.get_env()
         env.update(le.user_env(engine.user))
         env["PATH"] = f"{Path(sys.executable).parent}:{le.PATH}"
@@ -166,9 +171,9 @@ class LearnerEngineSpawner(Spawner):  # type: ignore[misc]  # jupyterhub ships n
             with contextlib.suppress(subprocess.TimeoutExpired):
                 await asyncio.to_thread(self.proc.wait, 5)
             self.proc = None
-        if self.relay is not None:
-            self.relay.close()
-            self.relay = None
+        for relay in self.relays:
+            relay.close()
+        self.relays = []
         user = le.ensure_user(self.user.name)
         await asyncio.to_thread(le.stop_user, user)
         self.pid = 0

@@ -52,10 +52,12 @@ import shutil
 import signal
 import socket
 import stat
+import struct
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -76,6 +78,9 @@ SUBID_MIN = 100000
 STATE_DIR = Path("/run/labkit/learners")
 #: Where the course images' tar lives (0644 under a 0755 directory).
 IMAGE_CACHE = Path("/var/cache/labkit/learner-images.tar")
+#: Root's links to learners' daemon sockets, verified (:func:`pinned_socket`): 0711, so a
+#: learner reaches their own link by name and can neither list, rename nor replace one.
+PINNED_SOCKETS = Path("/run/labkit-sockets")
 ROOTLESS_SCRIPT = Path("/usr/share/docker.io/contrib/dockerd-rootless.sh")
 DOCKER_PROXY = Path("/usr/sbin/docker-proxy")
 TUN = Path("/dev/net/tun")
@@ -239,6 +244,40 @@ def netns_command(netns_pid: int, user: LearnerUser, argv: Sequence[str]) -> lis
     return ["nsenter", f"--net=/proc/{netns_pid}/ns/net", "--", *as_user(user, argv)]
 
 
+@dataclass(frozen=True)
+class SocketPeer:
+    """Who listens on a unix socket (``SO_PEERCRED``), and what that process is."""
+
+    pid: int
+    uid: int
+    parent: int | None
+    #: (st_dev, st_ino) of the program it runs (``/proc/PID/exe``), None when unreadable.
+    program: tuple[int, int] | None
+
+
+def daemon_problem(peer: SocketPeer, netns_pid: int, uid: int, dockerd: tuple[int, int]) -> str | None:
+    """Why ``peer`` is not the learner's own daemon, or None when it is.
+
+    The daemon root started is dockerd, the direct child of rootlesskit's child (the process
+    that holds the learner's namespaces), running as the learner. A learner's own listener
+    (a script on a renamed socket, a dockerd in a container, even the real binary bind-mounted
+    into a container) fails one of these: containers' processes descend from containerd's shims.
+
+    Example:
+        >>> daemon_problem(SocketPeer(30, 1001, 20, (1, 2)), 20, 1001, (1, 2)) is None
+        True
+        >>> daemon_problem(SocketPeer(31, 1001, 1, (1, 9)), 20, 1001, (1, 2))
+        'pid 31 listens on it, not the dockerd root started (its parent is 1, not rootlesskit 20)'
+    """
+    if peer.parent != netns_pid:
+        return f"pid {peer.pid} listens on it, not the dockerd root started (its parent is {peer.parent}, not rootlesskit {netns_pid})"
+    if peer.program != dockerd:
+        return f"pid {peer.pid} listens on it, and does not run the machine's dockerd"
+    if peer.uid != uid:
+        return f"pid {peer.pid} listens on it as uid {peer.uid}, not the learner's {uid}"
+    return None
+
+
 # --- the machine --------------------------------------------------------------------------
 
 
@@ -302,6 +341,15 @@ def ensure_user(name: str) -> LearnerUser:
     return user
 
 
+def find_user(name: str) -> LearnerUser | None:
+    """The learner's Unix user if it exists (never makes one).
+
+    Raises:
+        LabkitError: the name cannot be part of a Unix user name.
+    """
+    return _lookup(unix_name(name))
+
+
 def remove_user(user: LearnerUser) -> None:
     """Stop the learner's daemon, then delete their user, home, runtime dir and ids."""
     _require_root()
@@ -315,6 +363,7 @@ def remove_user(user: LearnerUser) -> None:
     shutil.rmtree(user.runtime_dir, ignore_errors=True)
     for suffix in (".json", ".log"):
         (STATE_DIR / f"{user.unix_user}{suffix}").unlink(missing_ok=True)
+    (PINNED_SOCKETS / f"{user.unix_user}.sock").unlink(missing_ok=True)
 
 
 def _kill_user_processes(user: LearnerUser) -> None:
@@ -544,13 +593,83 @@ def listen_in_netns(engine: LearnerEngine, host: str, port: int) -> socket.socke
     return made[0]
 
 
+def _peer(sock_path: Path) -> SocketPeer:
+    """Who listens on ``sock_path``: ``SO_PEERCRED`` names the process that called listen()."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(5)
+        sock.connect(str(sock_path))
+        pid, uid, _ = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+    try:
+        proc = psutil.Process(pid)
+        parent: int | None = proc.ppid()
+        exe = os.stat(f"/proc/{pid}/exe")  # the file it runs, whatever its path in its own mounts
+        program: tuple[int, int] | None = (exe.st_dev, exe.st_ino)
+    except (psutil.Error, OSError):
+        parent, program = None, None
+    return SocketPeer(pid, uid, parent, program)
+
+
+def pinned_socket(engine: LearnerEngine) -> Path:
+    """A path to the learner's daemon that the learner cannot change, served by the dockerd root started.
+
+    The learner owns ``/run/user/UID`` and can put anything at ``docker.sock`` (a fake daemon that
+    answers a grader's check). A hard link made by root in :data:`PINNED_SOCKETS` names one socket
+    inode for good; it is kept only when the process listening on it is the learner's real dockerd
+    (:func:`daemon_problem`). A program told ``DOCKER_HOST=unix://`` that path then reaches that
+    daemon and no other, whatever the learner does to their runtime directory afterwards.
+
+    Raises:
+        LabkitError: the socket is missing, not a socket, or not served by the learner's dockerd.
+    """
+    _require_root()
+    user = engine.user
+    dockerd = shutil.which("dockerd", path=PATH)
+    if dockerd is None:
+        raise LabkitError("dockerd is missing", "apt-get install docker.io")
+    PINNED_SOCKETS.mkdir(mode=0o711, exist_ok=True)
+    PINNED_SOCKETS.chmod(0o711)
+    tmp = PINNED_SOCKETS / f".{user.unix_user}.{uuid.uuid4().hex}"
+    link = PINNED_SOCKETS / f"{user.unix_user}.sock"
+    what = f"{user.unix_user}'s daemon socket {user.socket}"
+    try:
+        os.link(user.socket, tmp, follow_symlinks=False)  # whatever is there now; a symlink stays a symlink
+        if not stat.S_ISSOCK(os.lstat(tmp).st_mode):
+            raise LabkitError(f"{what} is not a socket", "restart the learner's server")
+        problem = daemon_problem(_peer(tmp), netns_pid(engine), user.uid, _file_id(Path(dockerd)))
+        if problem is not None:
+            raise LabkitError(f"{what} is not their engine's: {problem}", "restart the learner's server")
+        os.replace(tmp, link)
+    except OSError as e:
+        raise LabkitError(f"cannot reach {what} ({e.strerror or e})", "restart the learner's server") from e
+    finally:
+        tmp.unlink(missing_ok=True)
+    return link
+
+
+def _file_id(path: Path) -> tuple[int, int]:
+    found = path.stat()
+    return found.st_dev, found.st_ino
+
+
 def run_as(
-    engine: LearnerEngine, argv: Sequence[str], timeout: float = 60.0, netns: bool = True
+    engine: LearnerEngine,
+    argv: Sequence[str],
+    timeout: float = 60.0,
+    netns: bool = True,
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``argv`` as the learner (in their namespace unless ``netns`` is false); never raises on exit codes."""
+    """Run ``argv`` as the learner (in their namespace unless ``netns`` is false); never raises on exit codes.
+
+    ``env`` is added to (or replaces parts of) the learner's environment (:func:`user_env`).
+    """
     command = in_netns(engine, argv) if netns else as_user(engine.user, argv)
     return subprocess.run(
-        command, env=user_env(engine.user), capture_output=True, text=True, timeout=timeout, check=False
+        command,
+        env=user_env(engine.user) | dict(env or {}),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 

@@ -233,6 +233,38 @@ class Gradebook:
             },
         }
 
+    def to_gradescope(self) -> dict[str, Any]:
+        """Per learner, a Gradescope autograder ``results.json``: one test per exercise, 1 point when passed.
+
+        Gradescope reads one such object per submission (``score``, ``tests`` with
+        ``name``, ``score``, ``max_score``, ``status``, ``output``); this maps each
+        learner's name to theirs, for an upload script to post one by one.
+
+        Example:
+            >>> book = Gradebook(["a.one"])
+            >>> book.add("ada", [])
+            >>> book.to_gradescope()["ada"]["tests"][0]["status"]
+            'failed'
+        """
+        return {
+            learner.name: {
+                "score": learner.total,
+                "max_score": len(self.exercises),
+                "output": f"{learner.total}/{len(self.exercises)} exercises passed ({RULE})",
+                "tests": [
+                    {
+                        "name": exercise_id,
+                        "score": int(record.passed),
+                        "max_score": 1,
+                        "status": "passed" if record.passed else "failed",
+                        "output": _gradescope_output(record),
+                    }
+                    for exercise_id, record in learner.exercises.items()
+                ],
+            }
+            for learner in self.learners()
+        }
+
     def write(self, out: Path) -> tuple[Path, Path]:
         """Write ``gradebook.csv`` and ``results.json`` into ``out``.
 
@@ -250,6 +282,13 @@ class Gradebook:
                 f"cannot write the gradebook to {out} ({e.strerror or e})", "choose another --out folder"
             ) from e
         return csv_path, json_path
+
+
+def _gradescope_output(record: ExerciseRecord) -> str:
+    if not record.attempts:
+        return "not checked yet"
+    first = f", first passed {record.first_passed_at}" if record.first_passed_at else ""
+    return f"{record.attempts} check(s), last {record.last_checked_at}{first}, hints used: {record.hints_used}"
 
 
 def grade_events(

@@ -146,7 +146,7 @@ function onResult(message) {
 
 function connect() {
   const status = document.getElementById("connection");
-  const source = new EventSource("/api/stream");
+  const source = new EventSource("api/stream");
   source.addEventListener("open", () => { status.textContent = "live"; status.className = "live"; });
   source.addEventListener("error", () => {
     status.textContent = "connection lost: reconnecting…";

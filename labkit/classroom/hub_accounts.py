@@ -181,7 +181,7 @@ def load(path: Path) -> dict[str, Account]:
             raise ValueError("not an object of accounts")
         return value
 
-    raw = state.read_json(path, check, default={})
+    raw: dict[str, Any] = state.read_json(path, check, default={})
     return {name: Account.from_json(name, data) for name, data in raw.items()}
 
 

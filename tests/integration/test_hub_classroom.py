@@ -12,6 +12,7 @@ daemon, user or container behind.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import socket
@@ -158,10 +159,16 @@ def _cmdline(proc: psutil.Process) -> str:
         return ""
 
 
-def _lab_token(engine: le.LearnerEngine) -> str:
+def _lab_env(engine: le.LearnerEngine) -> dict[str, str]:
+    """What the learner's lab gives its terminals and kernels: the hub's token and the grader's address."""
     labs = [p for p in _processes({engine.user.uid}) if "jupyterhub-singleuser" in _cmdline(p)]
     assert len(labs) == 1, labs
-    return labs[0].environ()["JUPYTERHUB_API_TOKEN"]
+    env = labs[0].environ()
+    return {name: env[name] for name in ("JUPYTERHUB_API_TOKEN", "LABKIT_HUB_GRADER")}
+
+
+def _lab_token(engine: le.LearnerEngine) -> str:
+    return _lab_env(engine)["JUPYTERHUB_API_TOKEN"]
 
 
 def test_three_learners_each_get_a_lab_an_engine_of_their_own_and_port_8080(hub: Hub, tmp_path: Path) -> None:
@@ -210,11 +217,16 @@ def test_three_learners_each_get_a_lab_an_engine_of_their_own_and_port_8080(hub:
         le.run_as(engine, ["docker", "rm", "-f", "hello-docker-container"])
         run = le.run_as(engine, SOLVE)
         assert run.returncode == 0, run.stderr
-        check = le.run_as(engine, [*LABKIT, "check", "run.publish-detach"], timeout=60)
+        check = le.run_as(engine, [*LABKIT, "check", "run.publish-detach"], timeout=120, env=_lab_env(engine))
         assert check.returncode == 0, check.stdout + check.stderr
+        assert "recorded by: the hub" in check.stdout, check.stdout
     for name in (a, b, c):
         page = le.run_as(hub.engine(name), [*CURL, "http://127.0.0.1:8080/"])
         assert page.stdout == "200", (name, page)
+    # the gradebook is the hub's: three passes
+    grades = list(csv.DictReader(io.StringIO(hub.labkit("grades").stdout)))
+    passed = {row["learner"]: row["run.publish-detach"] for row in grades}
+    assert passed == dict.fromkeys(hub.learners, "1"), grades
     # the host's own 8080 is not theirs: nothing of theirs listens there
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", 8080)) != 0 or _someone_else_on_8080()

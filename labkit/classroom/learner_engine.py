@@ -543,6 +543,11 @@ def ensure_user(name: str) -> LearnerUser:
     return user
 
 
+def find_user(name: str) -> LearnerUser | None:
+    """The learner's user ``lk-NAME`` if it exists (made by :func:`ensure_user`); never makes one."""
+    return _lookup(unix_name(name))
+
+
 def remove_user(user: LearnerUser) -> None:
     """Stop the learner's daemon, then delete their user, home, runtime dir and ids."""
     _require_root()
@@ -718,10 +723,11 @@ def stop(engine: LearnerEngine, timeout: float = 20.0) -> None:
 
 
 def stop_user(user: LearnerUser, timeout: float = 20.0) -> None:
-    """Stop the learner's daemon if root's record names one that runs."""
+    """Stop the learner's daemon if root's record names one that runs; remove their cgroups either way."""
     engine = running(user)
     if engine is not None:
         stop(engine, timeout)
+    remove_cgroups(learner_cgroups(user))
 
 
 def netns_pid(engine: LearnerEngine) -> int:

@@ -40,7 +40,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import pwd
-import signal
 import subprocess
 import sys
 import time
@@ -57,7 +56,7 @@ from traitlets.config import Config
 from labkit.classroom import hub_relay
 from labkit.classroom import learner_engine as le
 from labkit.core import procs
-from labkit.core.errors import LabkitError
+from labkit.core.errors import LabkitError, WaitTimeout
 
 #: Ports a lesson publishes inside the learner's namespace: never the lab's.
 LESSON_PORTS = frozenset({5000, 8080, 8081, 8888})
@@ -284,11 +283,10 @@ class LearnerEngineSpawner(Spawner):  # type: ignore[misc]  # jupyterhub ships n
     async def stop(self, now: bool = False) -> None:
         lab = self._lab_process()
         if lab is not None:
-            with contextlib.suppress(psutil.Error):
-                lab.send_signal(signal.SIGTERM)
-                _, alive = await asyncio.to_thread(psutil.wait_procs, [lab], 0 if now else 10)
-                for proc in alive:
-                    proc.kill()
+            # procs.terminate counts a zombie as gone: after a hub restart the lab is no child
+            # of this process, and psutil.wait_procs would wait out its timeout on one
+            with contextlib.suppress(WaitTimeout):
+                await asyncio.to_thread(procs.terminate, lab.pid, f"{self.user.name}'s lab", 0.5 if now else 10)
         if self.proc is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 await asyncio.to_thread(self.proc.wait, 5)

@@ -179,7 +179,9 @@ def _lab(argv: list[str] | None) -> int:
     parser = exits.Parser(prog="python -m labkit.lab")
     parser.add_argument("--workspace", type=Path, default=workspace_dir())
     parser.add_argument("--port", type=int, default=int(os.environ.get("LABKIT_PORT", DEFAULT_PORT)))
-    parser.add_argument("--no-start", action="store_true", help="prepare the workspace only")
+    parser.add_argument(
+        "--no-start", action="store_true", help="prepare the workspace and the lab's kernel spec and settings only"
+    )
     parser.add_argument(
         "--solutions", action="store_true", help="copy the solution notebooks (instructors), not the student versions"
     )
@@ -195,6 +197,10 @@ def _lab(argv: list[str] | None) -> int:
     if kept:
         print(f"  kept your copies of: {', '.join(kept)} (delete one to get a fresh copy)")
     if args.no_start:
+        # the kernel spec and settings too: a lab started by other means (JupyterHub's
+        # spawner) puts <state>/lab/jupyter on JUPYTER_PATH, as lab_environment does
+        prepare_runtime(runtime_dir())
+        print(f"lab settings: {runtime_dir()}")
         return 0
     port = free_port(args.port)
     if port != args.port:

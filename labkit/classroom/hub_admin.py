@@ -14,12 +14,15 @@ and says so.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import sysconfig
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -116,6 +119,86 @@ def free_port(avoid: Sequence[int] = ()) -> int:
             return port
 
 
+# --- a Python every learner can run --------------------------------------------------------------
+
+#: Where :func:`learner_python` builds a venv the learners' processes can run (0755 all the way).
+SHARED_PYTHONS = Path("/opt/labkit")
+SYSTEM_PYTHON = Path("/usr/bin/python3")
+
+
+def runnable_by_anyone(python: Path) -> bool:
+    """Whether an unprivileged process (``nobody``) can start ``python`` from a shell, as a kernel is started."""
+    done = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--",
+         "sh", "-c", 'exec "$0" -c "import labkit, jupyterhub"', str(python)],
+        capture_output=True, timeout=60, check=False, cwd="/",
+    )  # fmt: skip
+    return done.returncode == 0
+
+
+def learner_python(python: Path = Path(sys.executable)) -> Path:
+    """A Python that the hub, its labs and every learner's kernels and terminals can run.
+
+    ``python`` itself when it is; otherwise (a venv of a Python under /root, pyenv's say) a
+    venv of the system's Python in :data:`SHARED_PYTHONS`, made once per venv, that sees
+    ``python``'s packages through a ``.pth`` file and carries its console scripts and Jupyter's
+    data (the same minor version, so the same compiled extensions load). Root only.
+
+    Raises:
+        LabkitError: neither can be used (the system's Python is another minor version).
+    """
+    if runnable_by_anyone(python):
+        return python
+    version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    prefix = Path(sys.prefix)
+    target = SHARED_PYTHONS / f"python-{hashlib.sha256(str(prefix).encode()).hexdigest()[:12]}"
+    built = target / "bin" / "python"
+    if built.exists() and runnable_by_anyone(built):
+        return built
+    fix = "install labkit with `pip install -e '.[hub]'` into a venv made from /usr/bin/python3"
+    if not SYSTEM_PYTHON.exists():
+        raise LabkitError(f"learners cannot run {python}, and there is no {SYSTEM_PYTHON}", fix)
+    SHARED_PYTHONS.mkdir(mode=0o755, parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=".building-", dir=SHARED_PYTHONS))
+    try:
+        building.chmod(0o755)
+        subprocess.run([str(SYSTEM_PYTHON), "-m", "venv", "--without-pip", str(building)], check=True, timeout=120)
+        new = building / "bin" / "python"
+        probe = subprocess.run(
+            [str(new), "-c", "import sys, sysconfig; print(f'{sys.version_info[0]}.{sys.version_info[1]}'); "
+             "print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True, text=True, check=True, timeout=60,
+        ).stdout.split("\n")  # fmt: skip
+        if probe[0] != version:
+            raise LabkitError(f"learners cannot run {python}, and {SYSTEM_PYTHON} is {probe[0]}, not {version}", fix)
+        site = Path(probe[1].replace(str(building), str(target)))
+        purelib = sysconfig.get_paths()["purelib"]
+        (building / site.relative_to(target) / "labkit-shared.pth").write_text(
+            f"import site; site.addsitedir({purelib!r})\n"
+        )
+        for top in ("etc", "share"):  # Jupyter's server extensions, kernels, lab assets; the hub's templates
+            for shared in (prefix / top).iterdir() if (prefix / top).is_dir() else ():
+                (building / top).mkdir(parents=True, exist_ok=True)
+                if not (building / top / shared.name).exists():
+                    (building / top / shared.name).symlink_to(shared)
+        for script in (prefix / "bin").iterdir():  # console scripts: jupyterhub-singleuser, labkit, jupyter…
+            target_script = building / "bin" / script.name
+            if target_script.exists() or not script.is_file():
+                continue
+            with contextlib.suppress(OSError, UnicodeDecodeError):
+                lines = script.read_text().split("\n", 1)
+                if len(lines) == 2 and lines[0].startswith("#!") and lines[0].endswith("/python"):
+                    target_script.write_text(f"#!{target / 'bin' / 'python'}\n{lines[1]}")
+                    target_script.chmod(0o755)
+        shutil.rmtree(target, ignore_errors=True)
+        building.rename(target)
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+    if not runnable_by_anyone(built):
+        raise LabkitError(f"learners cannot run {built} either", fix)
+    return built
+
+
 # --- the hub's process ------------------------------------------------------------------------
 
 
@@ -124,7 +207,7 @@ def _record(folder: Path) -> Path:
 
 
 def _is_hub(argv: list[bytes]) -> bool:
-    return any(os.path.basename(a) == b"jupyterhub" for a in argv[:2])
+    return b"jupyterhub" in argv[:3] or any(os.path.basename(a) == b"jupyterhub" for a in argv[:2])
 
 
 def hub_pid(folder: Path) -> int | None:
@@ -183,6 +266,7 @@ def up(
         _require_hub()
         if not settings.proxy_bin:
             settings.proxy_bin = str(proxy_bin())
+        settings.python = str(learner_python())
         _port_free(settings.port, settings.ip)
         taken = [settings.port]
         for attr in ("hub_port", "proxy_api_port", "grader_port"):
@@ -219,7 +303,7 @@ def _start_process(folder: Path, settings: Settings) -> None:
         env.pop(name, None)
     with (folder / "hub.log").open("ab") as log:
         proc = subprocess.Popen(
-            [str(bin_dir / "jupyterhub"), "-f", str(folder / "jupyterhub_config.py")],
+            [settings.python, "-m", "jupyterhub", "-f", str(folder / "jupyterhub_config.py")],
             cwd=folder,
             env=env,
             stdin=subprocess.DEVNULL,

@@ -22,10 +22,24 @@ container. The lab stays in the host's user and mount namespaces (files look as 
 ``lab_port`` publishes one port of that namespace on the host's 127.0.0.1, for a proxy
 (JupyterHub's) to reach the lab.
 
+**Limits.** Where the machine can enforce them, a learner's whole tree (rootlesskit,
+dockerd, their containers, their lab, kernels and terminals) lives in a cgroup
+``labkit/lk-NAME`` with a memory limit and a process count (``pids.max``): a fork bomb or
+a memory hog stops at the learner's own limit, other learners and the host go on.
+Every process is started through a tiny root wrapper (:func:`in_cgroup`) that writes its
+own pid into ``cgroup.procs`` before it becomes ``nsenter``/``setpriv``, so the
+children are born inside; rootless runc cannot make cgroups of its own on v1, so the
+containers stay there too. cgroup v2 (unified) puts the group under the root; cgroup v1
+(one hierarchy per controller) under the cgroup the calling process runs in, so whatever
+limits the hub itself (a systemd service, a container) still covers its learners.
+:func:`limits_enforced` says which of the two the machine has; the cgroups go when the
+engine stops.
+
 The daemon's data root is ``~/.local/share/docker``, so images survive a stop and start.
 Course images come in with :func:`load_images` from one tar made once with ``docker
 save`` from the machine's daemon (:func:`cache_images`, readable by everyone, writable by
-root only), not pulled per learner.
+root only), not pulled per learner; a daemon that has every image of the tar already
+(the next start) skips the load.
 
 The machine needs Debian's ``uidmap``, ``rootlesskit``, ``slirp4netns`` and
 ``fuse-overlayfs``, and ``/dev/net/tun`` mode 0666: on some machines it is 0600 and
@@ -45,6 +59,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import json
 import os
 import pwd
@@ -54,6 +69,7 @@ import socket
 import stat
 import struct
 import subprocess
+import tarfile
 import threading
 import time
 import uuid
@@ -87,8 +103,35 @@ TUN = Path("/dev/net/tun")
 #: Seconds dockerd gives its containers to stop when the learner's engine stops.
 SHUTDOWN_SECONDS = 3
 PATH = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
+#: Where the machine mounts its cgroups (v2: one hierarchy; v1: one folder per controller).
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+#: The folder, per controller, that holds every learner's cgroup ``lk-NAME``.
+CGROUP_GROUP = "labkit"
+#: The controllers labkit limits with: memory, and the number of processes (and threads).
+CONTROLLERS = ("memory", "pids")
+#: The wrapper's shell script: write its own pid into each ``cgroup.procs`` named before
+#: ``--``, then become the command after it (children are born in the cgroups).
+JOIN_CGROUPS = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"'
 
 Status = Literal["running", "stopped"]
+CgroupVersion = Literal["v1", "v2"]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one learner's whole tree may use; None is no limit.
+
+    Attributes:
+        memory: bytes of memory (swap included where the machine counts it).
+        pids: processes and threads at once.
+    """
+
+    memory: int | None = None
+    pids: int | None = None
+
+    @property
+    def any(self) -> bool:
+        return self.memory is not None or self.pids is not None
 
 
 @dataclass(frozen=True)
@@ -133,6 +176,13 @@ class LearnerEngine:
     started: float | None
     seconds: float
     lab_port: int | None = None
+    #: The learner's cgroup folders (one per v1 controller, one on v2); empty: no limits.
+    cgroups: tuple[Path, ...] = ()
+
+    @property
+    def cgroup_procs(self) -> list[Path]:
+        """The ``cgroup.procs`` files a process of the learner joins."""
+        return [group / "cgroup.procs" for group in self.cgroups]
 
 
 # --- pure parts ---------------------------------------------------------------------------
@@ -278,7 +328,198 @@ def daemon_problem(peer: SocketPeer, netns_pid: int, uid: int, dockerd: tuple[in
     return None
 
 
+def in_cgroup(procs: Sequence[Path], argv: Sequence[str]) -> list[str]:
+    """``argv`` started inside the cgroups whose ``cgroup.procs`` files are ``procs``.
+
+    A root shell writes its own pid there and then execs ``argv`` (``nsenter``, ``setpriv``):
+    nothing the learner runs is ever outside. Without ``procs``, ``argv`` as it is.
+
+    Example:
+        >>> in_cgroup([Path("/g/cgroup.procs")], ["id"])[3:]
+        ['labkit-cgroup', '/g/cgroup.procs', '--', 'id']
+        >>> in_cgroup([], ["id"])
+        ['id']
+    """
+    if not procs:
+        return list(argv)
+    return ["sh", "-c", JOIN_CGROUPS, "labkit-cgroup", *(str(p) for p in procs), "--", *argv]
+
+
+def own_cgroup_v1(proc_cgroup: str, controller: str) -> str:
+    """The cgroup (path in its hierarchy) of ``controller`` in ``/proc/PID/cgroup``'s text; "/" if none.
+
+    Example:
+        >>> own_cgroup_v1("4:memory:/hub\\n8:pids:/\\n0::/\\n", "memory")
+        '/hub'
+        >>> own_cgroup_v1("3:cpu,cpuacct:/a\\n", "pids")
+        '/'
+    """
+    for line in proc_cgroup.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) == 3 and controller in parts[1].split(","):
+            return parts[2] or "/"
+    return "/"
+
+
+def limit_files(version: CgroupVersion, controller: str, limits: Limits) -> list[tuple[str, str]]:
+    """The files to write, in order, for one controller's limits ("max"/-1: none).
+
+    v1 counts swap in ``memory.memsw.limit_in_bytes``, which may never be below the plain
+    limit: it is opened first, then both are set (missing files are skipped by the caller).
+
+    Example:
+        >>> limit_files("v2", "memory", Limits(memory=300 << 20))
+        [('memory.max', '314572800'), ('memory.swap.max', '0')]
+        >>> limit_files("v1", "pids", Limits())
+        [('pids.max', 'max')]
+    """
+    if controller == "pids":
+        return [("pids.max", "max" if limits.pids is None else str(limits.pids))]
+    if version == "v2":
+        if limits.memory is None:
+            return [("memory.max", "max"), ("memory.swap.max", "max")]
+        return [("memory.max", str(limits.memory)), ("memory.swap.max", "0")]
+    value = "-1" if limits.memory is None else str(limits.memory)
+    return [
+        ("memory.memsw.limit_in_bytes", "-1"),
+        ("memory.limit_in_bytes", value),
+        ("memory.memsw.limit_in_bytes", value),
+    ]
+
+
+def archive_image_ids(archive: Path) -> set[str]:
+    """The image ids (config digests) in a ``docker save`` tar, from its ``manifest.json``.
+
+    Returns:
+        ``sha256:…`` ids; empty when the tar has no readable manifest.
+    """
+    try:
+        with tarfile.open(archive) as tar:
+            member = tar.extractfile("manifest.json")
+            manifest = json.load(member) if member is not None else []
+    except (OSError, KeyError, ValueError, tarfile.TarError):
+        return set()
+    ids = set()
+    for entry in manifest if isinstance(manifest, list) else []:
+        config = str(entry.get("Config", "")) if isinstance(entry, dict) else ""
+        digest = config.rsplit("/", 1)[-1].removesuffix(".json")
+        if len(digest) == 64:
+            ids.add(f"sha256:{digest}")
+    return ids
+
+
 # --- the machine --------------------------------------------------------------------------
+
+
+def cgroup_version(root: Path = CGROUP_ROOT) -> CgroupVersion | None:
+    """``v2`` on a unified hierarchy with memory and pids, ``v1`` with both v1 controllers, else None.
+
+    A hybrid machine (v1 controllers, an empty ``unified`` v2 mount beside them) is ``v1``.
+    """
+    try:
+        controllers = (root / "cgroup.controllers").read_text().split()
+    except OSError:
+        controllers = []
+    if controllers:
+        return "v2" if all(c in controllers for c in CONTROLLERS) else None
+    if all((root / c / "cgroup.procs").exists() for c in CONTROLLERS):
+        return "v1"
+    return None
+
+
+def limits_enforced() -> dict[str, object]:
+    """What this machine can limit per learner, for ``labkit hub status`` and the README.
+
+    Example:
+        >>> limits_enforced()                                # doctest: +SKIP
+        {'cgroup': 'v1', 'memory': True, 'pids': True}
+    """
+    version = cgroup_version()
+    writable = version is not None and os.access(CGROUP_ROOT if version == "v2" else CGROUP_ROOT / "memory", os.W_OK)
+    return {"cgroup": version, "memory": writable, "pids": writable}
+
+
+def _cgroup_parents(version: CgroupVersion) -> list[Path]:
+    """Where the ``labkit`` folder goes: the v2 root, or this process's own v1 cgroups."""
+    if version == "v2":
+        return [CGROUP_ROOT]
+    text = Path("/proc/self/cgroup").read_text()
+    return [CGROUP_ROOT / c / own_cgroup_v1(text, c).lstrip("/") for c in CONTROLLERS]
+
+
+def _write_limits(version: CgroupVersion, groups: Sequence[Path], limits: Limits) -> None:
+    for group in groups:
+        controllers = CONTROLLERS if version == "v2" else [c for c in CONTROLLERS if c in group.parts]
+        for controller in controllers:
+            for name, value in limit_files(version, controller, limits):
+                if (group / name).exists():
+                    (group / name).write_text(value)
+
+
+def make_cgroups(user: LearnerUser, limits: Limits) -> tuple[Path, ...]:
+    """The learner's cgroups ``labkit/lk-NAME``, with ``limits`` written; () where none can be made.
+
+    Raises:
+        LabkitError: the cgroup files refused a write (a read-only or delegated hierarchy).
+    """
+    version = cgroup_version()
+    if version is None or not limits.any:
+        return ()
+    groups = []
+    try:
+        for parent in _cgroup_parents(version):
+            folder = parent / CGROUP_GROUP
+            folder.mkdir(exist_ok=True)
+            if version == "v2":
+                for level in (parent, folder):  # a child has the controllers its parent hands down
+                    enabled = (level / "cgroup.subtree_control").read_text().split()
+                    missing = " ".join(f"+{c}" for c in CONTROLLERS if c not in enabled)
+                    if missing:
+                        (level / "cgroup.subtree_control").write_text(missing)
+            group = folder / user.unix_user
+            group.mkdir(exist_ok=True)
+            groups.append(group)
+        _write_limits(version, groups, limits)
+    except OSError as e:
+        raise LabkitError(
+            f"cannot set {user.unix_user}'s limits in {CGROUP_ROOT} ({e})",
+            "run the hub as root with a writable /sys/fs/cgroup, or set no limits",
+        ) from e
+    return tuple(groups)
+
+
+def _cgroup_pids(group: Path) -> list[int]:
+    try:
+        return [int(line) for line in (group / "cgroup.procs").read_text().split()]
+    except (OSError, ValueError):
+        return []
+
+
+def remove_cgroups(groups: Sequence[Path]) -> None:
+    """Kill what is left in the learner's cgroups (only ever the learner's), then remove them."""
+    for group in groups:
+        if group.parent.name != CGROUP_GROUP or not group.name.startswith(PREFIX):
+            continue  # a damaged record: labkit removes only its own labkit/lk-* groups
+        with contextlib.suppress(WaitTimeout):
+            wait.until(functools.partial(_emptied, group), f"{group} to empty", timeout=10)
+        with contextlib.suppress(OSError):
+            group.rmdir()
+
+
+def _emptied(group: Path) -> bool:
+    left = _cgroup_pids(group)
+    for pid in left:
+        with contextlib.suppress(psutil.Error):
+            psutil.Process(pid).kill()
+    return not left
+
+
+def learner_cgroups(user: LearnerUser) -> list[Path]:
+    """The learner's cgroup folders that exist now (under this process's parents)."""
+    version = cgroup_version()
+    if version is None:
+        return []
+    return [g for p in _cgroup_parents(version) if (g := p / CGROUP_GROUP / user.unix_user).is_dir()]
 
 
 def _require_root() -> None:
@@ -357,6 +598,7 @@ def remove_user(user: LearnerUser) -> None:
         raise LabkitError(f"{user.unix_user} is not a learner's user", "labkit removes only lk-* users")
     stop_user(user)
     _kill_user_processes(user)
+    remove_cgroups(learner_cgroups(user))
     if _lookup(user.unix_user) is not None:
         # userdel removes the user's /etc/subuid and /etc/subgid lines too (shadow 4.13)
         _run(["userdel", "--remove", user.unix_user], f"removing {user.unix_user}")
@@ -400,7 +642,10 @@ def running(user: LearnerUser) -> LearnerEngine | None:
     if record is None or not procs.is_running(record, _is_rootlesskit):
         return None
     port = record.get("lab_port")
-    return LearnerEngine(user, int(record["pid"]), record.get("start"), 0.0, port if isinstance(port, int) else None)
+    groups = tuple(Path(g) for g in record.get("cgroups") or () if str(g).startswith(f"{CGROUP_ROOT}/"))
+    return LearnerEngine(
+        user, int(record["pid"]), record.get("start"), 0.0, port if isinstance(port, int) else None, groups
+    )
 
 
 def status(user: LearnerUser) -> Status:
@@ -427,7 +672,9 @@ def _answers(user: LearnerUser) -> bool:
     return done.returncode == 0
 
 
-def start(user: LearnerUser, timeout: float = 30.0, lab_port: int | None = None) -> LearnerEngine:
+def start(
+    user: LearnerUser, timeout: float = 30.0, lab_port: int | None = None, limits: Limits | None = None
+) -> LearnerEngine:
     """Start the learner's rootless daemon, or return the one already running.
 
     Args:
@@ -435,14 +682,21 @@ def start(user: LearnerUser, timeout: float = 30.0, lab_port: int | None = None)
         timeout: seconds for its socket to answer.
         lab_port: a port of the learner's namespace to publish on the host's 127.0.0.1
             (the lab's, for a proxy); docker's own published ports never are.
+        limits: memory and processes for the learner's whole tree, where the machine can
+            enforce them (:func:`limits_enforced`); a running engine gets the new values.
 
     Raises:
-        LabkitError: a package is missing, or the daemon exited; the message holds its log tail.
+        LabkitError: a package is missing, the cgroups refused the limits, or the daemon
+            exited; the message holds its log tail.
         WaitTimeout: it did not answer in time (it is stopped again).
     """
     _require_root()
+    limits = limits or Limits()
     current = running(user)
     if current is not None:
+        version = cgroup_version()
+        if current.cgroups and version is not None:
+            _write_limits(version, current.cgroups, limits)
         return current
     for tool in (ROOTLESS_SCRIPT, DOCKER_PROXY):
         if not tool.exists():
@@ -453,6 +707,8 @@ def start(user: LearnerUser, timeout: float = 30.0, lab_port: int | None = None)
     ensure_tun()
     STATE_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
     argv, env = daemon_command(user, lab_port)
+    groups = make_cgroups(user, limits)
+    argv = in_cgroup([g / "cgroup.procs" for g in groups], argv)
     began = time.monotonic()
     with _log_path(user).open("wb") as log:
         proc = subprocess.Popen(
@@ -464,11 +720,11 @@ def start(user: LearnerUser, timeout: float = 30.0, lab_port: int | None = None)
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    record = procs.track(proc) | {"lab_port": lab_port}
+    record = procs.track(proc) | {"lab_port": lab_port, "cgroups": [str(g) for g in groups]}
     tmp = _record_path(user).with_suffix(".tmp")
     tmp.write_text(json.dumps(record))
     tmp.replace(_record_path(user))
-    engine = LearnerEngine(user, proc.pid, record["start"], 0.0, lab_port)
+    engine = LearnerEngine(user, proc.pid, record["start"], 0.0, lab_port, groups)
 
     def answers() -> bool:
         if proc.poll() is not None:
@@ -483,14 +739,15 @@ def start(user: LearnerUser, timeout: float = 30.0, lab_port: int | None = None)
     except (LabkitError, WaitTimeout):
         stop(engine)
         raise
-    return LearnerEngine(user, proc.pid, record["start"], time.monotonic() - began, lab_port)
+    return LearnerEngine(user, proc.pid, record["start"], time.monotonic() - began, lab_port, groups)
 
 
 def stop(engine: LearnerEngine, timeout: float = 20.0) -> None:
-    """Stop a learner's daemon and everything under it (containers included).
+    """Stop a learner's daemon and everything under it (containers included), and their cgroups.
 
     rootlesskit passes SIGTERM on to dockerd, which stops its containers (up to its
-    shutdown timeout); what is left after ``timeout`` is killed.
+    shutdown timeout); what is left after ``timeout`` is killed, and so is whatever still
+    runs in the learner's cgroups (a lab left behind) before they are removed.
     """
     try:
         root = psutil.Process(engine.pid)
@@ -505,14 +762,16 @@ def stop(engine: LearnerEngine, timeout: float = 20.0) -> None:
                 if proc.is_running():
                     proc.send_signal(signal.SIGKILL)
         psutil.wait_procs(tree, timeout=5)
+    remove_cgroups(engine.cgroups)
     _record_path(engine.user).unlink(missing_ok=True)
 
 
 def stop_user(user: LearnerUser, timeout: float = 20.0) -> None:
-    """Stop the learner's daemon if root's record names one that runs."""
+    """Stop the learner's daemon if root's record names one that runs; remove their cgroups either way."""
     engine = running(user)
     if engine is not None:
         stop(engine, timeout)
+    remove_cgroups(learner_cgroups(user))
 
 
 def netns_pid(engine: LearnerEngine) -> int:
@@ -538,8 +797,8 @@ def netns_pid(engine: LearnerEngine) -> int:
 
 
 def in_netns(engine: LearnerEngine, argv: Sequence[str]) -> list[str]:
-    """The command line that runs ``argv`` as the learner in their network namespace."""
-    return netns_command(netns_pid(engine), engine.user, argv)
+    """The command line that runs ``argv`` as the learner in their network namespace and cgroups."""
+    return in_cgroup(engine.cgroup_procs, netns_command(netns_pid(engine), engine.user, argv))
 
 
 #: setns(2)'s flag for a network namespace (<sched.h>).
@@ -662,7 +921,7 @@ def run_as(
 
     ``env`` is added to (or replaces parts of) the learner's environment (:func:`user_env`).
     """
-    command = in_netns(engine, argv) if netns else as_user(engine.user, argv)
+    command = in_netns(engine, argv) if netns else in_cgroup(engine.cgroup_procs, as_user(engine.user, argv))
     return subprocess.run(
         command,
         env=user_env(engine.user) | dict(env or {}),
@@ -695,19 +954,41 @@ def cache_images(refs: Sequence[str], path: Path = IMAGE_CACHE) -> Path:
     return path
 
 
-def load_images(user: LearnerUser, archive: Path = IMAGE_CACHE) -> None:
-    """``docker load`` the course images' tar into the learner's daemon.
+def _as_learner(user: LearnerUser, argv: Sequence[str]) -> list[str]:
+    return ["env", "-i", *(f"{k}={v}" for k, v in user_env(user).items()), *as_user(user, argv)]
+
+
+def has_images(user: LearnerUser, ids: set[str]) -> bool:
+    """True when the learner's daemon has an image of each id (``docker image inspect``)."""
+    if not ids:
+        return False
+    done = subprocess.run(
+        _as_learner(user, ["docker", "image", "inspect", "--format", "{{.Id}}", *sorted(ids)]),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    return done.returncode == 0 and set(done.stdout.split()) >= ids
+
+
+def load_images(user: LearnerUser, archive: Path = IMAGE_CACHE) -> bool:
+    """``docker load`` the course images' tar into the learner's daemon, unless it has them all.
+
+    The images stay in the learner's data root across stops, so from the second start on
+    the load is one ``docker image inspect`` (a tar of many images takes seconds to load).
+
+    Returns:
+        True when it loaded, False when the daemon had every image already.
 
     Raises:
         LabkitError: the load failed.
     """
+    if has_images(user, archive_image_ids(archive)):
+        return False
     _run(
-        [
-            "env",
-            "-i",
-            *(f"{k}={v}" for k, v in user_env(user).items()),
-            *as_user(user, ["docker", "load", "-i", str(archive)]),
-        ],
+        _as_learner(user, ["docker", "load", "-i", str(archive)]),
         f"loading the course images into {user.unix_user}'s daemon",
         timeout=300,
     )
+    return True

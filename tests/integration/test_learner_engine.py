@@ -28,6 +28,8 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="learners' engines are made by root on a classroom server"),
 ]
 
+#: The first learner's limits (the second has none): small enough for a safe, quick test.
+LIMITS = le.Limits(memory=300 << 20, pids=200)
 PAGE = "sh -c 'mkdir -p /w && echo {text} > /w/index.html && exec httpd -f -p 80 -h /w'"
 
 
@@ -49,7 +51,10 @@ def engines(cache: Path) -> Iterator[tuple[le.LearnerEngine, le.LearnerEngine]]:
         for suffix in "ab":
             user = le.ensure_user(f"t{os.getpid() % 100000}{suffix}")
             users.append(user)
-            started.append(le.start(user, lab_port=_free_port() if suffix == "b" else None))
+            if suffix == "a":
+                started.append(le.start(user, limits=LIMITS))
+            else:
+                started.append(le.start(user, lab_port=_free_port()))
             le.load_images(user, cache)
         yield started[0], started[1]
     finally:
@@ -113,8 +118,50 @@ def test_an_image_survives_stop_and_start(engines: tuple[le.LearnerEngine, le.Le
     assert _docker(a, "tag busybox mine:kept").returncode == 0
     le.stop(a)
     assert le.status(a.user) == "stopped"
-    again = le.start(a.user)
+    assert not le.learner_cgroups(a.user), "the stopped engine's cgroups are left"
+    again = le.start(a.user, limits=LIMITS)
     assert _docker(again, "image inspect mine:kept").returncode == 0
+
+
+def _cgroup_file(engine: le.LearnerEngine, name: str) -> str:
+    group = next(g for g in engine.cgroups if (g / name).exists())
+    return (group / name).read_text()
+
+
+def _counter(text: str, key: str) -> int:
+    return next((int(line.split()[1]) for line in text.splitlines() if line.split()[:1] == [key]), 0)
+
+
+def test_a_fork_bomb_and_a_memory_hog_stay_within_the_learners_limits(
+    engines: tuple[le.LearnerEngine, le.LearnerEngine],
+) -> None:
+    enforced = le.limits_enforced()
+    if not (enforced["memory"] and enforced["pids"]):
+        pytest.skip(f"this machine cannot limit learners: {enforced}")
+    a, b = le.running(engines[0].user), engines[1]
+    assert a is not None and a.cgroups and not b.cgroups
+    tree = [psutil.Process(a.pid), *psutil.Process(a.pid).children(recursive=True)]
+    for proc in tree:  # rootlesskit, dockerd, containerd: born in the learner's cgroups
+        assert f"/{le.CGROUP_GROUP}/{a.user.unix_user}" in Path(f"/proc/{proc.pid}/cgroup").read_text(), proc
+    assert _cgroup_file(a, "pids.max").strip() == "200"
+
+    bomb = "for i in $(seq 500); do sleep 20 & done; echo all 500 started"
+    in_container = _docker(a, f"run --rm busybox sh -c '{bomb}'")
+    assert in_container.returncode != 0 and "all 500" not in in_container.stdout, in_container
+    assert "fork" in in_container.stderr, in_container.stderr
+    assert _counter(_cgroup_file(a, "pids.events"), "max") > 0
+    in_lab = le.run_as(a, ["sh", "-c", bomb.replace("sleep 20", "sleep 2")])  # as a lab's terminal runs
+    assert in_lab.returncode != 0 and "all 500" not in in_lab.stdout, in_lab
+    assert _docker(b, "run --rm busybox echo unaffected").stdout.strip() == "unaffected"
+    assert subprocess.run(["true"], check=False).returncode == 0  # the host forks
+    wait.until(lambda: int(_cgroup_file(a, "pids.current")) < 100, "the bomb's sleeps to end", timeout=10)
+
+    hog = _docker(a, "run --rm busybox dd if=/dev/zero of=/dev/null bs=600M count=1")
+    assert hog.returncode == 137, hog  # SIGKILL by the OOM killer, in the learner's cgroup
+    memory = _cgroup_file(a, "memory.events" if (a.cgroups[0] / "memory.events").exists() else "memory.oom_control")
+    assert _counter(memory, "oom_kill") > 0, memory
+    assert _docker(b, "run --rm busybox dd if=/dev/zero of=/dev/null bs=600M count=1").returncode == 0
+    assert _docker(a, "run --rm busybox echo recovered").stdout.strip() == "recovered"  # the daemon survived
 
 
 def test_a_lab_port_in_the_namespace_is_published_on_the_hosts_loopback(

@@ -75,9 +75,9 @@ def test_every_sub_command_is_registered_in_help_order() -> None:
     (subcommands,) = [a for a in parser._actions if a.dest == "command"]
     assert list(subcommands.choices) == [  # type: ignore[arg-type]
         "doctor", "reset", "images", "registry", "vm", "engine", "trace", "exercise", "check", "hint",
-        "solution", "release", "progress", "grade", "classroom",
+        "solution", "release", "progress", "grade", "classroom", "hub",
     ]  # fmt: skip
-    assert len(GROUPS) == 10
+    assert len(GROUPS) == 11
 
 
 @pytest.mark.parametrize("module", ["labkit", "labkit.cli"])
@@ -88,7 +88,7 @@ def test_python_dash_m_runs_the_same_command(module: str) -> None:
 
 def test_each_sub_command_help_exits_0() -> None:
     for command in ("doctor", "reset", "images", "registry", "vm", "engine", "trace", "exercise", "check", "hint",
-                    "solution", "release", "progress", "grade", "classroom"):  # fmt: skip
+                    "solution", "release", "progress", "grade", "classroom", "hub"):  # fmt: skip
         with pytest.raises(SystemExit) as done:
             main([command, "--help"])
         assert done.value.code == 0, command

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import json
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -78,3 +81,49 @@ def test_a_lab_process_joins_the_namespace_then_drops_to_the_learner() -> None:
         "curl",
         "x",
     ]
+
+
+def test_a_process_joins_its_cgroups_before_it_becomes_the_command() -> None:
+    procs = [
+        Path("/sys/fs/cgroup/memory/labkit/lk-ada/cgroup.procs"),
+        Path("/sys/fs/cgroup/pids/labkit/lk-ada/cgroup.procs"),
+    ]
+    argv = le.in_cgroup(procs, ["setpriv", "id"])
+    assert argv[:3] == ["sh", "-c", le.JOIN_CGROUPS]
+    assert argv[4:] == [str(procs[0]), str(procs[1]), "--", "setpriv", "id"]
+    engine = le.LearnerEngine(USER, 42, None, 0.0, None, tuple(p.parent for p in procs))
+    assert engine.cgroup_procs == procs
+
+
+def test_v1_limits_open_swap_first_and_v2_keeps_learners_off_swap() -> None:
+    assert le.limit_files("v1", "memory", le.Limits(memory=1000)) == [
+        ("memory.memsw.limit_in_bytes", "-1"),
+        ("memory.limit_in_bytes", "1000"),
+        ("memory.memsw.limit_in_bytes", "1000"),
+    ]
+    assert le.limit_files("v2", "memory", le.Limits(pids=5)) == [("memory.max", "max"), ("memory.swap.max", "max")]
+    assert le.limit_files("v2", "pids", le.Limits(pids=5)) == [("pids.max", "5")]
+    assert not le.Limits().any and le.Limits(pids=1).any
+
+
+def test_the_cgroup_version_is_read_from_the_mount(tmp_path: Path) -> None:
+    (tmp_path / "cgroup.controllers").write_text("cpuset cpu io memory pids\n")
+    assert le.cgroup_version(tmp_path) == "v2"
+    (tmp_path / "cgroup.controllers").write_text("cpu io\n")
+    assert le.cgroup_version(tmp_path) is None
+    (tmp_path / "cgroup.controllers").unlink()
+    for controller in ("memory", "pids"):
+        (tmp_path / controller).mkdir()
+        (tmp_path / controller / "cgroup.procs").write_text("")
+    assert le.cgroup_version(tmp_path) == "v1"
+
+
+def test_the_image_ids_of_an_archive_come_from_its_manifest(tmp_path: Path) -> None:
+    digest = "a" * 64
+    manifest = json.dumps([{"Config": f"blobs/sha256/{digest}"}, {"Config": f"{'b' * 64}.json"}]).encode()
+    with tarfile.open(tmp_path / "images.tar", "w") as tar:
+        info = tarfile.TarInfo("manifest.json")
+        info.size = len(manifest)
+        tar.addfile(info, io.BytesIO(manifest))
+    assert le.archive_image_ids(tmp_path / "images.tar") == {f"sha256:{digest}", f"sha256:{'b' * 64}"}
+    assert le.archive_image_ids(tmp_path / "missing.tar") == set()

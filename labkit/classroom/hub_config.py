@@ -168,7 +168,7 @@ def apply(c: Any, folder: str | os.PathLike[str]) -> None:
 
     c.JupyterHub.services = [{"name": ADMIN_SERVICE, "api_token": secret(state, "admin-token")}]
     c.JupyterHub.load_roles = [{"name": ADMIN_SERVICE, "scopes": ADMIN_SCOPES, "services": [ADMIN_SERVICE]}]
-    if s.idle_timeout > 0 and hasattr(hub_spawner, "configure_culler"):  # TODO(merge): always
+    if s.idle_timeout > 0:
         hub_spawner.configure_culler(c, s.idle_timeout, s.cull_every)
     grader = state / "grader"
     grader.mkdir(mode=0o700, exist_ok=True)

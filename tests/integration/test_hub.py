@@ -23,8 +23,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
-import sysconfig
 import tempfile
 import time
 import uuid
@@ -37,6 +35,7 @@ import pytest
 import requests
 import websocket
 
+from labkit.classroom import hub_admin
 from labkit.classroom import learner_engine as le
 from labkit.core import wait
 
@@ -58,39 +57,6 @@ def _proxy_bin() -> Path | None:
         return Path(found).parent
     local = REPO / ".npm-hub" / "node_modules" / ".bin"
     return local if (local / "configurable-http-proxy").exists() else None
-
-
-#: A Python every user can run (a learner's kernel is started by their lab, with no privilege).
-SYSTEM_PYTHON = Path("/usr/bin/python3")
-
-
-def _readable_venv(directory: Path) -> Path:
-    """A venv of the system's Python that sees this venv's packages: the hub's Python, for learners too.
-
-    This venv's own Python may sit under a folder learners cannot search (pyenv's, under
-    /root), so their kernels could not start; a classroom installs labkit in a venv made
-    from /usr/bin/python3 under /opt. Returns its ``bin/python``.
-    """
-    subprocess.run([str(SYSTEM_PYTHON), "-m", "venv", "--without-pip", str(directory)], check=True, timeout=60)
-    python = directory / "bin" / "python"
-    version = subprocess.run(
-        [str(python), "-c", "import sys; print(f'{sys.version_info[0]}.{sys.version_info[1]}')"],
-        capture_output=True, text=True, check=True,
-    ).stdout.strip()  # fmt: skip
-    if version != f"{sys.version_info[0]}.{sys.version_info[1]}":
-        pytest.skip(f"{SYSTEM_PYTHON} is Python {version}, not this venv's: its packages would not load")
-    site = Path(subprocess.run(
-        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        capture_output=True, text=True, check=True,
-    ).stdout.strip())  # fmt: skip
-    (site / "shared-venv.pth").write_text(f"import site; site.addsitedir({sysconfig.get_paths()['purelib']!r})\n")
-    for shared in ("etc/jupyter", "share/jupyter"):  # the server extensions (JupyterLab, terminals), kernels
-        (directory / shared).parent.mkdir(parents=True, exist_ok=True)
-        (directory / shared).symlink_to(Path(sys.prefix) / shared)
-    singleuser = directory / "bin" / "jupyterhub-singleuser"
-    singleuser.write_text(f"#!{python}\nfrom jupyterhub.singleuser import main\nmain()\n")
-    singleuser.chmod(0o755)
-    return python
 
 
 def _free_port() -> int:
@@ -193,7 +159,7 @@ def hub(tmp_path: Path) -> Iterator[Hub]:
         password=PASSWORD, learner=learner, archive=archive, memory=MEMORY, pids=PIDS, repo=REPO,
     )  # fmt: skip
     # the hub, its labs and their kernels import this checkout's labkit (readable by everyone)
-    python = _readable_venv(images / "venv")
+    python = hub_admin.learner_python()  # one the learners' kernels can run
     path = f"{proxy}:{python.parent}:{os.environ['PATH']}"
     env = dict(os.environ, PATH=path, PYTHONPATH=str(REPO))
     hub = Hub(state, tmp_path / "hub.log", config, f"http://127.0.0.1:{port}", hub_port, learner, env, python)

@@ -27,6 +27,7 @@ import psutil
 import pytest
 import requests
 
+from labkit.classroom import hub_admin
 from labkit.classroom import learner_engine as le
 from labkit.classroom.hub_records import grades
 from labkit.core import wait
@@ -102,11 +103,12 @@ def graded_hub(tmp_path: Path) -> Iterator[GradedHub]:
     )  # fmt: skip
     (state / "jupyterhub_config.py").write_text(config)
     # PYTHONPATH: this checkout's labkit in the hub, its grader, the lab and the checks (JupyterHub keeps it)
-    env = dict(os.environ, PATH=f"{proxy}:{Path(sys.executable).parent}:{os.environ['PATH']}", PYTHONPATH=str(REPO))
+    python = hub_admin.learner_python()  # the hub's Python must be one the learners' kernels can run
+    env = dict(os.environ, PATH=f"{proxy}:{python.parent}:{os.environ['PATH']}", PYTHONPATH=str(REPO))
     log = tmp_path / "hub.log"
     out = log.open("wb")
     process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "jupyterhub"), "-f", str(state / "jupyterhub_config.py")],
+        [str(python), "-m", "jupyterhub", "-f", str(state / "jupyterhub_config.py")],
         cwd=state, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     grader = f"http://127.0.0.1:{grader_port}{SERVICE}"

@@ -24,6 +24,7 @@ import sys
 import sysconfig
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -318,9 +319,11 @@ def _start_process(folder: Path, settings: Settings) -> None:
             raise LabkitError(
                 f"JupyterHub exited with code {proc.returncode}: {_log_tail(folder)}", f"read {folder / 'hub.log'}"
             )
-        return http.status(f"{settings.url.rstrip('/')}/hub/login", timeout=2) == 200 or (
-            settings.scheme == "https" and http.status(f"{settings.api}/", timeout=2) == 200
-        )
+        # through the proxy, on loopback: its certificate names the classroom's address, not 127.0.0.1
+        local = f"{settings.scheme}://127.0.0.1:{settings.port}/hub/login"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # urllib3's InsecureRequestWarning: nothing secret is sent
+            return http.status(local, timeout=2, verify=False) == 200
 
     try:
         wait.until(login_page, "the hub's login page", timeout=90, detail=lambda: _log_tail(folder))
@@ -398,7 +401,12 @@ def status(folder: Path) -> dict[str, Any]:
         "url": settings.url,
         "state": str(folder),
         "admin": settings.admin,
-        "limits": {"memory": settings.memory, "pids": settings.pids, "idle_timeout": settings.idle_timeout},
+        "limits": {
+            "memory": settings.memory,
+            "pids": settings.pids,
+            "idle_timeout": settings.idle_timeout,
+            "enforced": le.limits_enforced(),
+        },
         "learners": learners,
     }
 

@@ -131,7 +131,12 @@ def command(args: argparse.Namespace) -> ExitCode:
             return ExitCode.DONE
         print(f"hub: {'running at ' + info['url'] if info['running'] else 'not running'} (state: {info['state']})")
         limits = info["limits"]
-        print(f"limits per learner: memory {limits['memory'] or 'none'}, processes {limits['pids'] or 'none'}")
+        enforced = limits["enforced"]
+        where = f"cgroup {enforced['cgroup']}" if enforced["memory"] else "not enforceable on this machine"
+        print(
+            f"limits per learner: memory {limits['memory'] or 'none'}, processes {limits['pids'] or 'none'} ({where}); "
+            + (f"idle labs stop after {limits['idle_timeout']} s" if limits["idle_timeout"] else "idle labs never stop")
+        )
         for row in info["learners"]:
             print(f"  {row['name']:<20} lab {row['server']:<8} engine {row['engine']:<8} {row['docker_host'] or ''}")
         return ExitCode.DONE

@@ -23,10 +23,13 @@ from __future__ import annotations
 import dataclasses
 import os
 import secrets
+import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from labkit.classroom import learner_engine as le
 from labkit.core import state as files
@@ -42,6 +45,15 @@ from labkit.classroom import hub_config
 
 hub_config.apply(c, {state!r})  # noqa: F821 - `c` is JupyterHub's config object
 """
+
+
+def network_address() -> str | None:
+    """This machine's first IPv4 address that is not loopback (what a classroom's learners type)."""
+    for addresses in psutil.net_if_addrs().values():
+        for address in addresses:
+            if address.family == socket.AF_INET and not address.address.startswith("127."):
+                return str(address.address)
+    return None
 
 
 def state_folder(given: str | os.PathLike[str] | None = None) -> Path:
@@ -75,8 +87,10 @@ class Settings:
 
     @property
     def url(self) -> str:
-        """Where learners open the hub (loopback shows as 127.0.0.1)."""
+        """Where learners open the hub: loopback, or this machine's first address on the classroom network."""
         host = "127.0.0.1" if self.ip in ("127.0.0.1", "") else self.ip
+        if host == "0.0.0.0":
+            host = network_address() or host
         return f"{self.scheme}://{host}:{self.port}/"
 
     @property

@@ -115,6 +115,7 @@ def request(
     data: bytes | None = None,
     timeout: float = TIMEOUT,
     limit: int | None = None,
+    verify: bool = True,
 ) -> Response:
     """Send one request and read the whole answer (at most ``limit`` bytes of body, when given).
 
@@ -128,6 +129,8 @@ def request(
         data: the body to send.
         timeout: seconds to connect, and seconds between bytes of the answer.
         limit: read at most this many bytes of the body (a page, not a stream).
+        verify: check an HTTPS server's certificate (off only to see whether this machine's
+            own server answers, never to send it anything secret).
 
     Raises:
         HttpUnreachable: nothing answered, it timed out, or what answered is not HTTP.
@@ -135,7 +138,7 @@ def request(
     sent = {"Connection": "close", **(headers or {})}
     try:
         with session().request(
-            method, url, headers=sent, data=data, timeout=timeout, stream=True, allow_redirects=True
+            method, url, headers=sent, data=data, timeout=timeout, stream=True, allow_redirects=True, verify=verify
         ) as answer:
             body = answer.content if limit is None else _read_at_most(answer, limit)
             return Response(int(answer.status_code), answer.headers, body)
@@ -145,9 +148,9 @@ def request(
         ) from e
 
 
-def status(url: str, timeout: float = 2.0) -> int | None:
+def status(url: str, timeout: float = 2.0, verify: bool = True) -> int | None:
     """The HTTP status ``url`` answers a GET with, or ``None`` when nothing answers."""
     try:
-        return request("GET", url, timeout=timeout, limit=0).status
+        return request("GET", url, timeout=timeout, limit=0, verify=verify).status
     except HttpUnreachable:
         return None

@@ -132,11 +132,11 @@ def hub() -> Iterator[Hub]:
         assert not leftovers, f"`labkit hub down` left learner processes: {[p.info for p in leftovers]}"
 
 
-def _login(hub: Hub, name: str, password: str) -> requests.Session:
+def _login(hub: Hub, name: str, password: str, next_page: str = "") -> requests.Session:
     session = requests.Session()
     session.get(f"{hub.url}/hub/login", timeout=10).raise_for_status()
     answer = session.post(
-        f"{hub.url}/hub/login?next=",
+        f"{hub.url}/hub/login?next={next_page}",
         data={"username": name, "password": password, "_xsrf": session.cookies["_xsrf"]},
         timeout=180,
     )  # following the redirects starts the learner's lab, as a browser does
@@ -319,5 +319,56 @@ def test_a_learner_cannot_reach_another_learner_the_host_or_the_hubs_admin(hub: 
         )
         assert answer.status_code in (403, 404), (method, path, answer.status_code)
     assert session.get(f"{hub.url}/hub/admin", timeout=30).status_code == 403
+    # the instructor's live view and gradebook: the hub's admin only
+    for path in ("", "api/state", "api/gradebook.csv"):
+        assert session.get(f"{hub.url}/services/labkit-grader/{path}", timeout=30).status_code == 403, path
+    instructor = _login(hub, "instructor", hub.passwords["instructor"], next_page="/hub/home")
+    state = instructor.get(f"{hub.url}/services/labkit-grader/api/state", timeout=30)
+    assert state.status_code == 200, state.text[:300]
+    assert set(hub.learners) <= {row["name"] for row in state.json()["learners"]}, state.text[:500]
+    gradebook = instructor.get(f"{hub.url}/services/labkit-grader/api/gradebook.csv", timeout=30)
+    assert gradebook.status_code == 200 and "run.publish-detach" in gradebook.text
     # B's lab and daemon are untouched by all of it
     assert le.status(engine_b.user) == "running"
+
+
+def test_a_roster_added_to_a_running_hub_gives_only_its_new_names_accounts(hub: Hub) -> None:
+    roster = hub.state.parent / "more.csv"
+    late = f"{hub.learners[0]}late"
+    roster.write_text("username\n" + "".join(f"{n}\n" for n in [*hub.learners, late]))
+    again = hub.labkit("up", "--roster", str(roster))
+    assert "already running" in again.stdout and "1 learner account(s) added" in again.stdout, again.stdout
+    rows = list(csv.DictReader((hub.state / "passwords.csv").open()))
+    assert [r["username"] for r in rows].count(hub.learners[0]) == 1 and rows[-1]["username"] == late
+    _login(hub, late, rows[-1]["password"], next_page="/hub/home")  # logs in; no lab started
+    hub.learners.append(late)  # so `down --purge` removes their user too
+
+
+def test_a_public_hub_with_a_certificate_serves_https_and_warns_without_one(tmp_path: Path) -> None:
+    """`--public --cert --key`: the login page over HTTPS on the classroom network; plain HTTP gets a warning."""
+    cert, key = tmp_path / "hub.pem", tmp_path / "hub.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    state = tmp_path / "hub"
+    port = _free_port()
+    base = [*LABKIT, "hub"]
+    try:
+        up = subprocess.run(
+            [*base, "up", "--public", "--cert", str(cert), "--key", str(key), "--port", str(port),
+             "--idle-timeout", "0", "--state", str(state)],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert "hub: up at https://" in up.stdout and f":{port}/" in up.stdout and "plain HTTP" not in up.stderr
+        login = requests.get(f"https://127.0.0.1:{port}/hub/login", verify=str(cert), timeout=30)
+        assert login.status_code == 200 and "password" in login.text
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"http://127.0.0.1:{port}/hub/login", timeout=10)
+        # no open sign-up: the hub has no sign-up page, and an unknown name cannot log in
+        assert requests.get(f"https://127.0.0.1:{port}/hub/signup", verify=str(cert), timeout=30).status_code == 404
+    finally:
+        down = subprocess.run([*base, "down", "--purge", "--state", str(state)], capture_output=True, text=True)
+        assert down.returncode == 0, down.stderr

@@ -372,3 +372,28 @@ def test_a_public_hub_with_a_certificate_serves_https_and_warns_without_one(tmp_
     finally:
         down = subprocess.run([*base, "down", "--purge", "--state", str(state)], capture_output=True, text=True)
         assert down.returncode == 0, down.stderr
+
+
+def test_up_answers_a_taken_port_or_a_non_root_user_in_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [*LABKIT, "hub", "up", "--port", str(port), "--state", str(tmp_path / "hub")],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    assert done.returncode == 2
+    assert f"port {port} is already in use by python" in done.stderr and "give `--port` another port" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and not (tmp_path / "hub" / "hub.json").exists()
+    as_nobody = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--",
+         *LABKIT, "hub", "up", "--state", str(tmp_path / "other")],
+        capture_output=True, text=True, timeout=120, cwd="/", env={"PATH": "/usr/bin:/bin", "HOME": "/tmp"},
+    )  # fmt: skip
+    if "Permission denied" in as_nobody.stderr and "labkit" not in as_nobody.stderr:
+        pytest.skip(f"nobody cannot run {sys.executable} here")
+    assert as_nobody.returncode == 2, as_nobody.stderr
+    assert as_nobody.stderr.strip() == (
+        "labkit: a classroom hub runs as root — run `sudo labkit hub …` on the classroom server"
+    )

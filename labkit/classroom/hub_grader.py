@@ -29,6 +29,13 @@ What stays the learner's: the check process runs under their uid, so a learner w
 ptrace their own processes (no Yama LSM, or ``ptrace_scope`` 0) could tamper with it while it
 runs. Lock that down on the server (``kernel.yama.ptrace_scope=1``) when grades matter.
 
+On Kubernetes (``deploy/kubernetes/grader.yaml``) the grader runs in a pod of its own, as an
+unprivileged user, with ``--kubernetes-namespace=NS``: the same check runs in the learner's
+pod in ``NS`` through the Kubernetes API (:mod:`.hub_grader_k8s`), and is read, recorded and
+answered by the same code as here. The hub's address and the grader's token come from the
+Deployment's environment (``JUPYTERHUB_API_URL``, ``JUPYTERHUB_API_TOKEN``), as HubAuth reads
+them; the grader listens on ``--ip`` (``0.0.0.0`` there, for its Service).
+
 Example:
     >>> from traitlets.config import Config
     >>> c = Config()
@@ -45,11 +52,12 @@ import json
 import os
 import secrets
 import signal
+import subprocess
 import sys
 import time
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler, HubOAuthenticated
 from tornado import web
@@ -67,6 +75,9 @@ from labkit.core.errors import LabkitError, UnknownExercise
 from labkit.course.grade import grade_events
 from labkit.exercises.machinery import catalog
 from labkit.exercises.machinery.model import CheckResult
+
+if TYPE_CHECKING:
+    from labkit.classroom.hub_grader_k8s import PodExec
 
 SERVICE = "labkit-grader"
 #: What a learner's lab token needs to call the grader (and what their OAuth login to it gets).
@@ -184,8 +195,10 @@ def parse_body(body: bytes) -> str | None:
     return str(answer).strip()
 
 
-def check_argv(exercise_id: str, answer: str | None) -> list[str]:
+def check_argv(exercise_id: str, answer: str | None, python: str = sys.executable) -> list[str]:
     """The check the grader runs as the learner: labkit's own CLI, machine-readable.
+
+    ``python`` is the learner's labkit: the grader's own on one server, the image's in a pod.
 
     Example:
         >>> check_argv("run.publish-detach", None)[1:]
@@ -193,7 +206,7 @@ def check_argv(exercise_id: str, answer: str | None) -> list[str]:
         >>> check_argv("a.b", "-rf")[-1]
         '--answer=-rf'
     """
-    argv = [sys.executable, "-m", "labkit", "check", exercise_id, "--json"]
+    argv = [python, "-m", "labkit", "check", exercise_id, "--json"]
     return argv if answer is None else [*argv, f"--answer={answer}"]
 
 
@@ -232,25 +245,47 @@ def result_from_run(returncode: int, stdout: str, stderr: str) -> CheckResult:
     return result
 
 
-def run_check(name: str, exercise_id: str, answer: str | None) -> CheckResult:
-    """Run the check as learner ``name`` in their namespace, against the daemon root started (root, blocking).
+def run_on_server(name: str, argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` as learner ``name`` in their namespace, against the daemon root started (root, blocking).
 
     Raises:
-        LabkitError: "could not check": no such learner or engine, a socket not served by their
-            dockerd, or the check itself could not check.
+        LabkitError: "could not check": no such learner or engine, or a socket not served by their dockerd.
+        subprocess.TimeoutExpired: the check ran out of time.
     """
     user = le.find_user(name)
     engine = le.running(user) if user is not None else None
     if engine is None:
         raise LabkitError(f"could not check: {name}'s Docker engine is not running", "start your server from the hub")
     pinned = le.pinned_socket(engine)
-    done = le.run_as(
+    return le.run_as(
         engine,
-        check_argv(exercise_id, answer),
+        argv,
         timeout=CHECK_TIMEOUT,
         netns=True,
         env={"DOCKER_HOST": f"unix://{pinned}", **_python_path()},
     )
+
+
+async def run_check(name: str, exercise_id: str, answer: str | None, pods: PodExec | None = None) -> CheckResult:
+    """Run the check as learner ``name``: on this server (``pods`` None), or in their pod on Kubernetes.
+
+    Either way the same command runs as the learner and its output is read by :func:`result_from_run`.
+
+    Raises:
+        LabkitError: "could not check": the learner's engine or pod is not there, or the check
+            could not check or ran out of time (:data:`CHECK_TIMEOUT`).
+    """
+    try:
+        if pods is None:
+            argv = check_argv(exercise_id, answer)
+            done = await asyncio.get_running_loop().run_in_executor(None, run_on_server, name, argv)
+        else:
+            done = await pods.run(name, check_argv(exercise_id, answer, pods.python), CHECK_TIMEOUT)
+    except subprocess.TimeoutExpired as e:
+        raise LabkitError(
+            f"could not check: the check took over {CHECK_TIMEOUT:.0f} s",
+            "try again; if it keeps happening, ask the instructor",
+        ) from e
     return result_from_run(done.returncode, done.stdout, done.stderr)
 
 
@@ -264,9 +299,16 @@ def _python_path() -> dict[str, str]:
 
 
 class Grader:
-    """The service's state: the store, the live room, and whose checks are running."""
+    """The service's state: the store, the live room, whose checks are running, and where they run.
 
-    def __init__(self, state: Path) -> None:
+    Args:
+        state: the folder of the grader's database.
+        pods: on Kubernetes, the learners' pods (:class:`~labkit.classroom.hub_grader_k8s.PodExec`);
+            None on one server.
+    """
+
+    def __init__(self, state: Path, pods: PodExec | None = None) -> None:
+        self.pods = pods
         self.store = Store(state / DB_NAME)
         exercises = [{"id": e.id, "lesson": e.lesson, "title": e.title} for e in catalog.all_exercises()]
         self.hub = Hub(exercises)
@@ -316,7 +358,7 @@ class CheckHandler(_Handler):
         self.grader.running.add(name)
         loop = asyncio.get_running_loop()
         try:
-            result = await loop.run_in_executor(None, run_check, name, exercise.id, answer)
+            result = await run_check(name, exercise.id, answer, self.grader.pods)
             stored = await loop.run_in_executor(
                 None, self.grader.store.add, [verdict_event(name, result, exercise.lesson)]
             )
@@ -420,21 +462,65 @@ def make_app(grader: Grader, prefix: str, hub_auth: HubOAuth) -> web.Application
     return web.Application(routes, hub_auth=hub_auth, cookie_secret=secrets.token_bytes(32), login_url=None)
 
 
+def parser() -> argparse.ArgumentParser:
+    """The service's command line: as the hub starts it on one server, as ``grader.yaml`` runs it on Kubernetes."""
+    p = argparse.ArgumentParser(prog="labkit-grader", description=__doc__.splitlines()[0])
+    p.add_argument("--state", type=Path, required=True, help="the grader's private folder for its database")
+    p.add_argument("--port", type=int, required=True, help="the port to listen on")
+    p.add_argument(
+        "--ip", default="127.0.0.1", help="the address to listen on (default 127.0.0.1; 0.0.0.0 in a Kubernetes pod)"
+    )
+    p.add_argument(
+        "--kubernetes-namespace",
+        metavar="NS",
+        help="run each check in the learner's pod in NS (KubeSpawner's), through the Kubernetes API, "
+        "with this pod's service account; the hub's address and token from JUPYTERHUB_API_URL and JUPYTERHUB_API_TOKEN",
+    )
+    return p
+
+
+def start_problem(args: argparse.Namespace, euid: int, environ: dict[str, str]) -> str | None:
+    """Why the grader cannot start with ``args`` here (one line), or None.
+
+    On one server it runs checks as each learner, so it must be root. On Kubernetes it runs
+    as nobody in particular but needs the token the chart made for it to ask the hub who a
+    learner is.
+
+    Example:
+        >>> start_problem(parser().parse_args(["--state=/s", "--port=1"]), 1000, {})
+        'labkit-grader: runs as root (it runs checks as each learner)'
+        >>> k8s = parser().parse_args(["--state=/s", "--port=1", "--kubernetes-namespace=ns"])
+        >>> start_problem(k8s, 1000, {"JUPYTERHUB_API_TOKEN": "t", "JUPYTERHUB_API_URL": "http://hub:8081/hub/api"})
+    """
+    if args.kubernetes_namespace is None:
+        return None if euid == 0 else "labkit-grader: runs as root (it runs checks as each learner)"
+    missing = [name for name in ("JUPYTERHUB_API_TOKEN", "JUPYTERHUB_API_URL") if not environ.get(name)]
+    if missing:
+        return (
+            f"labkit-grader: {' and '.join(missing)} not set (grader.yaml sets them from the hub's Secret and Service)"
+        )
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m labkit.classroom.hub_grader --state DIR --port N``, as the hub starts it."""
-    parser = argparse.ArgumentParser(prog="labkit-grader", description=__doc__.splitlines()[0])
-    parser.add_argument("--state", type=Path, required=True, help="root's 0700 folder for the database")
-    parser.add_argument("--port", type=int, required=True, help="port on 127.0.0.1")
-    args = parser.parse_args(argv)
-    if os.geteuid() != 0:
-        print("labkit-grader: runs as root (it runs checks as each learner)", file=sys.stderr)
+    """``python -m labkit.classroom.hub_grader --state DIR --port N [--ip A] [--kubernetes-namespace NS]``."""
+    args = parser().parse_args(argv)
+    problem = start_problem(args, os.geteuid(), dict(os.environ))
+    if problem is not None:
+        print(problem, file=sys.stderr)
         return 2
-    grader = Grader(args.state)
+    pods = None
+    if args.kubernetes_namespace is not None:
+        # Here only: the single-server grader never loads the Kubernetes client.
+        from labkit.classroom.hub_grader_k8s import PodExec
+
+        pods = PodExec(args.kubernetes_namespace)
+    grader = Grader(args.state, pods)
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", f"/services/{SERVICE}/")
     # the one instance: the OAuth callback handler finds it by HubOAuth.instance(), with the PKCE verifier it keeps
     app = make_app(grader, prefix, HubOAuth.instance(cache_max_age=60))
     server = HTTPServer(app, max_body_size=MAX_BODY)
-    server.listen(args.port, "127.0.0.1")
+    server.listen(args.port, args.ip)
     loop = IOLoop.current()
 
     def stop(*_: Any) -> None:
@@ -444,7 +530,8 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    print(f"labkit-grader: listening on 127.0.0.1:{args.port}{prefix}", file=sys.stderr, flush=True)
+    where = f" checks in pods in {args.kubernetes_namespace}" if pods is not None else ""
+    print(f"labkit-grader: listening on {args.ip}:{args.port}{prefix}{where}", file=sys.stderr, flush=True)
     loop.start()
     grader.store.close()
     return 0

@@ -13,6 +13,9 @@ No Kubernetes runs here, so the test goes as far as a machine without one can:
 4. the roles' scopes are JupyterHub's, the grader service and the culler are there;
 5. the manifests (learners.yaml, grader.yaml) load into the Kubernetes client's models
    without losing a field, and the grader may exec in the learners' namespace only;
+   grader.yaml's args parse with the grader's own parser and agree with its Service, its
+   volume, the hub's service URL and the labs' ``LABKIT_HUB_GRADER``; the grader finds the
+   pod KubeSpawner builds by its labels;
 6. the single-user Dockerfile starts FROM a public image and names no registry of ours.
 
 Each check returns the problems it found, so a mutated copy (``test_a_broken_copy_fails``)
@@ -22,13 +25,16 @@ shows that it would notice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import importlib.util
+import io
 import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import jsonschema
 import pytest
@@ -45,6 +51,9 @@ from kubernetes_asyncio.config import kube_config
 from kubespawner import KubeSpawner
 from tornado.httpclient import AsyncHTTPClient
 from traitlets.config import Config
+
+from labkit.classroom import hub_grader, hub_grader_k8s
+from labkit.classroom.hub_checks import grader_url
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy" / "kubernetes"
@@ -314,6 +323,47 @@ def manifest_problems(path: Path) -> list[str]:
     return problems
 
 
+def grader_problems(docs: list[dict[str, Any]], values: dict[str, Any]) -> list[str]:
+    """grader.yaml's command line against the grader's own parser, and the addresses that must agree with it."""
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    service = next(d for d in docs if d["kind"] == "Service")
+    spec = deployment["spec"]["template"]["spec"]
+    container = spec["containers"][0]
+    if container["command"][1:] != ["-m", "labkit.classroom.hub_grader"]:
+        return [f"the grader's command is {container['command']}, not python -m labkit.classroom.hub_grader"]
+    errors = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(errors):
+            args = hub_grader.parser().parse_args(container["args"])
+    except SystemExit:
+        return [f"the grader refuses grader.yaml's args: {errors.getvalue().strip().splitlines()[-1]}"]
+    problems = []
+    if args.kubernetes_namespace != LEARNERS_NAMESPACE:
+        problems.append(f"--kubernetes-namespace is {args.kubernetes_namespace}, not {LEARNERS_NAMESPACE}")
+    if args.ip.startswith("127."):
+        problems.append(f"--ip={args.ip}: the Service cannot reach a pod's loopback")
+    env = {e["name"]: e.get("value", "(from a secret)") for e in container["env"]}
+    problem = hub_grader.start_problem(args, spec["securityContext"]["runAsUser"], env)
+    if problem:
+        problems.append(problem)
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    if ports.get(service["spec"]["ports"][0]["targetPort"]) != args.port:
+        problems.append(f"the Service's target port is not the grader's --port={args.port}")
+    if str(args.state) not in {m["mountPath"] for m in container["volumeMounts"]}:
+        problems.append(f"--state={args.state} is not the state volume's mount")
+    port = service["spec"]["ports"][0]["port"]
+    name = service["metadata"]["name"]
+    if values["hub"]["services"]["labkit-grader"]["url"] != f"http://{name}:{port}":
+        problems.append("hub.services.labkit-grader.url is not the grader's Service")
+    prefix = env.get("JUPYTERHUB_SERVICE_PREFIX", "")
+    if prefix != f"/services/{hub_grader.SERVICE}/":
+        problems.append(f"JUPYTERHUB_SERVICE_PREFIX is {prefix!r}, not the hub's path for the service")
+    lab = urlsplit(grader_url(values["singleuser"]["extraEnv"]["LABKIT_HUB_GRADER"], "a.b"))
+    if lab.netloc != f"{name}.{RELEASE_NAMESPACE}.svc:{port}" or lab.path != f"{prefix}check/a.b":
+        problems.append(f"labs post checks to {lab.geturl()}, where the grader does not answer")
+    return problems
+
+
 FROM = re.compile(r"^\s*FROM\s+(?:--platform=\S+\s+)?(\S+)", re.IGNORECASE | re.MULTILINE)
 
 
@@ -401,6 +451,59 @@ def test_the_grader_may_exec_in_learners_pods_only() -> None:
         "name": "hub",
         "key": "hub.services.labkit-grader.apiToken",
     }
+
+
+def test_the_graders_args_are_its_options_and_agree_with_its_addresses() -> None:
+    docs = [d for d in yaml.safe_load_all((DEPLOY / "grader.yaml").read_text()) if d]
+    assert grader_problems(docs, load_values()) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ("--kubernetes-namespace=labkit-learners", "--kubernetes-namspace=labkit-learners"),
+        ("--kubernetes-namespace=labkit-learners", "--kubernetes-namespace=labkit"),
+        ('"--ip=0.0.0.0"', '"--ip=127.0.0.1"'),
+        ("--port=8000", "--port=8080"),
+        ("--state=/var/lib/labkit-grader", "--state=/tmp/grader"),
+        ("value: /services/labkit-grader/\n", "value: /grader/\n"),
+    ],
+    ids=["misspelt-option", "wrong-namespace", "loopback", "port", "state", "prefix"],
+)
+def test_a_broken_grader_manifest_fails(change: str, why: str) -> None:
+    text = (DEPLOY / "grader.yaml").read_text()
+    assert text.count(change) == 1
+    docs = [d for d in yaml.safe_load_all(text.replace(change, why)) if d]
+    assert grader_problems(docs, load_values()), f"grader.yaml with {why} went unnoticed"
+
+
+def test_a_labs_grader_address_without_the_prefix_fails() -> None:
+    docs = [d for d in yaml.safe_load_all((DEPLOY / "grader.yaml").read_text()) if d]
+    values = load_values()
+    values["singleuser"]["extraEnv"]["LABKIT_HUB_GRADER"] = "http://labkit-grader.labkit.svc:8000"
+    assert any("where the grader does not answer" in p for p in grader_problems(docs, values))
+
+
+def test_the_grader_finds_the_pod_kubespawner_builds(cfg: Config) -> None:
+    """KubeSpawner's pod from our values (its mock user is ``mock@name``, escaped in labels) answers the grader's selector."""
+    pod = pod_manifest(cfg)
+    name = pod["metadata"]["annotations"]["hub.jupyter.org/username"]
+    assert name == "mock@name"
+    wanted = dict(part.split("=", 1) for part in hub_grader_k8s.label_selector(name).split(","))
+    assert wanted.items() <= pod["metadata"]["labels"].items()
+    assert wanted["hub.jupyter.org/username"] != name  # escaped: '@' is no label character
+    assert pod["spec"]["containers"][0]["name"] == hub_grader_k8s.CONTAINER
+    pod["metadata"]["name"] = "jupyter-mock-name"
+    pod["status"] = {
+        "phase": "Running",
+        "containerStatuses": [{"name": "notebook", "ready": True, "restartCount": 0, "image": "i", "imageID": ""}],
+    }
+
+    async def load() -> Any:
+        async with ApiClient() as client:
+            return client._ApiClient__deserialize(pod, "V1Pod")
+
+    assert hub_grader_k8s.choose_pod(name, [asyncio.run(load())]) == "jupyter-mock-name"
 
 
 def test_the_dockerfile_starts_from_a_public_image() -> None:

@@ -130,8 +130,8 @@ def need_gib(learners: int, costs: Costs, reserve_gib: float = RESERVE_GIB) -> f
     """GiB a machine needs for ``learners`` idle learners, the hub and the system's reserve.
 
     Example:
-        >>> need_gib(100, Costs(200 * 1024**2, 100 * 1024**2, 1024**2, 1.0, 5.0), reserve_gib=1.0)
-        20.75
+        >>> round(need_gib(100, Costs(256 * 1024**2, 128 * 1024**2, 0.0, 1.0, 5.0), reserve_gib=1.0), 3)
+        26.125
     """
     hub = costs.hub_bytes + costs.hub_bytes_per_learner * learners
     return reserve_gib + (learners * costs.learner_bytes + hub) / GIB

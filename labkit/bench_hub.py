@@ -80,6 +80,9 @@ EXERCISE = "run.publish-detach"
 SOLVE = ["docker", "run", "-d", "--name", "hello-docker-container", "-p", "8080:80", "labkit/hello-dock"]
 LABKIT = [sys.executable, "-m", "labkit"]
 ARTIFACT = paths.REPO_DIR / "test-artifacts" / "bench-hub.json"
+#: The hub's log, kept when its state folder goes.
+HUB_LOG = ARTIFACT.with_name("bench-hub-hub.log")
+HUB_LOG_FIX = f"read {HUB_LOG} (the hub's log, kept after the bench)"
 #: Seconds one learner's lab may take from the login POST (the spawner's own limit is 180).
 READY_TIMEOUT = 300.0
 CHECK_TIMEOUT = 180.0
@@ -476,7 +479,7 @@ class _Hub:
         user = le._lookup(le.unix_name(name))
         engine = le.running(user) if user is not None else None
         if engine is None:
-            raise LabkitError(f"{name}'s engine is not running", f"read {self.state / 'hub.log'}")
+            raise LabkitError(f"{name}'s engine is not running", HUB_LOG_FIX)
         return engine
 
     def scope(self, names: Sequence[str]) -> list[psutil.Process]:
@@ -514,13 +517,15 @@ def _log_in(hub: _Hub, name: str, ready: threading.Barrier | None = None) -> flo
         timeout=READY_TIMEOUT,
     )  # following the redirects starts the learner's lab, as a browser's login does
     if not answer.history or answer.history[0].status_code != 302:
-        raise LabkitError(f"the hub refused {name}'s login ({answer.status_code})", f"read {hub.state / 'hub.log'}")
+        raise LabkitError(f"the hub refused {name}'s login ({answer.status_code})", HUB_LOG_FIX)
     status_url = f"{hub.url}/user/{name}/api/status"
 
     def lab_answers() -> bool:
         if hub.stop.is_set():
             raise LabkitError("the bench is stopping", "")
-        session.get(f"{hub.url}/user/{name}/lab", timeout=30)  # the lab's OAuth dance with the hub
+        lab = session.get(f"{hub.url}/user/{name}/lab", timeout=30)  # the lab's OAuth dance with the hub
+        if lab.status_code == 500 and "/spawn-pending/" in lab.url:
+            raise LabkitError(f"{name}'s lab failed to start: {hub_admin._log_tail(hub.state, 3)}", HUB_LOG_FIX)
         status = session.get(status_url, timeout=10)
         return status.status_code == 200 and status.url == status_url and "started" in status.json()
 
@@ -529,7 +534,7 @@ def _log_in(hub: _Hub, name: str, ready: threading.Barrier | None = None) -> flo
         f"{name}'s lab and course images",
         timeout=READY_TIMEOUT,
         retry_on=(requests.RequestException, ValueError),
-        detail=lambda: hub_admin._log_tail(hub.state),
+        detail=lambda: hub_admin._log_tail(hub.state, 3),
     )
     return time.monotonic() - began
 
@@ -560,7 +565,7 @@ def _lab_environ(hub: _Hub, name: str) -> dict[str, str]:
         if uids and uids.real == uid and any("jupyterhub-singleuser" in part for part in cmdline):
             with contextlib.suppress(psutil.Error):
                 return dict(proc.environ())
-    raise LabkitError(f"{name}'s lab process is not running", f"read {hub.state / 'hub.log'}")
+    raise LabkitError(f"{name}'s lab process is not running", HUB_LOG_FIX)
 
 
 def _checker(hub: _Hub, name: str) -> tuple[str, Callable[[], bool]]:
@@ -633,6 +638,8 @@ def _down(state: Path, names: Sequence[str]) -> list[str]:
         user = le._lookup(le.unix_name(name))
         if user is not None:
             uids.add(user.uid)
+    with contextlib.suppress(OSError):
+        shutil.copyfile(state / "hub.log", HUB_LOG)
     if state.exists():
         done = subprocess.run(
             [*LABKIT, "hub", "down", "--purge", "--state", str(state)],
@@ -674,6 +681,7 @@ def run(learners: int = LEARNERS, rounds: int = ROUNDS, idle_seconds: float = ID
     tag = f"b{os.getpid()}"
     alone, *burst = [f"{tag}n{i}" for i in range(learners + 1)]
     state = Path(tempfile.mkdtemp(prefix="lk-bench-hub-")) / "hub"
+    HUB_LOG.parent.mkdir(exist_ok=True)
     result = HubRun(learners, os.cpu_count() or 1, os.getloadavg())
     try:
         result.available_before = psutil.virtual_memory().available

@@ -61,9 +61,10 @@ import requests
 from labkit.bench import percentile
 from labkit.classroom import hub_admin
 from labkit.classroom import learner_engine as le
+from labkit.classroom.hub_config import Settings
 from labkit.cli import exits
 from labkit.core import paths, wait
-from labkit.core.errors import LabkitError
+from labkit.core.errors import LabkitError, WaitTimeout
 from labkit.features import images
 
 LEARNERS = 10
@@ -77,6 +78,8 @@ GIB_PER_VCPU = 4
 #: GiB of every machine left to the system (kernel, page cache floor, sshd) in the projection.
 RESERVE_GIB = 1.0
 EXERCISE = "run.publish-detach"
+#: The notebook a learner's lab opens first (the spawner's default URL).
+WELCOME = "00-welcome.ipynb"
 SOLVE = ["docker", "run", "-d", "--name", "hello-docker-container", "-p", "8080:80", "labkit/hello-dock"]
 LABKIT = [sys.executable, "-m", "labkit"]
 ARTIFACT = paths.REPO_DIR / "test-artifacts" / "bench-hub.json"
@@ -226,10 +229,13 @@ class HubRun:
     cpu_s_burst: float = 0.0  # the hub's tree and the learners' processes, during the burst
     machine_busy_s: float = 0.0  # every CPU of the machine, same span (other users included)
     burst_wall_s: float = 0.0
-    idle: dict[str, Memory] = field(default_factory=dict)  # by learner
+    idle: dict[str, Memory] = field(default_factory=dict)  # by learner: their lab open, no kernel
+    notebook: dict[str, Memory] = field(default_factory=dict)  # the welcome notebook open: its kernel running
+    kernels: int = 0  # kernels whose process started
     active: dict[str, Memory] = field(default_factory=dict)  # with lesson 05's container running
-    hub_alone: Memory = Memory()
-    hub: Memory = Memory()
+    hub_alone: Memory = Memory()  # hub, services and proxy with one learner
+    hub: Memory = Memory()  # the JupyterHub process
+    services: Memory = Memory()  # root's other processes under it (the grading service)
     proxy: Memory = Memory()
     available_before: int = 0
     available_idle: int = 0
@@ -238,13 +244,19 @@ class HubRun:
     checks_not_passed: int = 0
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def overhead(self) -> Memory:
+        """The hub, its services and its proxy."""
+        return self.hub + self.services + self.proxy
+
     def costs(self) -> Costs:
-        pss = [m.pss for m in self.idle.values()] or [0]
+        """One learner's memory with a notebook open (idle without, when no kernel was measured)."""
+        pss = [m.pss for m in (self.notebook or self.idle).values()] or [0]
         # the hub's growth from one learner to all of them, per learner
-        grown = (self.hub.pss + self.proxy.pss) - self.hub_alone.pss
+        grown = self.overhead.pss - self.hub_alone.pss
         return Costs(
             learner_bytes=sum(pss) / len(pss),
-            hub_bytes=float(self.hub.pss + self.proxy.pss),
+            hub_bytes=float(self.overhead.pss),
             hub_bytes_per_learner=max(0.0, grown / max(1, self.learners)),
             cpu_s_per_start=self.cpu_s_burst / max(1, self.learners),
             alone_s=self.alone_s,
@@ -260,6 +272,7 @@ def figures(run: HubRun) -> dict[str, Any]:
     ready = spread(run.ready_s)
     checks = spread(run.check_ms)
     idle = list(run.idle.values())
+    notebook = list(run.notebook.values())
     active = list(run.active.values())
     costs = run.costs()
 
@@ -284,12 +297,18 @@ def figures(run: HubRun) -> dict[str, Any]:
         "idle_uss_mean_mib": mean([m.uss for m in idle]),
         "idle_uss_max_mib": most([m.uss for m in idle]),
         "idle_processes_per_learner": max((m.processes for m in idle), default=0),
+        "notebook_kernels": run.kernels,
+        "notebook_pss_mean_mib": mean([m.pss for m in notebook]),
+        "notebook_pss_max_mib": most([m.pss for m in notebook]),
+        "notebook_uss_mean_mib": mean([m.uss for m in notebook]),
         "active_pss_mean_mib": mean([m.pss for m in active]),
         "active_pss_max_mib": most([m.pss for m in active]),
         "hub_pss_mib": _mib(run.hub.pss),
-        "hub_alone_pss_mib": _mib(run.hub_alone.pss),
+        "services_pss_mib": _mib(run.services.pss),
         "proxy_pss_mib": _mib(run.proxy.pss),
+        "overhead_alone_pss_mib": _mib(run.hub_alone.pss),
         "hub_uss_mib": _mib(run.hub.uss),
+        "services_uss_mib": _mib(run.services.uss),
         "proxy_uss_mib": _mib(run.proxy.uss),
         "mem_available_before_gib": round(run.available_before / GIB, 2),
         "mem_available_idle_gib": round(run.available_idle / GIB, 2),
@@ -324,12 +343,15 @@ def render(run: HubRun, stamp: Mapping[str, str]) -> str:
         "",
         f"memory per idle learner ({len(run.idle)} learners, every process of their uid and subuids, "
         f"up to {f['idle_processes_per_learner']} each):",
-        f"  PSS mean {f['idle_pss_mean_mib']} MiB, max {f['idle_pss_max_mib']} MiB; "
+        f"  their lab open, no kernel: PSS mean {f['idle_pss_mean_mib']} MiB, max {f['idle_pss_max_mib']} MiB; "
         f"USS mean {f['idle_uss_mean_mib']} MiB, max {f['idle_uss_max_mib']} MiB",
-        f"  with lesson 05's container running: PSS mean {f['active_pss_mean_mib']} MiB, "
+        f"  the welcome notebook open, its kernel started, nothing run in it ({run.kernels} kernels): PSS mean "
+        f"{f['notebook_pss_mean_mib']} MiB, max {f['notebook_pss_max_mib']} MiB; USS mean {f['notebook_uss_mean_mib']} MiB",
+        f"  then lesson 05's container running too: PSS mean {f['active_pss_mean_mib']} MiB, "
         f"max {f['active_pss_max_mib']} MiB",
-        f"  the hub: PSS {f['hub_pss_mib']} MiB (USS {f['hub_uss_mib']}; {f['hub_alone_pss_mib']} MiB with one "
-        f"learner, proxy included); its proxy: PSS {f['proxy_pss_mib']} MiB (USS {f['proxy_uss_mib']})",
+        f"  the hub process: PSS {f['hub_pss_mib']} MiB (USS {f['hub_uss_mib']}); its services (grader): PSS "
+        f"{f['services_pss_mib']} MiB (USS {f['services_uss_mib']}); its proxy: PSS {f['proxy_pss_mib']} MiB "
+        f"(USS {f['proxy_uss_mib']}); the three with one learner: {f['overhead_alone_pss_mib']} MiB",
         f"  machine MemAvailable: {f['mem_available_before_gib']} GiB before the hub, "
         f"{f['mem_available_idle_gib']} GiB with everyone idle (other users' changes included)",
         "",
@@ -355,7 +377,7 @@ def _render_projection(costs: Costs) -> list[str]:
     head = "".join(f"{f'{ram} GiB/{max(1, ram // GIB_PER_VCPU)} vCPU':>17}" for ram in MACHINE_GIB)
     lines = [
         "PROJECTION, not a measurement: memory = learners × "
-        f"{costs.learner_bytes / MIB:.0f} MiB (idle PSS) + the hub's {costs.hub_bytes / MIB:.0f} MiB "
+        f"{costs.learner_bytes / MIB:.0f} MiB (PSS, notebook open) + the hub's {costs.hub_bytes / MIB:.0f} MiB "
         f"(+{costs.hub_bytes_per_learner / MIB:.1f} MiB per learner) + {RESERVE_GIB:g} GiB for the system;",
         f"  last of them ready when all log in at once = max({costs.alone_s:.1f} s alone, learners × "
         f"{costs.cpu_s_per_start:.2f} CPU-s ÷ vCPUs), one vCPU per {GIB_PER_VCPU} GiB; learners' containers "
@@ -430,12 +452,18 @@ def _proxy_pid(state: Path) -> int | None:
     return None
 
 
-def hub_memory(state: Path) -> tuple[Memory, Memory]:
-    """The hub's own memory (its process and root's processes under it, the proxy's aside) and the proxy's."""
+def hub_memory(state: Path) -> tuple[Memory, Memory, Memory]:
+    """The hub process's memory, its services' (root's other processes under it), and its proxy's."""
     proxy = _tree(_proxy_pid(state))
     skip = {p.pid for p in proxy}
-    hub = [p for p in _tree(hub_admin.hub_pid(state)) if p.pid not in skip and _uid(p) == 0]
-    return _memory(hub), _memory(proxy)
+    tree = [p for p in _tree(hub_admin.hub_pid(state)) if p.pid not in skip and _uid(p) == 0]
+    return _memory(tree[:1]), _memory(tree[1:]), _memory(proxy)
+
+
+def _cmdline(proc: psutil.Process) -> list[str]:
+    with contextlib.suppress(psutil.Error):
+        return list(proc.cmdline())
+    return []
 
 
 def _uid(proc: psutil.Process) -> int | None:
@@ -473,7 +501,8 @@ class _Hub:
     url: str
     passwords: dict[str, str]
     refs: list[str]
-    stop: threading.Event
+    stop: threading.Event = field(default_factory=threading.Event)
+    sessions: dict[str, requests.Session] = field(default_factory=dict)  # each learner's, logged in
 
     def engine(self, name: str) -> le.LearnerEngine:
         user = le._lookup(le.unix_name(name))
@@ -506,7 +535,7 @@ def _images_present(hub: _Hub, name: str) -> bool:
 
 def _log_in(hub: _Hub, name: str, ready: threading.Barrier | None = None) -> float:
     """Seconds from the login POST to the learner's lab answering with their course images in their daemon."""
-    session = _session()
+    session = hub.sessions[name] = _session()
     session.get(f"{hub.url}/hub/login", timeout=30).raise_for_status()
     if ready is not None:
         ready.wait(timeout=READY_TIMEOUT)
@@ -537,6 +566,33 @@ def _log_in(hub: _Hub, name: str, ready: threading.Barrier | None = None) -> flo
         detail=lambda: hub_admin._log_tail(hub.state, 3),
     )
     return time.monotonic() - began
+
+
+def _open_notebook(hub: _Hub, name: str) -> bool:
+    """Open the welcome notebook as JupyterLab's page does (a session, so a kernel) and wait for its process.
+
+    The kernel's process is found by its id, which its connection file's name carries (the
+    kernel's ``execution_state`` stays "starting" until a page connects to it, which no page
+    does here). Returns whether it started in time (the memory is read either way).
+    """
+    session = hub.sessions[name]
+    base = f"{hub.url}/user/{name}/api"
+    xsrf = {"X-XSRFToken": session.cookies.get("_xsrf", path=f"/user/{name}/") or ""}
+    spec = session.get(f"{base}/kernelspecs", timeout=30).json()["default"]
+    body: dict[str, Any] = {"path": WELCOME, "name": WELCOME, "type": "notebook", "kernel": {"name": spec}}
+    answer = session.post(f"{base}/sessions", json=body, headers=xsrf, timeout=120)
+    if answer.status_code not in (200, 201):
+        raise LabkitError(f"{name}'s lab would not open {WELCOME} ({answer.status_code})", answer.text[:200])
+    kernel = str(answer.json()["kernel"]["id"])
+
+    def started() -> bool:
+        return any(kernel in " ".join(_cmdline(p)) for p in learner_processes([name]).get(name, []))
+
+    try:
+        wait.until(started, f"{name}'s kernel", timeout=READY_TIMEOUT / 3)
+    except WaitTimeout:
+        return False
+    return True
 
 
 def _at_once(names: Sequence[str], work: Callable[[str, threading.Barrier], float]) -> list[float]:
@@ -583,7 +639,7 @@ def _checker(hub: _Hub, name: str) -> tuple[str, Callable[[], bool]]:
 
         return "grader", through_grader
     engine = hub.engine(name)
-    argv = [*LABKIT, "check", EXERCISE]
+    argv = [Settings.load(hub.state).python, "-m", "labkit", "check", EXERCISE]  # a Python learners can run
     return "run_as", lambda: le.run_as(engine, argv, timeout=CHECK_TIMEOUT).returncode == 0
 
 
@@ -686,7 +742,7 @@ def run(learners: int = LEARNERS, rounds: int = ROUNDS, idle_seconds: float = ID
     try:
         result.available_before = psutil.virtual_memory().available
         url, passwords = _up(state, [alone, *burst], out)
-        hub = _Hub(state, url, passwords, [e.name for e in images.CATALOG], threading.Event())
+        hub = _Hub(state, url, passwords, [e.name for e in images.CATALOG])
         try:
             out(f"bench-hub: {alone} logs in alone")
             result.alone_s = _log_in(hub, alone)
@@ -697,11 +753,19 @@ def run(learners: int = LEARNERS, rounds: int = ROUNDS, idle_seconds: float = ID
             result.burst_wall_s = time.monotonic() - began
             result.cpu_s_burst = _cpu_spent(cpu_before, _cpu_snapshot(hub.scope([alone, *burst])))
             result.machine_busy_s = _machine_busy() - busy_before
+            everyone = [alone, *burst]
             out(f"bench-hub: everyone idle for {idle_seconds:g} s, then their memory")
             time.sleep(idle_seconds)  # the idle time being measured, not a wait for something to happen
-            result.idle = {n: _memory(p) for n, p in learner_processes([alone, *burst]).items()}
-            result.hub, result.proxy = hub_memory(state)
+            result.idle = {n: _memory(p) for n, p in learner_processes(everyone).items()}
+            out(f"bench-hub: everyone opens {WELCOME} (a kernel each), idle {idle_seconds:g} s, their memory again")
+            with ThreadPoolExecutor(max_workers=len(everyone)) as pool:
+                result.kernels = sum(pool.map(lambda name: _open_notebook(hub, name), everyone))
+            time.sleep(idle_seconds)  # as above: idle on purpose
+            result.notebook = {n: _memory(p) for n, p in learner_processes(everyone).items()}
+            result.hub, result.services, result.proxy = hub_memory(state)
             result.available_idle = psutil.virtual_memory().available
+            if result.kernels < len(everyone):
+                result.notes.append(f"{len(everyone) - result.kernels} kernel(s) did not start in time")
             out(f"bench-hub: lesson 05 solved by {learners} learners, then {rounds + 1} rounds of checks at once")
             _checks(hub, result, burst, rounds)
             result.active = {n: _memory(p) for n, p in learner_processes(burst).items()}

@@ -147,3 +147,13 @@ def test_a_learners_processes_are_their_uid_and_their_subordinate_uids() -> None
     owns = _owned(1001, [(100000, 65536)])
     assert owns(1001) and owns(100000) and owns(165535)
     assert not owns(0) and not owns(1002) and not owns(165536)
+
+
+def test_a_learner_with_a_notebook_open_is_what_the_projection_counts() -> None:
+    run = _run()
+    run.notebook = {f"n{i}": Memory(pss=300 * MIB) for i in range(5)}
+    run.services = Memory(pss=40 * MIB)
+    costs = run.costs()
+    assert costs.learner_bytes == pytest.approx(300 * MIB)
+    assert costs.hub_bytes == pytest.approx(230 * MIB)  # hub, grader, proxy
+    assert figures(run)["notebook_pss_mean_mib"] == 300.0

@@ -360,7 +360,7 @@ def render(run: HubRun, stamp: Mapping[str, str]) -> str:
         f"p50 {f['check_p50_ms']} ms, p95 {f['check_p95_ms']} ms, max {f['check_max_ms']} ms; "
         f"not passed: {run.checks_not_passed}",
         "",
-        *_render_projection(costs),
+        *_render_projection(costs, run),
     ]
     lines += [f"note: {note}" for note in run.notes]
     return "\n".join([*lines, "", json.dumps(f, ensure_ascii=False)])
@@ -372,8 +372,10 @@ def _check_way(way: str) -> str:
     return "no grading service on this hub: `python -m labkit check` run as each learner in their namespace"
 
 
-def _render_projection(costs: Costs) -> list[str]:
+def _render_projection(costs: Costs, run: HubRun) -> list[str]:
     fits = project(costs)
+    here = last_ready_s(run.learners, run.cpus, costs)
+    measured = max(run.ready_s, default=0.0)
     head = "".join(f"{f'{ram} GiB/{max(1, ram // GIB_PER_VCPU)} vCPU':>17}" for ram in MACHINE_GIB)
     lines = [
         "PROJECTION, not a measurement: memory = learners × "
@@ -382,6 +384,8 @@ def _render_projection(costs: Costs) -> list[str]:
         f"  last of them ready when all log in at once = max({costs.alone_s:.1f} s alone, learners × "
         f"{costs.cpu_s_per_start:.2f} CPU-s ÷ vCPUs), one vCPU per {GIB_PER_VCPU} GiB; learners' containers "
         "and a lesson's images cost more than idle",
+        f"  the same arithmetic for this run ({run.learners} at once on {run.cpus} CPUs) gives {here:.0f} s; "
+        f"measured: {measured:.0f} s (the rest: other users' load, and what the model leaves out)",
         f"  {'learners':<10}{'needs':>9}{head}",
     ]
     for learners in CLASS_SIZES:

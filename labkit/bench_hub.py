@@ -226,7 +226,7 @@ class HubRun:
     load_after: tuple[float, float, float] = (0.0, 0.0, 0.0)
     alone_s: float = 0.0
     ready_s: list[float] = field(default_factory=list)
-    cpu_s_burst: float = 0.0  # the hub's tree and the learners' processes, during the burst
+    cpu_burst: dict[str, float] = field(default_factory=dict)  # by kind: the hub's tree and the learners'
     machine_busy_s: float = 0.0  # every CPU of the machine, same span (other users included)
     burst_wall_s: float = 0.0
     idle: dict[str, Memory] = field(default_factory=dict)  # by learner: their lab open, no kernel
@@ -243,6 +243,11 @@ class HubRun:
     check_ms: list[float] = field(default_factory=list)
     checks_not_passed: int = 0
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def cpu_s_burst(self) -> float:
+        """CPU seconds the hub's tree and the learners' processes spent on the burst's starts."""
+        return sum(self.cpu_burst.values())
 
     @property
     def overhead(self) -> Memory:
@@ -291,6 +296,7 @@ def figures(run: HubRun) -> dict[str, Any]:
         **{f"login_ready_{k}_s": None if v is None else round(v, 2) for k, v in ready.items()},
         "login_burst_wall_s": round(run.burst_wall_s, 2),
         "cpu_s_per_start": round(costs.cpu_s_per_start, 2),
+        "cpu_s_burst_by_kind": {k: round(v, 1) for k, v in sorted(run.cpu_burst.items(), key=lambda i: -i[1])},
         "machine_busy_cpu_s": round(run.machine_busy_s, 1),
         "idle_pss_mean_mib": mean([m.pss for m in idle]),
         "idle_pss_max_mib": most([m.pss for m in idle]),
@@ -340,6 +346,8 @@ def render(run: HubRun, stamp: Mapping[str, str]) -> str:
         f"max {f['login_ready_max_s']} s (all ready {run.burst_wall_s:.1f} s after the first POST)",
         f"  CPU for those starts: {run.cpu_s_burst:.1f} CPU-s in the hub's tree and the learners' processes "
         f"({costs.cpu_s_per_start:.2f} per learner); the machine's busy time meanwhile {run.machine_busy_s:.1f} CPU-s",
+        f"  where: {_breakdown(run.cpu_burst)}; the hub's includes the commands it ran as the learner and reaped "
+        "(`docker load`'s client, the notebooks' copy)",
         "",
         f"memory per idle learner ({len(run.idle)} learners, every process of their uid and subuids, "
         f"up to {f['idle_processes_per_learner']} each):",
@@ -364,6 +372,14 @@ def render(run: HubRun, stamp: Mapping[str, str]) -> str:
     ]
     lines += [f"note: {note}" for note in run.notes]
     return "\n".join([*lines, "", json.dumps(f, ensure_ascii=False)])
+
+
+def _breakdown(spent: Mapping[str, float], shown: int = 6) -> str:
+    """The kinds of process that spent the most CPU seconds, largest first, the rest summed."""
+    ranked = sorted(spent.items(), key=lambda item: -item[1])
+    parts = [f"{kind} {seconds:.1f}" for kind, seconds in ranked[:shown]]
+    rest = sum(seconds for _, seconds in ranked[shown:])
+    return ", ".join(parts + ([f"others {rest:.1f}"] if ranked[shown:] else [])) + " (CPU-s)"
 
 
 def _check_way(way: str) -> str:
@@ -476,19 +492,44 @@ def _uid(proc: psutil.Process) -> int | None:
     return None
 
 
-def _cpu_snapshot(procs: Iterable[psutil.Process]) -> dict[tuple[int, float], float]:
-    """CPU seconds by (pid, start time), each with its reaped children's."""
-    seen: dict[tuple[int, float], float] = {}
+#: What a process is, for the CPU breakdown, by a word of its command line (the first that matches).
+KINDS = (
+    ("jupyterhub-singleuser", "lab"),
+    ("ipykernel", "kernel"),
+    ("grader", "grader"),
+    ("configurable-http-proxy", "proxy"),
+    ("jupyterhub", "hub"),  # with what it ran and reaped: `docker load`, the notebooks' copy
+)
+
+Snapshot = dict[tuple[int, float, str], float]
+
+
+def _kind(proc: psutil.Process) -> str:
+    line = " ".join(_cmdline(proc))
+    for word, kind in KINDS:
+        if word in line:
+            return kind
+    with contextlib.suppress(psutil.Error):
+        return str(proc.name())
+    return "?"
+
+
+def _cpu_snapshot(procs: Iterable[psutil.Process]) -> Snapshot:
+    """CPU seconds by (pid, start time, kind), each with its reaped children's."""
+    seen: Snapshot = {}
     for proc in procs:
         with contextlib.suppress(psutil.Error):
             t = proc.cpu_times()
-            seen[(proc.pid, proc.create_time())] = t.user + t.system + t.children_user + t.children_system
+            seen[(proc.pid, proc.create_time(), _kind(proc))] = t.user + t.system + t.children_user + t.children_system
     return seen
 
 
-def _cpu_spent(before: Mapping[tuple[int, float], float], after: Mapping[tuple[int, float], float]) -> float:
-    """CPU seconds spent between two snapshots (a process new in ``after`` counts whole)."""
-    return sum(seconds - before.get(key, 0.0) for key, seconds in after.items())
+def _cpu_spent(before: Snapshot, after: Snapshot) -> dict[str, float]:
+    """CPU seconds spent between two snapshots, by kind of process (one new in ``after`` counts whole)."""
+    spent: dict[str, float] = {}
+    for key, seconds in after.items():
+        spent[key[2]] = spent.get(key[2], 0.0) + seconds - before.get(key, 0.0)
+    return spent
 
 
 def _machine_busy() -> float:
@@ -755,7 +796,7 @@ def run(learners: int = LEARNERS, rounds: int = ROUNDS, idle_seconds: float = ID
             cpu_before, busy_before, began = _cpu_snapshot(hub.scope([alone])), _machine_busy(), time.monotonic()
             result.ready_s = _at_once(burst, lambda name, barrier: _log_in(hub, name, barrier))
             result.burst_wall_s = time.monotonic() - began
-            result.cpu_s_burst = _cpu_spent(cpu_before, _cpu_snapshot(hub.scope([alone, *burst])))
+            result.cpu_burst = _cpu_spent(cpu_before, _cpu_snapshot(hub.scope([alone, *burst])))
             result.machine_busy_s = _machine_busy() - busy_before
             everyone = [alone, *burst]
             out(f"bench-hub: everyone idle for {idle_seconds:g} s, then their memory")

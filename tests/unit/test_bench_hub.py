@@ -17,6 +17,7 @@ from labkit.bench_hub import (
     Costs,
     HubRun,
     Memory,
+    _breakdown,
     _cpu_spent,
     _owned,
     figures,
@@ -38,7 +39,7 @@ def _run() -> HubRun:
     run.alone_s = 6.0
     run.ready_s = [8.0, 10.0, 12.0, 20.0]
     run.burst_wall_s = 20.5
-    run.cpu_s_burst = 10.0
+    run.cpu_burst = {"dockerd": 6.0, "lab": 3.0, "slirp4netns": 1.0}
     run.machine_busy_s = 30.0
     run.idle = {f"n{i}": Memory(uss=100 * MIB, pss=(200 + 10 * i) * MIB, rss=300 * MIB, processes=9) for i in range(5)}
     run.active = {f"n{i}": Memory(uss=120 * MIB, pss=250 * MIB, rss=350 * MIB, processes=12) for i in range(1, 5)}
@@ -138,9 +139,16 @@ def test_a_run_that_measured_nothing_still_renders() -> None:
 
 
 def test_cpu_spent_counts_new_processes_whole_and_old_ones_by_their_growth() -> None:
-    before = {(10, 1.0): 5.0, (11, 1.0): 1.0}
-    after = {(10, 1.0): 7.5, (11, 2.0): 0.5, (12, 3.0): 4.0}  # pid 11 is another process now
-    assert _cpu_spent(before, after) == pytest.approx(2.5 + 0.5 + 4.0)
+    before = {(10, 1.0, "hub"): 5.0, (11, 1.0, "dockerd"): 1.0}
+    # pid 11 is another process now
+    after = {(10, 1.0, "hub"): 7.5, (11, 2.0, "dockerd"): 0.5, (12, 3.0, "dockerd"): 4.0}
+    assert _cpu_spent(before, after) == {"hub": pytest.approx(2.5), "dockerd": pytest.approx(4.5)}
+
+
+def test_the_cpu_breakdown_names_the_largest_first_and_sums_the_rest() -> None:
+    spent = {"a": 1.0, "b": 5.0, "c": 2.0, "d": 0.5}
+    assert _breakdown(spent, shown=2) == "b 5.0, c 2.0, others 1.5 (CPU-s)"
+    assert _breakdown({"a": 1.0}) == "a 1.0 (CPU-s)"
 
 
 def test_a_learners_processes_are_their_uid_and_their_subordinate_uids() -> None:

@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 LABKIT := $(VENV)/bin/labkit
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: lab test lint e2e bench engine images venv unit clean test-engine test-engines hub hub-down
+.PHONY: lab test lint e2e bench engine images venv unit clean test-engine test-engines hub hub-down bench-hub
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -83,6 +83,13 @@ unit: venv
 
 bench: images
 	$(PY) -m labkit.bench
+
+# A classroom hub's costs (root): N learners (LEARNERS, default 10) log in at once; login to ready,
+# memory per idle learner, checks at once, and a projection to 30-200 learners. Figures also in
+# test-artifacts/bench-hub.json. The hub's proxy comes from npm, as for `make hub`.
+LEARNERS ?= 10
+bench-hub: images $(NPM_HUB)/.installed
+	$(PY) -m labkit.bench_hub --learners $(LEARNERS)
 
 clean:
 	-$(LABKIT) reset

@@ -180,11 +180,23 @@ def hub(tmp_path: Path) -> Iterator[Hub]:
 
 
 def _learner_processes(uid: int) -> list[psutil.Process]:
-    return [p for p in psutil.process_iter(["uids"]) if p.info["uids"] and p.info["uids"].real == uid]
+    """The learner's live processes (a zombie is dead: its parent reaps it)."""
+    return [
+        p
+        for p in psutil.process_iter(["uids", "status"])
+        if p.info["uids"] and p.info["uids"].real == uid and p.info["status"] != psutil.STATUS_ZOMBIE
+    ]
+
+
+def _cmdline(proc: psutil.Process) -> str:
+    try:
+        return " ".join(proc.cmdline())
+    except psutil.Error:  # it ended, or became a zombie, since it was listed
+        return ""
 
 
 def _labs(uid: int) -> list[psutil.Process]:
-    return [p for p in _learner_processes(uid) if "jupyterhub-singleuser" in " ".join(p.cmdline())]
+    return [p for p in _learner_processes(uid) if "jupyterhub-singleuser" in _cmdline(p)]
 
 
 class Learner:

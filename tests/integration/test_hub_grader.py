@@ -31,7 +31,7 @@ from labkit.classroom import hub_admin
 from labkit.classroom import learner_engine as le
 from labkit.classroom.hub_records import grades
 from labkit.core import wait
-from tests.integration.test_hub import PASSWORD, _free_port, _learner_processes, _proxy_bin
+from tests.integration.test_hub import PASSWORD, _free_port, _labs, _learner_processes, _proxy_bin
 
 pytest.importorskip("jupyterhub", reason="JupyterHub is the optional extra `hub`: pip install -e '.[hub]'")
 
@@ -187,7 +187,7 @@ def test_verdicts_that_count_come_from_the_hub(graded_hub: GradedHub) -> None:
     assert user is not None
     engine = le.running(user)
     assert engine is not None
-    (lab,) = [p for p in _learner_processes(user.uid) if "jupyterhub-singleuser" in " ".join(p.cmdline())]
+    (lab,) = _labs(user.uid)
     lab_env = lab.environ()
     token, grader_in_lab = lab_env["JUPYTERHUB_API_TOKEN"], lab_env["LABKIT_HUB_GRADER"]
     # what `labkit check` in the lab's terminal or a notebook does: ask the grader through the relay

@@ -946,8 +946,12 @@ def cache_images(refs: Sequence[str], path: Path = IMAGE_CACHE) -> Path:
     if path.exists() and stamp.exists() and stamp.read_text() == wanted:
         return path
     path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    _run(["docker", "save", "--output", str(tmp), *refs], "saving the course images", timeout=300)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")  # two hubs starting at once never write one file
+    try:
+        _run(["docker", "save", "--output", str(tmp), *refs], "saving the course images", timeout=300)
+    except LabkitError:
+        tmp.unlink(missing_ok=True)
+        raise
     tmp.chmod(0o644)
     tmp.replace(path)
     stamp.write_text(wanted)

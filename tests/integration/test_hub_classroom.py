@@ -27,9 +27,11 @@ from typing import Any
 import psutil
 import pytest
 import requests
+import websocket
 
 from labkit.classroom import learner_engine as le
 from labkit.core import wait
+from tests.integration.test_hub import execute
 
 pytest.importorskip("jupyterhub", reason="JupyterHub is the optional extra `hub`: pip install -e '.[hub]'")
 
@@ -330,6 +332,35 @@ def test_a_learner_cannot_reach_another_learner_the_host_or_the_hubs_admin(hub: 
     assert gradebook.status_code == 200 and "run.publish-detach" in gradebook.text
     # B's lab and daemon are untouched by all of it
     assert le.status(engine_b.user) == "running"
+
+
+def test_a_notebook_in_a_hub_lab_shows_the_hubs_verdict(hub: Hub) -> None:
+    """`labkit.check` in a kernel of the learner's lab: the verdict comes from the hub's grader."""
+    a = hub.learners[0]
+    session = _login(hub, a, hub.passwords[a], next_page="/hub/home")
+    xsrf = session.cookies.get("_xsrf", path="/hub/") or session.cookies["_xsrf"]
+    made = session.post(
+        f"{hub.url}/hub/api/users/{a}/tokens",
+        json={"note": "test", "expires_in": 600},
+        headers={"X-XSRFToken": xsrf, "Referer": f"{hub.url}/hub/home"},
+        timeout=30,
+    )
+    assert made.status_code == 201, made.text
+    auth = {"Authorization": f"token {made.json()['token']}"}
+    kernel = requests.post(f"{hub.url}/user/{a}/api/kernels", json={"name": "python3"}, headers=auth, timeout=60)
+    assert kernel.status_code == 201, kernel.text
+    kernel_id = kernel.json()["id"]
+    ws = websocket.create_connection(
+        f"{hub.url.replace('http://', 'ws://')}/user/{a}/api/kernels/{kernel_id}/channels",
+        header=[f"Authorization: token {made.json()['token']}"],
+        timeout=120,
+    )
+    try:
+        said = execute(ws, "import labkit\nprint(labkit.check('run.publish-detach'))")
+    finally:
+        ws.close()
+        requests.delete(f"{hub.url}/user/{a}/api/kernels/{kernel_id}", headers=auth, timeout=60)
+    assert "recorded by: the hub" in said and "passed" in said.lower(), said
 
 
 def test_a_roster_added_to_a_running_hub_gives_only_its_new_names_accounts(hub: Hub) -> None:

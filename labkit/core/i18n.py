@@ -85,12 +85,12 @@ def _load(lang: str) -> dict[str, str | tuple[str, ...]]:
         for message in catalog:
             if not message.id or message.fuzzy or not message.string:
                 continue
-            key = message.id[0] if isinstance(message.id, tuple) else message.id
-            if isinstance(message.string, tuple):
+            key = str(message.id[0] if isinstance(message.id, (tuple, list)) else message.id)
+            if isinstance(message.string, (tuple, list)):
                 if all(message.string):
-                    table[key] = tuple(message.string)
+                    table[key] = tuple(str(s) for s in message.string)
             else:
-                table[key] = message.string
+                table[key] = str(message.string)
     return table
 
 

@@ -8,6 +8,7 @@ English lessons in a ``zh_CN`` folder: their prompts come from labkit (the catal
 the notebooks, so the check holds the catalogs to the same standard.
 """
 
+from __future__ import annotations
 
 import re
 import shutil

@@ -18,7 +18,8 @@ shell: a ``#`` starts a comment only at the start of a word and outside quotes (
 at least :data:`MIN_CJK_SHARE` of the letters left must be CJK ideographs. One Han character
 carries about what an English word of five letters does, so a translated paragraph that keeps
 its terms (``Docker``, ``busybox``, ``hello-world``, ``Docker Hub``) in Latin letters still scores
-well above it (lesson prose translated by hand scores 60-95%), while an English paragraph scores
+well above it (the 268 translated markdown cells of the eleven lessons score 52-100%, median 91%),
+while an English paragraph scores
 0-5% (a Chinese word or two in it changes little). A cell with fewer than :data:`SHORT_CELL`
 letters left (a heading that is only a command or a name) is exempt.
 """

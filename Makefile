@@ -31,9 +31,13 @@ images: venv engine
 	$(LABKIT) registry up
 
 # The VM of lesson 01 is optional on a learner's machine: without qemu its half is skipped.
+# `LABKIT_LANG=zh_CN make lab` gives the Chinese lessons, labkit's messages and JupyterLab in Chinese.
 lab: images
 	-@$(LABKIT) vm prepare
 	$(PY) -m labkit.lab
+
+# The Chinese lessons, once translated (make test runs them with LABKIT_LANG=zh_CN).
+ZH_NOTEBOOKS := $(wildcard notebooks/zh_CN/*.ipynb)
 
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval-sanitize.cfg -p no:cacheprovider
 
@@ -46,11 +50,14 @@ lint: venv
 
 # Lint first (seconds), then unit tests, integration tests against the real daemon, and nbval on every notebook;
 # then every notebook once more, with no cleanup in between: lessons must be re-runnable.
-# The browser test has its own target (make e2e).
+# The Chinese lessons (notebooks/zh_CN) run the same way with labkit speaking Chinese (LABKIT_LANG=zh_CN),
+# never in the English run. The browser test has its own target (make e2e).
 test: lint images $(NPM_HUB)/.installed
-	$(PY) -m pytest tests notebooks --ignore=tests/e2e $(NBVAL)
+	$(PY) -m pytest tests notebooks --ignore=tests/e2e --ignore=notebooks/zh_CN $(NBVAL)
+	$(if $(ZH_NOTEBOOKS),LABKIT_LANG=zh_CN $(PY) -m pytest notebooks/zh_CN $(NBVAL))
 	@echo "== every notebook again, straight after the first run =="
-	$(PY) -m pytest notebooks $(NBVAL) -q
+	$(PY) -m pytest notebooks --ignore=notebooks/zh_CN $(NBVAL) -q
+	$(if $(ZH_NOTEBOOKS),LABKIT_LANG=zh_CN $(PY) -m pytest notebooks/zh_CN $(NBVAL) -q)
 
 # The engine matrix: every notebook on a newer engine run in place of the machine's (which is
 # started again afterwards). ENGINE=sid is Debian unstable's Engine 28.x, ENGINE=trixie Debian 13's 26.1.

@@ -36,16 +36,25 @@ unbalanced markers, a solution for an exercise the notebook never checks, or a
 ``labkit.solve(...)`` / ``labkit.solution(...)`` call left in a cell learners
 get. Notebooks are read and written with :mod:`nbformat`, and what is written
 is validated against nbformat's schema first. The output is byte-for-byte stable,
-so releasing twice gives identical files. Nothing generated is committed (the default output folder, ``build/``,
+so releasing twice gives identical files.
+
+**Languages.** ``notebooks/`` holds the English lessons and ``notebooks/zh_CN/`` their Chinese
+twins (same file names; tests/unit/test_zh_pairing.py keeps them in step). ``labkit release``
+writes both: the English student notebooks to ``build/student/`` and the Chinese ones to
+``build/student/zh_CN/``, each with its prompts in its own language (labkit speaks the
+language of the folder while it releases it), the pictures, and the folder's course notes
+(``terminology.md``). ``--from notebooks/zh_CN`` releases the Chinese lessons alone. Nothing generated is committed (the default output folder, ``build/``,
 is ignored by git), so there is no stale copy for CI to catch.
 """
 
 from __future__ import annotations
 
 import copy
+import os
 import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +62,7 @@ from typing import Any
 import nbformat
 from nbformat import NotebookNode
 
+from labkit.core import i18n
 from labkit.core.errors import LabkitError, ReleaseError, UnknownExercise
 from labkit.core.paths import RELEASE_MARKER, REPO_DIR, release_marker
 from labkit.course.calls import checked_ids, gives_away, student_panels
@@ -63,6 +73,7 @@ SOURCE_DIR = REPO_DIR / "notebooks"
 #: Where ``labkit release`` writes by default, relative to the current folder (``build/`` is git-ignored).
 DEFAULT_OUT = Path("build") / "student"
 #: The lessons' pictures (SVG diagrams): ``img/`` beside the notebooks, linked as ``img/NAME.svg``.
+#: A translation's folder has none of its own: its lessons link the same ``img/NAME.svg``.
 PICTURES = "img"
 
 SOLUTION_TAG = "solution"
@@ -348,13 +359,18 @@ def build(source: Path = SOURCE_DIR) -> list[Released]:
 def copy_pictures(source: Path, target: Path) -> list[str]:
     """Copy the pictures in ``source/img/`` to ``target/img/`` where missing or different.
 
+    A translation's folder (``notebooks/zh_CN``) uses the pictures of the lessons it translates.
+
     Pictures are course material, not the learner's work: a changed one replaces the old copy.
 
     Returns:
         The names of the files copied.
     """
     copied = []
-    for picture in sorted((source / PICTURES).glob("*")):
+    pictures = source / PICTURES
+    if not pictures.is_dir() and source.name in i18n.LANGUAGES:
+        pictures = source.parent / PICTURES  # a translation shows the English lessons' pictures
+    for picture in sorted(pictures.glob("*")):
         destination = target / PICTURES / picture.name
         if picture.is_file() and (not destination.exists() or destination.read_bytes() != picture.read_bytes()):
             destination.parent.mkdir(parents=True, exist_ok=True)
@@ -363,8 +379,51 @@ def copy_pictures(source: Path, target: Path) -> list[str]:
     return copied
 
 
+def translation_dir(lang: str) -> Path:
+    """Where the lessons of ``lang`` live: ``notebooks/<lang>`` (``notebooks/`` itself for English)."""
+    return SOURCE_DIR if lang == i18n.DEFAULT else SOURCE_DIR / lang
+
+
+def language_of(source: Path) -> str:
+    """The language of the lessons in ``source``: its folder's name when labkit has that language, else English."""
+    return source.name if source.name in i18n.LANGUAGES else i18n.DEFAULT
+
+
+@contextmanager
+def speaking(lang: str) -> Iterator[None]:
+    """labkit speaks ``lang`` inside the block (``LABKIT_LANG``, which :func:`labkit.core.i18n.language` reads at each call)."""
+    before = os.environ.get("LABKIT_LANG")
+    os.environ["LABKIT_LANG"] = lang
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("LABKIT_LANG", None)
+        else:
+            os.environ["LABKIT_LANG"] = before
+
+
+def copy_notes(source: Path, target: Path) -> list[str]:
+    """Copy the course notes beside the lessons (``*.md``: ``zh_CN/terminology.md``) where missing or different.
+
+    Like the pictures, notes are course material: a changed one replaces the old copy.
+    """
+    copied = []
+    for note in sorted(source.glob("*.md")):
+        destination = target / note.name
+        if not destination.exists() or destination.read_bytes() != note.read_bytes():
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(note, destination)
+            copied.append(note.name)
+    return copied
+
+
 def release(out: Path | None = None, source: Path | None = None, *, allow_solutions: bool = False) -> ReleaseReport:
     """Write the student version of every notebook in ``source`` into ``out``.
+
+    With the default ``source``, the Chinese lessons (``notebooks/zh_CN``) are released too, into
+    ``out/zh_CN``; their report entries are named ``zh_CN/NN-name.ipynb``. A ``source`` folder
+    named after a language (``notebooks/zh_CN``) is released in that language alone.
 
     Every notebook is checked before the first file is written, so a failed
     release leaves ``out`` as it was. ``out`` also gets the release marker
@@ -387,15 +446,26 @@ def release(out: Path | None = None, source: Path | None = None, *, allow_soluti
         >>> print(release(Path("/tmp/student")))  # doctest: +SKIP
         wrote 5 student notebook(s) with 8 exercise(s) to /tmp/student
     """
+    everything = source is None
     source = SOURCE_DIR if source is None else Path(source)
-    released = build(source)
+    with speaking(language_of(source)):
+        released = build(source)
+    # The course's own release has its translations too, in a folder per language.
+    translations = [(lang, translation_dir(lang)) for lang in i18n.LANGUAGES] if everything else []
+    translations = [(lang, folder) for lang, folder in translations if any(folder.glob("*.ipynb"))]
+    for lang, folder in translations:
+        with speaking(lang):
+            released += [Released(f"{lang}/{n.name}", n.exercises, n.notebook) for n in build(folder)]
     out = DEFAULT_OUT if out is None else Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
         for notebook in released:
+            (out / notebook.name).parent.mkdir(parents=True, exist_ok=True)
             nbformat.write(notebook.notebook, out / notebook.name)
-        copy_pictures(source, out)
-        (out / RELEASE_MARKER).write_text(release_marker(allow_solutions))
+        for folder, target in [(source, out), *((folder, out / lang) for lang, folder in translations)]:
+            copy_pictures(folder, target)
+            copy_notes(folder, target)
+            (target / RELEASE_MARKER).write_text(release_marker(allow_solutions))
     except OSError as e:
         raise LabkitError(
             f"cannot write the student notebooks to {out} ({e.strerror or e})", "choose another --out folder"

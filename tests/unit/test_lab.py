@@ -90,7 +90,7 @@ def test_main_starts_jupyter_in_the_workspace(tmp_path: Path, monkeypatch: pytes
         raise SystemExit(0)
 
     monkeypatch.setenv("LABKIT_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.setattr(lab, "sync_student_workspace", lambda source, workspace: ([], []))
+    monkeypatch.setattr(lab, "sync_student_workspace", lambda source, workspace, lang=None: ([], []))
     monkeypatch.setattr(lab.os, "execve", execve)
     monkeypatch.chdir(tmp_path)
     workspace = tmp_path / "work"

@@ -187,10 +187,8 @@ STOP_GRACEFUL = register(
         hints=(
             (
                 N_(
-                    (
-                        "Look at its log first: `docker logs graceful`. Which command asks a container to stop, rather "
-                        "than killing it?"
-                    )
+                    "Look at its log first: `docker logs graceful`. Which command asks a container to stop, rather "
+                    "than killing it?"
                 )
             ),
             N_("`docker stop NAME` sends SIGTERM, waits the grace period, and only then sends SIGKILL."),

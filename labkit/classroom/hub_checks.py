@@ -24,6 +24,7 @@ from urllib.parse import quote
 
 from labkit.core import http
 from labkit.core.errors import HttpUnreachable
+from labkit.core.i18n import N_, _
 from labkit.exercises.machinery import runner
 from labkit.exercises.machinery.model import CheckResult, Exercise
 
@@ -36,7 +37,7 @@ TIMEOUT = 120.0
 #: Largest answer read from the grader.
 MAX_ANSWER = 256 * 1024
 #: What a result from the hub carries in its evidence, so it is seen to be the hub's.
-RECORDED = ("recorded by", "the hub")
+RECORDED = (N_("recorded by"), N_("the hub"))
 
 
 def grader_url(base: str, exercise_id: str) -> str:
@@ -71,13 +72,13 @@ def from_answer(status: int, body: bytes) -> CheckResult | str:
                 bool(data["passed"]),
                 str(data["message"]),
                 None if data.get("hint") is None else str(data["hint"]),
-                {**(evidence if isinstance(evidence, dict) else {}), RECORDED[0]: RECORDED[1]},
+                {**(evidence if isinstance(evidence, dict) else {}), _(RECORDED[0]): _(RECORDED[1])},
             )
         except KeyError as e:
-            return f"the hub's grader answered without {e}"
+            return _("the hub's grader answered without {field}").format(field=e)
     error = data.get("error") if isinstance(data, dict) else None
-    shown = str(error) if error else body[:200].decode("utf-8", "replace").strip() or "no message"
-    return f"the hub's grader answered {status}: {shown}"
+    shown = str(error) if error else body[:200].decode("utf-8", "replace").strip() or _("no message")
+    return _("the hub's grader answered {status}: {error}").format(status=status, error=shown)
 
 
 def ask(exercise: Exercise, answer: str | None) -> CheckResult | str | None:
@@ -96,7 +97,7 @@ def ask(exercise: Exercise, answer: str | None) -> CheckResult | str | None:
             limit=MAX_ANSWER,
         )
     except HttpUnreachable as e:
-        return f"the hub's grader did not answer ({e.cause})"
+        return _("the hub's grader did not answer ({cause})").format(cause=e.cause)
     return from_answer(got.status, got.body)
 
 

@@ -33,6 +33,7 @@ import psutil
 
 from labkit.classroom import learner_engine as le
 from labkit.core import state as files
+from labkit.core.i18n import _
 
 #: The default state folder of a machine's hub.
 DEFAULT_STATE = Path("/var/lib/labkit/hub")
@@ -167,7 +168,7 @@ def apply(c: Any, folder: str | os.PathLike[str]) -> None:
     c.Authenticator.allow_all = False
     c.Authenticator.any_allow_config = True
     c.JupyterHub.template_vars = {
-        "announcement_login": "labkit: log in with the name and password your instructor gave you."
+        "announcement_login": _("labkit: log in with the name and password your instructor gave you.")
     }
 
     c.JupyterHub.spawner_class = "labkit.classroom.hub_spawner.LearnerEngineSpawner"

@@ -67,11 +67,13 @@ from tornado.iostream import StreamClosedError
 from traitlets.config import Config
 
 from labkit.classroom import learner_engine as le
+from labkit.classroom import view
 from labkit.classroom.hub import Hub, sse
 from labkit.classroom.hub_checks import GRADER_ENV
 from labkit.classroom.hub_records import DB_NAME, verdict_event
 from labkit.classroom.store import Store
 from labkit.core.errors import LabkitError, UnknownExercise
+from labkit.core.i18n import _
 from labkit.course.grade import grade_events
 from labkit.exercises.machinery import catalog
 from labkit.exercises.machinery.model import CheckResult
@@ -173,25 +175,29 @@ def parse_body(body: bytes) -> str | None:
         labkit.classroom.hub_grader.BadRequest: unknown field(s) learner: the grader takes only "answer" (the learner is named by the token)
     """
     if len(body) > MAX_BODY:
-        raise BadRequest(f"the body is over {MAX_BODY} bytes")
+        raise BadRequest(_("the body is over {max_body} bytes").format(max_body=MAX_BODY))
     if not body.strip():
         return None
     try:
         data = json.loads(body)
     except ValueError as e:
-        raise BadRequest(f"the body is not JSON ({e})") from e
+        raise BadRequest(_("the body is not JSON ({error})").format(error=e)) from e
     if not isinstance(data, dict):
-        raise BadRequest("the body must be a JSON object")
+        raise BadRequest(_("the body must be a JSON object"))
     unknown = sorted(set(data) - {"answer"})
     if unknown:
         raise BadRequest(
-            f'unknown field(s) {", ".join(unknown)}: the grader takes only "answer" (the learner is named by the token)'
+            _('unknown field(s) {fields}: the grader takes only "answer" (the learner is named by the token)').format(
+                fields=", ".join(unknown)
+            )
         )
     answer = data.get("answer")
     if answer is None:
         return None
     if not isinstance(answer, str | int) or isinstance(answer, bool) or len(str(answer)) > MAX_ANSWER:
-        raise BadRequest(f'"answer" must be a string of at most {MAX_ANSWER} characters')
+        raise BadRequest(
+            _('"answer" must be a string of at most {max_answer} characters').format(max_answer=MAX_ANSWER)
+        )
     return str(answer).strip()
 
 
@@ -226,8 +232,10 @@ def result_from_run(returncode: int, stdout: str, stderr: str) -> CheckResult:
         labkit.core.errors.LabkitError: could not check: labkit: the daemon did not answer — start it
     """
     if returncode not in (0, 1):
-        lines = [line for line in stderr.splitlines() if line.strip()] or [f"the check exited {returncode}"]
-        raise LabkitError(f"could not check: {lines[-1].strip()[:300]}")
+        lines = [line for line in stderr.splitlines() if line.strip()] or [
+            _("the check exited {code}").format(code=returncode)
+        ]
+        raise LabkitError(_("could not check: {reason}").format(reason=lines[-1].strip()[:300]))
     try:
         data = json.loads(stdout)
         result = CheckResult(
@@ -239,9 +247,11 @@ def result_from_run(returncode: int, stdout: str, stderr: str) -> CheckResult:
             dict(data.get("evidence") or {}),
         )
     except (ValueError, KeyError, TypeError, AttributeError) as e:
-        raise LabkitError(f"could not check: the check printed no verdict ({e})", "read the grader's log") from e
+        raise LabkitError(
+            _("could not check: the check printed no verdict ({error})").format(error=e), _("read the grader's log")
+        ) from e
     if result.passed != (returncode == 0):
-        raise LabkitError("could not check: the check's exit code and verdict disagree", "read the grader's log")
+        raise LabkitError(_("could not check: the check's exit code and verdict disagree"), _("read the grader's log"))
     return result
 
 
@@ -255,7 +265,10 @@ def run_on_server(name: str, argv: list[str]) -> subprocess.CompletedProcess[str
     user = le.find_user(name)
     engine = le.running(user) if user is not None else None
     if engine is None:
-        raise LabkitError(f"could not check: {name}'s Docker engine is not running", "start your server from the hub")
+        raise LabkitError(
+            _("could not check: {name}'s Docker engine is not running").format(name=name),
+            _("start your server from the hub"),
+        )
     pinned = le.pinned_socket(engine)
     return le.run_as(
         engine,
@@ -283,8 +296,8 @@ async def run_check(name: str, exercise_id: str, answer: str | None, pods: PodEx
             done = await pods.run(name, check_argv(exercise_id, answer, pods.python), CHECK_TIMEOUT)
     except subprocess.TimeoutExpired as e:
         raise LabkitError(
-            f"could not check: the check took over {CHECK_TIMEOUT:.0f} s",
-            "try again; if it keeps happening, ask the instructor",
+            _("could not check: the check took over {seconds:.0f} s").format(seconds=CHECK_TIMEOUT),
+            _("try again; if it keeps happening, ask the instructor"),
         ) from e
     return result_from_run(done.returncode, done.stdout, done.stderr)
 
@@ -339,12 +352,12 @@ class CheckHandler(_Handler):
 
     async def post(self, exercise_id: str) -> None:
         if not self.request.headers.get("Authorization"):
-            return self.fail(401, "a JupyterHub API token is needed (Authorization: token …)")
+            return self.fail(401, _("a JupyterHub API token is needed (Authorization: token …)"))
         user = self.current_user
         if user is None:
-            return self.fail(401, "the hub does not know this token, or it may not call the grader")
+            return self.fail(401, _("the hub does not know this token, or it may not call the grader"))
         if user.get("kind", "user") != "user":
-            return self.fail(403, "only a learner's own token can ask for a check")
+            return self.fail(403, _("only a learner's own token can ask for a check"))
         try:
             answer = parse_body(self.request.body)
             exercise = catalog.get(exercise_id)
@@ -354,7 +367,7 @@ class CheckHandler(_Handler):
             return self.fail(404, str(e))
         name = str(user["name"])
         if name in self.grader.running:
-            return self.fail(409, f"a check for {name} is running already: wait for it")
+            return self.fail(409, _("a check for {name} is running already: wait for it").format(name=name))
         self.grader.running.add(name)
         loop = asyncio.get_running_loop()
         try:
@@ -378,12 +391,12 @@ class AdminHandler(_Handler):
         user = self.current_user
         if user is None:
             if self.request.headers.get("Authorization") or self.request.method != "GET":
-                self.fail(401, "log in to the hub as an admin")
+                self.fail(401, _("log in to the hub as an admin"))
             else:
                 self.redirect(self.get_login_url())
             return False
         if not user.get("admin"):
-            self.fail(403, f"{user.get('name')} is not an admin of this hub")
+            self.fail(403, _("{name} is not an admin of this hub").format(name=user.get("name")))
             return False
         return True
 
@@ -391,14 +404,15 @@ class AdminHandler(_Handler):
 class PageHandler(AdminHandler):
     async def get(self, name: str = "index.html") -> None:
         if name not in _PAGE_FILES:
-            return self.fail(404, "no such file")
+            return self.fail(404, _("no such file"))
         if not self.admin():
             return
         self.set_header("Content-Type", _PAGE_FILES[name])
         self.set_header("Cache-Control", "no-store")
         self.set_header("Content-Security-Policy", "default-src 'self'; img-src 'self' data:")
         self.set_header("X-Content-Type-Options", "nosniff")
-        self.finish(resources.files("labkit.classroom").joinpath("static", name).read_bytes())
+        body = resources.files("labkit.classroom").joinpath("static", name).read_bytes()
+        self.finish(view.page_html(body) if name == "index.html" else body)
 
 
 class StateHandler(AdminHandler):

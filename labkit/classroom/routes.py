@@ -59,8 +59,10 @@ from labkit.classroom.client import LEARNER_KEY_HEADER
 from labkit.classroom.hub import Hub, sse
 from labkit.classroom.limits import EVENTS_PER_MINUTE, MAX_LEARNERS, EventRate, TooDeep, parse_json
 from labkit.classroom.store import ClassroomFull, Store, matches
+from labkit.classroom.view import page_html
 from labkit.core import __version__
 from labkit.core.errors import LabkitError, StoreError
+from labkit.core.i18n import _
 from labkit.course.grade import grade_events
 from labkit.exercises.machinery.catalog import all_exercises
 from labkit.exercises.machinery.events import prepare as prepare_validator
@@ -147,17 +149,19 @@ class Classroom:
     @staticmethod
     def _bearer(request: Request) -> str | None:
         header = request.headers.get("authorization", "")
-        scheme, _, value = header.partition(" ")
+        scheme, _sep, value = header.partition(" ")
         return value.strip() or None if scheme.lower() == "bearer" else None
 
     def _learner(self, request: Request) -> Response | None:
         token = self._bearer(request)
         if token is None:
             return _error(
-                401, "missing join token: send `Authorization: Bearer <join token>`", **{"WWW-Authenticate": "Bearer"}
+                401,
+                _("missing join token: send `Authorization: Bearer <join token>`"),
+                **{"WWW-Authenticate": "Bearer"},
             )
         if not matches(token, self.hashes.join):
-            return _error(403, "wrong join token: ask your instructor for the current one")
+            return _error(403, _("wrong join token: ask your instructor for the current one"))
         return None
 
     def _instructor_token(self, request: Request) -> str | None:
@@ -171,32 +175,44 @@ class Classroom:
         token = self._bearer(request) or request.query_params.get("token")
         session = request.cookies.get(COOKIE)
         if not token and not session:
-            return _error(401, "missing instructor token: open the instructor URL printed by `labkit classroom serve`")
+            return _error(
+                401, _("missing instructor token: open the instructor URL printed by `labkit classroom serve`")
+            )
         if not token and session and await run_in_threadpool(self.store.session_valid, session):
             return None
-        return _error(403, "wrong instructor token: use the instructor URL printed by `labkit classroom serve`")
+        return _error(403, _("wrong instructor token: use the instructor URL printed by `labkit classroom serve`"))
 
     # -- learners -----------------------------------------------------------------------------
 
     async def ping(self, request: Request) -> Response:
         token = self._bearer(request)
         if token is None:
-            return _error(401, "missing token", **{"WWW-Authenticate": "Bearer"})
+            return _error(401, _("missing token"), **{"WWW-Authenticate": "Bearer"})
         for role, expected in (("learner", self.hashes.join), ("instructor", self.hashes.instructor)):
             if matches(token, expected):
                 return JSONResponse({"ok": True, "role": role, "service": "labkit classroom", "labkit": __version__})
-        return _error(403, "wrong token: ask your instructor for the join token")
+        return _error(403, _("wrong token: ask your instructor for the join token"))
 
     async def _json_body(self, request: Request) -> Any | Response:
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype != "application/json":
-            return _error(415, f"send JSON (Content-Type: application/json), not {ctype or 'no content type'}")
+            return _error(
+                415,
+                _("send JSON (Content-Type: application/json), not {content_type}").format(
+                    content_type=ctype or _("no content type")
+                ),
+            )
         declared = request.headers.get("content-length")
         if declared is not None:
             if not declared.isdigit():
-                return _error(400, "bad Content-Length")
+                return _error(400, _("bad Content-Length"))
             if int(declared) > MAX_BODY:
-                return _error(413, f"body of {declared} bytes is over the limit of {MAX_BODY}")
+                return _error(
+                    413,
+                    _("body of {declared} bytes is over the limit of {max_body}").format(
+                        declared=declared, max_body=MAX_BODY
+                    ),
+                )
         chunks: list[bytes] = []
         size = 0
         try:
@@ -204,18 +220,18 @@ class Classroom:
                 async for chunk in request.stream():
                     size += len(chunk)
                     if size > MAX_BODY:
-                        return _error(413, f"body is over the limit of {MAX_BODY} bytes")
+                        return _error(413, _("body is over the limit of {max_body} bytes").format(max_body=MAX_BODY))
                     chunks.append(chunk)
         except TimeoutError:
-            return _error(408, f"the body did not arrive within {BODY_TIMEOUT:g} s")
+            return _error(408, _("the body did not arrive within {body_timeout:g} s").format(body_timeout=BODY_TIMEOUT))
         except ClientDisconnect:
-            return _error(400, "the client left before sending its whole body")
+            return _error(400, _("the client left before sending its whole body"))
         try:
             return parse_json(b"".join(chunks))
         except TooDeep as e:
-            return _error(400, f"malformed JSON: {e}")
+            return _error(400, _("malformed JSON: {error}").format(error=e))
         except ValueError as e:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
-            return _error(400, f"malformed JSON: {e}")
+            return _error(400, _("malformed JSON: {error}").format(error=e))
 
     async def join(self, request: Request) -> Response:
         denied = self._learner(request)
@@ -225,7 +241,7 @@ class Classroom:
         if isinstance(body, Response):
             return body
         if not isinstance(body, dict):
-            return _error(422, 'send {"name": "<your name>"}')
+            return _error(422, _('send {"name": "<your name>"}'))
         try:
             name = check_name(body.get("name"))
         except ValueError as e:
@@ -243,9 +259,11 @@ class Classroom:
         if key is None:
             return _error(
                 409,
-                f"the name {name!r} is already taken in this classroom (names that differ only in case, accents "
-                "written another way or look-alike letters count as one): join with another --name "
-                "(if it is you on another machine, ask the instructor to run `labkit classroom forget NAME`)",
+                _(
+                    "the name {name!r} is already taken in this classroom (names that differ only in case, accents "
+                    "written another way or look-alike letters count as one): join with another --name (if it is "
+                    "you on another machine, ask the instructor to run `labkit classroom forget NAME`)"
+                ).format(name=name),
             )
         self.hub.joined(learner)
         return JSONResponse({"learner": learner, "key": key})
@@ -256,12 +274,12 @@ class Classroom:
             return denied
         key = request.headers.get(LEARNER_KEY_HEADER)
         if not key:
-            return _error(401, "missing learner key: run `labkit classroom join URL TOKEN --name NAME` first")
+            return _error(401, _("missing learner key: run `labkit classroom join URL TOKEN --name NAME` first"))
         learner = self.keys.get(key)
         if learner is None:
             learner = await run_in_threadpool(self.store.learner_for_key, key)
             if learner is None:
-                return _error(403, "unknown learner key: run `labkit classroom join` again")
+                return _error(403, _("unknown learner key: run `labkit classroom join` again"))
             if len(self.keys) < KEY_CACHE:
                 self.keys[key] = learner
         body = await self._json_body(request)
@@ -269,15 +287,22 @@ class Classroom:
             return body
         items = body if isinstance(body, list) else [body]
         if not items:
-            return _error(422, "empty batch: send at least one event")
+            return _error(422, _("empty batch: send at least one event"))
         if len(items) > MAX_BATCH:
-            return _error(413, f"batch of {len(items)} events is over the limit of {MAX_BATCH}")
+            return _error(
+                413,
+                _("batch of {items} events is over the limit of {max_batch}").format(
+                    items=len(items), max_batch=MAX_BATCH
+                ),
+            )
         wait = self.rate.take(learner, len(items), time.monotonic())
         if wait:
             seconds = 60 if math.isinf(wait) else max(1, math.ceil(wait))
             return _error(
                 429,
-                f"too many events: {self.rate.per_minute:g} a minute for each learner; send these in {seconds} s",
+                _("too many events: {per_minute:g} a minute for each learner; send these in {seconds} s").format(
+                    per_minute=self.rate.per_minute, seconds=seconds
+                ),
                 **{"Retry-After": str(seconds)},
             )
         events = []
@@ -286,13 +311,15 @@ class Classroom:
             try:
                 event = validate_event(item)
             except ValueError as e:
-                where = f"event {n}: " if isinstance(body, list) else ""
-                return _error(422, f"invalid event: {where}{e}")
+                where = _("event {n}: ").format(n=n) if isinstance(body, list) else ""
+                return _error(422, _("invalid event: {where}{error}").format(where=where, error=e))
             if event["learner"] != learner:
                 if name_key(event["learner"]) != key_of_learner:
                     return _error(
                         403,
-                        f"your learner key belongs to {learner!r}, not {event['learner']!r}",
+                        _("your learner key belongs to {learner!r}, not {claimed!r}").format(
+                            learner=learner, claimed=event["learner"]
+                        ),
                         code="learner-mismatch",
                     )
                 event = {**event, "learner": learner}  # one learner, one spelling: the one they joined with
@@ -327,12 +354,15 @@ class Classroom:
     async def static(self, request: Request) -> Response:
         name = request.path_params["name"]
         if name not in _PAGE_FILES or name == "index.html":
-            return _error(404, "no such file")
+            return _error(404, _("no such file"))
         return self._asset(name)
 
     @staticmethod
     def _asset(name: str) -> Response:
+        """A file of the page; index.html with its sentences in the server's language (:func:`page_html`)."""
         body = resources.files("labkit.classroom").joinpath("static", name).read_bytes()
+        if name == "index.html":
+            body = page_html(body)
         return Response(
             body,
             media_type=_PAGE_FILES[name],

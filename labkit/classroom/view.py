@@ -25,20 +25,81 @@ order of arrival), so a post costs the same with ten events behind it or ten tho
 from __future__ import annotations
 
 import bisect
+import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from labkit.core import fmt
+from labkit.core.i18n import N_, _, language
 
 #: Failing checks since the last pass that make an exercise "stuck".
 STUCK_FAILS = 3
 #: Seconds of recent activity on an exercise for it to count as "stuck" now.
 STUCK_WINDOW = 600
 
-STUCK_RULE = (
-    f"stuck = not passed, {STUCK_FAILS}+ failing checks or any hint since the last pass, "
-    f"and active on it in the last {STUCK_WINDOW // 60} minutes"
+_STUCK_RULE = N_(
+    "stuck = not passed, {fails}+ failing checks or any hint since the last pass, "
+    "and active on it in the last {minutes} minutes"
 )
+STUCK_RULE = _STUCK_RULE.format(fails=STUCK_FAILS, minutes=STUCK_WINDOW // 60)
+
+#: Every sentence of the instructor's page (static/index.html and static/app.js), by key: the
+#: server hands them to the page in its language (:func:`page_text`), so the page's words
+#: live here, in the catalog, and nowhere else. ``{name}`` placeholders are filled by app.js.
+PAGE_TEXT = {
+    "title": N_("labkit classroom"),
+    "connecting": N_("connecting…"),
+    "live": N_("live"),
+    "lost": N_("connection lost: reconnecting…"),
+    "download": N_("Download the gradebook (CSV)"),
+    "legend": N_("✔ passed (checks) · ✗ not yet (checks) · H{n} highest hint tier asked · ⚠ stuck · — not started."),
+    "caption": N_("Learners × exercises, updated live"),
+    "empty": N_("No learner has joined yet. Learners run the join command printed by {command}."),
+    "learner": N_("Learner"),
+    "passed_column": N_("Passed"),
+    "last_activity": N_("Last activity"),
+    "lesson": N_("Lesson {lesson}"),
+    "other": N_("Other"),
+    "not_started": N_("not started"),
+    "passed_one": N_("passed, {n} check"),
+    "passed_many": N_("passed, {n} checks"),
+    "not_yet_one": N_("not yet, {n} check"),
+    "not_yet_many": N_("not yet, {n} checks"),
+    "no_check": N_("no check yet"),
+    "stuck": N_("stuck"),
+    "last_at": N_("last at {time}"),
+    "hint_asked": N_("hint {level} asked"),
+    "stuck_on": N_(" (⚠ stuck on {n})"),
+    "learners_one": N_("{n} learner, {exercises} exercises"),
+    "learners_many": N_("{n} learners, {exercises} exercises"),
+    "stuck_names": N_("; stuck: {names}"),
+    "nobody_stuck": N_("; nobody stuck"),
+    "rule": N_("({rule}.)"),
+    "status_passed": N_("passed"),
+    "status_not_yet": N_("not yet"),
+    "announce_hint": N_("{learner} asked hint {level} for {exercise}"),
+    "announce_check": N_("{learner} checked {exercise}: {status}"),
+    "announce_other": N_("{learner} checked {exercise}"),
+}
+
+
+def page_text() -> dict[str, str]:
+    """The instructor page's sentences in the current language (``LABKIT_LANG`` of the server), by key."""
+    text = {key: _(sentence) for key, sentence in PAGE_TEXT.items()}
+    text["stuck_rule"] = _(_STUCK_RULE).format(fails=STUCK_FAILS, minutes=STUCK_WINDOW // 60)
+    text["lang"] = "zh-CN" if language() == "zh_CN" else "en"
+    return text
+
+
+def page_html(index: bytes) -> bytes:
+    """static/index.html with :func:`page_text` in its ``<script id="labkit-text">`` (app.js reads it there).
+
+    The page's Content-Security-Policy runs no inline script; a JSON data block is not run, only read.
+    ``<``, ``>`` and ``&`` are escaped, so no translation can end the element early.
+    """
+    data = json.dumps(page_text(), ensure_ascii=False)
+    data = data.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return index.replace(b'type="application/json">{}</script>', f'type="application/json">{data}</script>'.encode())
 
 
 def event_time(event: dict[str, Any], received_at: str) -> float:

@@ -31,6 +31,7 @@ import docker
 import docker.errors
 
 from labkit.core import engine, fmt, wait
+from labkit.core.i18n import N_, _
 from labkit.exercises import _lesson06_containers as present
 from labkit.exercises import _lesson06_history as past
 from labkit.exercises.machinery.model import Context, Exercise, Verdict, not_yet, passed
@@ -125,7 +126,7 @@ def gather(client: docker.DockerClient, name: str, exercise_id: str, setup_id: s
 
 
 def _after_setup_only(exercise_id: str) -> str:
-    return f'Run `labkit.setup("{exercise_id}")` again: it makes a new one.'
+    return _('Run `labkit.setup("{exercise_id}")` again: it makes a new one.').format(exercise_id=exercise_id)
 
 
 # --- kill.now -------------------------------------------------------------------------
@@ -151,7 +152,7 @@ def _grace(life: Life) -> str:
     kill = next((e.at for e in events if e.action == "kill" and e.signal == SIGKILL), None)
     if term is None or kill is None or kill < term:
         return ""
-    return f", waited {kill - term:.0f} s"
+    return _(", waited {seconds:.0f} s").format(seconds=kill - term)
 
 
 def kill_verdict(life: Life) -> Verdict:
@@ -159,86 +160,116 @@ def kill_verdict(life: Life) -> Verdict:
     if not life.exists:
         if life.removed == "stopped":
             return not_yet(
-                f"There is no container named {HOLDOUT} any more: it was killed and removed (that is `docker rm -f`).",
-                f"The exercise wants it killed but kept, so its exit code can be read. {_after_setup_only('kill.now')}",
+                _(
+                    "There is no container named {holdout} any more: it was killed and removed (that is `docker rm "
+                    "-f`)."
+                ).format(holdout=HOLDOUT),
+                _("The exercise wants it killed but kept, so its exit code can be read. {again}").format(
+                    again=_after_setup_only("kill.now")
+                ),
             )
         return not_yet(
-            f"There is no container named {HOLDOUT}: setup never ran, or it was removed.",
+            _("There is no container named {holdout}: setup never ran, or it was removed.").format(holdout=HOLDOUT),
             _after_setup_only("kill.now"),
         )
     if not life.ours:
         return not_yet(
-            f"A container named {HOLDOUT} exists, but it is not the one setup started.",
-            f"{_after_setup_only('kill.now')} Then end that one.",
+            _("A container named {holdout} exists, but it is not the one setup started.").format(holdout=HOLDOUT),
+            _("{again} Then end that one.").format(again=_after_setup_only("kill.now")),
         )
     evidence: dict[str, Any] = {"status": life.status}
     sent = [s for s in life.signals() if s != SIGKILL]
     if life.status == "running":
         if life.actions().count("start") > 1:
             return not_yet(
-                f"{HOLDOUT} ended, but it was started again and runs now.",
-                "Leave it stopped after you end it: `docker restart` and `docker start` bring it back.",
+                _("{holdout} ended, but it was started again and runs now.").format(holdout=HOLDOUT),
+                _("Leave it stopped after you end it: `docker restart` and `docker start` bring it back."),
                 **evidence,
             )
         if sent:
             return not_yet(
-                f"{HOLDOUT} is still running: it was sent signal {sent[-1]}, and it ignores "
-                f"{'SIGTERM' if sent[-1] == SIGTERM else 'that signal'}.",
-                "Which signal can no process catch or ignore? `docker kill` sends that one unless -s says otherwise.",
+                _("{holdout} is still running: it was sent signal {sent}, and it ignores {value}.").format(
+                    holdout=HOLDOUT, sent=sent[-1], value="SIGTERM" if sent[-1] == SIGTERM else _("that signal")
+                ),
+                _(
+                    "Which signal can no process catch or ignore? `docker kill` sends that one unless -s says otherwise."
+                ),
                 signals=", ".join(map(str, sent)),
                 **evidence,
             )
         return not_yet(
-            f"{HOLDOUT} is still running.",
-            f"`docker logs {HOLDOUT}` says what it does with SIGTERM. Which command ends a container without asking?",
+            _("{holdout} is still running.").format(holdout=HOLDOUT),
+            _(
+                "`docker logs {holdout}` says what it does with SIGTERM. Which command ends a container without asking?"
+            ).format(holdout=HOLDOUT),
             **evidence,
         )
     if life.status == "paused":
         return not_yet(
-            f"{HOLDOUT} is paused, not ended: its process is frozen.",
-            "Unpause it first (`docker unpause`), or kill it as it is: SIGKILL ends a paused process too.",
+            _("{holdout} is paused, not ended: its process is frozen.").format(holdout=HOLDOUT),
+            _("Unpause it first (`docker unpause`), or kill it as it is: SIGKILL ends a paused process too."),
             **evidence,
         )
     if life.status != "exited":
-        return not_yet(f"{HOLDOUT} is {life.status}.", "Wait a moment and check again.", **evidence)
+        return not_yet(
+            _("{holdout} is {status}.").format(holdout=HOLDOUT, status=life.status),
+            _("Wait a moment and check again."),
+            **evidence,
+        )
     evidence["exit_code"] = life.exit_code
     if life.events is None:
         return not_yet(
-            f"{HOLDOUT} exited with code {life.exit_code}, but the daemon's event log no longer reaches back to "
-            "setup, so labkit cannot tell a kill from a stop.",
-            f"{_after_setup_only('kill.now')} End it again and check at once.",
+            _(
+                "{holdout} exited with code {exit_code}, but the daemon's event log no longer reaches back to "
+                "setup, so labkit cannot tell a kill from a stop."
+            ).format(holdout=HOLDOUT, exit_code=life.exit_code),
+            _("{again} End it again and check at once.").format(again=_after_setup_only("kill.now")),
             **evidence,
         )
     evidence["signals"] = ", ".join(map(str, life.signals())) or "none"
     if "stop" in life.actions():
         return not_yet(
-            f"{HOLDOUT} was stopped, not killed: `docker stop` sent SIGTERM, which it ignores{_grace(life)}, "
-            "then sent SIGKILL (exit code 137).",
-            "The result looks the same, but stop is the polite way and had to wait out its grace period. "
-            f"Which command sends SIGKILL at once? {_after_setup_only('kill.now')}",
+            _(
+                "{holdout} was stopped, not killed: `docker stop` sent SIGTERM, which it ignores{grace}, then "
+                "sent SIGKILL (exit code 137)."
+            ).format(holdout=HOLDOUT, grace=_grace(life)),
+            _(
+                "The result looks the same, but stop is the polite way and had to wait out its grace period. "
+                "Which command sends SIGKILL at once? {again}"
+            ).format(again=_after_setup_only("kill.now")),
             **evidence,
         )
     if SIGKILL in life.signals() and life.exit_code == 137:
         return passed(
-            f"{HOLDOUT} was killed: the daemon sent SIGKILL at once, with no stop and no grace period, "
-            "and it exited with 137 (128 + 9).",
+            _(
+                "{holdout} was killed: the daemon sent SIGKILL at once, with no stop and no grace period, and "
+                "it exited with 137 (128 + 9)."
+            ).format(holdout=HOLDOUT),
             **evidence,
         )
     if life.oom:
         return not_yet(
-            f"{HOLDOUT} was killed by the kernel for running out of memory (OOMKilled), not by you.",
+            _("{holdout} was killed by the kernel for running out of memory (OOMKilled), not by you.").format(
+                holdout=HOLDOUT
+            ),
             _after_setup_only("kill.now"),
             **evidence,
         )
     if life.exit_code == 137:
         return not_yet(
-            f"{HOLDOUT} was ended by SIGKILL (exit code 137), but not through Docker: the daemon sent no kill "
-            "(a `kill -9` of its process on the host?).",
-            f"Ask the daemon to do it, so Docker knows why it ended. {_after_setup_only('kill.now')}",
+            _(
+                "{holdout} was ended by SIGKILL (exit code 137), but not through Docker: the daemon sent no "
+                "kill (a `kill -9` of its process on the host?)."
+            ).format(holdout=HOLDOUT),
+            _("Ask the daemon to do it, so Docker knows why it ended. {again}").format(
+                again=_after_setup_only("kill.now")
+            ),
             **evidence,
         )
     return not_yet(
-        f"{HOLDOUT} exited with code {life.exit_code}, not 137: it was not ended by SIGKILL.",
+        _("{holdout} exited with code {exit_code}, not 137: it was not ended by SIGKILL.").format(
+            holdout=HOLDOUT, exit_code=life.exit_code
+        ),
         _after_setup_only("kill.now"),
         **evidence,
     )
@@ -251,16 +282,22 @@ def _check_kill(ctx: Context) -> Verdict:
 KILL_NOW = Exercise(
     id="kill.now",
     lesson=LESSON,
-    title="Kill a container that will not stop",
-    prompt=f"The running container {HOLDOUT} ignores SIGTERM. End it at once, without a grace period, "
-    "and leave it (stopped) in place.",
+    title=N_("Kill a container that will not stop"),
+    prompt=N_(
+        "The running container holdout ignores SIGTERM. End it at once, without a grace period, and "
+        "leave it (stopped) in place."
+    ),
     check=_check_kill,
     hints=(
-        f"`docker logs {HOLDOUT}` says it ignores SIGTERM, so asking it to stop only makes Docker wait. "
-        "Which command does not ask?",
-        "`docker kill` sends SIGKILL straight away (unless -s names another signal); SIGKILL cannot be "
-        "caught or ignored.",
-        f"Type: docker kill {HOLDOUT}",
+        N_(
+            "`docker logs holdout` says it ignores SIGTERM, so asking it to stop only makes Docker wait. "
+            "Which command does not ask?"
+        ),
+        N_(
+            "`docker kill` sends SIGKILL straight away (unless -s names another signal); SIGKILL cannot be "
+            "caught or ignored."
+        ),
+        N_("Type: docker kill holdout"),
     ),
     solution=(f"docker kill {HOLDOUT}",),
     setup=_setup_kill,
@@ -289,66 +326,85 @@ def restart_verdict(life: Life, setup_started: str) -> Verdict:
     """Judge ``restart.web`` (pure): ``setup_started`` is the ``StartedAt`` setup reported."""
     if not life.exists:
         return not_yet(
-            f"There is no container named {WEBBY}: setup never ran, or it was removed.",
+            _("There is no container named {webby}: setup never ran, or it was removed.").format(webby=WEBBY),
             _after_setup_only("restart.web"),
         )
     if not life.ours:
         return not_yet(
-            f"{WEBBY} is a new container, not the one setup started: removing it and running it again "
-            "made another container (a new id, a fresh writable layer).",
-            f"A restart keeps the container and starts its process again. {_after_setup_only('restart.web')}",
+            _(
+                "{webby} is a new container, not the one setup started: removing it and running it again made "
+                "another container (a new id, a fresh writable layer)."
+            ).format(webby=WEBBY),
+            _("A restart keeps the container and starts its process again. {again}").format(
+                again=_after_setup_only("restart.web")
+            ),
         )
     evidence: dict[str, Any] = {"status": life.status, "started": life.started_at}
     if life.status == "exited":
         return not_yet(
-            f"{WEBBY} is stopped: that is the first half of a restart.",
-            "A restart ends the process and starts it again in the same container. What brings a stopped one back?",
+            _("{webby} is stopped: that is the first half of a restart.").format(webby=WEBBY),
+            _("A restart ends the process and starts it again in the same container. What brings a stopped one back?"),
             **evidence,
         )
     if life.status != "running":
         return not_yet(
-            f"{WEBBY} is {life.status}, not running.",
-            "A restarted container runs: check again in a moment.",
+            _("{webby} is {status}, not running.").format(webby=WEBBY, status=life.status),
+            _("A restarted container runs: check again in a moment."),
             **evidence,
         )
     if not setup_started or life.started_at == setup_started:
         if "unpause" in life.actions():
             return not_yet(
-                f"{WEBBY} was paused and unpaused: its process was frozen and thawed, never restarted.",
-                "A restart ends the process (SIGTERM first) and starts a new one in the same container.",
+                _("{webby} was paused and unpaused: its process was frozen and thawed, never restarted.").format(
+                    webby=WEBBY
+                ),
+                _("A restart ends the process (SIGTERM first) and starts a new one in the same container."),
                 **evidence,
             )
         return not_yet(
-            f"{WEBBY} still runs the process setup started.",
-            "One command ends a container's process gracefully and starts it again, keeping the container.",
+            _("{webby} still runs the process setup started.").format(webby=WEBBY),
+            _("One command ends a container's process gracefully and starts it again, keeping the container."),
             **evidence,
         )
     actions = life.actions()
     if life.events is None:
         return passed(
-            f"{WEBBY} runs a new process in the same container (started {life.started_at}); the daemon's event "
-            "log no longer says how.",
+            _(
+                "{webby} runs a new process in the same container (started {started_at}); the daemon's event "
+                "log no longer says how."
+            ).format(webby=WEBBY, started_at=life.started_at),
             **evidence,
         )
     if "restart" in actions:
         return passed(
-            f"{WEBBY} was restarted (`docker restart`): the same container, its process stopped and started again.",
+            _(
+                "{webby} was restarted (`docker restart`): the same container, its process stopped and started again."
+            ).format(webby=WEBBY),
             **evidence,
         )
     if "stop" in actions:
         return passed(
-            f"{WEBBY} was stopped and started again: the same container with a new process. That is exactly what "
-            "`docker restart` does, in one command.",
+            _(
+                "{webby} was stopped and started again: the same container with a new process. That is exactly "
+                "what `docker restart` does, in one command."
+            ).format(webby=WEBBY),
             **evidence,
         )
     if SIGKILL in life.signals():
         return not_yet(
-            f"{WEBBY} was killed (SIGKILL, no SIGTERM first) and started again.",
-            "A restart asks the process to stop first and waits the grace period; a kill skips that. "
-            "Restart it the graceful way.",
+            _("{webby} was killed (SIGKILL, no SIGTERM first) and started again.").format(webby=WEBBY),
+            _(
+                "A restart asks the process to stop first and waits the grace period; a kill skips that. "
+                "Restart it the graceful way."
+            ),
             **evidence,
         )
-    return passed(f"{WEBBY} runs a new process in the same container (started {life.started_at}).", **evidence)
+    return passed(
+        _("{webby} runs a new process in the same container (started {started_at}).").format(
+            webby=WEBBY, started_at=life.started_at
+        ),
+        **evidence,
+    )
 
 
 def _check_restart(ctx: Context) -> Verdict:
@@ -360,13 +416,13 @@ def _check_restart(ctx: Context) -> Verdict:
 RESTART_WEB = Exercise(
     id="restart.web",
     lesson=LESSON,
-    title="Restart a running container",
-    prompt=f"Restart the running container {WEBBY}: the same container, with its process stopped and started again.",
+    title=N_("Restart a running container"),
+    prompt=N_("Restart the running container webby: the same container, with its process stopped and started again."),
     check=_check_restart,
     hints=(
-        f"`docker inspect -f '{{{{.State.StartedAt}}}}' {WEBBY}` shows when its process started; a restart moves that on.",
-        "There is one command for stop-then-start; it stops gracefully (SIGTERM, then the grace period) first.",
-        f"Type: docker restart {WEBBY}",
+        N_("`docker inspect -f '{{.State.StartedAt}}' webby` shows when its process started; a restart moves that on."),
+        N_("There is one command for stop-then-start; it stops gracefully (SIGTERM, then the grace period) first."),
+        N_("Type: docker restart webby"),
     ),
     solution=(f"docker restart {WEBBY}",),
     setup=_setup_restart,

@@ -20,6 +20,7 @@ from typing import Any
 import docker
 
 from labkit.core import engine, fmt, wait
+from labkit.core.i18n import N_, _
 from labkit.exercises import _lesson06_containers as present
 from labkit.exercises import _lesson06_history as past
 from labkit.exercises.machinery.model import Context, Exercise, Verdict, not_yet, passed
@@ -73,43 +74,58 @@ def start_verdict(facts: StartFacts, setup_id: str) -> Verdict:
     """Judge ``start.again`` (pure)."""
     new = facts.newcomers
     made = (
-        f" You made {', '.join(new[:3])} from the same image instead: `docker run` makes a new container every time."
+        _(" You made {names} from the same image instead: `docker run` makes a new container every time.").format(
+            names=", ".join(new[:3])
+        )
         if new
         else ""
     )
     if not facts.exists:
         return not_yet(
-            f"There is no container named {NAPPER}: it was removed, or setup never ran.{made}",
-            f'Run `labkit.setup("start.again")` again: it makes {NAPPER} and stops it. Then bring that same one back.',
+            _("There is no container named {napper}: it was removed, or setup never ran.{made}").format(
+                napper=NAPPER, made=made
+            ),
+            _(
+                'Run `labkit.setup("start.again")` again: it makes {napper} and stops it. Then bring that same '
+                "one back."
+            ).format(napper=NAPPER),
         )
     if not facts.same:
         return not_yet(
-            f"{NAPPER} is a new container, not the one setup stopped (id {setup_id}): removing a container and "
-            "running the image again makes another one, with a fresh writable layer.",
-            'Run `labkit.setup("start.again")` again, and this time bring back the container that is there.',
+            _(
+                "{napper} is a new container, not the one setup stopped (id {setup_id}): removing a container "
+                "and running the image again makes another one, with a fresh writable layer."
+            ).format(napper=NAPPER, setup_id=setup_id),
+            _('Run `labkit.setup("start.again")` again, and this time bring back the container that is there.'),
         )
     evidence: dict[str, Any] = {"status": facts.status, "id": setup_id}
     if facts.runs is not None:
         evidence["starts"] = facts.runs
     if facts.status == "running":
         return passed(
-            f"{NAPPER} runs again: the same container (id {setup_id}), with its files and settings, "
-            f"started {facts.runs or 'more than one'} times in all.",
+            _(
+                "{napper} runs again: the same container (id {setup_id}), with its files and settings, started "
+                "{runs} times in all."
+            ).format(napper=NAPPER, setup_id=setup_id, runs=facts.runs or _("more than one")),
             **evidence,
         )
     if facts.status == "paused":
         return not_yet(
-            f"{NAPPER} is paused: it ran, then was frozen.", "`docker unpause` lets it run again.", **evidence
+            _("{napper} is paused: it ran, then was frozen.").format(napper=NAPPER),
+            _("`docker unpause` lets it run again."),
+            **evidence,
         )
     if made:
         return not_yet(
-            f"{NAPPER} is still {facts.status}.{made}",
-            "Which command starts a container that already exists?",
+            _("{napper} is still {status}.{made}").format(napper=NAPPER, status=facts.status, made=made),
+            _("Which command starts a container that already exists?"),
             **evidence,
         )
     return not_yet(
-        f"{NAPPER} is still {facts.status}: a stopped container keeps its files and settings, ready to run again.",
-        "Which command starts a container that already exists, rather than making a new one?",
+        _("{napper} is still {status}: a stopped container keeps its files and settings, ready to run again.").format(
+            napper=NAPPER, status=facts.status
+        ),
+        _("Which command starts a container that already exists, rather than making a new one?"),
         **evidence,
     )
 
@@ -138,8 +154,8 @@ def _check_start(ctx: Context) -> Verdict:
     setup_id = str(reported.get("id") or "")
     if not setup_id:
         return not_yet(
-            f"The exercise is not set up: there is no stopped {NAPPER} yet.",
-            'Run `labkit.setup("start.again")` first: it makes one.',
+            _("The exercise is not set up: there is no stopped {napper} yet.").format(napper=NAPPER),
+            _('Run `labkit.setup("start.again")` first: it makes one.'),
         )
     since = fmt.timestamp(reported.get("stopped"))
     image = ctx.client.images.get(NAPPER_IMAGE)
@@ -161,13 +177,13 @@ def _check_start(ctx: Context) -> Verdict:
 START_AGAIN = Exercise(
     id="start.again",
     lesson=LESSON,
-    title="Start a stopped container again",
-    prompt=f"The container {NAPPER} has stopped. Make it run again: the same container, not a new one.",
+    title=N_("Start a stopped container again"),
+    prompt=N_("The container napper has stopped. Make it run again: the same container, not a new one."),
     check=_check_start,
     hints=(
-        f"`docker ps -a` lists {NAPPER} as Exited. `docker run` would make a new container; what reuses this one?",
-        "`docker start NAME` starts an existing container with the command and settings it was created with.",
-        f"Type: docker start {NAPPER}",
+        N_("`docker ps -a` lists napper as Exited. `docker run` would make a new container; what reuses this one?"),
+        N_("`docker start NAME` starts an existing container with the command and settings it was created with."),
+        N_("Type: docker start napper"),
     ),
     solution=(f"docker start {NAPPER}",),
     setup=_setup_start,

@@ -22,6 +22,7 @@ from typing import Any
 import docker
 
 from labkit.core import engine
+from labkit.core.i18n import N_, _
 from labkit.exercises import _lesson06_containers as present
 from labkit.exercises.machinery.model import Context, Exercise, Verdict, not_yet, passed
 from labkit.exercises.machinery.runner import exercise_labels
@@ -67,7 +68,7 @@ def _setup_ls(ctx: Context) -> dict[str, Any]:
         "busybox", ["true"], name=SHELF + chosen[3], detach=True, labels={**labels, ROLE: "stopped"}
     )
     hidden.wait(timeout=READY_TIMEOUT)
-    return {"containers": f"4 named {SHELF}…, 3 of them running"}
+    return {"containers": _("4 named {shelf}…, 3 of them running").format(shelf=SHELF)}
 
 
 @dataclass(frozen=True)
@@ -90,38 +91,50 @@ def ls_verdict(answer: str, shelves: Sequence[Shelf], others: Sequence[str] = ()
     hidden = next((s for s in shelves if s.hidden), None)
     if hidden is None:
         return not_yet(
-            "The stopped container setup made is gone (or setup never ran).",
-            'Run `labkit.setup("ls.all")` again; list the containers before removing any.',
+            _("The stopped container setup made is gone (or setup never ran)."),
+            _('Run `labkit.setup("ls.all")` again; list the containers before removing any.'),
         )
     given = _plain(answer)
     if not given:
-        return not_yet("The answer is empty.", "Submit a container's name, as the NAMES column shows it.")
+        return not_yet(_("The answer is empty."), _("Submit a container's name, as the NAMES column shows it."))
     if given == hidden.name:
         return passed(
-            f"{hidden.name} is the one: it has exited, so `docker container ls` hides it and `ls -a` shows it.",
+            _("{name} is the one: it has exited, so `docker container ls` hides it and `ls -a` shows it.").format(
+                name=hidden.name
+            ),
             status=hidden.status,
         )
     if len(given) >= 12 and hidden.id.removeprefix("sha256:").startswith(given.lower().removeprefix("sha256:")):
         return passed(
-            f"That is its id; its name is {hidden.name}. `ls -a` showed it: it has exited.", status=hidden.status
+            _("That is its id; its name is {name}. `ls -a` showed it: it has exited.").format(name=hidden.name),
+            status=hidden.status,
         )
     shown = next((s for s in shelves if s.name == given), None)
     if shown is not None:
         return not_yet(
-            f"{given} is {shown.status}: `docker container ls` already lists it.",
-            "The one asked for is missing from that list. Which option lists every container, whatever its state?",
+            _("{given} is {status}: `docker container ls` already lists it.").format(given=given, status=shown.status),
+            _("The one asked for is missing from that list. Which option lists every container, whatever its state?"),
         )
     close = difflib.get_close_matches(given, [s.name for s in shelves], n=1, cutoff=0.75)
     if close and close[0] == hidden.name:
-        return not_yet(f"No container is named {given!r}; it is close to the one you want.", "Copy the name exactly.")
+        return not_yet(
+            _("No container is named {given!r}; it is close to the one you want.").format(given=given),
+            _("Copy the name exactly."),
+        )
     if given in others:
         return not_yet(
-            f"{given} is a container, but setup did not make it: the names it made start with {SHELF}.",
-            f"Which option lists every container, stopped ones too? Look for the {SHELF} name among them.",
+            _("{given} is a container, but setup did not make it: the names it made start with {shelf}.").format(
+                given=given, shelf=SHELF
+            ),
+            _("Which option lists every container, stopped ones too? Look for the {shelf} name among them.").format(
+                shelf=SHELF
+            ),
         )
     return not_yet(
-        f"No container is named {given!r}.",
-        f"`docker container ls` lists running containers only. Which option shows the {SHELF} one that stopped?",
+        _("No container is named {given!r}.").format(given=given),
+        _(
+            "`docker container ls` lists running containers only. Which option shows the {shelf} one that stopped?"
+        ).format(shelf=SHELF),
     )
 
 
@@ -148,14 +161,16 @@ def _reference_ls(ctx: Context) -> str:
 LS_ALL = Exercise(
     id="ls.all",
     lesson=LESSON,
-    title="Find the container that ls does not show",
-    prompt=f"Setup made four containers named {SHELF}…; `docker container ls` shows three. "
-    "Submit the name of the fourth, the one that has stopped.",
+    title=N_("Find the container that ls does not show"),
+    prompt=N_(
+        "Setup made four containers named shelf-…; `docker container ls` shows three. Submit the name "
+        "of the fourth, the one that has stopped."
+    ),
     check=_check_ls,
     hints=(
-        "`docker container ls` (or `docker ps`) lists only running containers by default.",
-        "One option of `docker container ls` adds the stopped ones; its STATUS column then says Exited.",
-        f"Type: docker container ls -a, and submit the {SHELF} name whose status is Exited.",
+        N_("`docker container ls` (or `docker ps`) lists only running containers by default."),
+        N_("One option of `docker container ls` adds the stopped ones; its STATUS column then says Exited."),
+        N_("Type: docker container ls -a, and submit the shelf- name whose status is Exited."),
     ),
     solution=(f"docker container ls -a --filter name={SHELF}",),
     setup=_setup_ls,

@@ -24,6 +24,7 @@ import docker
 import docker.errors
 
 from labkit.core import engine, fmt
+from labkit.core.i18n import N_, _
 from labkit.core.interactive import interactive
 from labkit.exercises.machinery.model import Context, Exercise, Verdict, not_yet, passed
 from labkit.exercises.machinery.runner import exercise_labels
@@ -70,28 +71,42 @@ class AttachFacts:
 
 def attach_verdict(facts: AttachFacts) -> Verdict:
     """Judge ``attach.detach`` (pure)."""
-    again = 'Run `labkit.setup("attach.detach")` again'
+    again = _('Run `labkit.setup("attach.detach")` again')
     if not facts.exists:
         return not_yet(
-            f"There is no container named {HANGOUT}: setup never ran, or it was removed.", f"{again}: it starts one."
+            _("There is no container named {hangout}: setup never ran, or it was removed.").format(hangout=HANGOUT),
+            _("{again}: it starts one.").format(again=again),
         )
     if not facts.ours:
-        return not_yet(f"A container named {HANGOUT} exists, but setup did not start it.", f"{again}: it replaces it.")
+        return not_yet(
+            _("A container named {hangout} exists, but setup did not start it.").format(hangout=HANGOUT),
+            _("{again}: it replaces it.").format(again=again),
+        )
     evidence: dict[str, Any] = {"status": facts.status}
     if facts.status == "exited":
         return not_yet(
-            f"{HANGOUT} has stopped (exit code {facts.exit_code}): its main shell ended. Typing `exit` or pressing "
-            "Ctrl+D in an attached session ends the container's main process, and with it the container.",
-            f"{again} (or `docker start {HANGOUT}`), attach, and this time let go with the keys that detach.",
+            _(
+                "{hangout} has stopped (exit code {exit_code}): its main shell ended. Typing `exit` or pressing "
+                "Ctrl+D in an attached session ends the container's main process, and with it the container."
+            ).format(hangout=HANGOUT, exit_code=facts.exit_code),
+            _("{again} (or `docker start {hangout}`), attach, and this time let go with the keys that detach.").format(
+                again=again, hangout=HANGOUT
+            ),
             **evidence,
         )
     if facts.status != "running":
-        return not_yet(f"{HANGOUT} is {facts.status}, not running.", f"{again}.", **evidence)
+        return not_yet(
+            _("{hangout} is {status}, not running.").format(hangout=HANGOUT, status=facts.status),
+            _("{again}.").format(again=again),
+            **evidence,
+        )
     if facts.actions is None:
         return not_yet(
-            f"{HANGOUT} runs, but the daemon's event log no longer reaches back to its start, so labkit cannot see "
-            "whether you attached.",
-            "Attach again and detach, then check at once.",
+            _(
+                "{hangout} runs, but the daemon's event log no longer reaches back to its start, so labkit "
+                "cannot see whether you attached."
+            ).format(hangout=HANGOUT),
+            _("Attach again and detach, then check at once."),
             **evidence,
         )
     attached = facts.actions.count("attach")
@@ -100,26 +115,30 @@ def attach_verdict(facts: AttachFacts) -> Verdict:
         evidence["detached"] = facts.actions.count("detach")
     if attached:
         return passed(
-            f"You attached to {HANGOUT}'s main shell and it still runs: the detach keys (Ctrl+P Ctrl+Q) let go "
-            "without ending it.",
+            _(
+                "You attached to {hangout}'s main shell and it still runs: the detach keys (Ctrl+P Ctrl+Q) let "
+                "go without ending it."
+            ).format(hangout=HANGOUT),
             **evidence,
         )
     if facts.starts is not None and facts.starts > 1:
         return not_yet(
-            f"{HANGOUT} ended and was started again, and nobody has attached to it since.",
-            "Attach to the running one now, and leave with the detach keys rather than `exit`.",
+            _("{hangout} ended and was started again, and nobody has attached to it since.").format(hangout=HANGOUT),
+            _("Attach to the running one now, and leave with the detach keys rather than `exit`."),
             **evidence,
         )
     if any(action.startswith("exec_start") for action in facts.actions):
         return not_yet(
-            f"You ran `docker exec` in {HANGOUT}: that starts a second process beside its main shell, and nothing "
-            "attached to the main one.",
-            "`docker attach` connects your terminal to the main process (the one `docker run` started).",
+            _(
+                "You ran `docker exec` in {hangout}: that starts a second process beside its main shell, and "
+                "nothing attached to the main one."
+            ).format(hangout=HANGOUT),
+            _("`docker attach` connects your terminal to the main process (the one `docker run` started)."),
             **evidence,
         )
     return not_yet(
-        f"{HANGOUT} runs, and nothing has attached to it since it started.",
-        "Which command connects your terminal to a running container's main process? Then, which keys let go?",
+        _("{hangout} runs, and nothing has attached to it since it started.").format(hangout=HANGOUT),
+        _("Which command connects your terminal to a running container's main process? Then, which keys let go?"),
         **evidence,
     )
 
@@ -181,15 +200,20 @@ def attach_and_detach(ctx: Context) -> None:
 ATTACH_DETACH = Exercise(
     id="attach.detach",
     lesson=LESSON,
-    title="Attach to a container, then detach and leave it running",
-    prompt=f"Attach to the running container {HANGOUT}, then detach with Ctrl+P Ctrl+Q so that it keeps running.",
+    title=N_("Attach to a container, then detach and leave it running"),
+    prompt=N_("Attach to the running container hangout, then detach with Ctrl+P Ctrl+Q so that it keeps running."),
     check=_check,
     hints=(
-        f"`docker exec` would start a second shell; you want {HANGOUT}'s own, the one its `docker run` started.",
-        "`docker attach NAME` connects your terminal to that main shell. `exit` there would end it; the detach "
-        "keys let go instead. In a notebook, drive it with `labkit.interactive(...)` and `term.detach()`.",
-        f"Type: docker attach {HANGOUT}, then press Ctrl+P and then Ctrl+Q. In a notebook: "
-        f'with labkit.interactive("docker attach {HANGOUT}") as term: term.detach()',
+        N_("`docker exec` would start a second shell; you want hangout's own, the one its `docker run` started."),
+        N_(
+            "`docker attach NAME` connects your terminal to that main shell. `exit` there would end it; the "
+            "detach keys let go instead. In a notebook, drive it with `labkit.interactive(...)` and "
+            "`term.detach()`."
+        ),
+        N_(
+            "Type: docker attach hangout, then press Ctrl+P and then Ctrl+Q. In a notebook: with "
+            'labkit.interactive("docker attach hangout") as term: term.detach()'
+        ),
     ),
     solution=(f"docker attach {HANGOUT}", "# then press Ctrl+P, then Ctrl+Q"),
     setup=_setup,

@@ -14,6 +14,7 @@ import docker.errors
 from docker.models.images import Image
 
 from labkit.core import refs
+from labkit.core.i18n import _
 from labkit.core.probes import image_id
 from labkit.features.images.catalog import CATALOG
 
@@ -64,7 +65,9 @@ def is_commit(image: Image, snapshot: Any | None, exercise_id: str) -> bool:
 
 
 def label(image: Image) -> str:
-    return ", ".join(image.tags) if image.tags else f"an untagged image {image.short_id.split(':')[-1]}"
+    if image.tags:
+        return ", ".join(image.tags)
+    return _("an untagged image {short_id}").format(short_id=image.short_id.split(":")[-1])
 
 
 def candidates(client: docker.DockerClient, snapshot: Any | None) -> list[Image]:

@@ -28,6 +28,7 @@ import docker.errors
 
 from labkit.core import engine, fmt
 from labkit.core.errors import ImageMissing
+from labkit.core.i18n import N_, _
 from labkit.core.paths import workspace_dir
 from labkit.core.probes import image_id
 from labkit.exercises import _lesson10_archive_reader as _archives
@@ -100,64 +101,88 @@ def load_verdict(facts: LoadFacts, wanted: str, path: str) -> Verdict:
     mine = [action for action, full in events or () if _short(full) == wanted]
     deleted_at = next((n for n, action in enumerate(mine) if action == "delete"), None)
     loads_after = deleted_at is not None and "load" in mine[deleted_at:]
-    gone_file = "" if facts.archive else f" The archive {path} is gone too: run the setup again to get both back."
+    gone_file = (
+        ""
+        if facts.archive
+        else _(" The archive {path} is gone too: run the setup again to get both back.").format(path=path)
+    )
     evidence: dict[str, Any] = {"wanted": wanted}
     if facts.present is not None:
         evidence.update(found=_short(facts.present), layers=facts.layers)
     if facts.present is not None and _short(facts.present) == wanted:
         if events is None:
             return not_yet(
-                f"{CARGO} is here with the id it was saved with, but the daemon's event log no longer reaches back "
-                "to the save, so labkit cannot see whether it was removed and loaded.",
-                'Run `labkit.setup("load.back")` again, do both steps, and check at once.',
+                _(
+                    "{cargo} is here with the id it was saved with, but the daemon's event log no longer reaches "
+                    "back to the save, so labkit cannot see whether it was removed and loaded."
+                ).format(cargo=CARGO),
+                _('Run `labkit.setup("load.back")` again, do both steps, and check at once.'),
                 **evidence,
             )
         if loads_after:
             return passed(
-                f"{CARGO} was removed and is back from the archive with the same id ({wanted}): `docker load` "
-                "restored the image itself (its layers, its config and its name), not a copy.",
+                _(
+                    "{cargo} was removed and is back from the archive with the same id ({wanted}): `docker load` "
+                    "restored the image itself (its layers, its config and its name), not a copy."
+                ).format(cargo=CARGO, wanted=wanted),
                 **evidence,
             )
         if "load" in mine:
             return not_yet(
-                f"You loaded the archive while {CARGO} was still here, so nothing needed restoring.",
-                "Remove the image first, see that `docker images` no longer lists it, then load it back.",
+                _("You loaded the archive while {cargo} was still here, so nothing needed restoring.").format(
+                    cargo=CARGO
+                ),
+                _("Remove the image first, see that `docker images` no longer lists it, then load it back."),
                 **evidence,
             )
         if "untag" in mine and deleted_at is None:
             return not_yet(
-                f"{CARGO} lost its name and got it back, but the image itself never left: same id, no load.",
-                "Remove the image (not only its name), then bring it back from the archive.",
+                _("{cargo} lost its name and got it back, but the image itself never left: same id, no load.").format(
+                    cargo=CARGO
+                ),
+                _("Remove the image (not only its name), then bring it back from the archive."),
                 **evidence,
             )
         return not_yet(
-            f"{CARGO} is still the image setup saved (id {wanted}): it has not been removed yet.",
-            f"Two steps: remove the image from the daemon, then restore it from {path}.",
+            _("{cargo} is still the image setup saved (id {wanted}): it has not been removed yet.").format(
+                cargo=CARGO, wanted=wanted
+            ),
+            _("Two steps: remove the image from the daemon, then restore it from {path}.").format(path=path),
             **evidence,
         )
     if facts.present is not None:
         imported = any(action == "import" and full == facts.present for action, full in events or ())
         if imported or facts.layers == 1:
             return not_yet(
-                f"{CARGO} is a new image (id {_short(facts.present)}, {facts.layers} layer), not the one saved "
-                f"(id {wanted}): `docker import` read the save archive as a plain filesystem, so the image holds "
-                "the archive's own files (manifest.json, the layer folders) instead of the saved image.",
+                _(
+                    "{cargo} is a new image (id {short}, {layers} layer), not the one saved (id {wanted}): `docker "
+                    "import` read the save archive as a plain filesystem, so the image holds the archive's own "
+                    "files (manifest.json, the layer folders) instead of the saved image."
+                ).format(cargo=CARGO, short=_short(facts.present), layers=facts.layers, wanted=wanted),
                 "import is for what `docker export` writes; which command reads back what `docker save` wrote, "
                 "layers, config and name?" + gone_file,
                 **evidence,
             )
         return not_yet(
-            f"{CARGO} names another image (id {_short(facts.present)}), not the one saved (id {wanted}).",
-            f"Remove it and bring back the saved one from {path}.{gone_file}",
+            _("{cargo} names another image (id {short}), not the one saved (id {wanted}).").format(
+                cargo=CARGO, short=_short(facts.present), wanted=wanted
+            ),
+            _("Remove it and bring back the saved one from {path}.{gone_file}").format(path=path, gone_file=gone_file),
             **evidence,
         )
     if deleted_at is not None or "untag" in mine:
         return not_yet(
-            f"{CARGO} is gone from the daemon: the first step is done.{gone_file}",
-            f"Now bring it back from {path}: which command reads what `docker save` wrote?",
+            _("{cargo} is gone from the daemon: the first step is done.{gone_file}").format(
+                cargo=CARGO, gone_file=gone_file
+            ),
+            _("Now bring it back from {path}: which command reads what `docker save` wrote?").format(path=path),
             **evidence,
         )
-    return not_yet(f"There is no image {CARGO}.{gone_file}", 'Run `labkit.setup("load.back")` again.', **evidence)
+    return not_yet(
+        _("There is no image {cargo}.{gone_file}").format(cargo=CARGO, gone_file=gone_file),
+        _('Run `labkit.setup("load.back")` again.'),
+        **evidence,
+    )
 
 
 def _events(client: docker.DockerClient, since: float | None) -> tuple[tuple[str, str], ...] | None:
@@ -181,8 +206,8 @@ def _check(ctx: Context) -> Verdict:
     wanted = str(reported.get("id") or "")
     if not wanted:
         return not_yet(
-            f"The exercise is not set up: there is no {CARGO} and no archive yet.",
-            'Run `labkit.setup("load.back")` first: it makes the image and saves it.',
+            _("The exercise is not set up: there is no {cargo} and no archive yet.").format(cargo=CARGO),
+            _('Run `labkit.setup("load.back")` first: it makes the image and saves it.'),
         )
     path = str(reported.get("path") or archive_path())
     try:
@@ -221,14 +246,16 @@ def _teardown(ctx: Context) -> int:
 LOAD_BACK = Exercise(
     id="load.back",
     lesson=LESSON,
-    title="Remove an image and load it back from its archive",
-    prompt=f"Setup saved the image {CARGO} to the archive it names. Remove {CARGO} from the daemon, then "
-    "bring it back from that archive, with the same id.",
+    title=N_("Remove an image and load it back from its archive"),
+    prompt=N_(
+        "Setup saved the image lab/cargo to the archive it names. Remove lab/cargo from the daemon, "
+        "then bring it back from that archive, with the same id."
+    ),
     check=_check,
     hints=(
-        f"Note the id setup printed. Remove the image first; `docker images {CARGO}` should then list nothing.",
-        "`docker rmi` removes an image; the command that reads a `docker save` archive back is save's partner.",
-        f"Type: docker rmi {CARGO}, then docker load -i PATH, where PATH is the path setup printed.",
+        N_("Note the id setup printed. Remove the image first; `docker images lab/cargo` should then list nothing."),
+        N_("`docker rmi` removes an image; the command that reads a `docker save` archive back is save's partner."),
+        N_("Type: docker rmi lab/cargo, then docker load -i PATH, where PATH is the path setup printed."),
     ),
     solution=(f"docker rmi {CARGO}", "docker load -i {path}"),
     setup=_setup,

@@ -16,6 +16,7 @@ from typing import Any
 from docker.models.containers import Container
 
 from labkit.core import engine, wait
+from labkit.core.i18n import N_, _
 from labkit.exercises import _lesson06_containers as present
 from labkit.exercises import _lesson06_history as past
 from labkit.exercises import _lesson06_signals as signals
@@ -53,38 +54,52 @@ def _killed(ctx: Context, container: Container, handler_ran: bool, evidence: dic
     """Exit code 137: SIGKILL ended it. Say who sent it, when the daemon's events still know."""
     if container.attrs.get("State", {}).get("OOMKilled"):
         return not_yet(
-            f"{GRACEFUL} was killed by the kernel for running out of memory (exit code 137, OOMKilled).",
-            'Nothing you typed did this: run `labkit.setup("stop.graceful")` again, and ask it to stop once more.',
+            _("{graceful} was killed by the kernel for running out of memory (exit code 137, OOMKilled).").format(
+                graceful=GRACEFUL
+            ),
+            _('Nothing you typed did this: run `labkit.setup("stop.graceful")` again, and ask it to stop once more.'),
             **evidence,
         )
     if handler_ran:
         return not_yet(
-            f"{GRACEFUL} got SIGTERM and began to clean up, but SIGKILL ended it first (exit code 137).",
-            "The grace period was too short for its handler (like `docker stop -t 0`). Run setup again "
-            "and give it the default 10 seconds.",
+            _("{graceful} got SIGTERM and began to clean up, but SIGKILL ended it first (exit code 137).").format(
+                graceful=GRACEFUL
+            ),
+            _(
+                "The grace period was too short for its handler (like `docker stop -t 0`). Run setup again "
+                "and give it the default 10 seconds."
+            ),
             **evidence,
         )
     signals = past.kill_signals(ctx.client, container)
     evidence["signals"] = "unknown" if signals is None else ", ".join(map(str, signals)) or "none"
-    again = 'Run `labkit.setup("stop.graceful")` again, and this time ask it to stop.'
+    again = _('Run `labkit.setup("stop.graceful")` again, and this time ask it to stop.')
     if signals is not None and signals and signals[0] == 9:
         return not_yet(
-            f"{GRACEFUL} was killed: `docker kill` sent SIGKILL at once (exit code 137), so its SIGTERM "
-            "handler never ran.",
-            f"`docker kill` is for a container that will not stop. {again}",
+            _(
+                "{graceful} was killed: `docker kill` sent SIGKILL at once (exit code 137), so its SIGTERM "
+                "handler never ran."
+            ).format(graceful=GRACEFUL),
+            _("`docker kill` is for a container that will not stop. {again}").format(again=again),
             **evidence,
         )
     if signals is not None and 15 in signals:
         return not_yet(
-            f"{GRACEFUL} was sent SIGTERM and then SIGKILL before its handler ran (exit code 137): "
-            "a `docker stop` with a grace period too short, like `-t 0`.",
-            f"`docker stop` waits -t seconds (10 by default) between the two signals. {again}",
+            _(
+                "{graceful} was sent SIGTERM and then SIGKILL before its handler ran (exit code 137): a `docker "
+                "stop` with a grace period too short, like `-t 0`."
+            ).format(graceful=GRACEFUL),
+            _("`docker stop` waits -t seconds (10 by default) between the two signals. {again}").format(again=again),
             **evidence,
         )
     return not_yet(
-        f"{GRACEFUL} was ended by SIGKILL (exit code 137) before its SIGTERM handler ran: "
-        "`docker kill`, or `docker stop -t 0`.",
-        f"`docker kill` sends SIGKILL at once; `docker stop` sends SIGTERM first and waits. {again}",
+        _(
+            "{graceful} was ended by SIGKILL (exit code 137) before its SIGTERM handler ran: `docker kill`, "
+            "or `docker stop -t 0`."
+        ).format(graceful=GRACEFUL),
+        _("`docker kill` sends SIGKILL at once; `docker stop` sends SIGTERM first and waits. {again}").format(
+            again=again
+        ),
         **evidence,
     )
 
@@ -93,13 +108,17 @@ def _graceful(ctx: Context) -> Verdict:
     container = engine.find_container(GRACEFUL)
     if container is None or container.name != GRACEFUL:
         return not_yet(
-            f"There is no container named {GRACEFUL}: it was removed (or setup never ran).",
-            f'Run `labkit.setup("stop.graceful")` again: it starts a new {GRACEFUL}. Stop it, but do not remove it.',
+            _("There is no container named {graceful}: it was removed (or setup never ran).").format(graceful=GRACEFUL),
+            _(
+                'Run `labkit.setup("stop.graceful")` again: it starts a new {graceful}. Stop it, but do not remove it.'
+            ).format(graceful=GRACEFUL),
         )
     if container.labels.get("labkit.exercise") != "stop.graceful":
         return not_yet(
-            f"A container named {GRACEFUL} exists, but it is not the one setup started.",
-            f'Run `labkit.setup("stop.graceful")`: it replaces this {GRACEFUL} with the exercise\'s own.',
+            _("A container named {graceful} exists, but it is not the one setup started.").format(graceful=GRACEFUL),
+            _('Run `labkit.setup("stop.graceful")`: it replaces this {graceful} with the exercise\'s own.').format(
+                graceful=GRACEFUL
+            ),
         )
     status = present.status(container)
     lines = past.log_lines(container)
@@ -110,40 +129,50 @@ def _graceful(ctx: Context) -> Verdict:
     if status == "running":
         if runs is not None and runs > 1:
             return not_yet(
-                f"{GRACEFUL} stopped, but it was started again and runs now (it has started {runs} times).",
-                "`docker restart` (or `docker start`) started it again; stop it once more and leave it stopped.",
+                _("{graceful} stopped, but it was started again and runs now (it has started {runs} times).").format(
+                    graceful=GRACEFUL, runs=runs
+                ),
+                _("`docker restart` (or `docker start`) started it again; stop it once more and leave it stopped."),
                 **evidence,
             )
         return not_yet(
-            f"{GRACEFUL} is still running.",
-            f"Which command asks a container to stop (SIGTERM) rather than killing it? `docker logs {GRACEFUL}` "
-            "shows what it does when asked.",
+            _("{graceful} is still running.").format(graceful=GRACEFUL),
+            _(
+                "Which command asks a container to stop (SIGTERM) rather than killing it? `docker logs "
+                "{graceful}` shows what it does when asked."
+            ).format(graceful=GRACEFUL),
             **evidence,
         )
     if status == "paused":
         return not_yet(
-            f"{GRACEFUL} is paused, not stopped: its process is frozen and cannot answer a signal.",
-            f"Let it run again first (`docker unpause {GRACEFUL}`): only a running process can handle SIGTERM.",
+            _("{graceful} is paused, not stopped: its process is frozen and cannot answer a signal.").format(
+                graceful=GRACEFUL
+            ),
+            _(
+                "Let it run again first (`docker unpause {graceful}`): only a running process can handle SIGTERM."
+            ).format(graceful=GRACEFUL),
             **evidence,
         )
     if status != "exited":
         return not_yet(
-            f"{GRACEFUL} is {status}; the exercise wants it stopped.",
-            "Wait a moment and check again.",
+            _("{graceful} is {status}; the exercise wants it stopped.").format(graceful=GRACEFUL, status=status),
+            _("Wait a moment and check again."),
             **evidence,
         )
     code = present.exit_code(container)
     evidence["exit_code"] = code
     if code == 143 and (handler_ran or lines is None):
         return passed(
-            f"{GRACEFUL} received SIGTERM, its handler logged it and exited with 143 (128 + 15).",
+            _("{graceful} received SIGTERM, its handler logged it and exited with 143 (128 + 15).").format(
+                graceful=GRACEFUL
+            ),
             **evidence,
         )
     if code == 137:
         return _killed(ctx, container, handler_ran, evidence)
     return not_yet(
-        f"{GRACEFUL} exited with code {code}, not through its SIGTERM handler.",
-        'Run `labkit.setup("stop.graceful")` again, then ask it to stop, without forcing it.',
+        _("{graceful} exited with code {code}, not through its SIGTERM handler.").format(graceful=GRACEFUL, code=code),
+        _('Run `labkit.setup("stop.graceful")` again, then ask it to stop, without forcing it.'),
         **evidence,
     )
 
@@ -152,16 +181,18 @@ STOP_GRACEFUL = register(
     Exercise(
         id="stop.graceful",
         lesson=LESSON,
-        title="Stop a container gracefully",
-        prompt=f"Stop the running container {GRACEFUL} so that it exits through its SIGTERM handler.",
+        title=N_("Stop a container gracefully"),
+        prompt=N_("Stop the running container graceful so that it exits through its SIGTERM handler."),
         check=_graceful,
         hints=(
             (
-                f"Look at its log first: `docker logs {GRACEFUL}`. Which command asks a container to stop, "
-                "rather than killing it?"
+                N_(
+                    "Look at its log first: `docker logs graceful`. Which command asks a container to stop, rather "
+                    "than killing it?"
+                )
             ),
-            "`docker stop NAME` sends SIGTERM, waits the grace period, and only then sends SIGKILL.",
-            f"Type: docker stop {GRACEFUL}",
+            N_("`docker stop NAME` sends SIGTERM, waits the grace period, and only then sends SIGKILL."),
+            N_("Type: docker stop graceful"),
         ),
         solution=(f"docker stop {GRACEFUL}",),
         setup=_setup_graceful,

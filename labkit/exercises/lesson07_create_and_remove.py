@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from labkit.core import engine, wait
+from labkit.core.i18n import N_, _
 from labkit.core.probes import is_image
 from labkit.exercises import _lesson06_containers as present
 from labkit.exercises import _lesson06_history as past
@@ -39,63 +40,81 @@ def _create_only(ctx: Context) -> Verdict:
         similar = past.similar_names(ctx.client, CREATED)
         if similar:
             return not_yet(
-                f"There is no container named {CREATED}, but there is {similar[0].name}.",
-                f"The name must be exactly {CREATED}; a container can be renamed (`docker rename OLD NEW`).",
+                _("There is no container named {created}, but there is {name}.").format(
+                    created=CREATED, name=similar[0].name
+                ),
+                _("The name must be exactly {created}; a container can be renamed (`docker rename OLD NEW`).").format(
+                    created=CREATED
+                ),
             )
         return not_yet(
-            f"There is no container named {CREATED} yet.",
-            "Which command makes a container without starting it? It takes the same options as `docker run`.",
+            _("There is no container named {created} yet.").format(created=CREATED),
+            _("Which command makes a container without starting it? It takes the same options as `docker run`."),
         )
     image = str(container.attrs.get("Config", {}).get("Image", ""))
     ports = present.host_ports(container)
     evidence = {"image": image, "status": present.status(container), "ports": ports or "none"}
-    redo = f"Remove it (`docker rm -f {CREATED}`) and create it again"
+    redo = _("Remove it (`docker rm -f {created}`) and create it again").format(created=CREATED)
     if not is_image(ctx.client, container, CREATED_IMAGE):
         return not_yet(
-            f"{CREATED} was created from {image}, not {CREATED_IMAGE}.",
-            f"{redo} from {CREATED_IMAGE}.",
+            _("{created} was created from {image}, not {created_image}.").format(
+                created=CREATED, image=image, created_image=CREATED_IMAGE
+            ),
+            _("{redo} from {created_image}.").format(redo=redo, created_image=CREATED_IMAGE),
             **evidence,
         )
     if past.was_started(container):
         now = (
-            "is running"
+            _("is running")
             if present.status(container) == "running"
-            else f"has run and is now {present.status(container)}"
+            else _("has run and is now {status}").format(status=present.status(container))
         )
         return not_yet(
-            f"{CREATED} was started: it {now}. The exercise wants it created only.",
-            f"`docker run` is create + start. {redo}, without starting it.",
+            _("{created} was started: it {now}. The exercise wants it created only.").format(created=CREATED, now=now),
+            _("`docker run` is create + start. {redo}, without starting it.").format(redo=redo),
             **evidence,
         )
     published = ports.get("80/tcp", [])
     if CREATED_PORT in published:
         return passed(
-            f"{CREATED} exists in state created, from {CREATED_IMAGE}, with port 80 published on {CREATED_PORT}; "
-            "nothing runs yet.",
+            _(
+                "{created} exists in state created, from {created_image}, with port 80 published on "
+                "{created_port}; nothing runs yet."
+            ).format(created=CREATED, created_image=CREATED_IMAGE, created_port=CREATED_PORT),
             **evidence,
         )
     if container.attrs.get("HostConfig", {}).get("PublishAllPorts") and not ports:
         return not_yet(
-            f"{CREATED} publishes its ports on random host ports (-P), not on {CREATED_PORT}.",
-            f"-P picks free host ports; the exercise wants host port {CREATED_PORT}. {redo}, choosing it.",
+            _("{created} publishes its ports on random host ports (-P), not on {created_port}.").format(
+                created=CREATED, created_port=CREATED_PORT
+            ),
+            _("-P picks free host ports; the exercise wants host port {created_port}. {redo}, choosing it.").format(
+                created_port=CREATED_PORT, redo=redo
+            ),
             **evidence,
         )
     if published:
         return not_yet(
-            f"{CREATED} publishes port 80 on host port {published[0] or 'a random one'}, not {CREATED_PORT}.",
-            f"In `-p HOST:CONTAINER` the host port comes first. {redo}.",
+            _("{created} publishes port 80 on host port {host_port}, not {created_port}.").format(
+                created=CREATED, host_port=published[0] or _("a random one"), created_port=CREATED_PORT
+            ),
+            _("In `-p HOST:CONTAINER` the host port comes first. {redo}.").format(redo=redo),
             **evidence,
         )
     if ports:
         other = next(iter(ports))
         return not_yet(
-            f"{CREATED} publishes container port {other}, but hello-dock's web server listens on port 80.",
-            f"In `-p HOST:CONTAINER` the container port comes second. {redo}.",
+            _("{created} publishes container port {other}, but hello-dock's web server listens on port 80.").format(
+                created=CREATED, other=other
+            ),
+            _("In `-p HOST:CONTAINER` the container port comes second. {redo}.").format(redo=redo),
             **evidence,
         )
     return not_yet(
-        f"{CREATED} publishes no port.",
-        f"Ports are chosen when a container is created, not when it starts. {redo}, publishing its port 80.",
+        _("{created} publishes no port.").format(created=CREATED),
+        _("Ports are chosen when a container is created, not when it starts. {redo}, publishing its port 80.").format(
+            redo=redo
+        ),
         **evidence,
     )
 
@@ -104,14 +123,16 @@ CREATE_ONLY = register(
     Exercise(
         id="create.only",
         lesson=LESSON,
-        title="Create a container without starting it",
-        prompt=f"Create, but do not start, a container named {CREATED} from {CREATED_IMAGE} publishing "
-        f"host port {CREATED_PORT} to its port 80.",
+        title=N_("Create a container without starting it"),
+        prompt=N_(
+            "Create, but do not start, a container named created-only from labkit/hello-dock publishing "
+            "host port 8081 to its port 80."
+        ),
         check=_create_only,
         hints=(
-            "One command makes a container without starting it; `docker run` would do that and start it.",
-            "`docker create` takes the options of `docker run`: --name NAME, -p HOST:CONTAINER, then the image.",
-            f"Type: docker create --name {CREATED} -p {CREATED_PORT}:80 {CREATED_IMAGE}",
+            N_("One command makes a container without starting it; `docker run` would do that and start it."),
+            N_("`docker create` takes the options of `docker run`: --name NAME, -p HOST:CONTAINER, then the image."),
+            N_("Type: docker create --name created-only -p 8081:80 labkit/hello-dock"),
         ),
         solution=(f"docker create --name {CREATED} -p {CREATED_PORT}:80 {CREATED_IMAGE}",),
         names=(CREATED,),
@@ -143,46 +164,57 @@ def _setup_stopped(ctx: Context) -> dict[str, Any]:
 def _rm_stopped(ctx: Context) -> Verdict:
     if ctx.setup is None:
         return not_yet(
-            "This exercise's containers have not been made yet.",
-            'Run `labkit.setup("rm.stopped")` first: it makes three stopped containers and a running one.',
+            _("This exercise's containers have not been made yet."),
+            _('Run `labkit.setup("rm.stopped")` first: it makes three stopped containers and a running one.'),
         )
     left = [name for name in STALE if present.own(name, "rm.stopped") is not None]
     keeper = present.own(KEEPER, "rm.stopped")
     evidence = {"stopped_left": ", ".join(left) or "none", KEEPER: "gone" if keeper is None else present.status(keeper)}
     if keeper is None:
         return not_yet(
-            f"{KEEPER} is gone too: it was a running container, and it should have stayed.",
-            "`docker rm -f` (or removing it after `docker stop`) removes running containers as well. "
-            'Run `labkit.setup("rm.stopped")` again and remove only the stopped ones.',
+            _("{keeper} is gone too: it was a running container, and it should have stayed.").format(keeper=KEEPER),
+            _(
+                "`docker rm -f` (or removing it after `docker stop`) removes running containers as well. "
+                'Run `labkit.setup("rm.stopped")` again and remove only the stopped ones.'
+            ),
             **evidence,
         )
     if present.status(keeper) != "running":
         return not_yet(
-            f"{KEEPER} is {present.status(keeper)}: it should still be running.",
-            f"Start it again (`docker start {KEEPER}`){' and remove the stopped ones' if left else ''}.",
+            _("{keeper} is {status}: it should still be running.").format(keeper=KEEPER, status=present.status(keeper)),
+            _("Start it again (`docker start {keeper}`){more}.").format(
+                keeper=KEEPER, more=_(" and remove the stopped ones") if left else ""
+            ),
             **evidence,
         )
     if left:
         return not_yet(
-            f"{len(left)} of the {len(STALE)} stopped containers still exist: {', '.join(left)}.",
-            "Which command removes containers? It takes several names at once, and refuses a running one "
-            "unless forced.",
+            _("{left} of the {stale} stopped containers still exist: {names}.").format(
+                left=len(left), stale=len(STALE), names=", ".join(left)
+            ),
+            _(
+                "Which command removes containers? It takes several names at once, and refuses a running one "
+                "unless forced."
+            ),
             **evidence,
         )
-    return passed(f"The {len(STALE)} stopped containers are gone and {KEEPER} still runs.", **evidence)
+    return passed(
+        _("The {stale} stopped containers are gone and {keeper} still runs.").format(stale=len(STALE), keeper=KEEPER),
+        **evidence,
+    )
 
 
 RM_STOPPED = register(
     Exercise(
         id="rm.stopped",
         lesson=LESSON,
-        title="Remove the stopped containers, keep the running one",
-        prompt=f"Remove the stopped containers {', '.join(STALE)}; leave {KEEPER} running.",
+        title=N_("Remove the stopped containers, keep the running one"),
+        prompt=N_("Remove the stopped containers stale-1, stale-2, stale-3; leave still-running running."),
         check=_rm_stopped,
         hints=(
-            "List them with `docker ps -a`: which ones are not running?",
-            "`docker rm NAME...` removes stopped containers and refuses a running one unless you add -f.",
-            f"Type: docker rm {' '.join(STALE)}",
+            N_("List them with `docker ps -a`: which ones are not running?"),
+            N_("`docker rm NAME...` removes stopped containers and refuses a running one unless you add -f."),
+            N_("Type: docker rm stale-1 stale-2 stale-3"),
         ),
         solution=(f"docker rm {' '.join(STALE)}",),
         setup=_setup_stopped,
@@ -199,8 +231,12 @@ def _wrong_name(ctx: Context) -> Verdict | None:
     for other in past.similar_names(ctx.client, EPHEMERAL):
         if other.attrs.get("HostConfig", {}).get("AutoRemove"):
             return not_yet(
-                f"There is no container named {EPHEMERAL}, but there is {other.name}, started with --rm.",
-                f"The name must be exactly {EPHEMERAL}; a container can be renamed (`docker rename OLD NEW`).",
+                _("There is no container named {ephemeral}, but there is {name}, started with --rm.").format(
+                    ephemeral=EPHEMERAL, name=other.name
+                ),
+                _("The name must be exactly {ephemeral}; a container can be renamed (`docker rename OLD NEW`).").format(
+                    ephemeral=EPHEMERAL
+                ),
             )
     return None
 
@@ -213,14 +249,20 @@ def _auto_remove(ctx: Context) -> Verdict:
             return wrong
         if past.recent_end(ctx.client, EPHEMERAL, since=past.reset_at()) == "ended":
             return not_yet(
-                f"A container named {EPHEMERAL} ran and removed itself: its command finished at once.",
-                "With --rm a container is removed as soon as its main process ends: run an image whose main "
-                "process keeps running (labkit/hello-dock serves its page until it is stopped).",
+                _("A container named {ephemeral} ran and removed itself: its command finished at once.").format(
+                    ephemeral=EPHEMERAL
+                ),
+                _(
+                    "With --rm a container is removed as soon as its main process ends: run an image whose main "
+                    "process keeps running (labkit/hello-dock serves its page until it is stopped)."
+                ),
             )
         return not_yet(
-            f"There is no container named {EPHEMERAL}.",
-            "`docker run` needs three things here: one option removes the container once it stops, one keeps it "
-            "in the background, one names it. Which are they?",
+            _("There is no container named {ephemeral}.").format(ephemeral=EPHEMERAL),
+            _(
+                "`docker run` needs three things here: one option removes the container once it stops, one keeps it "
+                "in the background, one names it. Which are they?"
+            ),
         )
     host = container.attrs.get("HostConfig", {})
     config = container.attrs.get("Config", {})
@@ -228,21 +270,25 @@ def _auto_remove(ctx: Context) -> Verdict:
     evidence = {"status": status, "auto_remove": bool(host.get("AutoRemove"))}
     if not host.get("AutoRemove"):
         return not_yet(
-            f"{EPHEMERAL} was started without --rm: when it stops it will stay behind, like every other container.",
-            f"--rm is chosen when the container is made: remove this one (`docker rm -f {EPHEMERAL}`) and run a new "
-            "one that removes itself.",
+            _(
+                "{ephemeral} was started without --rm: when it stops it will stay behind, like every other container."
+            ).format(ephemeral=EPHEMERAL),
+            _(
+                "--rm is chosen when the container is made: remove this one (`docker rm -f {ephemeral}`) and "
+                "run a new one that removes itself."
+            ).format(ephemeral=EPHEMERAL),
             **evidence,
         )
     if status == "created":
         return not_yet(
-            f"{EPHEMERAL} has --rm, but it was only created: nothing runs yet.",
-            f"Start it: `docker start {EPHEMERAL}`.",
+            _("{ephemeral} has --rm, but it was only created: nothing runs yet.").format(ephemeral=EPHEMERAL),
+            _("Start it: `docker start {ephemeral}`.").format(ephemeral=EPHEMERAL),
             **evidence,
         )
     if status != "running":
         return not_yet(
-            f"{EPHEMERAL} is {status}: with --rm it is on its way out.",
-            "Run it again, from an image whose main process keeps running.",
+            _("{ephemeral} is {status}: with --rm it is on its way out.").format(ephemeral=EPHEMERAL, status=status),
+            _("Run it again, from an image whose main process keeps running."),
             **evidence,
         )
     if config.get("AttachStdout") or config.get("AttachStderr"):
@@ -251,30 +297,39 @@ def _auto_remove(ctx: Context) -> Verdict:
         attached = past.was_attached(ctx.client, container)
         evidence["attached"] = "unknown" if attached is None else attached
         if attached is not False:
-            how = "" if attached else " (or it was created and started long ago; labkit cannot tell)"
+            how = "" if attached else _(" (or it was created and started long ago; labkit cannot tell)")
             return not_yet(
-                f"{EPHEMERAL} runs with --rm, but attached to a terminal: `docker run` without -d{how}.",
-                "An attached run holds your terminal, and Ctrl+C there stops the container (so --rm removes it). "
-                f"Stop it (`docker stop {EPHEMERAL}`) and run it again in the background.",
+                _("{ephemeral} runs with --rm, but attached to a terminal: `docker run` without -d{how}.").format(
+                    ephemeral=EPHEMERAL, how=how
+                ),
+                _(
+                    "An attached run holds your terminal, and Ctrl+C there stops the container (so --rm removes "
+                    "it). Stop it (`docker stop {ephemeral}`) and run it again in the background."
+                ).format(ephemeral=EPHEMERAL),
                 **evidence,
             )
-    return passed(f"{EPHEMERAL} runs detached with --rm: when it stops, the daemon removes it.", **evidence)
+    return passed(
+        _("{ephemeral} runs detached with --rm: when it stops, the daemon removes it.").format(ephemeral=EPHEMERAL),
+        **evidence,
+    )
 
 
 RUN_AUTO_REMOVE = register(
     Exercise(
         id="run.auto-remove",
         lesson=LESSON,
-        title="A container that removes itself",
-        prompt=f"Run a detached container named {EPHEMERAL} that keeps running and removes itself when it stops.",
+        title=N_("A container that removes itself"),
+        prompt=N_("Run a detached container named ephemeral that keeps running and removes itself when it stops."),
         check=_auto_remove,
         hints=(
-            "One option of `docker run` tells the daemon to remove the container once it stops.",
+            N_("One option of `docker run` tells the daemon to remove the container once it stops."),
             (
-                "--rm removes it when it stops, -d runs it in the background, --name names it; "
-                "labkit/hello-dock keeps running."
+                N_(
+                    "--rm removes it when it stops, -d runs it in the background, --name names it; "
+                    "labkit/hello-dock keeps running."
+                )
             ),
-            f"Type: docker run --rm -d --name {EPHEMERAL} labkit/hello-dock",
+            N_("Type: docker run --rm -d --name ephemeral labkit/hello-dock"),
         ),
         solution=(f"docker run --rm -d --name {EPHEMERAL} labkit/hello-dock",),
         names=(EPHEMERAL,),

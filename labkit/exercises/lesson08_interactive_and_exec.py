@@ -41,6 +41,7 @@ import docker
 import docker.errors
 
 from labkit.core import engine
+from labkit.core.i18n import N_, _
 from labkit.exercises import _lesson08_attach as attach
 from labkit.exercises.machinery.catalog import register
 from labkit.exercises.machinery.model import Context, Exercise, Verdict, not_yet, passed
@@ -57,8 +58,8 @@ WANTED = b"hi"
 #: Bytes of the file read at most: the check needs a few, a learner may write many.
 READ_LIMIT = 4096
 
-_START_AGAIN = "`docker start sandbox` brings it back, with its files"
-_USE_EXEC = (
+_START_AGAIN = N_("`docker start sandbox` brings it back, with its files")
+_USE_EXEC = N_(
     "`docker exec` starts a new process beside the main one, so leaving it does not stop the container "
     "(`docker exec -it sandbox bash` opens a shell that way; `exit` then leaves only that shell)."
 )
@@ -102,38 +103,45 @@ def _content_verdict(content: bytes, size: int) -> Verdict | None:
     if line == WANTED and size == len(content):  # `echo hi` adds a line ending, `printf hi` does not
         return None
     shown = _shown(content)
-    where = f"{TARGET} in sandbox"
+    where = _("{target} in sandbox").format(target=TARGET)
     if size == 0:
         return not_yet(
-            f"{where} exists but is empty.",
-            "The file was created, but nothing was written into it: what came before the `>`?",
+            _("{where} exists but is empty.").format(where=where),
+            _("The file was created, but nothing was written into it: what came before the `>`?"),
         )
     if size > len(content):
         return not_yet(
-            f"{where} holds {size} bytes, starting {shown}; it should hold just hi.",
-            "Replace it: `>` overwrites a file, `>>` appends.",
+            _("{where} holds {size} bytes, starting {shown}; it should hold just hi.").format(
+                where=where, size=size, shown=shown
+            ),
+            _("Replace it: `>` overwrites a file, `>>` appends."),
         )
     lines = content.splitlines()
     if len(lines) > 1 and all(part == WANTED for part in lines):
         return not_yet(
-            f"{where} holds hi {len(lines)} times.",
-            "`>>` appends to a file; `>` replaces what it holds.",
+            _("{where} holds hi {lines} times.").format(where=where, lines=len(lines)),
+            _("`>>` appends to a file; `>` replaces what it holds."),
         )
     if line.lower() == WANTED and line != WANTED:
         return not_yet(
-            f"{where} holds {shown}: the case differs.", "File contents are compared exactly: write hi in lower case."
+            _("{where} holds {shown}: the case differs.").format(where=where, shown=shown),
+            _("File contents are compared exactly: write hi in lower case."),
         )
     if line.strip(b" \t") == WANTED:
         return not_yet(
-            f"{where} holds {shown}: there are extra spaces.", "Write just the two letters: `echo hi` (or `printf hi`)."
+            _("{where} holds {shown}: there are extra spaces.").format(where=where, shown=shown),
+            _("Write just the two letters: `echo hi` (or `printf hi`)."),
         )
     if line.strip(b"'\"` \t") == WANTED:
         return not_yet(
-            f"{where} holds {shown}: the quotes went into the file.",
-            "Quotes inside `sh -c '…'` must not be nested the same kind: `sh -c 'echo hi > /root/hello.txt'` needs none around hi.",
+            _("{where} holds {shown}: the quotes went into the file.").format(where=where, shown=shown),
+            _(
+                "Quotes inside `sh -c '…'` must not be nested the same kind: `sh -c 'echo hi > /root/hello.txt'` needs none around hi."
+            ),
         )
     return not_yet(
-        f"{where} holds {shown}, not hi.", "Overwrite it with just the two letters hi: `>` replaces what a file holds."
+        _("{where} holds {shown}, not hi.").format(where=where, shown=shown),
+        _("Overwrite it with just the two letters hi: `>` replaces what a file holds."),
     )
 
 
@@ -141,32 +149,40 @@ def _missing_verdict(facts: FileFacts) -> Verdict:
     """Why a running sandbox has no file /root/hello.txt (facts.kind is not ``file``)."""
     if facts.kind == "dir":
         return not_yet(
-            f"{TARGET} in sandbox is a directory, not a file.",
-            "A folder is in the way: remove it inside the container (rmdir), then write the file.",
+            _("{target} in sandbox is a directory, not a file.").format(target=TARGET),
+            _("A folder is in the way: remove it inside the container (rmdir), then write the file."),
         )
     if facts.kind == "other":
         return not_yet(
-            f"{TARGET} in sandbox is not a regular file (a link or a device?).",
-            "Something else is in the way: remove it inside the container (rm), then write the file.",
+            _("{target} in sandbox is not a regular file (a link or a device?).").format(target=TARGET),
+            _("Something else is in the way: remove it inside the container (rm), then write the file."),
         )
     if facts.strays:
         return not_yet(
-            f"sandbox has no {TARGET}, but it has {', '.join(facts.strays[:3])}.",
-            "The name must be exactly /root/hello.txt. `docker exec` starts in the image's working directory "
-            "(/ for Debian), not in /root: give the full path, or add `-w /root`.",
+            _("sandbox has no {target}, but it has {names}.").format(target=TARGET, names=", ".join(facts.strays[:3])),
+            _(
+                "The name must be exactly /root/hello.txt. `docker exec` starts in the image's working directory "
+                "(/ for Debian), not in /root: give the full path, or add `-w /root`."
+            ),
             found=list(facts.strays[:3]),
         )
     if facts.host_copy is not None:
         return not_yet(
-            f"sandbox has no {TARGET}, but this machine has one, holding {_shown(facts.host_copy)}.",
-            "In `docker exec sandbox echo hi > /root/hello.txt` the `>` belongs to your own shell: it wrote this "
-            "machine's file. The redirect must happen inside sandbox: give sandbox a shell to run the whole line. "
-            "(Remove the stray copy here with `rm /root/hello.txt` in a terminal on this machine.)",
+            _("sandbox has no {target}, but this machine has one, holding {shown}.").format(
+                target=TARGET, shown=_shown(facts.host_copy)
+            ),
+            _(
+                "In `docker exec sandbox echo hi > /root/hello.txt` the `>` belongs to your own shell: it wrote this "
+                "machine's file. The redirect must happen inside sandbox: give sandbox a shell to run the whole line. "
+                "(Remove the stray copy here with `rm /root/hello.txt` in a terminal on this machine.)"
+            ),
         )
     return not_yet(
-        f"sandbox has no {TARGET} yet.",
-        "Which docker command runs one more command in a running container? And who runs a `>` redirect: "
-        "your own shell, or one inside sandbox?",
+        _("sandbox has no {target} yet.").format(target=TARGET),
+        _(
+            "Which docker command runs one more command in a running container? And who runs a `>` redirect: "
+            "your own shell, or one inside sandbox?"
+        ),
     )
 
 
@@ -174,31 +190,43 @@ def file_verdict(facts: FileFacts) -> Verdict:
     """Judge ``exec.file`` from what the daemon reported (pure: unit-tested without a daemon)."""
     if not facts.exists:
         return not_yet(
-            "There is no container named sandbox.",
-            'Create it with `labkit.setup("exec.file")` (or `labkit exercise setup exec.file`): it starts a Debian container named sandbox.',
+            _("There is no container named sandbox."),
+            _(
+                'Create it with `labkit.setup("exec.file")` (or `labkit exercise setup exec.file`): it starts a Debian container named sandbox.'
+            ),
         )
     file_ok = facts.kind == "file" and facts.content is not None and _content_verdict(facts.content, facts.size) is None
-    about_file = f"{TARGET} holds hi, but " if file_ok else ""
+    about_file = _("{target} holds hi, but ").format(target=TARGET) if file_ok else ""
     evidence: dict[str, Any] = {"status": facts.status}
     if facts.status == "exited":
         if facts.exit_code in (137, 143):
             return not_yet(
-                f"{about_file}sandbox was stopped (exit code {facts.exit_code}: `docker stop` or `docker kill`).",
-                f"The exercise needs it running: {_START_AGAIN}.",
+                _("{about_file}sandbox was stopped (exit code {exit_code}: `docker stop` or `docker kill`).").format(
+                    about_file=about_file, exit_code=facts.exit_code
+                ),
+                _("The exercise needs it running: {start_again}.").format(start_again=_(_START_AGAIN)),
                 **evidence,
             )
         return not_yet(
-            f"{about_file}sandbox has stopped: its main shell ended (exit code {facts.exit_code}). "
-            "That is what `exit` does after `docker attach sandbox`: attach types into the container's main process.",
-            f"{_START_AGAIN}. {_USE_EXEC}",
+            _(
+                "{about_file}sandbox has stopped: its main shell ended (exit code {exit_code}). That is what "
+                "`exit` does after `docker attach sandbox`: attach types into the container's main process."
+            ).format(about_file=about_file, exit_code=facts.exit_code),
+            _("{start_again}. {use_exec}").format(start_again=_(_START_AGAIN), use_exec=_(_USE_EXEC)),
             **evidence,
         )
     if facts.status == "paused":
-        return not_yet(f"{about_file}sandbox is paused.", "`docker unpause sandbox` lets it run again.", **evidence)
+        return not_yet(
+            _("{about_file}sandbox is paused.").format(about_file=about_file),
+            _("`docker unpause sandbox` lets it run again."),
+            **evidence,
+        )
     if facts.status != "running":
         return not_yet(
-            f"{about_file}sandbox is {facts.status}, not running.",
-            f'{_START_AGAIN}; setup can also make a fresh one: `labkit.setup("exec.file")`.',
+            _("{about_file}sandbox is {status}, not running.").format(about_file=about_file, status=facts.status),
+            _('{start_again}; setup can also make a fresh one: `labkit.setup("exec.file")`.').format(
+                start_again=_(_START_AGAIN)
+            ),
             **evidence,
         )
     if facts.kind != "file" or facts.content is None:
@@ -207,7 +235,9 @@ def file_verdict(facts: FileFacts) -> Verdict:
     if wrong is not None:
         return not_yet(wrong.message, wrong.hint, content=_shown(facts.content), **evidence)
     return passed(
-        f"{TARGET} in sandbox holds hi, and sandbox is still running.", content=_shown(facts.content), **evidence
+        _("{target} in sandbox holds hi, and sandbox is still running.").format(target=TARGET),
+        content=_shown(facts.content),
+        **evidence,
     )
 
 
@@ -305,16 +335,21 @@ EXEC_FILE = register(
     Exercise(
         id="exec.file",
         lesson=LESSON,
-        title="Write a file inside a running container",
-        prompt="Use docker exec to write hi into /root/hello.txt inside the running container sandbox, and leave it running.",
+        title=N_("Write a file inside a running container"),
+        prompt=N_(
+            "Use docker exec to write hi into /root/hello.txt inside the running container sandbox, and "
+            "leave it running."
+        ),
         check=_check_file,
         hints=(
-            "`docker exec CONTAINER COMMAND` runs one more command in a running container.",
+            N_("`docker exec CONTAINER COMMAND` runs one more command in a running container."),
             (
-                "A `>` redirect must happen inside the container, so give the container a shell to run it: "
-                "`docker exec sandbox sh -c '…'`."
+                N_(
+                    "A `>` redirect must happen inside the container, so give the container a shell to run it: "
+                    "`docker exec sandbox sh -c '…'`."
+                )
             ),
-            "Type: docker exec sandbox sh -c 'echo hi > /root/hello.txt'",
+            N_("Type: docker exec sandbox sh -c 'echo hi > /root/hello.txt'"),
         ),
         solution=("docker exec sandbox sh -c 'echo hi > /root/hello.txt'",),
         setup=_setup_file,
@@ -357,39 +392,45 @@ def base64_verdict(answer: str, secret: str = SECRET) -> Verdict:
     given = normalize_answer(answer)
     right = encode(secret)
     if given == right:
-        return passed(f"{right} is the base64 of {secret}.", answer=given)
+        return passed(_("{right} is the base64 of {secret}.").format(right=right, secret=secret), answer=given)
     if given == secret:
         return not_yet(
-            "That is the secret itself, not its base64.",
-            "Pipe it through `base64`, inside a container.",
+            _("That is the secret itself, not its base64."),
+            _("Pipe it through `base64`, inside a container."),
         )
     if given == encode(secret + "\n"):
         return not_yet(
-            f"{given} is the base64 of {secret} followed by a newline.",
-            "`echo` ends its output with a newline, and base64 encodes it too (the `Cg==` at the end): `echo -n` leaves it out.",
+            _("{given} is the base64 of {secret} followed by a newline.").format(given=given, secret=secret),
+            _(
+                "`echo` ends its output with a newline, and base64 encodes it too (the `Cg==` at the end): `echo -n` leaves it out."
+            ),
         )
     if given.lower() == right.lower():
         return not_yet(
-            "The letters are right but their case is not: base64 tells upper from lower case.",
-            "Copy the output exactly as the container printed it.",
+            _("The letters are right but their case is not: base64 tells upper from lower case."),
+            _("Copy the output exactly as the container printed it."),
         )
     if not given:
-        return not_yet("The answer is empty.", "Submit what the container printed.")
+        return not_yet(_("The answer is empty."), _("Submit what the container printed."))
     raw = _decoded(given)
     if raw is None:
         return not_yet(
-            f"{given[:40]!r} is not base64 text.",
-            "base64 output uses only letters, digits, + and /, with = at the end as padding: submit what the command printed.",
+            _("{given!r} is not base64 text.").format(given=given[:40]),
+            _(
+                "base64 output uses only letters, digits, + and /, with = at the end as padding: submit what the command printed."
+            ),
         )
     text = raw.decode("utf-8", errors="replace")
     if text.startswith("-n "):
         return not_yet(
-            f"{given} decodes to {text!r}: that echo printed -n instead of treating it as an option.",
-            "Run it in busybox's sh, whose echo knows -n, or use `printf %s my-secret`.",
+            _("{given} decodes to {text!r}: that echo printed -n instead of treating it as an option.").format(
+                given=given, text=text
+            ),
+            _("Run it in busybox's sh, whose echo knows -n, or use `printf %s my-secret`."),
         )
     return not_yet(
-        f"{given} decodes to {text!r}, not {secret!r}.",
-        f"Encode exactly {secret}, with no newline at the end.",
+        _("{given} decodes to {text!r}, not {secret!r}.").format(given=given, text=text, secret=secret),
+        _("Encode exactly {secret}, with no newline at the end.").format(secret=secret),
     )
 
 
@@ -417,16 +458,18 @@ COMMANDS_BASE64 = register(
     Exercise(
         id="commands.base64",
         lesson=LESSON,
-        title="Run a one-off command in a container",
-        prompt="Compute the base64 of my-secret inside a container, and submit what it printed.",
+        title=N_("Run a one-off command in a container"),
+        prompt=N_("Compute the base64 of my-secret inside a container, and submit what it printed."),
         check=_check_base64,
         hints=(
-            "`docker run --rm IMAGE COMMAND` runs one command in a new container and removes it afterwards.",
+            N_("`docker run --rm IMAGE COMMAND` runs one command in a new container and removes it afterwards."),
             (
-                "A pipe after the docker command runs on your machine; to run the whole pipeline inside, wrap it: "
-                "`docker run --rm busybox sh -c '…'`. And `echo -n` leaves out the newline."
+                N_(
+                    "A pipe after the docker command runs on your machine; to run the whole pipeline inside, wrap "
+                    "it: `docker run --rm busybox sh -c '…'`. And `echo -n` leaves out the newline."
+                )
             ),
-            "Type: docker run --rm busybox sh -c 'echo -n my-secret | base64'",
+            N_("Type: docker run --rm busybox sh -c 'echo -n my-secret | base64'"),
         ),
         solution=("docker run --rm busybox sh -c 'echo -n my-secret | base64'",),
         reference_answer=_reference_base64,

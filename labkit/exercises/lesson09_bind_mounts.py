@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit.core.errors import LabkitError
+from labkit.core.i18n import N_, _
 from labkit.core.paths import workspace_dir
 from labkit.core.probes import containers_from, state
 from labkit.exercises.machinery.catalog import register
@@ -112,8 +113,10 @@ def _read_log(folder: Path) -> list[Run] | None:
 def _listing(names: list[str] | tuple[str, ...]) -> str:
     """``a``, ``a and b``, ``a, b and c``; ``nothing`` for none."""
     if not names:
-        return "nothing"
-    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+        return _("nothing")
+    if len(names) == 1:
+        return names[0]
+    return _("{names} and {last}").format(names=", ".join(names[:-1]), last=names[-1])
 
 
 # --- what the daemon remembers of runs without --rm ---------------------------------------
@@ -138,33 +141,43 @@ def _tool_container_verdict(ctx: Context, folder: Path) -> Verdict | None:
     evidence = {"container": last.name, "exit_code": exit_code}
     if zone is None:
         others = ", ".join(str(m.get("Destination")) for m in mounts)
-        where = f" (something was mounted at {others} instead)" if others else ""
+        where = _(" (something was mounted at {others} instead)").format(others=others) if others else ""
         return not_yet(
-            f"The container {last.name} ran {IMAGE} with nothing mounted at {TARGET}{where}: the tool "
-            "refused to run, since the container's own files are all it could have cleaned.",
-            f"The tool only looks at {TARGET}: bind-mount the exercise folder there.",
+            _(
+                "The container {name} ran {image} with nothing mounted at {target}{where}: the tool refused to "
+                "run, since the container's own files are all it could have cleaned."
+            ).format(name=last.name, image=IMAGE, target=TARGET, where=where),
+            _("The tool only looks at {target}: bind-mount the exercise folder there.").format(target=TARGET),
             **evidence,
         )
     source = str(zone.get("Source", ""))
     if not _same_folder(source, folder):
         return not_yet(
-            f"The container {last.name} ran {IMAGE} with {source} mounted at {TARGET}: that is another "
-            "folder, so this one was not touched.",
-            f"The part before the colon is the folder on your machine: it must be the exercise folder, {folder}.",
+            _(
+                "The container {name} ran {image} with {source} mounted at {target}: that is another folder, so "
+                "this one was not touched."
+            ).format(name=last.name, image=IMAGE, source=source, target=TARGET),
+            _(
+                "The part before the colon is the folder on your machine: it must be the exercise folder, {folder}."
+            ).format(folder=folder),
             mounted=source,
             **evidence,
         )
     if not zone.get("RW", True):
         return not_yet(
-            f"The container {last.name} had the exercise folder mounted read-only, so the tool could "
-            "not delete anything (it exited with code 4).",
-            "Drop `:ro` (or `readonly` in --mount): the tool needs to change the folder.",
+            _(
+                "The container {name} had the exercise folder mounted read-only, so the tool could not delete "
+                "anything (it exited with code 4)."
+            ).format(name=last.name),
+            _("Drop `:ro` (or `readonly` in --mount): the tool needs to change the folder."),
             **evidence,
         )
     if exit_code == 2:
         return not_yet(
-            f"The container {last.name} ran the tool without an extension, so it only printed its usage.",
-            "Words after the image name go to the tool: which extension does the exercise ask it to delete?",
+            _("The container {name} ran the tool without an extension, so it only printed its usage.").format(
+                name=last.name
+            ),
+            _("Words after the image name go to the tool: which extension does the exercise ask it to delete?"),
             **evidence,
         )
     return None
@@ -210,15 +223,15 @@ def _folder(ctx: Context) -> Path:
     return Path(reported) if reported else zone_dir()
 
 
-_SETUP_AGAIN = 'Run the setup cell again (`labkit.setup("mounts.rmbyext")`) to get the four files back, then '
+_SETUP_AGAIN = N_('Run the setup cell again (`labkit.setup("mounts.rmbyext")`) to get the four files back, then {what}')
 
 
 def _check(ctx: Context) -> Verdict:
     folder = _folder(ctx)
     if not folder.is_dir():
         return not_yet(
-            f"There is no exercise folder at {folder}.",
-            'Run the setup cell (`labkit.setup("mounts.rmbyext")`): it creates the folder and its four files.',
+            _("There is no exercise folder at {folder}.").format(folder=folder),
+            _('Run the setup cell (`labkit.setup("mounts.rmbyext")`): it creates the folder and its four files.'),
         )
     missing = [name for name in FILES if not (folder / name).exists()]
     doomed_left = [name for name in DOOMED if name not in missing]
@@ -229,7 +242,11 @@ def _check(ctx: Context) -> Verdict:
         evidence["missing"] = _listing(missing)
 
     if not runs:  # no log, or a log without a single run of the tool in it
-        no_log = f"there is no {LOG_NAME} in it" if runs is None else f"its {LOG_NAME} records no run of the tool"
+        no_log = (
+            _("there is no {log_name} in it").format(log_name=LOG_NAME)
+            if runs is None
+            else _("its {log_name} records no run of the tool").format(log_name=LOG_NAME)
+        )
         if doomed_left:
             found = _tool_container_verdict(ctx, folder)
             if found is not None:
@@ -237,85 +254,113 @@ def _check(ctx: Context) -> Verdict:
             stray = _stray_log(folder)
             if stray is not None:
                 return not_yet(
-                    f"{_listing(doomed_left)} is still in the exercise folder, but the tool wrote a log at "
-                    f"{stray}: it ran with {stray.parent} mounted at {TARGET}, not this folder.",
-                    f"The path before the colon is the folder on this machine: it must be the exercise folder, {folder}.",
+                    _(
+                        "{listing} is still in the exercise folder, but the tool wrote a log at {stray}: it ran with "
+                        "{parent} mounted at {target}, not this folder."
+                    ).format(listing=_listing(doomed_left), stray=stray, parent=stray.parent, target=TARGET),
+                    _(
+                        "The path before the colon is the folder on this machine: it must be the exercise folder, "
+                        "{folder}."
+                    ).format(folder=folder),
                     stray_log=str(stray),
                     **evidence,
                 )
-            also = f" ({_listing(kept_gone)} went missing too)" if kept_gone else ""
+            also = _(" ({listing} went missing too)").format(listing=_listing(kept_gone)) if kept_gone else ""
             return not_yet(
-                f"{_listing(doomed_left)} is still in {folder} and {no_log}: the tool has not run on this folder yet{also}.",
-                f"The tool sees only what is mounted at {TARGET} inside its container: which option bind-mounts a "
-                "folder of this machine there? And the extension to delete goes after the image's name.",
+                _("{listing} is still in {folder} and {no_log}: the tool has not run on this folder yet{also}.").format(
+                    listing=_listing(doomed_left), folder=folder, no_log=no_log, also=also
+                ),
+                _(
+                    "The tool sees only what is mounted at {target} inside its container: which option bind-mounts "
+                    "a folder of this machine there? And the extension to delete goes after the image's name."
+                ).format(target=TARGET),
                 **evidence,
             )
         above = _parent_log(folder)
         if above is not None:
             return not_yet(
-                f"The tool deleted {_listing(DOOMED)}, but with {above.parent} mounted at {TARGET}, a folder "
-                f"above the exercise folder: its log is {above}, and it went through every subfolder there.",
-                _SETUP_AGAIN + "mount the exercise folder itself, not a folder above it.",
+                _(
+                    "The tool deleted {listing}, but with {parent} mounted at {target}, a folder above the exercise "
+                    "folder: its log is {above}, and it went through every subfolder there."
+                ).format(listing=_listing(DOOMED), parent=above.parent, target=TARGET, above=above),
+                _(_SETUP_AGAIN).format(what=_("mount the exercise folder itself, not a folder above it.")),
                 log=str(above),
                 **evidence,
             )
         return not_yet(
-            f"{_listing(DOOMED)} is gone, but {no_log}: the file was deleted by hand (or by another "
-            "program), not by the tool.",
-            _SETUP_AGAIN + "let the tool do the deleting, through a bind mount.",
+            _(
+                "{listing} is gone, but {no_log}: the file was deleted by hand (or by another program), not by "
+                "the tool."
+            ).format(listing=_listing(DOOMED), no_log=no_log),
+            _(_SETUP_AGAIN).format(what=_("let the tool do the deleting, through a bind mount.")),
             **evidence,
         )
 
-    evidence["log_runs"] = "; ".join(f".{r.extension} deleted {_listing(r.deleted)}" for r in runs)
+    evidence["log_runs"] = "; ".join(
+        _(".{extension} deleted {listing}").format(extension=r.extension, listing=_listing(r.deleted)) for r in runs
+    )
     logged = {path for run in runs for path in run.deleted}
     if logged and not logged & set(FILES):
         return not_yet(
-            f"The {LOG_NAME} here lists {_listing(sorted(logged))}, which were never in this folder: it "
-            "comes from a run on another folder.",
-            _SETUP_AGAIN + "mount this folder.",
+            _(
+                "The {log_name} here lists {listing}, which were never in this folder: it comes from a run on "
+                "another folder."
+            ).format(log_name=LOG_NAME, listing=_listing(sorted(logged))),
+            _(_SETUP_AGAIN).format(what=_("mount this folder.")),
             **evidence,
         )
     wrong = [run for run in runs if run.extension != EXTENSION and run.deleted]
     if wrong:
-        what = "; ".join(f"with .{run.extension} it deleted {_listing(run.deleted)}" for run in wrong)
-        also = " also" if any(run.extension == EXTENSION for run in runs) else ""
+        what = "; ".join(
+            _("with .{extension} it deleted {listing}").format(extension=run.extension, listing=_listing(run.deleted))
+            for run in wrong
+        )
+        also = _(" also") if any(run.extension == EXTENSION for run in runs) else ""
         return not_yet(
-            f"The log shows the tool{also} ran for another extension: {what}.",
-            _SETUP_AGAIN + f"run the tool once, for {EXTENSION} only.",
+            _("The log shows the tool{also} ran for another extension: {what}.").format(also=also, what=what),
+            _(_SETUP_AGAIN).format(what=_("run the tool once, for {extension} only.").format(extension=EXTENSION)),
             **evidence,
         )
     if doomed_left:
         tried = sorted({run.extension for run in runs if run.extension != EXTENSION})
         if tried:
-            case = " (extensions are case-sensitive)" if any(t.lower() == EXTENSION for t in tried) else ""
+            case = _(" (extensions are case-sensitive)") if any(t.lower() == EXTENSION for t in tried) else ""
             return not_yet(
-                f"The tool ran for {', '.join('.' + t for t in tried)}, which matched nothing here{case}, "
-                f"so {_listing(doomed_left)} is still there.",
-                f"The word after the image name is the extension to delete: {EXTENSION}.",
+                _("The tool ran for {tried}, which matched nothing here{case}, so {listing} is still there.").format(
+                    tried=", ".join("." + t for t in tried), case=case, listing=_listing(doomed_left)
+                ),
+                _("The word after the image name is the extension to delete: {extension}.").format(extension=EXTENSION),
                 **evidence,
             )
         return not_yet(
-            f"The log says the tool ran for .{EXTENSION}, yet {_listing(doomed_left)} is in the folder (again?).",
-            "Run the tool once more on the folder.",
+            _("The log says the tool ran for .{extension}, yet {listing} is in the folder (again?).").format(
+                extension=EXTENSION, listing=_listing(doomed_left)
+            ),
+            _("Run the tool once more on the folder."),
             **evidence,
         )
     unlogged = [name for name in DOOMED if name not in logged]
     if unlogged:
         return not_yet(
-            f"{_listing(unlogged)} is gone, but the tool's log does not list it: it was deleted some other way.",
-            _SETUP_AGAIN + "let the tool do the deleting.",
+            _("{listing} is gone, but the tool's log does not list it: it was deleted some other way.").format(
+                listing=_listing(unlogged)
+            ),
+            _(_SETUP_AGAIN).format(what=_("let the tool do the deleting.")),
             **evidence,
         )
     if kept_gone:
         return not_yet(
-            f"The tool deleted {_listing(DOOMED)}, but {_listing(kept_gone)} is missing too, and the log "
-            "does not list it: it was deleted some other way.",
-            _SETUP_AGAIN + "touch nothing but the tool.",
+            _(
+                "The tool deleted {listing}, but {listing2} is missing too, and the log does not list it: it "
+                "was deleted some other way."
+            ).format(listing=_listing(DOOMED), listing2=_listing(kept_gone)),
+            _(_SETUP_AGAIN).format(what=_("touch nothing but the tool.")),
             **evidence,
         )
     return passed(
-        f"{_listing(DOOMED)} is gone from {folder} while {_listing(KEPT)} remain, and the tool's "
-        f"{LOG_NAME} records deleting it.",
+        _(
+            "{listing} is gone from {folder} while {listing2} remain, and the tool's {log_name} records deleting it."
+        ).format(listing=_listing(DOOMED), folder=folder, listing2=_listing(KEPT), log_name=LOG_NAME),
         folder=str(folder),
         deleted=_listing(sorted(logged)),
         remaining=_listing(list(KEPT)),
@@ -340,8 +385,10 @@ def _remove_tree(path: Path) -> int:
             path.unlink()
     except OSError as e:
         raise LabkitError(
-            f"could not remove {path}: {e.strerror or e}",
-            f"files a container creates belong to its user (root): remove it as root, `sudo rm -rf {shlex.quote(str(path))}`",
+            _("could not remove {path}: {reason}").format(path=path, reason=e.strerror or e),
+            _("files a container creates belong to its user (root): remove it as root, `sudo rm -rf {quote}`").format(
+                quote=shlex.quote(str(path))
+            ),
         ) from e
     return 1
 
@@ -369,13 +416,13 @@ RMBYEXT = register(
     Exercise(
         id="mounts.rmbyext",
         lesson=LESSON,
-        title="Clean a folder with an executable image",
-        prompt=f"Delete the .{EXTENSION} files in the folder setup made, with the {IMAGE} tool and a bind mount.",
+        title=N_("Clean a folder with an executable image"),
+        prompt=N_("Delete the .pdf files in the folder setup made, with the labkit/rmbyext tool and a bind mount."),
         check=_check,
         hints=(
-            f"The tool runs inside a container and only sees {TARGET}: bind-mount the folder there.",
-            f'`-v "HOST_FOLDER:{TARGET}"` mounts a folder; the words after the image name go to the tool.',
-            f'Type: docker run --rm -v "FOLDER:{TARGET}" {IMAGE} {EXTENSION}, with FOLDER the path setup printed.',
+            N_("The tool runs inside a container and only sees /zone: bind-mount the folder there."),
+            N_('`-v "HOST_FOLDER:/zone"` mounts a folder; the words after the image name go to the tool.'),
+            N_('Type: docker run --rm -v "FOLDER:/zone" labkit/rmbyext pdf, with FOLDER the path setup printed.'),
         ),
         solution=(solution_command(),),
         setup=_setup,

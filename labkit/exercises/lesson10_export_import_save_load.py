@@ -24,6 +24,7 @@ from docker.models.images import Image
 
 from labkit.core import refs, wait
 from labkit.core.errors import ImageMissing
+from labkit.core.i18n import N_, _
 from labkit.core.paths import workspace_dir
 from labkit.core.probes import image_id
 from labkit.exercises import _lesson10_archive_reader as _archives
@@ -102,7 +103,7 @@ def _marker_state(ctx: Context, image: Image, token: str) -> str:
     return "ours" if found == token else "stale"
 
 
-_FLATTEN = "export writes the container's files as one tar; import makes that tar a one-layer image."
+_FLATTEN = N_("export writes the container's files as one tar; import makes that tar a one-layer image.")
 
 
 def _judge(ctx: Context, image: Image, token: str) -> Verdict:
@@ -111,45 +112,67 @@ def _judge(ctx: Context, image: Image, token: str) -> Verdict:
     evidence = {"layers": len(layers), "cmd": images.cmd(image), "history": len(image.history())}
     catalog = images.catalog_ids(client)
     snapshot = _snapshot_container(client)
-    gone = "" if snapshot is not None else f" ({SNAPSHOT} is gone: run the setup again to get it back.)"
+    gone = (
+        ""
+        if snapshot is not None
+        else _(" ({snapshot} is gone: run the setup again to get it back.)").format(snapshot=SNAPSHOT)
+    )
     if image.id in catalog:
         return not_yet(
-            f"{TARGET} is {catalog[image.id]} under a second name: same image id.",
-            f"`docker tag` only adds a name to an image that exists; {_FLATTEN}{gone}",
+            _("{target} is {catalog} under a second name: same image id.").format(
+                target=TARGET, catalog=catalog[image.id]
+            ),
+            _("`docker tag` only adds a name to an image that exists; {flatten}{gone}").format(
+                flatten=_(_FLATTEN), gone=gone
+            ),
             **evidence,
         )
     if len(layers) > 1:
         if images.is_commit(image, snapshot, ctx.exercise.id):
             return not_yet(
-                f"{TARGET} has {len(layers)} layers and kept {SNAPSHOT}'s command as its CMD ({evidence['cmd']}): "
-                "that is what `docker commit` makes.",
-                "commit stacks the container's changes as a new layer on top of its image's layers and keeps its "
-                "configuration and history. Flatten it instead, with export and import; importing under the same name "
-                "moves the tag.",
+                _(
+                    "{target} has {layers} layers and kept {snapshot}'s command as its CMD ({evidence}): that is "
+                    "what `docker commit` makes."
+                ).format(target=TARGET, layers=len(layers), snapshot=SNAPSHOT, evidence=evidence["cmd"]),
+                _(
+                    "commit stacks the container's changes as a new layer on top of its image's layers and keeps its "
+                    "configuration and history. Flatten it instead, with export and import; importing under the same name "
+                    "moves the tag."
+                ),
                 **evidence,
             )
         return not_yet(
-            f"{TARGET} has {len(layers)} layers; an imported image has exactly one.",
-            f"It was built, committed or pulled, not imported. {_FLATTEN}{gone}",
+            _("{target} has {layers} layers; an imported image has exactly one.").format(
+                target=TARGET, layers=len(layers)
+            ),
+            _("It was built, committed or pulled, not imported. {flatten}{gone}").format(
+                flatten=_(_FLATTEN), gone=gone
+            ),
             **evidence,
         )
     state = _marker_state(ctx, image, token)
     if state == "ours":
         return passed(
-            f"{TARGET} has one layer holding {MARKER} from {SNAPSHOT}, with no CMD ({evidence['cmd']}) and "
-            f"{evidence['history']} history entry: a flattened snapshot.",
+            _(
+                "{target} has one layer holding {marker} from {snapshot}, with no CMD ({cmd}) and "
+                "{history} history entry: a flattened snapshot."
+            ).format(target=TARGET, marker=MARKER, snapshot=SNAPSHOT, cmd=evidence["cmd"], history=evidence["history"]),
             marker="found, token matches",
             **evidence,
         )
     if state == "stale":
         return not_yet(
-            f"{TARGET} holds {MARKER}, but from an earlier {SNAPSHOT}: setup has run again since.",
-            f"Snapshot the current {SNAPSHOT} again.",
+            _("{target} holds {marker}, but from an earlier {snapshot}: setup has run again since.").format(
+                target=TARGET, marker=MARKER, snapshot=SNAPSHOT
+            ),
+            _("Snapshot the current {snapshot} again.").format(snapshot=SNAPSHOT),
             **evidence,
         )
     return not_yet(
-        f"{TARGET} has one layer, but no {MARKER}: it is a snapshot of another container, not of {SNAPSHOT}.",
-        f"Snapshot {SNAPSHOT} itself, the container setup started.{gone}",
+        _("{target} has one layer, but no {marker}: it is a snapshot of another container, not of {snapshot}.").format(
+            target=TARGET, marker=MARKER, snapshot=SNAPSHOT
+        ),
+        _("Snapshot {snapshot} itself, the container setup started.{gone}").format(snapshot=SNAPSHOT, gone=gone),
         **evidence,
     )
 
@@ -160,18 +183,24 @@ def _no_snapshot(ctx: Context, token: str) -> Verdict:
     other_tags = sorted(t for image in client.images.list(name=REPO) for t in image.tags)
     if other_tags:
         return not_yet(
-            f"There is no {TARGET}, but there is {', '.join(other_tags)}.",
-            f"The exercise wants {TARGET}, the tag latest being what a name without a tag means: add that name "
-            "to this image (`docker tag`), or import again under it.",
+            _("There is no {target}, but there is {names}.").format(target=TARGET, names=", ".join(other_tags)),
+            _(
+                "The exercise wants {target}, the tag latest being what a name without a tag means: add that "
+                "name to this image (`docker tag`), or import again under it."
+            ).format(target=TARGET),
             found=", ".join(other_tags),
         )
     peeked = 0
     for image in images.candidates(client, snapshot):
         if images.is_commit(image, snapshot, ctx.exercise.id):
             return not_yet(
-                f"No image is named {TARGET}, but you committed {SNAPSHOT} as {images.label(image)}.",
-                "`docker commit` keeps every layer and the configuration; the exercise wants a flattened image: "
-                "export, then import.",
+                _("No image is named {target}, but you committed {snapshot} as {label}.").format(
+                    target=TARGET, snapshot=SNAPSHOT, label=images.label(image)
+                ),
+                _(
+                    "`docker commit` keeps every layer and the configuration; the exercise wants a flattened image: "
+                    "export, then import."
+                ),
                 found=images.label(image),
             )
         if len(images.layers(image)) != 1 or peeked >= _MAX_PEEKS:
@@ -181,25 +210,35 @@ def _no_snapshot(ctx: Context, token: str) -> Verdict:
             if not image.tags:
                 short = image.short_id.split(":")[-1]
                 return not_yet(
-                    f"You imported {SNAPSHOT}, but without a name: the image is only known by its id {short}.",
-                    "`docker import` takes the image's name after the file (or `-`); `docker tag` can still name "
-                    "this one.",
+                    _("You imported {snapshot}, but without a name: the image is only known by its id {short}.").format(
+                        snapshot=SNAPSHOT, short=short
+                    ),
+                    _(
+                        "`docker import` takes the image's name after the file (or `-`); `docker tag` can still name "
+                        "this one."
+                    ),
                     found=images.label(image),
                 )
             return not_yet(
-                f"You imported {SNAPSHOT} as {images.label(image)}; the exercise wants the name {TARGET}.",
-                f"Add the name {REPO} to it (`docker tag`), or import again under that name.",
+                _("You imported {snapshot} as {label}; the exercise wants the name {target}.").format(
+                    snapshot=SNAPSHOT, label=images.label(image), target=TARGET
+                ),
+                _("Add the name {repo} to it (`docker tag`), or import again under that name.").format(repo=REPO),
                 found=images.label(image),
             )
     if snapshot is None:
         return not_yet(
-            f"There is no image {TARGET}, and the container {SNAPSHOT} is gone.",
-            f'Run the setup again (`labkit.setup("{ctx.exercise.id}")`) to get it back.',
+            _("There is no image {target}, and the container {snapshot} is gone.").format(
+                target=TARGET, snapshot=SNAPSHOT
+            ),
+            _('Run the setup again (`labkit.setup("{id}")`) to get it back.').format(id=ctx.exercise.id),
         )
     return not_yet(
-        f"There is no image {TARGET} yet.",
-        "Two steps: one command writes a container's filesystem out as a tar, another makes an image from such "
-        "a tar. They can share a file, or a pipe.",
+        _("There is no image {target} yet.").format(target=TARGET),
+        _(
+            "Two steps: one command writes a container's filesystem out as a tar, another makes an image from such "
+            "a tar. They can share a file, or a pipe."
+        ),
     )
 
 
@@ -207,8 +246,8 @@ def _check_snapshot(ctx: Context) -> Verdict:
     token = (ctx.setup or {}).get("token")
     if not token:
         return not_yet(
-            f"The exercise is not set up: there is no {SNAPSHOT} with its marker yet.",
-            f'Run `labkit.setup("{ctx.exercise.id}")` first: it starts {SNAPSHOT}.',
+            _("The exercise is not set up: there is no {snapshot} with its marker yet.").format(snapshot=SNAPSHOT),
+            _('Run `labkit.setup("{id}")` first: it starts {snapshot}.').format(id=ctx.exercise.id, snapshot=SNAPSHOT),
         )
     try:
         image = ctx.client.images.get(TARGET)
@@ -253,16 +292,21 @@ SNAPSHOT_EXERCISE = register(
     Exercise(
         id="export.import",
         lesson=LESSON,
-        title="Flatten a container into an image",
-        prompt=f"Export the container {SNAPSHOT} and import its filesystem as the image {TARGET}.",
+        title=N_("Flatten a container into an image"),
+        prompt=N_("Export the container snapshot-me and import its filesystem as the image lab/snapshot:latest."),
         check=_check_snapshot,
         hints=(
-            "`docker export` writes a container's filesystem as a tar; `docker import` makes an image from such a tar.",
-            (
-                "`docker import` reads the tar from a file, or from standard input when the file is given as a dash; "
-                "the name after that becomes the image's name."
+            N_(
+                "`docker export` writes a container's filesystem as a tar; `docker import` makes an image from "
+                "such a tar."
             ),
-            f"Type: {SOLUTION_PIPE}",
+            (
+                N_(
+                    "`docker import` reads the tar from a file, or from standard input when the file is given as a "
+                    "dash; the name after that becomes the image's name."
+                )
+            ),
+            N_("Type: docker export snapshot-me | docker import - lab/snapshot"),
         ),
         solution=(SOLUTION_PIPE,),
         setup=_setup_snapshot,
@@ -306,51 +350,51 @@ def _check_save(ctx: Context) -> Verdict:
     path = str((ctx.setup or {}).get("path") or "")
     if not path:
         return not_yet(
-            "The exercise is not set up: it has no archive path yet.",
-            f'Run `labkit.setup("{ctx.exercise.id}")` first: it names the file to write.',
+            _("The exercise is not set up: it has no archive path yet."),
+            _('Run `labkit.setup("{id}")` first: it names the file to write.').format(id=ctx.exercise.id),
         )
     try:
         wanted = ctx.client.images.get(SOURCE)
     except docker.errors.ImageNotFound:
         return not_yet(
-            f"{SOURCE} is not on this daemon, so there is nothing to compare the archive with.",
-            "`labkit images ensure` brings the course's images back.",
+            _("{source} is not on this daemon, so there is nothing to compare the archive with.").format(source=SOURCE),
+            _("`labkit images ensure` brings the course's images back."),
         )
     archive = _archives.read_archive(path)
     simple = {
         "missing": (
-            f"There is no file at {path} yet.",
-            "Which command writes an image, whole, to a tar file? And how do you tell it where to write?",
+            _("There is no file at {path} yet.").format(path=path),
+            _("Which command writes an image, whole, to a tar file? And how do you tell it where to write?"),
         ),
         "directory": (
-            f"{path} is a folder, not a file.",
-            f"Remove the folder (`rmdir {shlex.quote(path)}`), then save to that path.",
+            _("{path} is a folder, not a file.").format(path=path),
+            _("Remove the folder (`rmdir {quoted}`), then save to that path.").format(quoted=shlex.quote(path)),
         ),
         "empty": (
-            f"{path} is empty (0 bytes).",
-            (
+            _("{path} is empty (0 bytes).").format(path=path),
+            _(
                 "The shell creates the file of `> FILE` before docker even runs, so a failed save leaves it empty. "
                 "Run the save again and read its error."
             ),
         ),
         "not-tar": (
-            f"{path} is not a tar archive.",
-            "Something other than `docker save` wrote it: save the image over it.",
+            _("{path} is not a tar archive.").format(path=path),
+            _("Something other than `docker save` wrote it: save the image over it."),
         ),
         "truncated": (
-            f"{path} ends early: the archive was cut short, so some of it is missing.",
-            "Save again and let the command finish.",
+            _("{path} ends early: the archive was cut short, so some of it is missing.").format(path=path),
+            _("Save again and let the command finish."),
         ),
         "export": (
-            (
-                f"{path} holds a container's files ({', '.join(archive.top_level[:6])} …) and no manifest.json: "
+            _(
+                "{path} holds a container's files ({files} …) and no manifest.json: "
                 "that's `docker export` output, not `docker save`."
-            ),
-            "export writes one container's filesystem; save writes an image: its layers, its config and its name.",
+            ).format(path=path, files=", ".join(archive.top_level[:6])),
+            _("export writes one container's filesystem; save writes an image: its layers, its config and its name."),
         ),
         "other-tar": (
-            f"{path} is a tar archive, but not one `docker save` wrote: it has no manifest.json.",
-            "Save the image over it.",
+            _("{path} is a tar archive, but not one `docker save` wrote: it has no manifest.json.").format(path=path),
+            _("Save the image over it."),
         ),
     }
     if archive.kind in simple:
@@ -366,20 +410,32 @@ def _check_save(ctx: Context) -> Verdict:
     evidence.update(layers=len(saved.layers), tags=", ".join(saved.tags))
     if saved.image_id != wanted.id:
         return not_yet(
-            f"{path} holds another build of {SOURCE} (image {saved.image_id[7:19]}; the daemon's is {wanted.id[7:19]}).",
-            "The image was rebuilt after you saved it: save it again.",
+            _("{path} holds another build of {source} (image {image_id}; the daemon's is {id}).").format(
+                path=path, source=SOURCE, image_id=saved.image_id[7:19], id=wanted.id[7:19]
+            ),
+            _("The image was rebuilt after you saved it: save it again."),
             **evidence,
         )
     if saved.missing or not saved.complete or list(saved.diff_ids) != daemon_layers:
         lost = len(saved.missing) + len(saved.damaged)
         return not_yet(
-            f"{path} lists {len(saved.layers)} layers for {SOURCE}, but {lost} of them are missing or damaged.",
-            "The file was cut short or edited after the save: save it again.",
+            _("{path} lists {layers} layers for {source}, but {lost} of them are missing or damaged.").format(
+                path=path, layers=len(saved.layers), source=SOURCE, lost=lost
+            ),
+            _("The file was cut short or edited after the save: save it again."),
             **evidence,
         )
     return passed(
-        f"{path} is a save archive of {SOURCE}: its {len(saved.layers)} layers match the image's RootFS.Layers, "
-        f"and its config ({saved.history} history entries, CMD {json.dumps(list(saved.cmd) if saved.cmd else None)}) travels with them.",
+        _(
+            "{path} is a save archive of {source}: its {layers} layers match the image's RootFS.Layers, and "
+            "its config ({history} history entries, CMD {dumps}) travels with them."
+        ).format(
+            path=path,
+            source=SOURCE,
+            layers=len(saved.layers),
+            history=saved.history,
+            dumps=json.dumps(list(saved.cmd) if saved.cmd else None),
+        ),
         **evidence,
     )
 
@@ -389,21 +445,29 @@ def _wrong_image(ctx: Context, archive: _archives.Archive, wanted: Image, eviden
     same = archive.by_id(wanted.id)
     if same is not None and not same.tags:
         return not_yet(
-            f"{path} holds {SOURCE}'s image, but saved by its id: the archive has no name for it (RepoTags is null).",
-            "Saved by id, `docker load` would bring back an untagged <none> image: save it by its name, so the tag "
-            "travels with it.",
+            _(
+                "{path} holds {source}'s image, but saved by its id: the archive has no name for it (RepoTags is null)."
+            ).format(path=path, source=SOURCE),
+            _(
+                "Saved by id, `docker load` would bring back an untagged <none> image: save it by its name, so the tag "
+                "travels with it."
+            ),
             **evidence,
         )
     if same is not None:
         return not_yet(
-            f"{path} holds {SOURCE}'s image, but under the name {', '.join(same.tags)}.",
-            f"`docker load` restores the names an archive holds; the exercise wants {SOURCE}.",
+            _("{path} holds {source}'s image, but under the name {names}.").format(
+                path=path, source=SOURCE, names=", ".join(same.tags)
+            ),
+            _("`docker load` restores the names an archive holds; the exercise wants {source}.").format(source=SOURCE),
             **evidence,
         )
-    names = sorted({tag for image in archive.images for tag in image.tags}) or ["untagged images"]
+    names = sorted({tag for image in archive.images for tag in image.tags}) or [_("untagged images")]
     return not_yet(
-        f"{path} is a save archive of {', '.join(names)}, not of {SOURCE}.",
-        f"Save the image the exercise names, {SOURCE_NAME}.",
+        _("{path} is a save archive of {names}, not of {source}.").format(
+            path=path, names=", ".join(names), source=SOURCE
+        ),
+        _("Save the image the exercise names, {source_name}.").format(source_name=SOURCE_NAME),
         found=", ".join(names),
         **evidence,
     )
@@ -430,16 +494,20 @@ SAVE_EXERCISE = register(
     Exercise(
         id="save.load",
         lesson=LESSON,
-        title="Save an image, whole, to a file",
-        prompt=f"Save the image {SOURCE_NAME} to the tar file that setup names, with its tag and all its layers.",
+        title=N_("Save an image, whole, to a file"),
+        prompt=N_(
+            "Save the image labkit/hello-dock to the tar file that setup names, with its tag and all its layers."
+        ),
         check=_check_save,
         hints=(
-            "`docker save` writes an image (its layers, config and name) to a tar; `docker load` reads one back.",
+            N_("`docker save` writes an image (its layers, config and name) to a tar; `docker load` reads one back."),
             (
-                "`docker save --output FILE IMAGE` (or `-o FILE`, or `> FILE`) writes to FILE. Name the image, not its id, "
-                "so the tag is kept."
+                N_(
+                    "`docker save --output FILE IMAGE` (or `-o FILE`, or `> FILE`) writes to FILE. Name the image, "
+                    "not its id, so the tag is kept."
+                )
             ),
-            f"Type: {_save_command('PATH')}, where PATH is the path setup printed.",
+            N_("Type: docker save --output PATH labkit/hello-dock, where PATH is the path setup printed."),
         ),
         solution=("docker save --output {path} " + SOURCE_NAME,),
         setup=_setup_save,

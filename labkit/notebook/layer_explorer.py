@@ -16,10 +16,12 @@ from typing import Any
 
 from labkit.core import fmt
 from labkit.core.errors import LabkitError
-from labkit.features.layers import ImageLayers, plural, read, short
+from labkit.core.i18n import N_, _, ngettext
+from labkit.features.layers import ImageLayers, read, short
 
 _STYLE = "border-collapse:collapse;font-family:var(--jp-code-font-family,monospace);font-size:12px"
 _CELL = "padding:2px 8px;border-bottom:1px solid #ddd;text-align:left;vertical-align:top"
+_METADATA_ONLY = N_("metadata only")
 
 
 class LayerExplorer:
@@ -37,9 +39,12 @@ class LayerExplorer:
     def headline(self) -> str:
         img = self.image
         n, m = len(img.diff_ids), len(img.metadata_steps)
-        return (
-            f"{img.ref}: {plural(n, 'filesystem layer')} and {plural(m, 'metadata-only step')} "
-            f"({plural(len(img.steps), 'history entry')}, oldest first)"
+        steps = len(img.steps)
+        return _("{ref}: {layers} and {metadata} ({entries}, oldest first)").format(
+            ref=img.ref,
+            layers=ngettext("{n} filesystem layer", "{n} filesystem layers", n).format(n=n),
+            metadata=ngettext("{n} metadata-only step", "{n} metadata-only steps", m).format(n=m),
+            entries=ngettext("{n} history entry", "{n} history entries", steps).format(n=steps),
         )
 
     def rows(self) -> list[tuple[str, str, str, str]]:
@@ -49,9 +54,9 @@ class LayerExplorer:
         for n, step in enumerate(self.image.steps, start=1):
             if step.layer is not None:
                 layer_no += 1
-                what = f"layer {layer_no} {short(step.layer)}"
+                what = _("layer {number} {id}").format(number=layer_no, id=short(step.layer))
             else:
-                what = "metadata only"
+                what = _(_METADATA_ONLY)
             rows.append((str(n), what, step.label, fmt.size(step.size)))
         return rows
 
@@ -60,23 +65,25 @@ class LayerExplorer:
         width = max((len(r[1]) for r in self.rows()), default=0)
         lines += [f"{num:>3}  {what:<{width}}  {text}  [{size}]" for num, what, text, size in self.rows()]
         if not self.image.exact:
-            lines.append("note: history and layers do not line up one to one (a squashed or unusual image)")
+            lines.append(_("note: history and layers do not line up one to one (a squashed or unusual image)"))
         return "\n".join(lines)
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         printer.text(str(self))
 
     def _repr_html_(self) -> str:
-        head = "".join(f'<th style="{_CELL}">{h}</th>' for h in ("#", "layer", "instruction", "size"))
+        head = "".join(f'<th style="{_CELL}">{h}</th>' for h in ("#", _("layer"), _("instruction"), _("size")))
         body = []
         for num, what, text, size in self.rows():
-            meta = what == "metadata only"
+            meta = what == _(_METADATA_ONLY)
             style = ' style="color:#777"' if meta else ""
             body.append(
                 f'<tr{style}><td style="{_CELL}">{num}</td><td style="{_CELL}">{html.escape(what)}</td>'
                 f'<td style="{_CELL}"><code>{html.escape(text)}</code></td><td style="{_CELL}">{size}</td></tr>'
             )
-        note = "" if self.image.exact else "<div><i>History and layers do not line up one to one.</i></div>"
+        note = (
+            "" if self.image.exact else "<div><i>" + _("History and layers do not line up one to one.") + "</i></div>"
+        )
         return (
             f'<div class="labkit-layers"><b>{html.escape(self.headline())}</b>'
             f'<table style="{_STYLE}"><tr>{head}</tr>{"".join(body)}</table>{note}</div>'
@@ -86,15 +93,19 @@ class LayerExplorer:
     def detail_html(self, index: int) -> str:
         """The details of step ``index`` (0 = oldest), as HTML."""
         step = self.image.steps[index]
-        kind = "metadata only: no files changed, no layer" if step.layer is None else f"filesystem layer {step.layer}"
+        kind = (
+            _("metadata only: no files changed, no layer")
+            if step.layer is None
+            else _("filesystem layer {id}").format(id=step.layer)
+        )
         rows = [
-            ("instruction", step.label),
-            ("created by", step.created_by or "(not recorded: imported)"),
-            ("makes", kind),
-            ("size", fmt.size(step.size)),
+            (_("instruction"), step.label),
+            (_("created by"), step.created_by or _("(not recorded: imported)")),
+            (_("makes"), kind),
+            (_("size"), fmt.size(step.size)),
         ]
         if step.comment:
-            rows.append(("comment", step.comment))
+            rows.append((_("comment"), step.comment))
         cells = "".join(
             f'<tr><th style="{_CELL}">{k}</th><td style="{_CELL}"><code>{html.escape(v)}</code></td></tr>'
             for k, v in rows
@@ -110,7 +121,9 @@ class LayerExplorer:
         try:
             import ipywidgets as w  # reason: ipywidgets takes ~0.3 s to import; only a kernel's view needs it
         except ImportError as e:
-            raise LabkitError("ipywidgets is not installed", "pip install ipywidgets (labkit depends on it)") from e
+            raise LabkitError(
+                _("ipywidgets is not installed"), _("pip install ipywidgets (labkit depends on it)")
+            ) from e
         options = [(f"{num:>2}  {what}  {text}  [{size}]", i) for i, (num, what, text, size) in enumerate(self.rows())]
         pick = w.Select(
             options=options,

@@ -29,6 +29,7 @@ import ipywidgets as w
 
 from labkit.core.errors import LabkitError
 from labkit.core.fmt import code_spans, text_html
+from labkit.core.i18n import N_, _
 from labkit.exercises.machinery import catalog as registry
 from labkit.exercises.machinery import record as progress
 from labkit.exercises.machinery import runner
@@ -36,6 +37,7 @@ from labkit.exercises.machinery.model import CheckResult
 from labkit.features.trace.views import STEPS, Trace, show, step_of
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+_SHOW = N_("Show solution")
 
 
 @dataclass
@@ -63,10 +65,10 @@ class HintSteps:
             ('Hint 1/3', 'Hint 2/3', 'All 3 hints shown')
         """
         if self.total == 0:
-            return "No hints"
+            return _("No hints")
         if self.exhausted:
-            return f"All {self.total} hints shown" if self.total > 1 else "Hint shown"
-        return f"Hint {self.shown + 1}/{self.total}"
+            return _("All {total} hints shown").format(total=self.total) if self.total > 1 else _("Hint shown")
+        return _("Hint {number}/{total}").format(number=self.shown + 1, total=self.total)
 
 
 def hints_html(tiers: list[str]) -> str:
@@ -80,7 +82,7 @@ def hints_html(tiers: list[str]) -> str:
 def solution_html(commands: str) -> str:
     """The reference solution as a code block a learner can copy."""
     return (
-        '<div class="labkit-solution"><i>Reference solution:</i>'
+        '<div class="labkit-solution"><i>' + html.escape(_("Reference solution:")) + "</i>"
         f'<pre style="margin:4px 0;padding:6px;background:var(--jp-layout-color2,#f5f5f5)">{html.escape(commands)}</pre></div>'
     )
 
@@ -106,34 +108,34 @@ class ExercisePanel(w.VBox):  # type: ignore[misc]
         if ex.is_answer:
             self.answer = w.Text(
                 value="",
-                placeholder="your answer",
-                description="Answer:",
-                tooltip="Type your answer, then press Check",
+                placeholder=_("your answer"),
+                description=_("Answer:"),
+                tooltip=_("Type your answer, then press Check"),
                 layout=w.Layout(width="28em"),
             )
         self.solution_view = w.HTML("")
         # ipywidgets buttons are real <button>s: Tab reaches them, Enter and Space press them.
         self.check_button = w.Button(
-            description="Check",
+            description=_("Check"),
             button_style="primary",
             icon="check",
-            tooltip=f"Check {ex.id} against your Docker daemon",
+            tooltip=_("Check {id} against your Docker daemon").format(id=ex.id),
         )
-        self.hint_button = w.Button(description=self.steps.label(), icon="lightbulb-o", tooltip="Reveal the next hint")
+        self.hint_button = w.Button(
+            description=self.steps.label(), icon="lightbulb-o", tooltip=_("Reveal the next hint")
+        )
         self.hint_button.disabled = self.steps.exhausted
         self.check_button.on_click(lambda _: self.check())
         self.hint_button.on_click(lambda _: self.next_hint())
         buttons = [self.check_button, self.hint_button]
         self.solution_button = None
         if solution:
-            self.solution_button = w.Button(
-                description="Show solution", icon="eye", tooltip="Show the reference commands"
-            )
+            self.solution_button = w.Button(description=_(_SHOW), icon="eye", tooltip=_("Show the reference commands"))
             self.solution_button.on_click(lambda _: self.toggle_solution())
             buttons.append(self.solution_button)
         header = w.HTML(
-            f'<div class="labkit-exercise"><b>{html.escape(ex.title)}</b> '
-            f"<code>{html.escape(ex.id)}</code><div>{text_html(ex.prompt)}</div></div>"
+            f'<div class="labkit-exercise"><b>{html.escape(_(ex.title))}</b> '
+            f"<code>{html.escape(ex.id)}</code><div>{text_html(_(ex.prompt))}</div></div>"
         )
         rows = [header, w.HBox(buttons), self.verdict, self.hints, self.solution_view]
         if self.answer is not None:
@@ -192,7 +194,7 @@ class ExercisePanel(w.VBox):  # type: ignore[misc]
                 self.solution_view.value = f'<div class="labkit-solution">{html.escape(str(e))}</div>'
         else:
             self.solution_view.value = ""
-        self.solution_button.description = "Hide solution" if showing else "Show solution"
+        self.solution_button.description = _("Hide solution") if showing else _(_SHOW)
         return showing
 
     def close(self) -> None:
@@ -201,7 +203,7 @@ class ExercisePanel(w.VBox):  # type: ignore[misc]
         super().close()
 
     def __str__(self) -> str:
-        return str(self.result) if self.result is not None else f"{self.exercise.id} — {self.exercise.prompt}"
+        return str(self.result) if self.result is not None else f"{self.exercise.id} — {_(self.exercise.prompt)}"
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         # nbval skips the widget-view key (its model id is random) and compares the rest:
@@ -251,7 +253,7 @@ def _follow_record(event: Mapping[str, Any]) -> None:
     elif event.get("kind") == "check":
         ex = registry.get(exercise_id)
         _show_result(
-            CheckResult(ex.id, ex.title, bool(event["passed"]), str(event["message"]), event.get("hint") or None)
+            CheckResult(ex.id, _(ex.title), bool(event["passed"]), str(event["message"]), event.get("hint") or None)
         )
 
 
@@ -301,14 +303,16 @@ class TraceView(w.VBox):  # type: ignore[misc]
 
         self.trace = trace
         self.view = w.ToggleButtons(
-            options=["table", "sequence diagram"], value="table", tooltip="How to show the calls"
+            options=[(_("table"), "table"), (_("sequence diagram"), "sequence diagram")],
+            value="table",
+            tooltip=_("How to show the calls"),
         )
         self.step = w.Dropdown(
-            options=[("every call", None)]
-            + [(f"{n}. {what}", n) for n, what in STEPS.items()]
-            + [("calls in no step", 0)],
+            options=[(_("every call"), None)]
+            + [(f"{n}. {_(what)}", n) for n, what in STEPS.items()]
+            + [(_("calls in no step"), 0)],
             value=None,
-            description="Step:",
+            description=_("Step:"),
         )
         self.body = w.HTML()
         self.view.observe(lambda _: self._draw(), names="value")

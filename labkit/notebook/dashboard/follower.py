@@ -22,6 +22,7 @@ import requests.exceptions
 
 from labkit.core import engine
 from labkit.core.errors import LabkitError
+from labkit.core.i18n import _
 from labkit.notebook.dashboard.model import UPTIME_TICK, WATCHED, Row, apply_event, row_from_inspect
 
 #: What a lost or restarting daemon raises while the dashboard reads it.
@@ -128,7 +129,7 @@ class Follower:
                 except _LOST as e:  # the daemon went away or restarted: say so, retry, never die
                     if self._stop.is_set():
                         break
-                    self._say(f"lost contact with the daemon ({type(e).__name__}); reconnecting…")
+                    self._say(_("lost contact with the daemon ({error}); reconnecting…").format(error=type(e).__name__))
                     events_client = None
                 # a stream that ended by itself (daemon restart) is reopened after a short pause
                 if self._stop.wait(backoff):

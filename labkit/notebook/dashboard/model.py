@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from labkit.core import engine, fmt
+from labkit.core.i18n import N_, _
 
 #: The lifecycle the diagram draws, in order.
 STATES = ("created", "running", "paused", "exited", "removed")
@@ -42,7 +43,18 @@ WATCHED = (
 UPTIME_TICK = 5.0
 #: Lessons whose containers are labkit's own infrastructure: listed, never acted on here.
 PROTECTED_LESSONS = ("registry",)
-SCOPES = ("all containers", "this lesson")
+SCOPES = (N_("all containers"), N_("this lesson"))
+#: The words the dashboard shows for a container's state (the state itself stays Docker's word, as data).
+STATE_WORDS = {
+    "created": N_("created"),
+    "running": N_("running"),
+    "paused": N_("paused"),
+    "restarting": N_("restarting"),
+    "removing": N_("removing"),
+    "exited": N_("exited"),
+    "dead": N_("dead"),
+    "removed": N_("removed"),
+}
 
 _EVENT_STATE = {
     "create": "created",
@@ -186,12 +198,21 @@ def status_text(row: Row, now: datetime) -> str:
         'up 42 s'
     """
     if row.state == "running" and row.started_at:
-        return f"up {fmt.duration((now - row.started_at).total_seconds(), 'age')}"
+        return _("up {age}").format(age=fmt.duration((now - row.started_at).total_seconds(), "age"))
     if row.state == "exited":
-        code = "" if row.exit_code is None else f" ({row.exit_code})"
-        when = f" {fmt.duration((now - row.finished_at).total_seconds(), 'age')} ago" if row.finished_at else ""
-        return f"exited{code}{when}"
-    return row.state
+        age = fmt.duration((now - row.finished_at).total_seconds(), "age") if row.finished_at else None
+        if row.exit_code is None:
+            return _("exited {age} ago").format(age=age) if age else _("exited")
+        if age:
+            return _("exited ({code}) {age} ago").format(code=row.exit_code, age=age)
+        return _("exited ({code})").format(code=row.exit_code)
+    return state_word(row.state)
+
+
+def state_word(state: str) -> str:
+    """A container state as the dashboard says it (``running`` → 运行中 in Chinese); unknown states as they are."""
+    word = STATE_WORDS.get(state)
+    return _(word) if word else state
 
 
 def in_scope(row: Row, scope: str, lesson: str) -> bool:

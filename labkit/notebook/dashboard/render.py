@@ -6,7 +6,8 @@ import html
 from collections.abc import Set
 from datetime import datetime
 
-from labkit.notebook.dashboard.model import STATES, Row, diagram_state, status_text
+from labkit.core.i18n import _
+from labkit.notebook.dashboard.model import STATES, Row, diagram_state, state_word, status_text
 
 #: Where each state is drawn (x, y of the box's centre) and the arrows between them.
 _POS = {"created": (70, 40), "running": (230, 40), "paused": (390, 40), "exited": (230, 130), "removed": (70, 130)}
@@ -31,7 +32,10 @@ def table_html(rows: list[Row], now: datetime, selected: str | None = None, stop
     A row whose id is in ``stopping`` (a Stop the learner pressed, still under way) says so
     after its state: ``● running (stopping…)``.
     """
-    head = "".join(f'<th scope="col" style="{_CELL}">{h}</th>' for h in ("name", "image", "state", "ports", "status"))
+    head = "".join(
+        f'<th scope="col" style="{_CELL}">{h}</th>'
+        for h in (_("name"), _("image"), _("state"), _("ports"), _("status"))
+    )
     body = []
     for row in rows:
         weight = "font-weight:bold;" if row.id == selected else ""
@@ -39,8 +43,8 @@ def table_html(rows: list[Row], now: datetime, selected: str | None = None, stop
         cells = (
             html.escape(row.name),
             html.escape(row.image),
-            f'<span style="color:{color}">● {html.escape(row.state)}</span>'
-            + (" <i>(stopping…)</i>" if row.id in stopping else ""),
+            f'<span style="color:{color}">● {html.escape(state_word(row.state))}</span>'
+            + (" <i>" + html.escape(_("(stopping…)")) + "</i>" if row.id in stopping else ""),
             html.escape(row.ports),
             html.escape(status_text(row, now)),
         )
@@ -50,14 +54,14 @@ def table_html(rows: list[Row], now: datetime, selected: str | None = None, stop
             + "</tr>"
         )
     if not body:
-        body.append(f'<tr><td colspan="5" style="{_CELL}"><i>no containers</i></td></tr>')
+        body.append(f'<tr><td colspan="5" style="{_CELL}"><i>{html.escape(_("no containers"))}</i></td></tr>')
     return f'<table class="labkit-dashboard" style="{_TABLE}"><tr>{head}</tr>{"".join(body)}</table>'
 
 
 def table_text(rows: list[Row], now: datetime) -> str:
     """The same table as plain text."""
     if not rows:
-        return "no containers"
+        return _("no containers")
     lines = [(r.name, r.image, r.state, r.ports, status_text(r, now)) for r in rows]
     widths = [max(len(x[i]) for x in [("NAME", "IMAGE", "STATE", "PORTS", "STATUS"), *lines]) for i in range(5)]
     return "\n".join(
@@ -75,10 +79,10 @@ def state_diagram_svg(current: str | None, name: str | None = None) -> str:
         (True, 1)
     """
     current = diagram_state(current) if current else None
-    label = f"{name}: {current}" if name and current else "pick a container to see its state"
+    label = f"{name}: {state_word(current)}" if name and current else _("pick a container to see its state")
     parts = [
         (
-            f'<svg class="labkit-lifecycle" role="img" aria-label="Container lifecycle. {html.escape(label)}" '
+            f'<svg class="labkit-lifecycle" role="img" aria-label="{html.escape(_("Container lifecycle. {label}").format(label=label))}" '
             'width="460" height="170" viewBox="0 0 460 170" xmlns="http://www.w3.org/2000/svg" '
             'style="font-family:var(--jp-ui-font-family,sans-serif);font-size:12px">'
         ),
@@ -116,7 +120,7 @@ def state_diagram_svg(current: str | None, name: str | None = None) -> str:
             f'<g data-state="{state}" data-current="{"true" if lit else "false"}">'
             f'<rect x="{x - 50}" y="{y - 18}" width="100" height="36" rx="8" fill="{fill}" '
             f'stroke="{_COLORS[state]}" stroke-width="{3 if lit else 1.5}"/>'
-            f'<text x="{x}" y="{y + 4}" text-anchor="middle" fill="{text}" font-weight="{"bold" if lit else "normal"}">{state}</text></g>'
+            f'<text x="{x}" y="{y + 4}" text-anchor="middle" fill="{text}" font-weight="{"bold" if lit else "normal"}">{html.escape(state_word(state))}</text></g>'
         )
     parts.append("</svg>")
     return "".join(parts)

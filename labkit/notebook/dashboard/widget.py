@@ -19,11 +19,13 @@ import ipywidgets as w
 
 from labkit.core import engine
 from labkit.core.errors import LabkitError
+from labkit.core.i18n import N_, _
 from labkit.notebook.dashboard.follower import Follower
-from labkit.notebook.dashboard.model import SCOPES, Row, in_scope, needs_confirmation, ordered
+from labkit.notebook.dashboard.model import SCOPES, Row, in_scope, needs_confirmation, ordered, state_word
 from labkit.notebook.dashboard.render import state_diagram_svg, table_html, table_text
 
 _open: weakref.WeakSet[Dashboard] = weakref.WeakSet()
+_REMOVE = N_("Remove")
 
 
 class Dashboard(w.VBox):  # type: ignore[misc]
@@ -44,20 +46,22 @@ class Dashboard(w.VBox):  # type: ignore[misc]
         self.stopping: set[str] = set()
         self._stops: list[threading.Thread] = []
 
-        self.scope = w.ToggleButtons(options=SCOPES, value=scope, tooltip="Which containers to list")
+        self.scope = w.ToggleButtons(
+            options=[(_(s), s) for s in SCOPES], value=scope, tooltip=_("Which containers to list")
+        )
         self.table = w.HTML()
-        self.pick = w.Dropdown(options=[("(none)", None)], value=None, description="Container:")
-        self.start_button = w.Button(description="Start", icon="play", tooltip="docker start")
-        self.stop_button = w.Button(description="Stop", icon="stop", tooltip="docker stop")
+        self.pick = w.Dropdown(options=[(_("(none)"), None)], value=None, description=_("Container:"))
+        self.start_button = w.Button(description=_("Start"), icon="play", tooltip="docker start")
+        self.stop_button = w.Button(description=_("Stop"), icon="stop", tooltip="docker stop")
         # wide enough for "Really remove NAME?" (a Button's default width cuts it off)
         self.remove_button = w.Button(
-            description="Remove",
+            description=_(_REMOVE),
             icon="trash",
             button_style="danger",
             tooltip="docker rm",
             layout=w.Layout(width="auto", min_width="90px"),
         )
-        self.cancel_button = w.Button(description="Cancel", layout=w.Layout(display="none"))
+        self.cancel_button = w.Button(description=_("Cancel"), layout=w.Layout(display="none"))
         self.message = w.HTML()
         self.diagram = w.HTML(state_diagram_svg(None))
         self.start_button.on_click(lambda _: self.act("start"))
@@ -68,7 +72,10 @@ class Dashboard(w.VBox):  # type: ignore[misc]
         self.scope.observe(lambda _: self._render(), names="value")
         super().__init__(
             [
-                w.HTML("<b>Containers on your Docker daemon</b> <i>(live: updates by itself)</i>"),
+                w.HTML(
+                    f"<b>{html.escape(_('Containers on your Docker daemon'))}</b> "
+                    f"<i>{html.escape(_('(live: updates by itself)'))}</i>"
+                ),
                 self.scope,
                 self.table,
                 w.HBox([self.pick, self.start_button, self.stop_button, self.remove_button, self.cancel_button]),
@@ -105,7 +112,9 @@ class Dashboard(w.VBox):  # type: ignore[misc]
                     self.scope.value = SCOPES[0]
                 self.pick.value = row.id
                 return row
-        raise LabkitError(f"no container {name_or_id!r} in the dashboard", "check the name with `docker ps -a`")
+        raise LabkitError(
+            _("no container {name!r} in the dashboard").format(name=name_or_id), _("check the name with `docker ps -a`")
+        )
 
     @property
     def running(self) -> bool:
@@ -130,7 +139,7 @@ class Dashboard(w.VBox):  # type: ignore[misc]
     def _draw(self) -> None:
         """Put the rows, the dropdown, the diagram and the buttons in step (called with the lock held)."""
         rows = self.visible()
-        options = [(f"{r.name} ({r.state})", r.id) for r in rows]
+        options = [(f"{r.name} ({state_word(r.state)})", r.id) for r in rows]
         picked = self.pick.value
         if (
             picked is not None
@@ -176,37 +185,44 @@ class Dashboard(w.VBox):  # type: ignore[misc]
         """
         row = self.selected()
         if row is None:
-            return self._report("pick a container first", bad=True)
+            return self._report(_("pick a container first"), bad=True)
         if row.protected:
             return self._report(
-                f"{row.name} is labkit's own ({row.lesson}); manage it with `labkit {row.lesson}`", bad=True
+                _("{name} is labkit's own ({lesson}); manage it with `labkit {lesson}`").format(
+                    name=row.name, lesson=row.lesson
+                ),
+                bad=True,
             )
         container = self.client.containers.get  # the SDK object gives the CLI's behaviour (stop waits, then kills)
         try:
             with engine.converted():
                 if action == "start":
                     container(row.id).start()
-                    return self._report(f"started {row.name} (docker start {row.name})")
+                    return self._report(_("started {name} (docker start {name})").format(name=row.name))
                 if action == "stop":
                     return self._stop_in_background(row)
                 if action == "remove":
                     if row.state in ("running", "paused"):
                         return self._report(
-                            f"{row.name} is {row.state}: stop it first (docker rm refuses; docker rm -f stops and removes)",
+                            _(
+                                "{name} is {state}: stop it first (docker rm refuses; docker rm -f stops and removes)"
+                            ).format(name=row.name, state=state_word(row.state)),
                             bad=True,
                         )
                     if needs_confirmation(row, engine.session_id()) and self._pending_remove != row.id:
                         self._pending_remove = row.id
-                        self.remove_button.description = f"Really remove {row.name}?"
+                        self.remove_button.description = _("Really remove {name}?").format(name=row.name)
                         self.cancel_button.layout.display = None
                         return self._report(
-                            f"{row.name} was not made by this lesson: press again to remove it, or Cancel"
+                            _("{name} was not made by this lesson: press again to remove it, or Cancel").format(
+                                name=row.name
+                            )
                         )
                     self._cancel_remove()
                     container(row.id).remove(v=True)
-                    return self._report(f"removed {row.name} (docker rm {row.name})")
+                    return self._report(_("removed {name} (docker rm {name})").format(name=row.name))
         except docker.errors.NotFound:
-            return self._report(f"{row.name} is already gone", bad=True)
+            return self._report(_("{name} is already gone").format(name=row.name), bad=True)
         except LabkitError as e:
             return self._report(str(e), bad=True)
         raise ValueError(f"unknown action {action!r}")  # a bug in the caller, not a learner's mistake
@@ -217,7 +233,7 @@ class Dashboard(w.VBox):  # type: ignore[misc]
         The row says "stopping…" until the container has exited; the message then says it stopped.
         """
         if row.id in self.stopping:
-            return self._report(f"{row.name} is already stopping")
+            return self._report(_("{name} is already stopping").format(name=row.name))
         self.stopping.add(row.id)
         thread = threading.Thread(
             target=self._stop_container, args=(row,), name=f"labkit-dashboard-stop-{row.name}", daemon=True
@@ -226,17 +242,18 @@ class Dashboard(w.VBox):  # type: ignore[misc]
         thread.start()
         self._render()
         return self._report(
-            f"stopping {row.name}: SIGTERM first, SIGKILL if it has not exited after its grace period "
-            "(10 s by default)…"
+            _(
+                "stopping {name}: SIGTERM first, SIGKILL if it has not exited after its grace period (10 s by default)…"
+            ).format(name=row.name)
         )
 
     def _stop_container(self, row: Row) -> None:
         try:
             with engine.converted():
                 self.client.containers.get(row.id).stop()
-            self._say(f"stopped {row.name} (docker stop {row.name})")
+            self._say(_("stopped {name} (docker stop {name})").format(name=row.name))
         except docker.errors.NotFound:
-            self._say(f"{row.name} is already gone", bad=True)
+            self._say(_("{name} is already gone").format(name=row.name), bad=True)
         except LabkitError as e:
             self._say(str(e), bad=True)
         finally:
@@ -255,7 +272,7 @@ class Dashboard(w.VBox):  # type: ignore[misc]
 
     def _cancel_remove(self) -> None:
         self._pending_remove = None
-        self.remove_button.description = "Remove"
+        self.remove_button.description = _(_REMOVE)
         self.cancel_button.layout.display = "none"
 
     # ---- ending

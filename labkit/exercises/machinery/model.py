@@ -40,6 +40,9 @@ class Text(str):
         made.template, made.values = template, values
         return made
 
+    def __getnewargs_ex__(self) -> tuple[tuple[str], dict[str, Any]]:
+        return (self.template,), self.values  # so a copy or a pickle is made the same way
+
 
 def shown(text: str) -> str:
     """An exercise's title, prompt or hint in the current language (English when the catalog lacks it)."""

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 from labkit.core import refs
 from labkit.core.errors import InvalidReference
+from labkit.core.i18n import _, ngettext
 from labkit.exercises.machinery.model import Verdict, not_yet, passed
-from labkit.features.layers import plural
 
 #: How many hex digits of an image ID ``docker image ls`` shows.
 SHORT_ID = 12
@@ -58,8 +58,8 @@ def list_verdict(answer: str, facts: ListFacts) -> Verdict:
     """
     if not facts.wanted:
         return not_yet(
-            f"{facts.name} is not on this daemon, so there is no ID to read.",
-            'Run the setup again (`labkit.setup("images.list")`): it makes the image.',
+            _("{name} is not on this daemon, so there is no ID to read.").format(name=facts.name),
+            _('Run the setup again (`labkit.setup("images.list")`): it makes the image.'),
         )
     text = _clean(answer)
     digits = text.removeprefix("sha256:")
@@ -67,19 +67,24 @@ def list_verdict(answer: str, facts: ListFacts) -> Verdict:
     is_hex = bool(_HEX.fullmatch(digits))
     if is_hex and want.startswith(digits) and len(digits) >= SHORT_ID:
         return passed(
-            f"{digits[:SHORT_ID]} is the IMAGE ID of {facts.name} (docker image ls shows the first "
-            f"{SHORT_ID} of its 64 hex digits).",
+            _(
+                "{digits} is the IMAGE ID of {name} (docker image ls shows the first {short_id} of its 64 hex digits)."
+            ).format(digits=digits[:SHORT_ID], name=facts.name, short_id=SHORT_ID),
             image_id=facts.wanted,
         )
     if is_hex and want.startswith(digits):
         return not_yet(
-            f"That is the start of the right ID, {len(digits)} of the {SHORT_ID} hex digits the list shows.",
-            "Copy the whole IMAGE ID column of that line.",
+            _("That is the start of the right ID, {n_digits} of the {short_id} hex digits the list shows.").format(
+                n_digits=len(digits), short_id=SHORT_ID
+            ),
+            _("Copy the whole IMAGE ID column of that line."),
         )
     if is_hex and len(digits) < SHORT_ID:
         return not_yet(
-            f"{len(digits)} hex digits are too few to tell images apart: the list shows {SHORT_ID}.",
-            f"Copy the whole IMAGE ID column on the line of {facts.name}.",
+            _("{n_digits} hex digits are too few to tell images apart: the list shows {short_id}.").format(
+                n_digits=len(digits), short_id=SHORT_ID
+            ),
+            _("Copy the whole IMAGE ID column on the line of {name}.").format(name=facts.name),
         )
     if is_hex:
         matches = sorted(
@@ -87,31 +92,33 @@ def list_verdict(answer: str, facts: ListFacts) -> Verdict:
         )
         if len(matches) == 1 and _repository(matches[0]) == _repository(facts.name):
             return not_yet(
-                f"That is the ID of {matches[0]}: the right repository, but another tag.",
-                f"Both lines say {refs.parse(facts.name).familiar_name} under REPOSITORY; the TAG column tells them apart.",
+                _("That is the ID of {matches}: the right repository, but another tag.").format(matches=matches[0]),
+                _("Both lines say {familiar_name} under REPOSITORY; the TAG column tells them apart.").format(
+                    familiar_name=refs.parse(facts.name).familiar_name
+                ),
             )
         if matches:
             return not_yet(
-                f"That is the ID of {', '.join(matches)}, not of {facts.name}.",
-                "Find the line whose REPOSITORY and TAG together spell the name asked for.",
+                _("That is the ID of {matches}, not of {name}.").format(matches=", ".join(matches), name=facts.name),
+                _("Find the line whose REPOSITORY and TAG together spell the name asked for."),
             )
         return not_yet(
-            "No image on this daemon has an ID starting with those digits.",
-            "Was a character lost while copying? Copy the IMAGE ID column again.",
+            _("No image on this daemon has an ID starting with those digits."),
+            _("Was a character lost while copying? Copy the IMAGE ID column again."),
         )
     if _SIZE.fullmatch(text):
         return not_yet(
-            "That looks like a size: the SIZE column, not the IMAGE ID.",
-            "The IMAGE ID is the column after TAG: 12 characters, digits and the letters a to f.",
+            _("That looks like a size: the SIZE column, not the IMAGE ID."),
+            _("The IMAGE ID is the column after TAG: 12 characters, digits and the letters a to f."),
         )
     if _is_name(text):
         return not_yet(
-            "That is an image name (REPOSITORY and TAG); the exercise asks for its ID.",
-            "The IMAGE ID is the column after TAG, on the same line.",
+            _("That is an image name (REPOSITORY and TAG); the exercise asks for its ID."),
+            _("The IMAGE ID is the column after TAG, on the same line."),
         )
     return not_yet(
-        "That is not an image ID: an ID is hex digits (0 to 9, a to f), 12 of them in the list.",
-        f"Read the IMAGE ID column on the line of {facts.name}.",
+        _("That is not an image ID: an ID is hex digits (0 to 9, a to f), 12 of them in the list."),
+        _("Read the IMAGE ID column on the line of {name}.").format(name=facts.name),
     )
 
 
@@ -171,42 +178,58 @@ def prune_verdict(facts: PruneFacts) -> Verdict:
     if facts.course_missing:
         gone = ", ".join(facts.course_missing)
         return not_yet(
-            f"The course's {gone} {'is' if len(facts.course_missing) == 1 else 'are'} gone too: "
-            "they have names, so they were never dangling.",
-            "With -a, prune removes every image no container uses, not only the dangling ones. "
-            "Bring them back with `labkit images ensure` in a terminal, then run the setup again.",
+            ngettext(
+                "The course's {gone} is gone too: they have names, so they were never dangling.",
+                "The course's {gone} are gone too: they have names, so they were never dangling.",
+                len(facts.course_missing),
+            ).format(gone=gone),
+            _(
+                "With -a, prune removes every image no container uses, not only the dangling ones. "
+                "Bring them back with `labkit images ensure` in a terminal, then run the setup again."
+            ),
             course_missing=gone,
             **evidence,
         )
     if not facts.kept_present:
         return not_yet(
-            f"{facts.kept} is gone too. It has a name, so it was not dangling.",
-            "With -a, prune removes every unused image, named or not; without -a it takes only the "
-            "dangling ones. Run the setup again, then remove only the images with no name.",
+            _("{kept} is gone too. It has a name, so it was not dangling.").format(kept=facts.kept),
+            _(
+                "With -a, prune removes every unused image, named or not; without -a it takes only the "
+                "dangling ones. Run the setup again, then remove only the images with no name."
+            ),
             **evidence,
         )
     if len(facts.left) == facts.made:
         return not_yet(
-            f"The {plural(facts.made, 'dangling image')} setup made (label {facts.label}) "
-            f"{'is' if facts.made == 1 else 'are'} all still here.",
+            ngettext(
+                "The {n} dangling image setup made (label {label}) is all still here.",
+                "The {n} dangling images setup made (label {label}) are all still here.",
+                facts.made,
+            ).format(n=facts.made, label=facts.label),
             None,
             **evidence,
         )
     if facts.left:
         return not_yet(
-            f"{len(facts.left)} of the {plural(facts.made, 'dangling image')} setup made "
-            f"{'is' if len(facts.left) == 1 else 'are'} still here: {', '.join(facts.left)}.",
-            "Remove the rest the same way, or all of them at once with prune and the label filter.",
+            # Some went and some are left, so setup made two or more.
+            ngettext(
+                "{left_count} of the {n} dangling images setup made is still here: {left}.",
+                "{left_count} of the {n} dangling images setup made are still here: {left}.",
+                len(facts.left),
+            ).format(left_count=len(facts.left), n=facts.made, left=", ".join(facts.left)),
+            _("Remove the rest the same way, or all of them at once with prune and the label filter."),
             **evidence,
         )
-    also = (
-        f" Your prune also removed {plural(facts.others_gone, 'other dangling image')}: "
-        f"a --filter label={facts.label} keeps it to the lesson's."
-        if facts.others_gone
-        else ""
-    )
-    return passed(
-        f"The {plural(facts.made, 'dangling image')} setup made {'is' if facts.made == 1 else 'are'} gone, "
-        f"and {facts.kept} and the course's images are still here.{also}",
-        removed=facts.made,
-    )
+    gone = ngettext(
+        "The {n} dangling image setup made is gone, and {kept} and the course's images are still here.",
+        "The {n} dangling images setup made are gone, and {kept} and the course's images are still here.",
+        facts.made,
+    ).format(n=facts.made, kept=facts.kept)
+    if facts.others_gone:
+        also = ngettext(
+            " Your prune also removed {n} other dangling image: a --filter label={label} keeps it to the lesson's.",
+            " Your prune also removed {n} other dangling images: a --filter label={label} keeps it to the lesson's.",
+            facts.others_gone,
+        ).format(n=facts.others_gone, label=facts.label)
+        gone += also
+    return passed(gone, removed=facts.made)

@@ -18,6 +18,7 @@ import docker.errors
 from labkit.core import fmt
 from labkit.core.cleanup import remove_images, remove_name
 from labkit.core.errors import LabkitError
+from labkit.core.i18n import N_, _
 from labkit.core.probes import image_id
 from labkit.core.shell import sh
 from labkit.exercises._lesson03_verdicts import PullFacts, pull_verdict, read_pull_events
@@ -152,8 +153,12 @@ def _pull_facts(client: docker.DockerClient, setup: dict[str, Any]) -> PullFacts
 def _check_pull(ctx: Context) -> Verdict:
     if not ctx.setup or not ctx.setup.get("_made"):
         return not_yet(
-            f"The setup has not run, so there is no {PULL_REPOSITORY} to remove and pull back yet.",
-            f'Run `labkit.setup("{PULL_ID}")` first: it pushes the image to the course\'s registry.',
+            _("The setup has not run, so there is no {pull_repository} to remove and pull back yet.").format(
+                pull_repository=PULL_REPOSITORY
+            ),
+            _('Run `labkit.setup("{pull_id}")` first: it pushes the image to the course\'s registry.').format(
+                pull_id=PULL_ID
+            ),
         )
     return pull_verdict(_pull_facts(ctx.client, ctx.setup))
 
@@ -161,18 +166,22 @@ def _check_pull(ctx: Context) -> Verdict:
 PULL_EXERCISE = Exercise(
     id=PULL_ID,
     lesson=LESSON,
-    title="Remove an image, then pull it back",
-    prompt=(
-        f"Setup pushed {PULL_TARGET} to the course's registry (and kept a copy here). Delete the local copy, "
-        "then download it again from the registry."
+    title=N_("Remove an image, then pull it back"),
+    prompt=N_(
+        "Setup pushed localhost:5000/lab03/pull-me:v2 to the course's registry (and kept a copy here). Delete the "
+        "local copy, then download it again from the registry."
     ),
     check=_check_pull,
     hints=(
-        "Two steps: one command deletes an image from this daemon, another downloads it from a registry. "
-        "After the first, the image list should no longer show it.",
-        "`docker rmi NAME` (or `docker image rm NAME`) deletes it; `docker pull NAME` downloads it. Use the full "
-        "name both times: registry address, repository and tag.",
-        f"Type: docker rmi {PULL_TARGET}, then: docker pull {PULL_TARGET}",
+        N_(
+            "Two steps: one command deletes an image from this daemon, another downloads it from a registry. "
+            "After the first, the image list should no longer show it."
+        ),
+        N_(
+            "`docker rmi NAME` (or `docker image rm NAME`) deletes it; `docker pull NAME` downloads it. Use the full "
+            "name both times: registry address, repository and tag."
+        ),
+        N_("Type: docker rmi localhost:5000/lab03/pull-me:v2, then: docker pull localhost:5000/lab03/pull-me:v2"),
     ),
     solution=("docker rmi {image}", "docker pull {image}"),
     setup=_setup_pull,

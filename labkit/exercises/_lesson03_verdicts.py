@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from labkit.core.i18n import _
 from labkit.exercises.machinery.model import Verdict, not_yet, passed
 from labkit.features.registry import api as registry_api
 from labkit.features.registry import mirror as registry
@@ -71,62 +72,100 @@ def push_verdict(facts: PushFacts) -> Verdict:
         if facts.remote_config == facts.source_id:
             if facts.repo_digests and facts.remote_digest not in facts.repo_digests:
                 return not_yet(
-                    f"The registry's {REPOSITORY}:{TAG} holds labkit/hello-dock, but not the manifest your daemon pushed "
-                    f"(the daemon recorded {', '.join(facts.repo_digests)}).",
-                    "Something else wrote that tag after your push: push your image again.",
+                    _(
+                        "The registry's {repository}:{tag} holds labkit/hello-dock, but not the manifest your daemon "
+                        "pushed (the daemon recorded {repo_digests})."
+                    ).format(repository=REPOSITORY, tag=TAG, repo_digests=", ".join(facts.repo_digests)),
+                    _("Something else wrote that tag after your push: push your image again."),
                     **ev,
                 )
             return passed(
-                f"The registry holds {REPOSITORY}:{TAG}, and it is labkit/hello-dock: the manifest names the same "
-                "config as your local image, and its digest matches the daemon's record of the push.",
+                _(
+                    "The registry holds {repository}:{tag}, and it is labkit/hello-dock: the manifest names the same "
+                    "config as your local image, and its digest matches the daemon's record of the push."
+                ).format(repository=REPOSITORY, tag=TAG),
                 **ev,
             )
-        what = "a multi-platform index" if facts.remote_config == "" else facts.remote_names or "another image"
+        what = _("a multi-platform index") if facts.remote_config == "" else facts.remote_names or _("another image")
         return not_yet(
-            f"The registry has {REPOSITORY}:{TAG}, but it holds {what}, not labkit/hello-dock.",
-            "The name you pushed pointed at another image: make it name labkit/hello-dock, then push again "
-            "(a push replaces what the registry holds under that name).",
+            _("The registry has {repository}:{tag}, but it holds {what}, not labkit/hello-dock.").format(
+                repository=REPOSITORY, tag=TAG, what=what
+            ),
+            _(
+                "The name you pushed pointed at another image: make it name labkit/hello-dock, then push again "
+                "(a push replaces what the registry holds under that name)."
+            ),
             **ev,
         )
     if facts.local_tag_id is not None:
         if facts.local_tag_id == facts.source_id:
             return not_yet(
-                f"{TARGET} exists on your daemon, but the registry does not have it: it was tagged, not pushed.",
-                "A tag is only a local name on your daemon: nothing has reached the registry yet. Which command "
-                "sends it there?",
+                _(
+                    "{target} exists on your daemon, but the registry does not have it: it was tagged, not pushed."
+                ).format(target=TARGET),
+                _(
+                    "A tag is only a local name on your daemon: nothing has reached the registry yet. Which command "
+                    "sends it there?"
+                ),
                 **ev,
             )
         return not_yet(
-            f"{TARGET} exists on your daemon, but it names another image, and the registry does not have it yet.",
-            "That name must point at labkit/hello-dock itself (compare the IMAGE ID column of `docker image ls`); "
-            "then send it to the registry.",
+            _(
+                "{target} exists on your daemon, but it names another image, and the registry does not have it yet."
+            ).format(target=TARGET),
+            _(
+                "That name must point at labkit/hello-dock itself (compare the IMAGE ID column of `docker image ls`); "
+                "then send it to the registry."
+            ),
             **ev,
         )
     if facts.other_tags:
         return not_yet(
-            f"The registry has {REPOSITORY}, but under {', '.join(':' + t for t in facts.other_tags)}, not :{TAG}.",
-            ("Without a tag, docker uses :latest. " if "latest" in facts.other_tags else "")
-            + f"The tag is the part after the repository's colon: the exercise wants :{TAG}, in the name you give "
-            "and in the name you push.",
+            _("The registry has {repository}, but under {other_tags}, not :{tag}.").format(
+                repository=REPOSITORY, other_tags=", ".join(":" + t for t in facts.other_tags), tag=TAG
+            ),
+            (
+                _(
+                    "Without a tag, docker uses :latest. The tag is the part after the repository's colon: the "
+                    "exercise wants :{tag}, in the name you give and in the name you push."
+                )
+                if "latest" in facts.other_tags
+                else _(
+                    "The tag is the part after the repository's colon: the exercise wants :{tag}, in the name you "
+                    "give and in the name you push."
+                )
+            ).format(tag=TAG),
             **ev,
         )
     if facts.elsewhere:
         return not_yet(
-            f"labkit/hello-dock is in the registry as {', '.join(facts.elsewhere)}, not as {REPOSITORY}:{TAG}.",
-            f"The repository is the part between the registry's address and the tag: the exercise wants {REPOSITORY}.",
+            _("labkit/hello-dock is in the registry as {elsewhere}, not as {repository}:{tag}.").format(
+                elsewhere=", ".join(facts.elsewhere), repository=REPOSITORY, tag=TAG
+            ),
+            _(
+                "The repository is the part between the registry's address and the tag: the exercise wants "
+                "{repository}."
+            ).format(repository=REPOSITORY),
             **ev,
         )
     if facts.other_local_names:
         return not_yet(
-            f"labkit/hello-dock is tagged {', '.join(facts.other_local_names)}, but nothing reached {REPOSITORY}:{TAG} in the registry.",
-            f"The name must be exactly {TARGET}: the registry's address, then the repository {REPOSITORY}, "
-            f"then :{TAG}.",
+            _(
+                "labkit/hello-dock is tagged {other_local_names}, but nothing reached {repository}:{tag} in the "
+                "registry."
+            ).format(other_local_names=", ".join(facts.other_local_names), repository=REPOSITORY, tag=TAG),
+            _(
+                "The name must be exactly {target}: the registry's address, then the repository {repository}, "
+                "then :{tag}."
+            ).format(target=TARGET, repository=REPOSITORY, tag=TAG),
             **ev,
         )
     return not_yet(
-        f"The registry has no {REPOSITORY}:{TAG} yet.",
-        "A push sends an image to the registry its name starts with. What name must labkit/hello-dock have "
-        "for that, and which command gives an image a second name?",
+        _("The registry has no {repository}:{tag} yet.").format(repository=REPOSITORY, tag=TAG),
+        _(
+            "A push sends an image to the registry its name starts with. What name must labkit/hello-dock have "
+            "for that, and which command gives an image a second name?"
+        ),
         **ev,
     )
 
@@ -164,55 +203,82 @@ def digest_verdict(answer: str, facts: DigestFacts) -> Verdict:
     """
     given = registry_api.normalize_digest(answer)
     if given == facts.manifest:
-        return passed(f"{given} is the digest of the manifest the registry holds as {REPOSITORY}:{TAG}.", digest=given)
+        return passed(
+            _("{given} is the digest of the manifest the registry holds as {repository}:{tag}.").format(
+                given=given, repository=REPOSITORY, tag=TAG
+            ),
+            digest=given,
+        )
     text = answer.strip().strip("'\"`").strip().lower()
     want_hex = facts.manifest.removeprefix("sha256:")
     bare = text.removeprefix("sha256:").removeprefix("@")
     is_hex = bool(bare) and all(c in "0123456789abcdef" for c in bare)
     if text == want_hex:
         return not_yet(
-            "Those are the right 64 hex digits, but a digest also names its algorithm.",
-            "Write it in full: sha256: followed by the 64 digits.",
+            _("Those are the right 64 hex digits, but a digest also names its algorithm."),
+            _("Write it in full: sha256: followed by the 64 digits."),
         )
     if is_hex and len(bare) < 64 and want_hex.startswith(bare):
         return not_yet(
-            f"That is the start of the right digest ({len(bare)} of its 64 hex digits).",
-            "Tables shorten IDs to 12 characters; a digest must be complete. Copy all of it, from sha256: to the end.",
+            _("That is the start of the right digest ({n_bare} of its 64 hex digits).").format(n_bare=len(bare)),
+            _(
+                "Tables shorten IDs to 12 characters; a digest must be complete. Copy all of it, from sha256: to the end."
+            ),
         )
     if given is None:
         return not_yet(
-            "That is not a digest: a digest is sha256: followed by exactly 64 hex digits (0-9, a-f).",
-            f"`docker push` printed it after `digest:`; `docker image inspect {TARGET}` shows it after `@` under RepoDigests.",
+            _("That is not a digest: a digest is sha256: followed by exactly 64 hex digits (0-9, a-f)."),
+            _(
+                "`docker push` printed it after `digest:`; `docker image inspect {target}` shows it after `@` "
+                "under RepoDigests."
+            ).format(target=TARGET),
         )
     if given == facts.config:
         return not_yet(
-            "That is the image ID: the digest of the image's config, not of the manifest that points to it.",
-            "The registry names the manifest: take the digest `docker push` printed, or the part after `@` in RepoDigests.",
+            _("That is the image ID: the digest of the image's config, not of the manifest that points to it."),
+            _(
+                "The registry names the manifest: take the digest `docker push` printed, or the part after `@` in RepoDigests."
+            ),
         )
     if given in facts.layers:
         return not_yet(
-            "That is the digest of one of the image's layers, not of its manifest.",
-            "A manifest lists a config and layers by digest; you need the digest of the manifest itself (Docker-Content-Digest).",
+            _("That is the digest of one of the image's layers, not of its manifest."),
+            _(
+                "A manifest lists a config and layers by digest; you need the digest of the manifest itself (Docker-Content-Digest)."
+            ),
         )
     if facts.schema1 and given == facts.schema1:
         return not_yet(
-            "That is the digest of the old schema 1 manifest the registry sends a client that accepts nothing newer.",
-            f"Ask with the Accept header {registry_api.DOCKER_MANIFEST} (registry_api.manifest sends it) and take that digest.",
+            _(
+                "That is the digest of the old schema 1 manifest the registry sends a client that accepts nothing newer."
+            ),
+            _(
+                "Ask with the Accept header {docker_manifest} (registry_api.manifest sends it) and take that digest."
+            ).format(docker_manifest=registry_api.DOCKER_MANIFEST),
         )
     if facts.seeded and given == facts.seeded:
         return not_yet(
-            "That is the digest of labkit/hello-dock:latest in the registry: the same image, but pushed separately, "
-            "with its layers compressed again, so its manifest differs.",
-            f"Ask for {REPOSITORY}:{TAG} itself.",
+            _(
+                "That is the digest of labkit/hello-dock:latest in the registry: the same image, but pushed separately, "
+                "with its layers compressed again, so its manifest differs."
+            ),
+            _("Ask for {repository}:{tag} itself.").format(repository=REPOSITORY, tag=TAG),
         )
     if given in facts.others:
         return not_yet(
-            f"That is the manifest digest of another image: {facts.others[given]}.",
-            f"Ask for {TARGET}: `docker image inspect` it, or fetch its manifest from the registry.",
+            _("That is the manifest digest of another image: {others}.").format(others=facts.others[given]),
+            _("Ask for {target}: `docker image inspect` it, or fetch its manifest from the registry.").format(
+                target=TARGET
+            ),
         )
     return not_yet(
-        f"That is a well-formed digest, but not the one of {REPOSITORY}:{TAG}.",
-        f"Ask the registry (registry_api.manifest('{REPOSITORY}', '{TAG}').digest), or run docker push {TARGET} again and read its last line.",
+        _("That is a well-formed digest, but not the one of {repository}:{tag}.").format(
+            repository=REPOSITORY, tag=TAG
+        ),
+        _(
+            "Ask the registry (registry_api.manifest('{repository}', '{tag}').digest), or run docker push "
+            "{target} again and read its last line."
+        ).format(repository=REPOSITORY, tag=TAG, target=TARGET),
     )
 
 
@@ -330,8 +396,10 @@ def pull_verdict(facts: PullFacts) -> Verdict:
         evidence["pulled"] = tag
     if now is not None and now == wanted and deleted_at is not None and any(when > deleted_at for when in ours):
         return passed(
-            f"The daemon deleted {facts.name} and then pulled it back from the registry: it is here again, "
-            "the same image (same ID) as before.",
+            _(
+                "The daemon deleted {name} and then pulled it back from the registry: it is here again, the same "
+                "image (same ID) as before."
+            ).format(name=facts.name),
             **evidence,
         )
     others = sorted(
@@ -340,63 +408,96 @@ def pull_verdict(facts: PullFacts) -> Verdict:
     wrong_tag = ", ".join(f":{t}" for t in others)
     if now is not None and now != wanted:
         return not_yet(
-            f"{facts.name} now names another image, not the one setup pushed to the registry.",
-            "Remove that name, then bring the registry's image back under it.",
+            _("{name} now names another image, not the one setup pushed to the registry.").format(name=facts.name),
+            _("Remove that name, then bring the registry's image back under it."),
             **evidence,
         )
     if now is not None:
         if deleted_at is not None:
             return not_yet(
-                f"{facts.name} was deleted, and is back, but not by a pull from the registry.",
-                "Remove it again, then fetch it from the registry it came from.",
+                _("{name} was deleted, and is back, but not by a pull from the registry.").format(name=facts.name),
+                _("Remove it again, then fetch it from the registry it came from."),
                 **evidence,
             )
         if tag in events.untagged:
-            also = f" ({', '.join(facts.other_names)})" if facts.other_names else ""
+            if facts.other_names and ours:
+                stayed = _(
+                    "Removing {name} only took a name away: the image has another name ({others}), so it stayed, "
+                    "and the pull had nothing to download."
+                )
+            elif facts.other_names:
+                stayed = _(
+                    "Removing {name} only took a name away: the image has another name ({others}), so it stayed."
+                )
+            elif ours:
+                stayed = _(
+                    "Removing {name} only took a name away: the image has another name, so it stayed, and the "
+                    "pull had nothing to download."
+                )
+            else:
+                stayed = _("Removing {name} only took a name away: the image has another name, so it stayed.")
             return not_yet(
-                f"Removing {facts.name} only took a name away: the image has another name{also}, so it stayed"
-                + (", and the pull had nothing to download." if ours else "."),
-                "An image is deleted with its last name. Remove the other name too (or the image by its ID), "
-                "check that docker image ls no longer shows it, then pull.",
+                stayed.format(name=facts.name, others=", ".join(facts.other_names)),
+                _(
+                    "An image is deleted with its last name. Remove the other name too (or the image by its ID), "
+                    "check that docker image ls no longer shows it, then pull."
+                ),
                 **evidence,
             )
         if ours:
             return not_yet(
-                f"You pulled {facts.name}, but it was never removed first: the daemon already had it, "
-                "so the pull downloaded nothing (`Image is up to date`).",
-                "Remove the local copy first (docker image ls should no longer list it), then pull it again.",
+                _(
+                    "You pulled {name}, but it was never removed first: the daemon already had it, so the pull "
+                    "downloaded nothing (`Image is up to date`)."
+                ).format(name=facts.name),
+                _("Remove the local copy first (docker image ls should no longer list it), then pull it again."),
                 **evidence,
             )
         if others:
             return not_yet(
-                f"You worked on {wrong_tag}, but {facts.name} is untouched since setup.",
-                f"The exercise is about the tag {tag}: write the name in full, tag included, in both commands.",
+                _("You worked on {wrong_tag}, but {name} is untouched since setup.").format(
+                    wrong_tag=wrong_tag, name=facts.name
+                ),
+                _(
+                    "The exercise is about the tag {tag}: write the name in full, tag included, in both commands."
+                ).format(tag=tag),
                 **evidence,
             )
         if events.count >= EVENTS_KEPT:
             return not_yet(
-                f"{facts.name} is here, and the daemon's event log since setup is full ({events.count} events), "
-                "so labkit cannot see whether it was removed and pulled.",
-                "The daemon replays only its latest events. Run the setup again, then do both steps and check.",
+                _(
+                    "{name} is here, and the daemon's event log since setup is full ({count} events), so labkit "
+                    "cannot see whether it was removed and pulled."
+                ).format(name=facts.name, count=events.count),
+                _("The daemon replays only its latest events. Run the setup again, then do both steps and check."),
                 events_since_setup=events.count,
                 **evidence,
             )
-        return not_yet(f"{facts.name} is still here, untouched since setup.", None, **evidence)
+        return not_yet(_("{name} is still here, untouched since setup.").format(name=facts.name), None, **evidence)
     if others and any(t != tag for t, _ in events.pulls):
         return not_yet(
-            f"{facts.name} is gone from this daemon; you pulled {wrong_tag} instead.",
-            f"Pull the tag the exercise names, {tag}: without a tag, docker pulls :latest, which this repository does not have.",
+            _("{name} is gone from this daemon; you pulled {wrong_tag} instead.").format(
+                name=facts.name, wrong_tag=wrong_tag
+            ),
+            _(
+                "Pull the tag the exercise names, {tag}: without a tag, docker pulls :latest, which this "
+                "repository does not have."
+            ).format(tag=tag),
             **evidence,
         )
     if not facts.registry_up:
         return not_yet(
-            f"{facts.name} is gone from this daemon, and the course's registry does not answer, so a pull would fail.",
-            "Start the registry: `labkit registry up` in a terminal (or labkit.registry.up() in a cell), then pull.",
+            _(
+                "{name} is gone from this daemon, and the course's registry does not answer, so a pull would fail."
+            ).format(name=facts.name),
+            _("Start the registry: `labkit registry up` in a terminal (or labkit.registry.up() in a cell), then pull."),
             **evidence,
         )
     return not_yet(
-        f"{facts.name} is gone from this daemon: removed. Now bring it back.",
-        "Which command downloads an image from a registry? Give it the same full name: registry address, "
-        "repository and tag.",
+        _("{name} is gone from this daemon: removed. Now bring it back.").format(name=facts.name),
+        _(
+            "Which command downloads an image from a registry? Give it the same full name: registry address, "
+            "repository and tag."
+        ),
         **evidence,
     )

@@ -15,6 +15,7 @@ import subprocess
 
 import docker
 
+from labkit.core.i18n import N_, _
 from labkit.exercises.machinery.catalog import register
 from labkit.exercises.machinery.model import Context, Exercise, Verdict, not_yet, passed
 from labkit.features import vm
@@ -61,45 +62,56 @@ def kernel_verdict(answer: str, daemon: str, vm_kernels: list[str], docker_versi
     answer = answer.strip()
     if answer == daemon:
         return passed(
-            f"Right: containers on this daemon see kernel {daemon}, the same kernel the daemon runs on.", answer=answer
+            _("Right: containers on this daemon see kernel {daemon}, the same kernel the daemon runs on.").format(
+                daemon=daemon
+            ),
+            answer=answer,
         )
     words = answer.split()
     if daemon in words:
         return not_yet(
-            "Your answer contains the right kernel release, and more: it looks like a whole `uname -a` line.",
-            "The question asks for the release only: `uname -r` prints that one word, `uname -a` the whole line.",
+            _("Your answer contains the right kernel release, and more: it looks like a whole `uname -a` line."),
+            _("The question asks for the release only: `uname -r` prints that one word, `uname -a` the whole line."),
             answer=answer,
         )
     if answer in vm_kernels:
         return not_yet(
-            f"{answer} is the kernel the virtual machine booted, not the one a container sees.",
-            "The VM brings its own kernel; a container does not. Ask a container on your daemon which kernel it sees.",
+            _("{answer} is the kernel the virtual machine booted, not the one a container sees.").format(answer=answer),
+            _(
+                "The VM brings its own kernel; a container does not. Ask a container on your daemon which kernel it sees."
+            ),
             answer=answer,
         )
     if answer in docker_versions:
         return not_yet(
-            f"{answer} is Docker's own version number, not a kernel release.",
-            "`docker version` describes Docker; the kernel is what `uname -r` prints inside a container.",
+            _("{answer} is Docker's own version number, not a kernel release.").format(answer=answer),
+            _("`docker version` describes Docker; the kernel is what `uname -r` prints inside a container."),
             answer=answer,
         )
     if answer == host and host != daemon:
         return not_yet(
-            f"{answer} is the kernel of the computer this notebook runs on, but the daemon runs on another one "
-            "(Docker Desktop keeps it in a small Linux VM).",
-            "Containers share the kernel of the machine the daemon runs on: ask a container with `uname -r`.",
+            _(
+                "{answer} is the kernel of the computer this notebook runs on, but the daemon runs on another "
+                "one (Docker Desktop keeps it in a small Linux VM)."
+            ).format(answer=answer),
+            _("Containers share the kernel of the machine the daemon runs on: ask a container with `uname -r`."),
             answer=answer,
         )
     if not answer:
-        return not_yet("The answer is empty.", "Submit the one word `uname -r` prints inside a container.")
+        return not_yet(_("The answer is empty."), _("Submit the one word `uname -r` prints inside a container."))
     if _RELEASE.match(answer):
         return not_yet(
-            f"{answer} looks like a kernel release, but not the one containers on this daemon see.",
-            "Don't type it from memory or from another machine: run `uname -r` inside a container here and submit its output.",
+            _("{answer} looks like a kernel release, but not the one containers on this daemon see.").format(
+                answer=answer
+            ),
+            _(
+                "Don't type it from memory or from another machine: run `uname -r` inside a container here and submit its output."
+            ),
             answer=answer,
         )
     return not_yet(
-        f"{answer!r} does not look like a kernel release (something like 6.1.0-18-amd64).",
-        "`uname -r`, run inside a container, prints one word like that: submit exactly that word.",
+        _("{answer!r} does not look like a kernel release (something like 6.1.0-18-amd64).").format(answer=answer),
+        _("`uname -r`, run inside a container, prints one word like that: submit exactly that word."),
         answer=answer,
     )
 
@@ -116,13 +128,17 @@ KERNEL = register(
     Exercise(
         id="vm.kernel",
         lesson=LESSON,
-        title="The kernel a container sees",
-        prompt="Find the kernel release (what `uname -r` prints) that a container on your daemon sees, and submit it.",
+        title=N_("The kernel a container sees"),
+        prompt=N_(
+            "Find the kernel release (what `uname -r` prints) that a container on your daemon sees, and submit it."
+        ),
         check=_check_kernel,
         hints=(
-            "A container is a group of isolated processes: ask one of them which kernel it runs on.",
-            "`uname -r` prints the kernel release; run it inside a busybox container.",
-            'kernel = labkit.sh("docker run --rm busybox uname -r").output.strip(), then labkit.check("vm.kernel", answer=kernel)',
+            N_("A container is a group of isolated processes: ask one of them which kernel it runs on."),
+            N_("`uname -r` prints the kernel release; run it inside a busybox container."),
+            N_(
+                'kernel = labkit.sh("docker run --rm busybox uname -r").output.strip(), then labkit.check("vm.kernel", answer=kernel)'
+            ),
         ),
         solution=("docker run --rm busybox uname -r",),
         reference_answer=lambda ctx: daemon_kernel(ctx.client),

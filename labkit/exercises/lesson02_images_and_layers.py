@@ -10,11 +10,12 @@ import docker.errors
 from labkit.core import engine, refs, wait
 from labkit.core.cleanup import remove_images, remove_name
 from labkit.core.errors import ImageMissing
+from labkit.core.i18n import N_, _, ngettext
 from labkit.core.paths import PACKAGE_DIR
 from labkit.core.probes import image_id
 from labkit.exercises._lesson02_images import SHORT_ID, ListFacts, PruneFacts, list_verdict, prune_verdict
 from labkit.exercises.machinery.catalog import register
-from labkit.exercises.machinery.model import Context, Exercise, Verdict, not_yet, passed
+from labkit.exercises.machinery.model import Context, Exercise, Text, Verdict, not_yet, passed
 from labkit.exercises.machinery.runner import exercise_labels
 from labkit.features import images, layers
 from labkit.features.images import builders
@@ -38,7 +39,7 @@ def _near_builds(client: Any) -> list[str]:
     """Images that look like an attempt under another name: built from the lesson's folder, or named *layered*."""
     names: list[str] = []
     for image in client.images.list(filters={"label": MATERIAL_LABEL}):
-        names.extend(image.tags or [f"an untagged image {image.short_id.split(':')[-1]}"])
+        names.extend(image.tags or [_("an untagged image {id}").format(id=image.short_id.split(":")[-1])])
     for image in client.images.list():
         for tag in image.tags:
             if refs.parse(tag).short_name == "layered" and tag not in names:
@@ -50,21 +51,27 @@ def _missing(client: Any) -> Verdict:
     near = _near_builds(client)
     if not near:
         return not_yet(
-            f"There is no image {TARGET} on this daemon yet.",
-            "An image is built from a folder holding a Dockerfile: which folder does the exercise name, and which "
-            "option gives the result its name?",
+            _("There is no image {target} on this daemon yet.").format(target=TARGET),
+            _(
+                "An image is built from a folder holding a Dockerfile: which folder does the exercise name, and which "
+                "option gives the result its name?"
+            ),
         )
-    if any(n.startswith("an untagged image") for n in near) and not any(":" in n for n in near):
+    if not any(":" in n for n in near):  # tags all hold a colon; only unnamed builds were found
         return not_yet(
-            f"You built the lesson's image, but it has no name ({near[0]}).",
-            "Without a name an image is known only by its id. The build can name what it makes (with the cache, "
-            "building again is instant), or `docker tag` can add a name to the image you have.",
+            _("You built the lesson's image, but it has no name ({near}).").format(near=near[0]),
+            _(
+                "Without a name an image is known only by its id. The build can name what it makes (with the cache, "
+                "building again is instant), or `docker tag` can add a name to the image you have."
+            ),
             found=", ".join(near),
         )
     return not_yet(
-        f"No image is named {TARGET}, but found {', '.join(near)}.",
-        f"The name must be exactly {TARGET}: repository lab/layered, tag v1 (without `:v1` Docker uses "
-        "`latest`). `docker tag` adds a second name to an image, or the build can give the right one.",
+        _("No image is named {target}, but found {near}.").format(target=TARGET, near=", ".join(near)),
+        _(
+            "The name must be exactly {target}: repository lab/layered, tag v1 (without `:v1` Docker uses "
+            "`latest`). `docker tag` adds a second name to an image, or the build can give the right one."
+        ).format(target=TARGET),
         found=", ".join(near),
     )
 
@@ -80,34 +87,51 @@ def _build(ctx: Context) -> Verdict:
     demo_id = image_id(client, DEMO)
     if demo_id is not None and built.id == demo_id:
         return not_yet(
-            f"{TARGET} is the lesson's demo image {DEMO} under a second name.",
-            "`docker tag` only adds a name to an image that exists; this exercise wants a new image, built from "
-            "the lesson's own folder.",
+            _("{target} is the lesson's demo image {demo} under a second name.").format(target=TARGET, demo=DEMO),
+            _(
+                "`docker tag` only adds a name to an image that exists; this exercise wants a new image, built from "
+                "the lesson's own folder."
+            ),
             **evidence,
         )
     if n >= MIN_LAYERS:
         return passed(
-            f"{TARGET} has {n} filesystem layers and {len(built.metadata_steps)} metadata-only steps.", **evidence
+            _("{target} has {n} filesystem layers and {n_metadata_steps} metadata-only steps.").format(
+                target=TARGET, n=n, n_metadata_steps=len(built.metadata_steps)
+            ),
+            **evidence,
         )
     base_id = image_id(client, "busybox")
     if base_id is not None and built.id == base_id:
         return not_yet(
-            f"{TARGET} is busybox under a second name: same image id, one layer.",
-            "`docker tag` only adds a name to an existing image; this exercise wants a new one, built from the "
-            "lesson's folder.",
+            _("{target} is busybox under a second name: same image id, one layer.").format(target=TARGET),
+            _(
+                "`docker tag` only adds a name to an existing image; this exercise wants a new one, built from the "
+                "lesson's folder."
+            ),
             **evidence,
         )
     if n == 1:
         return not_yet(
-            f"{TARGET} has only {layers.plural(n, 'layer')}: the base image, and none of its own.",
-            "Its Dockerfile adds no files (no COPY or RUN): was it built from another folder? "
-            f"The lesson's folder is {CONTEXT}.",
+            _("{target} has only {plural}: the base image, and none of its own.").format(
+                target=TARGET, plural=ngettext("{n} layer", "{n} layers", n).format(n=n)
+            ),
+            _(
+                "Its Dockerfile adds no files (no COPY or RUN): was it built from another folder? The lesson's "
+                "folder is {context}."
+            ).format(context=CONTEXT),
             **evidence,
         )
     return not_yet(
-        f"{TARGET} has {layers.plural(n, 'filesystem layer')}; the exercise wants at least {MIN_LAYERS}.",
-        "Each COPY, ADD or RUN instruction adds one layer: was the Dockerfile changed to do everything in "
-        f"one step? Build the lesson's unchanged folder ({CONTEXT}), or give yours more COPY/RUN steps.",
+        _("{target} has {plural}; the exercise wants at least {min_layers}.").format(
+            target=TARGET,
+            plural=ngettext("{n} filesystem layer", "{n} filesystem layers", n).format(n=n),
+            min_layers=MIN_LAYERS,
+        ),
+        _(
+            "Each COPY, ADD or RUN instruction adds one layer: was the Dockerfile changed to do everything "
+            "in one step? Build the lesson's unchanged folder ({context}), or give yours more COPY/RUN steps."
+        ).format(context=CONTEXT),
         **evidence,
     )
 
@@ -131,13 +155,15 @@ BUILD = register(
     Exercise(
         id="layers.build",
         lesson=LESSON,
-        title="Build an image in layers",
-        prompt=f"Build {TARGET} from the lesson's folder, so that it has at least {MIN_LAYERS} filesystem layers.",
+        title=N_("Build an image in layers"),
+        prompt=N_("Build lab/layered:v1 from the lesson's folder, so that it has at least 3 filesystem layers."),
         check=_build,
         hints=(
-            "`docker build` reads a Dockerfile in a folder (the build context) and makes an image from it.",
-            f"`docker build -t NAME:TAG FOLDER` names the result; the folder here is {CONTEXT}.",
-            f"Type: {BUILD_COMMAND}",
+            N_("`docker build` reads a Dockerfile in a folder (the build context) and makes an image from it."),
+            Text(
+                N_("`docker build -t NAME:TAG FOLDER` names the result; the folder here is {folder}."), folder=CONTEXT
+            ),
+            Text(N_("Type: {command}"), command=BUILD_COMMAND),
         ),
         solution=(BUILD_COMMAND,),
         images=(TARGET,),
@@ -173,47 +199,58 @@ def _diff(ctx: Context) -> Verdict:
     container = engine.find_container(COW)
     if container is None or container.name != COW:
         return not_yet(
-            f"There is no container named {COW}.",
-            'Run the setup cell (`labkit.setup("layers.diff")`): it starts cow for you.',
+            _("There is no container named {cow}.").format(cow=COW),
+            _('Run the setup cell (`labkit.setup("layers.diff")`): it starts cow for you.'),
         )
     if container.labels.get("labkit.exercise") != "layers.diff":
         return not_yet(
-            f"A container named {COW} exists, but it is not the one setup started.",
-            f'Run `labkit.setup("layers.diff")`: it replaces this {COW} with the exercise\'s own.',
+            _("A container named {cow} exists, but it is not the one setup started.").format(cow=COW),
+            _('Run `labkit.setup("layers.diff")`: it replaces this {cow} with the exercise\'s own.').format(cow=COW),
         )
     found = _changes(container)
     evidence = {kind: ", ".join(paths) for kind, paths in found.items() if paths}
     if found["A"] and found["D"]:
         return passed(
-            f"docker diff {COW} shows {layers.plural(len(found['A']), 'added path')} (A) and "
-            f"{layers.plural(len(found['D']), 'deleted path')} (D).",
+            _("docker diff {cow} shows {plural} (A) and {plural2} (D).").format(
+                cow=COW,
+                plural=ngettext("{n} added path", "{n} added paths", len(found["A"])).format(n=len(found["A"])),
+                plural2=ngettext("{n} deleted path", "{n} deleted paths", len(found["D"])).format(n=len(found["D"])),
+            ),
             **evidence,
         )
     running = container.status == "running"
-    start = "" if running else f" ({COW} is stopped: `docker start {COW}` first, exec needs it running)"
+    start = (
+        "" if running else _(" ({cow} is stopped: `docker start {cow}` first, exec needs it running)").format(cow=COW)
+    )
     if not any(found.values()):
         return not_yet(
-            f"{COW}'s writable layer is still empty: docker diff {COW} shows nothing.",
-            "Change its files from inside: which docker command runs one more command in a running container? "
-            f"Create one new file with it, and delete one that came with the image{start}.",
+            _("{cow}'s writable layer is still empty: docker diff {cow} shows nothing.").format(cow=COW),
+            _(
+                "Change its files from inside: which docker command runs one more command in a running "
+                "container? Create one new file with it, and delete one that came with the image{start}."
+            ).format(start=start),
         )
     if found["D"]:
         return not_yet(
-            f"You deleted {found['D'][0]} (D), but added nothing yet.",
-            f"Now add a file the image does not have (`touch` creates an empty one){start}.",
+            _("You deleted {path} (D), but added nothing yet.").format(path=found["D"][0]),
+            _("Now add a file the image does not have (`touch` creates an empty one){start}.").format(start=start),
             **evidence,
         )
     if found["A"]:
         return not_yet(
-            f"You added {found['A'][0]} (A), but deleted nothing that came from the image.",
-            "Now delete a file that came with the image (busybox keeps its programs in /bin). Deleting a file you "
-            f"created yourself leaves no trace: it was only ever in the writable layer{start}.",
+            _("You added {path} (A), but deleted nothing that came from the image.").format(path=found["A"][0]),
+            _(
+                "Now delete a file that came with the image (busybox keeps its programs in /bin). Deleting a "
+                "file you created yourself leaves no trace: it was only ever in the writable layer{start}."
+            ).format(start=start),
             **evidence,
         )
     return not_yet(
-        f"Only changes (C) so far: {', '.join(found['C'])}.",
-        "C means an existing file or folder was modified; the exercise wants a new file (A) and a file "
-        f"of the image removed (D){start}.",
+        _("Only changes (C) so far: {paths}.").format(paths=", ".join(found["C"])),
+        _(
+            "C means an existing file or folder was modified; the exercise wants a new file (A) and a file "
+            "of the image removed (D){start}."
+        ).format(start=start),
         **evidence,
     )
 
@@ -222,13 +259,13 @@ DIFF = register(
     Exercise(
         id="layers.diff",
         lesson=LESSON,
-        title="Copy-on-write, seen by docker diff",
-        prompt=f"In the running container {COW}, add a new file and delete a file that came from the image.",
+        title=N_("Copy-on-write, seen by docker diff"),
+        prompt=N_("In the running container cow, add a new file and delete a file that came from the image."),
         check=_diff,
         hints=(
-            "`docker exec cow COMMAND` runs a command inside the running container cow.",
-            "`touch PATH` creates a file; `rm PATH` deletes one. busybox keeps its programs in /bin.",
-            "Type: docker exec cow touch /tmp/new-file, then docker exec cow rm /bin/vi",
+            N_("`docker exec cow COMMAND` runs a command inside the running container cow."),
+            N_("`touch PATH` creates a file; `rm PATH` deletes one. busybox keeps its programs in /bin."),
+            N_("Type: docker exec cow touch /tmp/new-file, then docker exec cow rm /bin/vi"),
         ),
         solution=(f"docker exec {COW} touch /tmp/new-file", f"docker exec {COW} rm /bin/vi"),
         setup=_setup_diff,
@@ -268,7 +305,7 @@ def _list_facts(client: Any) -> ListFacts:
     others: dict[str, str] = {}
     for image in client.images.list():
         others[str(image.id)] = (
-            sorted(image.tags, key=len) or [f"an untagged image ({image.short_id.split(':')[-1]})"]
+            sorted(image.tags, key=len) or [_("an untagged image ({id})").format(id=image.short_id.split(":")[-1])]
         )[0]
     wanted = image_id(client, INVENTORY_ASKED) or ""
     others.pop(wanted, None)
@@ -296,19 +333,24 @@ LIST = register(
     Exercise(
         id=LIST_ID,
         lesson=LESSON,
-        title="Read an image's ID from the image list",
-        prompt=(
-            f"Setup made two images in the repository {INVENTORY}. What is the IMAGE ID of {INVENTORY_ASKED}? "
-            f'Submit it: labkit.check("{LIST_ID}", answer="..."), or `labkit check {LIST_ID} --answer ...` in a terminal.'
+        title=N_("Read an image's ID from the image list"),
+        prompt=N_(
+            "Setup made two images in the repository lab/inventory. What is the IMAGE ID of lab/inventory:v2? "
+            'Submit it: labkit.check("images.list", answer="..."), or `labkit check images.list --answer ...` in a '
+            "terminal."
         ),
         check=_check_list,
         hints=(
-            "Docker lists the images it holds one line per name, with the columns REPOSITORY, TAG, IMAGE ID, "
-            "CREATED and SIZE. Which command lists images?",
-            "`docker image ls` (or its older spelling `docker images`) lists them all; give it a repository name "
-            "to see only that repository's lines. Two lines share the exercise's repository: the TAG column "
-            "tells them apart.",
-            f"Type: docker image ls {INVENTORY}, then copy the IMAGE ID on the v2 line.",
+            N_(
+                "Docker lists the images it holds one line per name, with the columns REPOSITORY, TAG, IMAGE ID, "
+                "CREATED and SIZE. Which command lists images?"
+            ),
+            N_(
+                "`docker image ls` (or its older spelling `docker images`) lists them all; give it a repository name "
+                "to see only that repository's lines. Two lines share the exercise's repository: the TAG column "
+                "tells them apart."
+            ),
+            N_("Type: docker image ls lab/inventory, then copy the IMAGE ID on the v2 line."),
         ),
         solution=(f"docker image ls {INVENTORY}",),
         setup=_setup_list,
@@ -345,7 +387,7 @@ def _setup_prune(ctx: Context) -> dict[str, Any]:
     made = [builders.build_relabelled("busybox", {**labels, "labkit.copy": str(n)}) for n in range(1, DANGLING + 1)]
     builders.build_relabelled("busybox", {**labels, "labkit.copy": "kept"}, tag=KEPT)
     return {
-        "dangling": f"{DANGLING} images with no name, labelled {PRUNE_LABEL}",
+        "dangling": _("{count} images with no name, labelled {label}").format(count=DANGLING, label=PRUNE_LABEL),
         "kept": KEPT,
         "_made": made,
         "_course": _course_images(),
@@ -375,8 +417,8 @@ def _prune_facts(client: Any, setup: dict[str, Any]) -> PruneFacts:
 def _check_prune(ctx: Context) -> Verdict:
     if not ctx.setup or not ctx.setup.get("_made"):
         return not_yet(
-            "The setup has not run, so there are no dangling images to remove yet.",
-            f'Run `labkit.setup("{PRUNE_ID}")` first: it makes them.',
+            _("The setup has not run, so there are no dangling images to remove yet."),
+            _('Run `labkit.setup("{prune_id}")` first: it makes them.').format(prune_id=PRUNE_ID),
         )
     return prune_verdict(_prune_facts(ctx.client, ctx.setup))
 
@@ -385,21 +427,25 @@ PRUNE = register(
     Exercise(
         id=PRUNE_ID,
         lesson=LESSON,
-        title="Prune the lesson's dangling images",
-        prompt=(
-            f"Setup left {DANGLING} dangling images (no name: <none> in the image list), labelled {PRUNE_LABEL}, "
-            f"and one named image, {KEPT}. Remove the dangling ones with one prune limited to that label; "
-            f"leave {KEPT} and every other image alone."
+        title=N_("Prune the lesson's dangling images"),
+        prompt=N_(
+            "Setup left 3 dangling images (no name: <none> in the image list), labelled labkit.lesson=02, "
+            "and one named image, lab/kept:v1. Remove the dangling ones with one prune limited to that label; "
+            "leave lab/kept:v1 and every other image alone."
         ),
         check=_check_prune,
         hints=(
-            "Dangling images are the ones with no name: <none> under REPOSITORY and TAG. Which `docker image` "
-            "sub-command removes unused images in one go, and which of its options limits it to images "
-            "carrying a label?",
-            "`docker image prune --help` lists its options: --filter takes label=KEY=VALUE, and -a would take "
-            "named images too (not wanted here). prune asks y/N first; a notebook cell cannot answer, so there "
-            "add -f (--force) to skip the question.",
-            f"Type: {PRUNE_COMMAND}",
+            N_(
+                "Dangling images are the ones with no name: <none> under REPOSITORY and TAG. Which `docker image` "
+                "sub-command removes unused images in one go, and which of its options limits it to images "
+                "carrying a label?"
+            ),
+            N_(
+                "`docker image prune --help` lists its options: --filter takes label=KEY=VALUE, and -a would take "
+                "named images too (not wanted here). prune asks y/N first; a notebook cell cannot answer, so there "
+                "add -f (--force) to skip the question."
+            ),
+            N_("Type: docker image prune -f --filter label=labkit.lesson=02"),
         ),
         solution=(PRUNE_COMMAND,),
         setup=_setup_prune,

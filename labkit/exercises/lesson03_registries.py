@@ -21,6 +21,7 @@ import docker
 import docker.errors
 
 from labkit.core.errors import LabkitError, RegistryUnreachable
+from labkit.core.i18n import N_, _
 from labkit.core.probes import image_id
 from labkit.core.shell import sh
 from labkit.exercises._lesson03_pull import (
@@ -82,8 +83,10 @@ def _registry_down(base: str) -> Verdict | None:
     if kind == "registry":
         return None
     return not_yet(
-        f"No registry answers at {base} ({detail}).",
-        "Start the course's registry with `labkit registry up` in a terminal (or `labkit.registry.up()` in a cell), then try again.",
+        _("No registry answers at {base} ({detail}).").format(base=base, detail=detail),
+        _(
+            "Start the course's registry with `labkit registry up` in a terminal (or `labkit.registry.up()` in a cell), then try again."
+        ),
     )
 
 
@@ -92,11 +95,11 @@ def _names_of(client: docker.DockerClient, ident: str) -> str:
     try:
         tags = client.images.get(ident).tags
     except docker.errors.ImageNotFound:
-        return f"an image this daemon does not have ({ident.removeprefix('sha256:')[:12]})"
+        return _("an image this daemon does not have ({id})").format(id=ident.removeprefix("sha256:")[:12])
     # The lesson's own names say nothing the learner does not know: name the image by its others.
     own = tuple(f"{host}/{NAMESPACE}" for host in hosts())
     named = sorted(t for t in tags if not t.startswith(own)) or sorted(tags)
-    return ", ".join(named) if named else f"an untagged image ({ident.removeprefix('sha256:')[:12]})"
+    return ", ".join(named) if named else _("an untagged image ({id})").format(id=ident.removeprefix("sha256:")[:12])
 
 
 # --- registry.push ---------------------------------------------------------------------------
@@ -165,13 +168,16 @@ def _check_push(ctx: Context) -> Verdict:
     source_id = image_id(ctx.client, SOURCE)
     if source_id is None:
         return not_yet(
-            "labkit/hello-dock is not on this daemon, so there is nothing to push.",
-            "Make it (offline is fine): `labkit images ensure hello-dock`.",
+            _("labkit/hello-dock is not on this daemon, so there is nothing to push."),
+            _("Make it (offline is fine): `labkit images ensure hello-dock`."),
         )
     try:
         facts = _gather_push_facts(ctx.client, base, source_id)
     except RegistryUnreachable as e:
-        return not_yet(f"The registry stopped answering: {e.message}.", "Start it again: `labkit registry up`.")
+        return not_yet(
+            _("The registry stopped answering: {message}.").format(message=e.message),
+            _("Start it again: `labkit registry up`."),
+        )
     return push_verdict(facts)
 
 
@@ -189,16 +195,21 @@ PUSH = register(
     Exercise(
         id="registry.push",
         lesson=LESSON,
-        title="Push an image to a registry",
-        prompt=f"Push labkit/hello-dock to the course's registry as {TARGET}.",
+        title=N_("Push an image to a registry"),
+        prompt=N_("Push labkit/hello-dock to the course's registry as localhost:5000/lab/hello-dock:v1."),
         check=_check_push,
         hints=(
-            "docker push sends an image to the registry named at the start of its name; so first the image needs such a name.",
-            (
-                "Two steps: `docker tag IMAGE NEW-NAME` gives an image a second name, and `docker push NAME` sends "
-                f"it to the registry at the start of NAME. The name here is {TARGET}."
+            N_(
+                "docker push sends an image to the registry named at the start of its name; so first the image needs such a name."
             ),
-            f"Type: docker tag labkit/hello-dock {TARGET}, then: docker push {TARGET}",
+            N_(
+                "Two steps: `docker tag IMAGE NEW-NAME` gives an image a second name, and `docker push NAME` sends "
+                "it to the registry at the start of NAME. The name here is localhost:5000/lab/hello-dock:v1."
+            ),
+            N_(
+                "Type: docker tag labkit/hello-dock localhost:5000/lab/hello-dock:v1, then: docker push "
+                "localhost:5000/lab/hello-dock:v1"
+            ),
         ),
         solution=(f"docker tag labkit/hello-dock {TARGET}", f"docker push {TARGET}"),
         setup=_setup_push,
@@ -244,11 +255,16 @@ def _current(base: str) -> registry_api.Manifest | Verdict:
     try:
         remote = registry_api.find_manifest(REPOSITORY, TAG, base=base)
     except RegistryUnreachable as e:
-        return not_yet(f"The registry stopped answering: {e.message}.", "Start it again: `labkit registry up`.")
+        return not_yet(
+            _("The registry stopped answering: {message}.").format(message=e.message),
+            _("Start it again: `labkit registry up`."),
+        )
     if remote is None:
         return not_yet(
-            f"The registry has no {REPOSITORY}:{TAG}, so it has no digest to find.",
-            'Do registry.push first, or run labkit.setup("registry.digest"), which pushes it for you.',
+            _("The registry has no {repository}:{tag}, so it has no digest to find.").format(
+                repository=REPOSITORY, tag=TAG
+            ),
+            _('Do registry.push first, or run labkit.setup("registry.digest"), which pushes it for you.'),
         )
     return remote
 
@@ -297,18 +313,23 @@ DIGEST = register(
     Exercise(
         id="registry.digest",
         lesson=LESSON,
-        title="Find a manifest digest",
-        prompt=f"What is the manifest digest of {TARGET}? Answer with the full sha256:… string.",
+        title=N_("Find a manifest digest"),
+        prompt=N_(
+            "What is the manifest digest of localhost:5000/lab/hello-dock:v1? Answer with the full sha256:… string."
+        ),
         check=_check_digest,
         hints=(
-            "A digest names content, not a tag: the registry sends it with every manifest, and docker push prints it.",
-            (
+            N_(
+                "A digest names content, not a tag: the registry sends it with every manifest, and docker push prints it."
+            ),
+            N_(
                 "Look for `digest:` in the push output, the part after `@` in `docker image inspect`'s RepoDigests, "
                 "or the Docker-Content-Digest header of the manifest."
             ),
-            (
-                f"Type: {DIGEST_COMMAND}, and submit the part after `@` (or registry_api.manifest('{REPOSITORY}', "
-                f"'{TAG}').digest) with labkit.check('registry.digest', answer=...)."
+            N_(
+                "Type: docker image inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' "
+                "localhost:5000/lab/hello-dock:v1, and submit the part after `@` (or "
+                "registry_api.manifest('lab/hello-dock', 'v1').digest) with labkit.check('registry.digest', answer=...)."
             ),
         ),
         solution=(DIGEST_COMMAND,),

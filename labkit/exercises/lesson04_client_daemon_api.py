@@ -14,6 +14,7 @@ from typing import Any
 
 import docker.errors
 
+from labkit.core.i18n import N_, _
 from labkit.exercises.machinery.catalog import register
 from labkit.exercises.machinery.model import Context, Exercise, Verdict, not_yet, passed
 from labkit.features import trace
@@ -57,35 +58,42 @@ def _endpoint(ctx: Context) -> Verdict:
     text = " ".join(answer.split()).lower()
     if text.startswith("docker "):
         return not_yet(
-            f"{answer.strip()!r} is a CLI command, not the API call it makes.",
-            "The CLI turns `docker container create` into an HTTP request to the daemon: an HTTP method and a path, like `GET /containers/json`.",
+            _("{answer!r} is a CLI command, not the API call it makes.").format(answer=answer.strip()),
+            _(
+                "The CLI turns `docker container create` into an HTTP request to the daemon: an HTTP method and a path, like `GET /containers/json`."
+            ),
         )
     method, path = split_answer(answer)
     if path == "/containers/create":
         if method == "POST":
-            return passed(f"Yes: the CLI creates a container with {ENDPOINT}.", answer=f"{method} {path}")
+            return passed(
+                _("Yes: the CLI creates a container with {endpoint}.").format(endpoint=ENDPOINT),
+                answer=f"{method} {path}",
+            )
         if not method:
             return not_yet(
-                "The path is right, but an API call also has an HTTP method.",
-                "Creating something in a REST API is usually a POST; write it as `METHOD /path`.",
+                _("The path is right, but an API call also has an HTTP method."),
+                _("Creating something in a REST API is usually a POST; write it as `METHOD /path`."),
             )
         return not_yet(
-            f"The path is right, but the method is not {method}.",
-            "GET only reads; the CLI sends a JSON description of the new container, and creating is a POST.",
+            _("The path is right, but the method is not {method}.").format(method=method),
+            _("GET only reads; the CLI sends a JSON description of the new container, and creating is a POST."),
         )
     if path.startswith("/images/create"):
         return not_yet(
-            "/images/create is the pull: the CLI calls it when the daemon has no such image.",
-            "Look for the call that makes the container itself, right after the pull in the trace.",
+            _("/images/create is the pull: the CLI calls it when the daemon has no such image."),
+            _("Look for the call that makes the container itself, right after the pull in the trace."),
         )
     if re.fullmatch(r"/containers/[^/]+/start", path):
         return not_yet(
-            "That is the start call: it runs a container that already exists.",
-            "Before it can be started, the container must be created: which call does that?",
+            _("That is the start call: it runs a container that already exists."),
+            _("Before it can be started, the container must be created: which call does that?"),
         )
     return not_yet(
-        f"{answer.strip()!r} is not the call that creates a container.",
-        "Look at step 5 in the trace of `docker run hello-world`: write its method and path, e.g. `GET /containers/json`.",
+        _("{answer!r} is not the call that creates a container.").format(answer=answer.strip()),
+        _(
+            "Look at step 5 in the trace of `docker run hello-world`: write its method and path, e.g. `GET /containers/json`."
+        ),
     )
 
 
@@ -93,13 +101,15 @@ ENDPOINT_EXERCISE = register(
     Exercise(
         id="api.endpoint",
         lesson=LESSON,
-        title="The API call behind docker create",
-        prompt="Which HTTP method and path does the docker CLI call to create a container? Answer as `METHOD /path`.",
+        title=N_("The API call behind docker create"),
+        prompt=N_(
+            "Which HTTP method and path does the docker CLI call to create a container? Answer as `METHOD /path`."
+        ),
         check=_endpoint,
         hints=(
-            "Every CLI command becomes an HTTP request: a method (GET, POST, …) and a path.",
-            "In the trace, it is the call that answered 404 before the pull and 201 after it.",
-            "POST /containers/create",
+            N_("Every CLI command becomes an HTTP request: a method (GET, POST, …) and a path."),
+            N_("In the trace, it is the call that answered 404 before the pull and 201 after it."),
+            N_("POST /containers/create"),
         ),
         reference_answer=lambda ctx: ENDPOINT,
     )
@@ -142,21 +152,29 @@ def _trace(ctx: Context) -> Verdict:
     if not calls:
         if not running:
             return not_yet(
-                "The trace proxy is not running, and no API call was recorded.",
-                'Start it with labkit.setup("api.trace") (or `labkit exercise setup api.trace`), then run docker with DOCKER_HOST set to the socket it names.',
+                _("The trace proxy is not running, and no API call was recorded."),
+                _(
+                    'Start it with labkit.setup("api.trace") (or `labkit exercise setup api.trace`), then run docker with DOCKER_HOST set to the socket it names.'
+                ),
             )
         return not_yet(
-            "The proxy is running, but no API call went through it yet.",
-            "Your docker commands still go to the daemon's own socket, so the proxy sees nothing. Which environment "
-            f"variable tells the CLI where the daemon is? The proxy listens at {host}.",
+            _("The proxy is running, but no API call went through it yet."),
+            _(
+                "Your docker commands still go to the daemon's own socket, so the proxy sees nothing. Which "
+                "environment variable tells the CLI where the daemon is? The proxy listens at {host}."
+            ).format(host=host),
         )
     creates = [c for c in calls if c.method == "POST" and c.route == "/containers/create"]
     if not creates:
-        seen = ", ".join(sorted({f"{c.method} {c.route}" for c in calls if c.route != "/_ping"})) or "only pings"
+        seen = ", ".join(sorted({f"{c.method} {c.route}" for c in calls if c.route != "/_ping"})) or _("only pings")
         return not_yet(
-            f"{len(calls)} API calls went through the proxy, but none created a container (seen: {seen}).",
-            "Commands like `docker ps` only read. Which command creates a container, starts it and waits for it? "
-            "Send that one through the proxy.",
+            _("{n_calls} API calls went through the proxy, but none created a container (seen: {seen}).").format(
+                n_calls=len(calls), seen=seen
+            ),
+            _(
+                "Commands like `docker ps` only read. Which command creates a container, starts it and waits for it? "
+                "Send that one through the proxy."
+            ),
             calls=len(calls),
         )
     made = [c for c in creates if c.status is not None and 200 <= c.status < 300 and c.id]
@@ -165,13 +183,17 @@ def _trace(ctx: Context) -> Verdict:
         reason = f"{last.status} {last.message or last.reason}".strip()
         if last.status == 404:
             return not_yet(
-                f"The create call failed: {reason}.",
-                "The daemon does not have that image. `docker run` pulls it and creates again; `docker create --pull=never` does not. Offline, `labkit registry up` serves the course's images.",
+                _("The create call failed: {reason}.").format(reason=reason),
+                _(
+                    "The daemon does not have that image. `docker run` pulls it and creates again; `docker create --pull=never` does not. Offline, `labkit registry up` serves the course's images."
+                ),
                 calls=len(calls),
             )
         return not_yet(
-            f"The create call failed: {reason}.",
-            "Read the error the CLI printed (a name already taken? a typo in an option?), fix it and run again through the proxy.",
+            _("The create call failed: {reason}.").format(reason=reason),
+            _(
+                "Read the error the CLI printed (a name already taken? a typo in an option?), fix it and run again through the proxy."
+            ),
             calls=len(calls),
         )
     progress: list[tuple[int, str]] = []
@@ -184,7 +206,9 @@ def _trace(ctx: Context) -> Verdict:
         waited = any((s := _subject(c, "wait")) and _refers_to(s, cid, name) for c in calls)
         if started and waited:
             return passed(
-                f"Through the proxy: container {cid[:12]} was created (201), started (204) and waited for.",
+                _("Through the proxy: container {cid} was created (201), started (204) and waited for.").format(
+                    cid=cid[:12]
+                ),
                 container=cid[:12],
                 calls=len(calls),
             )
@@ -192,15 +216,21 @@ def _trace(ctx: Context) -> Verdict:
     best, cid = max(progress)
     if best == 2:
         return not_yet(
-            f"Container {cid[:12]} was created and started through the proxy, but the CLI never asked to wait for it.",
-            "That is a detached run (`docker run -d`): the CLI returns as soon as the container starts. Run it in the foreground, without -d, so the CLI waits for the exit.",
+            _(
+                "Container {cid} was created and started through the proxy, but the CLI never asked to wait for it."
+            ).format(cid=cid[:12]),
+            _(
+                "That is a detached run (`docker run -d`): the CLI returns as soon as the container starts. Run it in the foreground, without -d, so the CLI waits for the exit."
+            ),
             container=cid[:12],
             calls=len(calls),
         )
     return not_yet(
-        f"Container {cid[:12]} was created through the proxy but never started.",
-        "`docker create` stops after the create call. One command creates, starts and waits; or start this one "
-        f"through the proxy with its output attached (`docker start -a {cid[:12]}`).",
+        _("Container {cid} was created through the proxy but never started.").format(cid=cid[:12]),
+        _(
+            "`docker create` stops after the create call. One command creates, starts and waits; or start "
+            "this one through the proxy with its output attached (`docker start -a {cid}`)."
+        ).format(cid=cid[:12]),
         container=cid[:12],
         calls=len(calls),
     )
@@ -224,18 +254,23 @@ TRACE_EXERCISE = register(
     Exercise(
         id="api.trace",
         lesson=LESSON,
-        title="Watch docker run through a recording proxy",
+        title=N_("Watch docker run through a recording proxy"),
         prompt=(
-            "Setup starts labkit's recording proxy and names its socket. Run a container in the "
-            "foreground with DOCKER_HOST pointing at that socket, so create, start and wait go through it."
+            N_(
+                "Setup starts labkit's recording proxy and names its socket. Run a container in the "
+                "foreground with DOCKER_HOST pointing at that socket, so create, start and wait go through it."
+            )
         ),
         check=_trace,
         setup=_setup_trace,
         teardown=_teardown_trace,
         hints=(
-            "The CLI connects wherever DOCKER_HOST says: set it to the proxy's unix:// address for one command.",
-            "Prefix the command: `DOCKER_HOST=unix://<socket> docker run …`, in the foreground (no -d).",
-            f"DOCKER_HOST=unix://{SOCKET_IN_SHELL} docker run --rm hello-world",
+            N_("The CLI connects wherever DOCKER_HOST says: set it to the proxy's unix:// address for one command."),
+            N_("Prefix the command: `DOCKER_HOST=unix://<socket> docker run …`, in the foreground (no -d)."),
+            N_(
+                "DOCKER_HOST=unix://${LABKIT_STATE_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/labkit}/trace/docker.sock "
+                "docker run --rm hello-world"
+            ),
         ),
         solution=(f"DOCKER_HOST=unix://{SOCKET_IN_SHELL} docker run --rm hello-world",),
     )

@@ -27,6 +27,7 @@ from docker.models.containers import Container
 
 from labkit.core import engine, http, wait
 from labkit.core.errors import HttpUnreachable, WaitTimeout
+from labkit.core.i18n import N_, _
 from labkit.core.probes import is_image, port_publishers
 from labkit.exercises.machinery.catalog import register
 from labkit.exercises.machinery.model import Context, Exercise, Verdict, not_yet, passed
@@ -91,9 +92,11 @@ def describe_bindings(bindings: Bindings) -> str:
     """
     parts = []
     for container_port, hosts in sorted(bindings.items()):
-        ports = sorted({port or "random" for _, port in hosts})
-        parts.append(f"{container_port} → host port {', '.join(ports)}")
-    return "; ".join(parts) if parts else "no ports"
+        ports = sorted({port or _("random") for _unused, port in hosts})
+        parts.append(
+            _("{container_port} → host port {ports}").format(container_port=container_port, ports=", ".join(ports))
+        )
+    return "; ".join(parts) if parts else _("no ports")
 
 
 def host_port_holders(client: docker.DockerClient, port: int, exclude: str = "") -> list[str]:
@@ -145,40 +148,64 @@ def port_verdict(bindings: Bindings, publish_all: bool = False) -> Verdict | Non
     wanted = str(HOST_PORT)
     to_wanted = sorted(cport for cport, hosts in bindings.items() if any(port == wanted for _, port in hosts))
     seen = describe_bindings(bindings)
-    redo = f"Ports are fixed when a container is created: remove this one (`docker rm -f {NAME}`) and run a new one."
+    redo = _(
+        "Ports are fixed when a container is created: remove this one (`docker rm -f {name}`) and run a new one."
+    ).format(name=NAME)
     if CONTAINER_PORT in to_wanted:
         return None
     if to_wanted:
         return not_yet(
-            f"Host port {HOST_PORT} forwards to port {to_wanted[0]} inside {NAME}, but the web server listens on port 80.",
-            "--publish reads HOST:CONTAINER: the second number is the port inside the container, where the web "
-            f"server listens. {redo}",
+            _(
+                "Host port {host_port} forwards to port {to_wanted} inside {name}, but the web server listens on "
+                "port 80."
+            ).format(host_port=HOST_PORT, to_wanted=to_wanted[0], name=NAME),
+            _(
+                "--publish reads HOST:CONTAINER: the second number is the port inside the container, where the "
+                "web server listens. {redo}"
+            ).format(redo=redo),
             ports=seen,
         )
     if CONTAINER_PORT in bindings:
         others = ", ".join(sorted({port for _, port in bindings[CONTAINER_PORT]}))
         if publish_all:
             return not_yet(
-                f"{NAME} publishes port 80 on host port {others}, a port Docker picked at random "
-                "(--publish-all / -P), not on host port 8080.",
-                f"-P picks free host ports for you; --publish lets you choose the host port yourself. {redo}",
+                _(
+                    "{name} publishes port 80 on host port {others}, a port Docker picked at random (--publish-all / "
+                    "-P), not on host port 8080."
+                ).format(name=NAME, others=others),
+                _("-P picks free host ports for you; --publish lets you choose the host port yourself. {redo}").format(
+                    redo=redo
+                ),
                 ports=seen,
             )
         return not_yet(
-            f"{NAME} publishes port 80 on host port {others}, not on host port {HOST_PORT}.",
-            f"The first number of --publish is the host port, the one a browser on this machine connects to. {redo}",
+            _("{name} publishes port 80 on host port {others}, not on host port {host_port}.").format(
+                name=NAME, others=others, host_port=HOST_PORT
+            ),
+            _(
+                "The first number of --publish is the host port, the one a browser on this machine connects to. {redo}"
+            ).format(redo=redo),
             ports=seen,
         )
     if bindings:
         return not_yet(
-            f"{NAME} publishes {seen}, but not the web server's port 80 on host port {HOST_PORT}.",
-            f"hello-dock's server listens on port 80 inside the container: that is the port to publish on host port {HOST_PORT}. {redo}",
+            _("{name} publishes {seen}, but not the web server's port 80 on host port {host_port}.").format(
+                name=NAME, seen=seen, host_port=HOST_PORT
+            ),
+            _(
+                "hello-dock's server listens on port 80 inside the container: that is the port to publish on "
+                "host port {host_port}. {redo}"
+            ).format(host_port=HOST_PORT, redo=redo),
             ports=seen,
         )
     return not_yet(
-        f"{NAME} is running, but publishes no port: nothing outside the container can reach its web server.",
-        f"Without --publish (-p) nothing outside the container reaches it; the option takes the host port first, "
-        f"the container port second. {redo}",
+        _("{name} is running, but publishes no port: nothing outside the container can reach its web server.").format(
+            name=NAME
+        ),
+        _(
+            "Without --publish (-p) nothing outside the container reaches it; the option takes the host port "
+            "first, the container port second. {redo}"
+        ).format(redo=redo),
         ports=seen,
     )
 
@@ -189,27 +216,40 @@ def _no_such_container(client: docker.DockerClient) -> Verdict:
     close = difflib.get_close_matches(NAME, [n for n in names if n != RENAMED], n=1, cutoff=0.85)
     if close:
         return not_yet(
-            f"There is no container named {NAME}, but there is one named {close[0]}.",
-            "Names must match exactly. A container can be renamed (`docker container rename`), or removed and run "
-            "again with the right name.",
+            _("There is no container named {name}, but there is one named {close}.").format(name=NAME, close=close[0]),
+            _(
+                "Names must match exactly. A container can be renamed (`docker container rename`), or removed and run "
+                "again with the right name."
+            ),
         )
     holders = host_port_holders(client, HOST_PORT)
     if holders:
         holder = named(client, holders[0])
         if holder is not None and is_image(client, holder, IMAGE):
             return not_yet(
-                f"A labkit/hello-dock container publishes host port {HOST_PORT}, but it is called {holders[0]}, not {NAME}.",
-                "Without --name, Docker makes up a name. Give this one the right name (`docker container rename`), "
-                "or remove it and run it again, named.",
+                _(
+                    "A labkit/hello-dock container publishes host port {host_port}, but it is called {holders}, not "
+                    "{name}."
+                ).format(host_port=HOST_PORT, holders=holders[0], name=NAME),
+                _(
+                    "Without --name, Docker makes up a name. Give this one the right name (`docker container rename`), "
+                    "or remove it and run it again, named."
+                ),
             )
         return not_yet(
-            f"There is no container named {NAME}, and host port {HOST_PORT} is taken by container {holders[0]}.",
-            f"Only one container can publish a host port: stop or remove {holders[0]} first, if it is yours to remove.",
+            _("There is no container named {name}, and host port {host_port} is taken by container {holders}.").format(
+                name=NAME, host_port=HOST_PORT, holders=holders[0]
+            ),
+            _(
+                "Only one container can publish a host port: stop or remove {holders} first, if it is yours to remove."
+            ).format(holders=holders[0]),
         )
     return not_yet(
-        f"There is no container named {NAME} yet.",
-        "`docker run` needs three things here: keep the container in the background, forward host port 8080 to "
-        "the server's port 80 inside it, and give it its name. Which option does each?",
+        _("There is no container named {name} yet.").format(name=NAME),
+        _(
+            "`docker run` needs three things here: keep the container in the background, forward host port 8080 to "
+            "the server's port 80 inside it, and give it its name. Which option does each?"
+        ),
     )
 
 
@@ -220,36 +260,53 @@ def _not_running(client: docker.DockerClient, container: Container) -> Verdict:
     requested = bound_ports(container.attrs.get("HostConfig", {}).get("PortBindings"))
     asks_right = any(port == str(HOST_PORT) for _, port in requested.get(CONTAINER_PORT, []))
     fix = (
-        f"start it: `docker start {NAME}`"
+        _("start it: `docker start {name}`").format(name=NAME)
         if asks_right
-        else f"its ports are wrong too ({describe_bindings(requested)}), so remove it (`docker rm {NAME}`) and run a new one"
+        else _("its ports are wrong too ({ports}), so remove it (`docker rm {name}`) and run a new one").format(
+            ports=describe_bindings(requested), name=NAME
+        )
     )
     if status == "created":
         holders = host_port_holders(client, HOST_PORT, exclude=container.id)
         if asks_right and holders:
             return not_yet(
-                f"{NAME} was created but could not start: host port {HOST_PORT} is already published by container {holders[0]}.",
-                f"A host port belongs to one container at a time. Remove {holders[0]} (`docker rm -f {holders[0]}`), "
-                f"then `docker start {NAME}`.",
+                _(
+                    "{name} was created but could not start: host port {host_port} is already published by container "
+                    "{holders}."
+                ).format(name=NAME, host_port=HOST_PORT, holders=holders[0]),
+                _(
+                    "A host port belongs to one container at a time. Remove {holders} (`docker rm -f {holders}`), "
+                    "then `docker start {name}`."
+                ).format(holders=holders[0], name=NAME),
                 status=status,
             )
         return not_yet(
-            f"{NAME} was created but never started.",
-            f"`docker create` only prepares a container (and a failed start leaves one behind); {fix}.",
+            _("{name} was created but never started.").format(name=NAME),
+            _("`docker create` only prepares a container (and a failed start leaves one behind); {fix}.").format(
+                fix=fix
+            ),
             status=status,
         )
     if status == "exited":
         return not_yet(
-            f"{NAME} exists, but it has stopped (exited with code {state.get('ExitCode')}).",
-            "Did it run in the foreground and stop when you interrupted it? --detach (-d) keeps it running in the "
-            f"background. To get it back, {fix}.",
+            _("{name} exists, but it has stopped (exited with code {exit_code}).").format(
+                name=NAME, exit_code=state.get("ExitCode")
+            ),
+            _(
+                "Did it run in the foreground and stop when you interrupted it? --detach (-d) keeps it running "
+                "in the background. To get it back, {fix}."
+            ).format(fix=fix),
             status=status,
         )
     if status == "paused":
-        return not_yet(f"{NAME} is paused.", f"Resume it: `docker unpause {NAME}`.", status=status)
+        return not_yet(
+            _("{name} is paused.").format(name=NAME),
+            _("Resume it: `docker unpause {name}`.").format(name=NAME),
+            status=status,
+        )
     return not_yet(
-        f"{NAME} is {status}, not running.",
-        f"Look at `docker container ls --all` and `docker logs {NAME}`; then {fix}.",
+        _("{name} is {status}, not running.").format(name=NAME, status=status),
+        _("Look at `docker container ls --all` and `docker logs {name}`; then {fix}.").format(name=NAME, fix=fix),
         status=status,
     )
 
@@ -260,11 +317,13 @@ def _check_publish_detach(ctx: Context) -> Verdict:
     if container is None:
         return _no_such_container(client)
     if not is_image(client, container, IMAGE):
-        shown = container.attrs.get("Config", {}).get("Image") or "another image"
+        shown = container.attrs.get("Config", {}).get("Image") or _("another image")
         return not_yet(
-            f"{NAME} runs {shown}, not {IMAGE}.",
-            f"The image is the last word before any command. Remove this one (`docker rm -f {NAME}`) and run a new "
-            f"one from {IMAGE}.",
+            _("{name} runs {shown}, not {image}.").format(name=NAME, shown=shown, image=IMAGE),
+            _(
+                "The image is the last word before any command. Remove this one (`docker rm -f {name}`) and run "
+                "a new one from {image}."
+            ).format(name=NAME, image=IMAGE),
             image=shown,
         )
     if container.status != "running":
@@ -280,21 +339,29 @@ def _check_publish_detach(ctx: Context) -> Verdict:
         addresses = sorted({ip for ip, port in bindings[CONTAINER_PORT] if port == str(HOST_PORT)})
         elsewhere = [ip for ip in addresses if ip not in _LOCAL_ADDRESSES]
         if status == 200:
-            got = "it answers HTTP 200, but with another page"
+            got = _("it answers HTTP 200, but with another page")
+        elif status is not None:
+            got = f"HTTP {status}"
         else:
-            got = f"HTTP {status}" if status is not None else f"no answer ({body or 'nothing listening'})"
+            got = _("no answer ({reason})").format(reason=body or _("nothing listening"))
         return not_yet(
-            f"{NAME} publishes port 80 on host port {HOST_PORT}, but {URL} did not serve the lab's page: {got}.",
-            f"It is bound to {', '.join(elsewhere)} only, which this machine's 127.0.0.1 does not reach: publish on "
-            "every address, or on 127.0.0.1."
+            _(
+                "{name} publishes port 80 on host port {host_port}, but {url} did not serve the lab's page: {got}."
+            ).format(name=NAME, host_port=HOST_PORT, url=URL, got=got),
+            _(
+                "It is bound to {addresses} only, which this machine's 127.0.0.1 does not reach: publish on "
+                "every address, or on 127.0.0.1."
+            ).format(addresses=", ".join(elsewhere))
             if elsewhere and len(elsewhere) == len(addresses)
-            else f"Read what the server says: `docker logs {NAME}`.",
+            else _("Read what the server says: `docker logs {name}`.").format(name=NAME),
             ports=ports,
             http=got,
         )
     return passed(
-        f"{NAME} runs {IMAGE} in the background, its port 80 is published on host port {HOST_PORT}, "
-        f"and {URL} answers with the lab's page.",
+        _(
+            "{name} runs {image} in the background, its port 80 is published on host port {host_port}, and "
+            "{url} answers with the lab's page."
+        ).format(name=NAME, image=IMAGE, host_port=HOST_PORT, url=URL),
         status="running",
         ports=ports,
         http=200,
@@ -305,19 +372,21 @@ PUBLISH_DETACH = register(
     Exercise(
         id="run.publish-detach",
         lesson=LESSON,
-        title="Publish a port, run in the background",
-        prompt=f"Run {IMAGE} in the background as {NAME}, reachable on host port {HOST_PORT}.",
+        title=N_("Publish a port, run in the background"),
+        prompt=N_("Run labkit/hello-dock in the background as hello-docker-container, reachable on host port 8080."),
         check=_check_publish_detach,
         hints=(
             (
-                "Three options do it: one keeps the container in the background, one forwards a host port "
-                "into the container, one names it."
+                N_(
+                    "Three options do it: one keeps the container in the background, one forwards a host port "
+                    "into the container, one names it."
+                )
             ),
-            (
+            N_(
                 "--detach (-d) runs it in the background; --publish 8080:80 (host:container) forwards host port 8080 "
-                f"to the server's port 80; --name {NAME} names it."
+                "to the server's port 80; --name hello-docker-container names it."
             ),
-            f"Type: {RUN_COMMAND}",
+            N_("Type: docker run --detach --publish 8080:80 --name hello-docker-container labkit/hello-dock"),
         ),
         solution=(RUN_COMMAND,),
         names=(NAME,),
@@ -341,9 +410,11 @@ def _check_rename(ctx: Context) -> Verdict:
     info = ctx.setup or {}
     if not info.get("id"):
         return not_yet(
-            "There is no container to rename yet: the exercise's setup has not run.",
-            'Run `labkit.setup("run.rename")` (in a terminal: `labkit exercise setup run.rename`); it starts the container '
-            "you will rename.",
+            _("There is no container to rename yet: the exercise's setup has not run."),
+            _(
+                'Run `labkit.setup("run.rename")` (in a terminal: `labkit exercise setup run.rename`); it starts the container '
+                "you will rename."
+            ),
         )
     try:
         mine: Container | None = client.containers.get(info["id"])
@@ -353,35 +424,47 @@ def _check_rename(ctx: Context) -> Verdict:
     new_one = target is not None and (mine is None or target.id != mine.id)
     if mine is None:
         return not_yet(
-            "The container setup started is gone"
-            + (f", and {RENAMED} is a different, new container." if new_one else "."),
-            "Renaming keeps the same container: same ID, new name. Run the setup again to get a container to rename.",
+            _("The container setup started is gone, and {renamed} is a different, new container.").format(
+                renamed=RENAMED
+            )
+            if new_one
+            else _("The container setup started is gone."),
+            _(
+                "Renaming keeps the same container: same ID, new name. Run the setup again to get a container to rename."
+            ),
         )
     if mine.name == RENAMED:
         return passed(
-            f"The container setup started (same ID) is now named {RENAMED}.",
+            _("The container setup started (same ID) is now named {renamed}.").format(renamed=RENAMED),
             id=mine.id[:12],
             status=mine.status,
         )
     original = info.get("container")
-    now = "still has its generated name" if mine.name == original else "has the name"
     if new_one:
         return not_yet(
-            f"{RENAMED} is a new container, not the one setup started, which {now} {mine.name}.",
-            "`docker run --name` creates another container; this exercise renames the existing one. Remove the new one "
-            f"(`docker rm -f {RENAMED}`) first: a name belongs to one container at a time.",
+            (
+                _("{renamed} is a new container, not the one setup started, which still has its generated name {name}.")
+                if mine.name == original
+                else _("{renamed} is a new container, not the one setup started, which has the name {name}.")
+            ).format(renamed=RENAMED, name=mine.name),
+            _(
+                "`docker run --name` creates another container; this exercise renames the existing one. Remove "
+                "the new one (`docker rm -f {renamed}`) first: a name belongs to one container at a time."
+            ).format(renamed=RENAMED),
             id=mine.id[:12],
         )
     if mine.name == original:
         return not_yet(
-            f"The container setup started still has its generated name {mine.name}.",
-            "A container keeps its ID for life, but its name can change. Which `docker container` command "
-            "gives it a new one?",
+            _("The container setup started still has its generated name {name}.").format(name=mine.name),
+            _(
+                "A container keeps its ID for life, but its name can change. Which `docker container` command "
+                "gives it a new one?"
+            ),
             id=mine.id[:12],
         )
     return not_yet(
-        f"You renamed the right container, but to {mine.name}, not {RENAMED}.",
-        f"Close: compare the spelling with {RENAMED}, and rename it once more.",
+        _("You renamed the right container, but to {name}, not {renamed}.").format(name=mine.name, renamed=RENAMED),
+        _("Close: compare the spelling with {renamed}, and rename it once more.").format(renamed=RENAMED),
         id=mine.id[:12],
     )
 
@@ -390,16 +473,20 @@ RENAME = register(
     Exercise(
         id="run.rename",
         lesson=LESSON,
-        title="Rename a container",
-        prompt=f"Setup started a container with a generated name: rename that container to {RENAMED}.",
+        title=N_("Rename a container"),
+        prompt=N_("Setup started a container with a generated name: rename that container to hello-docker-container2."),
         check=_check_rename,
         hints=(
             (
-                "A container keeps its ID for life, but its name can change. Find the current name in the NAMES column "
-                "of `docker container ls` (or in what setup printed)."
+                N_(
+                    "A container keeps its ID for life, but its name can change. Find the current name in the NAMES column "
+                    "of `docker container ls` (or in what setup printed)."
+                )
             ),
-            "`docker container rename CURRENT-NAME NEW-NAME` (short form: `docker rename`). Don't run a new container.",
-            f"Type: docker container rename <the generated name> {RENAMED}",
+            N_(
+                "`docker container rename CURRENT-NAME NEW-NAME` (short form: `docker rename`). Don't run a new container."
+            ),
+            N_("Type: docker container rename <the generated name> hello-docker-container2"),
         ),
         solution=(f"docker container rename {{container}} {RENAMED}",),
         setup=_setup_rename,

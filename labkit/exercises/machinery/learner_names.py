@@ -35,6 +35,8 @@ from __future__ import annotations
 
 import unicodedata
 
+from labkit.core.i18n import _
+
 #: Longest learner name.
 MAX_NAME = 100
 
@@ -104,18 +106,20 @@ def check_name(name: object) -> str:
         ValueError: empty, longer than ``MAX_NAME``, holding control characters, or mixing scripts.
     """
     if not isinstance(name, str) or not name.strip():
-        raise ValueError("a learner name must be a non-empty string")
+        raise ValueError(_("a learner name must be a non-empty string"))
     name = unicodedata.normalize("NFKC", name).strip()
     if not name:
-        raise ValueError("a learner name must be a non-empty string")
+        raise ValueError(_("a learner name must be a non-empty string"))
     if len(name) > MAX_NAME:
-        raise ValueError(f"a learner name has at most {MAX_NAME} characters")
+        raise ValueError(_("a learner name has at most {limit} characters").format(limit=MAX_NAME))
     if unprintable(name):
-        raise ValueError("a learner name cannot contain control characters")
+        raise ValueError(_("a learner name cannot contain control characters"))
     mixed = mixed_scripts(name)
     if mixed:
-        names = " and ".join(sorted(s.title() for s in mixed))
-        raise ValueError(f"a learner name is written in one alphabet, and this one mixes {names} letters")
+        names = _(" and ").join(sorted(s.title() for s in mixed))
+        raise ValueError(
+            _("a learner name is written in one alphabet, and this one mixes {scripts} letters").format(scripts=names)
+        )
     return name
 
 

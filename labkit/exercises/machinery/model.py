@@ -15,6 +15,40 @@ from typing import Any
 import docker
 
 from labkit.core.fmt import text_html
+from labkit.core.i18n import N_, _
+
+
+class Text(str):
+    """English made from a marked template and values known only at import (a path): a plain ``str``
+    everywhere, and translated whole by :func:`shown`.
+
+    Most exercise text is a literal marked with ``N_``, so ``_(exercise.prompt)`` finds it in the
+    catalog; a hint that holds the installed package's path cannot be a catalog entry, so it
+    keeps its template and values instead.
+
+    Example:
+        >>> hint = Text(N_("The folder here is {folder}."), folder="/opt/lab")
+        >>> hint, shown(hint)
+        ('The folder here is /opt/lab.', 'The folder here is /opt/lab.')
+    """
+
+    template: str
+    values: dict[str, Any]
+
+    def __new__(cls, template: str, **values: Any) -> Text:
+        made = super().__new__(cls, template.format(**values))
+        made.template, made.values = template, values
+        return made
+
+    def __getnewargs_ex__(self) -> tuple[tuple[str], dict[str, Any]]:
+        return (self.template,), self.values  # so a copy or a pickle is made the same way
+
+
+def shown(text: str) -> str:
+    """An exercise's title, prompt or hint in the current language (English when the catalog lacks it)."""
+    if isinstance(text, Text):
+        return _(text.template).format(**text.values)
+    return _(text)
 
 
 @dataclass(frozen=True)
@@ -98,6 +132,8 @@ _STYLE = {
     True: ("#1e7e34", "#e9f7ef", "✔", "passed"),
     False: ("#9a6700", "#fff8e1", "✗", "not yet"),
 }
+#: The status as a learner reads it (``status`` itself is the record's English keyword).
+_WORDS = {True: N_("passed"), False: N_("not yet")}
 
 
 @dataclass(frozen=True)
@@ -128,9 +164,13 @@ class CheckResult:
 
     def __str__(self) -> str:
         mark = _STYLE[self.passed][2]
-        lines = [f"{mark} {self.exercise_id} — {self.status}: {self.message}"]
+        lines = [
+            _("{mark} {exercise} — {status}: {message}").format(
+                mark=mark, exercise=self.exercise_id, status=_(_WORDS[self.passed]), message=self.message
+            )
+        ]
         if self.hint:
-            lines.append(f"  hint: {self.hint}")
+            lines.append(_("  hint: {hint}").format(hint=self.hint))
         lines.extend(f"  {key}: {value}" for key, value in sorted(self.evidence.items()))
         return "\n".join(lines)
 
@@ -145,17 +185,19 @@ class CheckResult:
         parts = [
             f'<div class="labkit-check" data-exercise="{html.escape(self.exercise_id)}" data-status="{word}" '
             f'style="border-left:4px solid {color};background:{background};padding:6px 10px;margin:4px 0">',
-            f'<b style="color:{color}">{mark} {html.escape(self.exercise_id)} — {word}</b>'
+            f'<b style="color:{color}">{mark} {html.escape(self.exercise_id)} — {html.escape(_(_WORDS[self.passed]))}</b>'
             f" <span>{text_html(self.title)}</span>",
             f"<div>{text_html(self.message)}</div>",
         ]
         if self.hint:
-            parts.append(f"<div><i>Hint:</i> {text_html(self.hint)}</div>")
+            label = html.escape(_("Hint:"))
+            parts.append(f"<div><i>{label}</i> {text_html(self.hint)}</div>")
         if self.evidence:
             items = "".join(
                 f"<li><code>{html.escape(str(k))}</code>: {html.escape(str(v))}</li>"
                 for k, v in sorted(self.evidence.items())
             )
-            parts.append(f"<details><summary>What labkit found</summary><ul>{items}</ul></details>")
+            summary = html.escape(_("What labkit found"))
+            parts.append(f"<details><summary>{summary}</summary><ul>{items}</ul></details>")
         parts.append("</div>")
         return "".join(parts)

@@ -29,6 +29,7 @@ from typing import Any
 
 from labkit.core import __version__, fmt, state
 from labkit.core.errors import UnknownExercise
+from labkit.core.i18n import _
 from labkit.core.paths import state_dir
 from labkit.exercises.machinery.catalog import get
 from labkit.exercises.machinery.events import MAX_HINT_LEVEL, MAX_MESSAGE, VERSION, validate_event
@@ -114,7 +115,7 @@ def make_event(
             raise ValueError("a hint event needs the exercise id")
         exercise_id, passed_, status = str(exercise), False, "hint"
         level = max(1, min(int(hint_level), MAX_HINT_LEVEL))
-        message = f"asked for hint {level}"
+        message = _("asked for hint {level}").format(level=level)
         hint = _clip(str(result_or_hint))
     else:
         raise ValueError(f"unknown event kind {kind!r} (expected check or hint)")

@@ -15,13 +15,14 @@ import docker.errors
 from labkit.core import engine, owner, state
 from labkit.core.cleanup import ResetReport, already_going
 from labkit.core.errors import LabkitError, SolutionsHidden
+from labkit.core.i18n import _
 from labkit.core.paths import solutions_hidden, state_dir
 from labkit.core.probes import containers_from
 from labkit.core.shell import sh
 from labkit.core.state import describe
 from labkit.exercises.machinery import record as progress
 from labkit.exercises.machinery.catalog import all_exercises, get
-from labkit.exercises.machinery.model import CheckResult, Context, Exercise
+from labkit.exercises.machinery.model import CheckResult, Context, Exercise, shown
 
 
 def _store_path() -> Path:
@@ -62,7 +63,8 @@ def _save_store(data: dict[str, dict[str, Any]]) -> None:
         state.write_json(_store_path(), data, mode=0o600)  # 0600 when new: answers are the learner's own
     except OSError as e:
         raise LabkitError(
-            f"cannot write {_store_path()} ({e.strerror or e})", "check that the state folder can be written"
+            _("cannot write {path} ({reason})").format(path=_store_path(), reason=e.strerror or e),
+            _("check that the state folder can be written"),
         ) from e
 
 
@@ -131,7 +133,12 @@ def check(exercise_id: str, answer: str | int | None = None) -> CheckResult:
         return remote
     result = _check(exercise, answer)
     if remote is not None:
-        result = dataclasses.replace(result, message=f"{result.message} [checked here only, not recorded: {remote}]")
+        result = dataclasses.replace(
+            result,
+            message=_("{message} [checked here only, not recorded: {reason}]").format(
+                message=result.message, reason=remote
+            ),
+        )
     _record("check", result, exercise)
     return result
 
@@ -144,17 +151,21 @@ def _check(exercise: Exercise, answer: str | int | None) -> CheckResult:
     if exercise.is_answer and ctx.answer is None:
         return CheckResult(
             exercise.id,
-            exercise.title,
+            shown(exercise.title),
             False,
-            "No answer recorded yet.",
-            f'Submit one: check("{exercise.id}", answer=...) or `labkit check {exercise.id} --answer VALUE`.',
+            _("No answer recorded yet."),
+            _('Submit one: check("{exercise}", answer=...) or `labkit check {exercise} --answer VALUE`.').format(
+                exercise=exercise.id
+            ),
         )
     with engine.converted():
         verdict = exercise.check(ctx)
     hint = verdict.hint if not verdict.passed else None
     if not verdict.passed and hint is None and exercise.hints:
-        hint = exercise.hints[0]
-    return CheckResult(exercise.id, exercise.title, verdict.passed, verdict.message, hint, dict(verdict.evidence))
+        hint = shown(exercise.hints[0])
+    return CheckResult(
+        exercise.id, shown(exercise.title), verdict.passed, verdict.message, hint, dict(verdict.evidence)
+    )
 
 
 def _record(kind: str, shown: CheckResult | str, exercise: Exercise, level: int = 0) -> None:
@@ -191,13 +202,17 @@ def hint(exercise_id: str, level: int = 1, *, record: bool = True) -> Hint:
     """
     exercise = get(exercise_id)
     if not exercise.hints:
-        shown, level = Hint("No hints for this one: read the prompt again."), max(1, int(level))
+        text, level = Hint(_("No hints for this one: read the prompt again.")), max(1, int(level))
     else:
         level = max(1, min(int(level), len(exercise.hints)))
-        shown = Hint(f"Hint {level}/{len(exercise.hints)}: {exercise.hints[level - 1]}")
+        text = Hint(
+            _("Hint {level}/{count}: {hint}").format(
+                level=level, count=len(exercise.hints), hint=shown(exercise.hints[level - 1])
+            )
+        )
     if record:
-        _record("hint", shown, exercise, level)
-    return shown
+        _record("hint", text, exercise, level)
+    return text
 
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
@@ -334,7 +349,7 @@ class SetupInfo(dict[str, Any]):
 
     def __str__(self) -> str:
         exercise = get(self["exercise"])
-        lines = [f"Ready: {exercise.id} — {exercise.prompt}"]
+        lines = [_("Ready: {exercise} — {prompt}").format(exercise=exercise.id, prompt=shown(exercise.prompt))]
         lines.extend(f"  {key}: {value}" for key, value in self.shown())
         return "\n".join(lines)
 

@@ -22,6 +22,7 @@ import requests.exceptions
 
 from labkit.core import owner
 from labkit.core.errors import DaemonUnavailable, ImageMissing, LabkitError
+from labkit.core.i18n import _
 
 #: Seconds a first ping may take before the daemon counts as unavailable.
 PING_TIMEOUT = 4.0
@@ -164,7 +165,8 @@ def converted(image: str | None = None) -> Iterator[None]:
         if isinstance(reason, bytes):
             reason = reason.decode(errors="replace")
         raise LabkitError(
-            f"the Docker daemon refused: {reason}", "read the message; `labkit doctor` checks the setup"
+            _("the Docker daemon refused: {reason}").format(reason=reason),
+            _("read the message; `labkit doctor` checks the setup"),
         ) from e
     except (requests.exceptions.ConnectionError, ConnectionError) as e:
         raise DaemonUnavailable(docker_host(), _describe(e)) from e

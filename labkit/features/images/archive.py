@@ -19,6 +19,7 @@ import requests.exceptions
 
 from labkit.core import activity, engine, fmt
 from labkit.core.errors import ImageMissing, LabkitError
+from labkit.core.i18n import _
 from labkit.features.images.catalog import resolve
 from labkit.features.streams import CountingReader
 
@@ -77,7 +78,9 @@ def bundle(path: str | os.PathLike[str], names: list[str] | None = None, *, out:
                 )
             # the estimate is the images' unpacked size; the archive is about that, never exactly
             with (
-                activity.task(f"saving to {target.name}", total=estimate or None, out=out) as progress,
+                activity.task(
+                    _("saving to {name}").format(name=target.name), total=estimate or None, out=out
+                ) as progress,
                 gzip.open(partial, "wb", compresslevel=6) if compress else open(partial, "wb") as sink,
             ):
                 written = 0
@@ -126,7 +129,7 @@ def load(path: str | os.PathLike[str], *, out: TextIO = sys.stdout) -> list[str]
         with (
             open(source, "rb") as raw,
             engine.converted(),
-            activity.task(f"loading {source.name}", total=size, out=out) as progress,
+            activity.task(_("loading {name}").format(name=source.name), total=size, out=out) as progress,
         ):
             data = CountingReader(raw, size, progress.advance)
             try:

@@ -23,6 +23,7 @@ from typing import TextIO
 
 from labkit.core import activity, engine
 from labkit.core.errors import CommandFailed, LabkitError, NotSupported, WaitTimeout
+from labkit.core.i18n import _
 from labkit.features.images import debootstrap
 from labkit.features.images.catalog import CatalogImage
 from labkit.features.streams import BuildSteps
@@ -206,7 +207,10 @@ def build_dockerfile(entry: CatalogImage, out: TextIO) -> None:
         )
     api = engine.client().api
     steps = BuildSteps()
-    with activity.task(f"building {entry.name}", unit="steps", out=out) as progress, engine.converted():
+    with (
+        activity.task(_("building {name}").format(name=entry.name), unit="steps", out=out) as progress,
+        engine.converted(),
+    ):
         stream = api.build(
             fileobj=io.BytesIO(context_tar(context)),
             custom_context=True,

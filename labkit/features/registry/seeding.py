@@ -11,6 +11,7 @@ import docker.errors
 
 from labkit.core import activity, engine, refs
 from labkit.core.errors import LabkitError
+from labkit.core.i18n import _
 from labkit.features import images
 from labkit.features.registry.credentials import Credentials
 from labkit.features.registry.process import folder, push_login
@@ -34,7 +35,7 @@ def _push(name: str, remote: str, tag: str, out: TextIO | None = None, login: Cr
         api.tag(name, remote, tag)
         tally = LayerTally()
         try:
-            with activity.task(f"pushing {name}", out=out) as progress:
+            with activity.task(_("pushing {name}").format(name=name), out=out) as progress:
                 auth = login.auth_config() if login is not None else None
                 for message in api.push(remote, tag=tag, stream=True, decode=True, auth_config=auth):
                     if message.get("error"):

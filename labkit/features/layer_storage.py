@@ -17,6 +17,7 @@ import docker.errors
 
 from labkit.core import engine
 from labkit.core.errors import LabkitError
+from labkit.core.i18n import _
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,10 @@ def storage(container: str, client: docker.DockerClient | None = None) -> Storag
         try:
             found = client.containers.get(container)
         except docker.errors.NotFound as e:
-            raise LabkitError(f"there is no container named {container}", "run the cells above that start it") from e
+            raise LabkitError(
+                _("there is no container named {container}").format(container=container),
+                _("run the cells above that start it"),
+            ) from e
         image_attrs = client.images.get(found.attrs["Image"]).attrs if found.attrs.get("Image") else {}
     graph = found.attrs.get("GraphDriver") or {}
     data = graph.get("Data") or {}

@@ -27,6 +27,7 @@ import docker
 
 from labkit.core import engine, fmt
 from labkit.core.errors import ImageMissing, LabkitError, NoSuchImage
+from labkit.core.i18n import _
 from labkit.core.paths import PACKAGE_DIR
 from labkit.features.layer_storage import Storage, storage, upper_report
 
@@ -297,7 +298,10 @@ def lesson_dir(name: str) -> Path:
     """
     path = PACKAGE_DIR / "lessons" / name
     if not (path / "Dockerfile").is_file():
-        raise LabkitError(f"lesson materials {name!r} are missing at {path}", "reinstall labkit (`make lab` does it)")
+        raise LabkitError(
+            _("lesson materials {name!r} are missing at {path}").format(name=name, path=path),
+            _("reinstall labkit (`make lab` does it)"),
+        )
     return path
 
 

@@ -25,6 +25,7 @@ from typing import Any, TextIO
 
 from labkit.core import engine, procs
 from labkit.core.errors import LabkitError, PortInUse
+from labkit.core.i18n import _
 from labkit.features.registry import credentials
 from labkit.features.registry.process import (
     DEFAULT_PORT,
@@ -149,10 +150,18 @@ def log_in(listen_port: int, out: TextIO) -> None:
         else:
             failed.append(f"{host}: {problem}")
     if done:
-        print(f"docker logged in to {' and '.join(done)} as {login.username} (pushes need it)", file=out, flush=True)
+        print(
+            _("docker logged in to {names} as {username} (pushes need it)").format(
+                names=" and ".join(done), username=login.username
+            ),
+            file=out,
+            flush=True,
+        )
     if failed:
         print(
-            f"note: docker login failed ({'; '.join(failed)}), so `docker push` to this registry will be refused",
+            _("note: docker login failed ({names}), so `docker push` to this registry will be refused").format(
+                names="; ".join(failed)
+            ),
             file=out,
             flush=True,
         )
@@ -182,15 +191,15 @@ def up(*, out: TextIO = sys.stdout) -> RegistryStatus:
     base = url()
     broken = half_running()
     if broken:
-        print(f"restarting the registry: {broken}", file=out, flush=True)
+        print(_("restarting the registry: {broken}").format(broken=broken), file=out, flush=True)
         down()
     kind, detail = probe(base)
     if kind == "other":
-        raise PortInUse(listen_port, f"a program that is not a Docker registry ({detail})")
+        raise PortInUse(listen_port, _("a program that is not a Docker registry ({detail})").format(detail=detail))
     if kind == "registry":
         record = recorded()
         mine = f" (pid {record['pid']})" if record and is_ours(record) else ""
-        print(f"registry already running at {base}{mine}", file=out, flush=True)
+        print(_("registry already running at {base}{mine}").format(base=base, mine=mine), file=out, flush=True)
     else:
         program = registry_program()
         if program:

@@ -42,10 +42,10 @@ def _push(name: str, remote: str, tag: str, out: TextIO | None = None, login: Cr
                         said = str(message["error"])
                         refused = "unauthorized" in said.lower() or "authentication required" in said.lower()
                         raise LabkitError(
-                            f"pushing {name} to {host} failed: {said}",
-                            "pushes need the registry's login: run `labkit registry up` as the user who started it"
+                            _("pushing {name} to {host} failed: {said}").format(name=name, host=host, said=said),
+                            _("pushes need the registry's login: run `labkit registry up` as the user who started it")
                             if refused
-                            else f"read {folder() / 'registry.log'}",
+                            else _("read {log}").format(log=folder() / "registry.log"),
                         )
                     tally.feed(message)
                     progress.update(tally.done, total=tally.total, note=tally.note(), phase=tally.phase)
@@ -71,16 +71,22 @@ def seed(base: str, out: TextIO = sys.stdout) -> None:
     for entry, state in zip(images.CATALOG, images.status(), strict=True):
         label = f"  {entry.name:<26}"
         if not state.present:
-            print(f"{label} not on this daemon: skipped (`labkit images ensure` makes it)", file=out, flush=True)
+            print(
+                _("{label} not on this daemon: skipped (`labkit images ensure` makes it)").format(label=label),
+                file=out,
+                flush=True,
+            )
             continue
         held = remote_config(base, entry.registry_path, entry.tag)
         if held is not None and held in ("", state.image_id):
-            print(f"{label} already in the registry", file=out, flush=True)
+            print(_("{label} already in the registry").format(label=label), file=out, flush=True)
             continue
         started = time.monotonic()
         _push(entry.name, f"{host}/{entry.registry_path}", entry.tag, out, login)
         print(
-            f"{label} pushed as {entry.registry_path}:{entry.tag} in {time.monotonic() - started:.1f} s",
+            _("{label} pushed as {registry_path}:{tag} in {seconds:.1f} s").format(
+                label=label, registry_path=entry.registry_path, tag=entry.tag, seconds=time.monotonic() - started
+            ),
             file=out,
             flush=True,
         )

@@ -20,6 +20,7 @@ from typing import Any
 
 from labkit.core import fmt
 from labkit.core.errors import LabkitError, NotSupported, VmTimeout
+from labkit.core.i18n import _
 from labkit.features.vm.guest import MARK, QEMU, GuestFiles, prepare
 
 #: A working KVM reaches init in well under a second; a guest that says nothing by then is stuck.
@@ -186,7 +187,9 @@ def _boot_once(files: GuestFiles, accelerator: str, probe: float | None, timeout
             start_new_session=True,
         )
     except FileNotFoundError as e:
-        raise NotSupported(f"{QEMU} is not installed", "apt-get install qemu-system-x86") from e
+        raise NotSupported(
+            _("{program} is not installed").format(program=QEMU), _("apt-get install qemu-system-x86")
+        ) from e
     console = _Console(proc)
     try:
         at_init = console.until("kernel", min(deadline, started + probe) if probe else deadline)
@@ -195,9 +198,11 @@ def _boot_once(files: GuestFiles, accelerator: str, probe: float | None, timeout
                 if proc.poll() is not None:
                     raise _Stuck(f"{accelerator}: qemu exited at once ({console.last_line()})")
                 raise _Stuck(f"{accelerator}: the guest did not reach /init within {probe:g} s")
-            raise VmTimeout(f"the VM ({accelerator}) to reach /init", timeout, console.last_line())
+            raise VmTimeout(
+                _("the VM ({accelerator}) to reach /init").format(accelerator=accelerator), timeout, console.last_line()
+            )
         if console.until("ready", deadline) is None:
-            raise VmTimeout("the VM's /init to report", timeout, console.last_line())
+            raise VmTimeout(_("the VM's /init to report"), timeout, console.last_line())
         rss = _rss_kb(proc.pid)  # sampled while the guest sits in `read`, alive
         assert proc.stdin is not None
         proc.stdin.write(b"poweroff\n")
@@ -222,8 +227,8 @@ def _boot_once(files: GuestFiles, accelerator: str, probe: float | None, timeout
             )
         except (KeyError, ValueError) as e:
             raise LabkitError(
-                f"the VM printed markers labkit cannot read: {markers}",
-                "delete the vm folder in labkit's state dir and retry",
+                _("the VM printed markers labkit cannot read: {markers}").format(markers=markers),
+                _("delete the vm folder in labkit's state dir and retry"),
             ) from e
     finally:
         console.close()
@@ -260,5 +265,6 @@ def boot(timeout: float = BOOT_TIMEOUT, memory_mb: int = GUEST_MEMORY_MB, accele
             continue
         return BootReport(**{**report.__dict__, "notes": tuple(notes)})
     raise LabkitError(
-        f"the VM did not boot with any accelerator ({'; '.join(notes)})", "run `labkit doctor`, then the cell again"
+        _("the VM did not boot with any accelerator ({names})").format(names="; ".join(notes)),
+        _("run `labkit doctor`, then the cell again"),
     )

@@ -375,7 +375,7 @@ class ReleaseError(LabkitError):
     def __init__(self, where: str, problem: str, fix: str) -> None:
         self.where = where
         self.problem = problem
-        super().__init__(f"{where}: {problem}", fix)
+        super().__init__(_("{where}: {problem}").format(where=where, problem=problem), fix)
 
 
 class ClassroomError(LabkitError):

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from labkit.core import fmt
 from labkit.core.commands import Subcommands
 from labkit.core.errors import ExitCode, LabkitError
 from labkit.core.i18n import _
@@ -99,7 +100,7 @@ def progress_command(args: argparse.Namespace) -> ExitCode:
             )
             if part
         )
-        print(f"  {mark} {exercise_id:<32} {state:<12} {detail}")
+        print(f"  {mark} {exercise_id:<32} {fmt.ljust(state, 12)} {detail}")
     if damaged:
         print(_("  ({n} damaged line(s) in the record were skipped)").format(n=damaged))
     return ExitCode.DONE

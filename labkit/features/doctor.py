@@ -5,12 +5,11 @@ from __future__ import annotations
 import html
 import shutil
 import socket
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labkit.core import engine, http
+from labkit.core import engine, fmt, http
 from labkit.core.errors import HttpUnreachable
 from labkit.core.i18n import N_, _
 from labkit.core.probes import port_publishers
@@ -45,11 +44,6 @@ def _row_name(name: str) -> str:
     return _(name)
 
 
-def _width(text: str) -> int:
-    """Columns ``text`` takes in a terminal: a Chinese character takes two."""
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
-
-
 @dataclass(frozen=True)
 class Row:
     """One line of the report."""
@@ -75,11 +69,10 @@ class Report:
 
     def render_text(self) -> str:
         names = [_row_name(row.name) for row in self.rows]
-        width = max(_width(name) for name in names)
+        width = max(fmt.columns(name) for name in names)
         lines = []
         for row, name in zip(self.rows, names, strict=True):
-            pad = " " * (width - _width(name))
-            lines.append(f"{_MARK[row.status]} {name}{pad}  {row.detail}")
+            lines.append(f"{_MARK[row.status]} {fmt.ljust(name, width)}  {row.detail}")
             if row.fix and row.status != "ok":
                 lines.append(f"  {'':<{width}}  → {row.fix}")
         lines.append(_(READY) if self.ready else _(NOT_READY))

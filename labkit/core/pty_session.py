@@ -120,7 +120,7 @@ class PtySession:
             if self.shell:
                 self._start_shell(start_timeout)
             elif self.prompt is not None:
-                self._expect(self.prompt, start_timeout, "the first prompt")
+                self._expect(self.prompt, start_timeout, _("the first prompt"))
         except InteractiveError as e:
             missing = _EXEC_NOT_FOUND.search(e.transcript)
             if missing:  # docker run/exec of a program the image does not have
@@ -148,9 +148,9 @@ class PtySession:
             f'PS1="[lk-""{token}:\\$?:$(id -u 2>/dev/null):\\$PWD:{token}]" PS2= PROMPT_COMMAND=; export PS1;'
             f' echo "[lk-ready-""{token}]"'
         )
-        before = self._expect(rf"\[lk-ready-{token}\]", start_timeout, "the shell to start", record=False)
+        before = self._expect(rf"\[lk-ready-{token}\]", start_timeout, _("the shell to start"), record=False)
         self._output(before + self._child.after)
-        self._expect(self._marker, self.timeout, "the shell's prompt", record=False)
+        self._expect(self._marker, self.timeout, _("the shell's prompt"), record=False)
         self._at_prompt(self._child.match)
 
     def _prompt_for(self, match: re.Match[str]) -> str:

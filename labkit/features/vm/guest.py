@@ -58,7 +58,9 @@ def vm_dir() -> Path:
 def qemu_missing() -> str | None:
     """Why the VM half cannot run here, or ``None`` when ``qemu-system-x86_64`` is installed."""
     if shutil.which(QEMU) is None:
-        return f"{QEMU} is not installed (on Debian or Ubuntu: apt-get install qemu-system-x86)"
+        return _("{program} is not installed (on Debian or Ubuntu: apt-get install qemu-system-x86)").format(
+            program=QEMU
+        )
     return None
 
 
@@ -287,10 +289,11 @@ class GuestFiles:
         return self.kernel.name.removeprefix("vmlinuz-")
 
     def __str__(self) -> str:
-        return (
-            f"kernel: Linux {self.kernel_release} from Debian ({fmt.size(self.kernel.stat().st_size, 'mib')})\n"
-            f"initramfs: busybox + /init ({fmt.size(self.initrd.stat().st_size, 'mib')})"
+        kernel = _("kernel: Linux {release} from Debian ({size})").format(
+            release=self.kernel_release, size=fmt.size(self.kernel.stat().st_size, "mib")
         )
+        initramfs = _("initramfs: busybox + /init ({size})").format(size=fmt.size(self.initrd.stat().st_size, "mib"))
+        return f"{kernel}\n{initramfs}"
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         printer.text(str(self))

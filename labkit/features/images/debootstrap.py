@@ -259,16 +259,18 @@ def rootfs_tar(suite: str, image: str, out: TextIO) -> Iterator[tuple[Path, Debo
         CommandFailed: debootstrap or tar failed (debootstrap's log is kept in the state folder).
         WaitTimeout: it ran past :data:`DEBOOTSTRAP_TIMEOUT`.
     """
-    fix = "or copy the image from a prepared machine: `labkit images bundle FILE` there, `labkit images load FILE` here"
-    program = require_debootstrap(f"building {image} offline", fix)
+    fix = _(
+        "or copy the image from a prepared machine: `labkit images bundle FILE` there, `labkit images load FILE` here"
+    )
+    program = require_debootstrap(_("building {name} offline").format(name=image), fix)
     work = Path(tempfile.mkdtemp(prefix="labkit-debootstrap-"))
     rootfs, tar_path = work / "rootfs", work / "rootfs.tar"
-    live = activity.start(f"building {image}", unit="items", out=out)
+    live = activity.start(_("building {name}").format(name=image), unit="items", out=out)
     progress = DebootstrapProgress(out, time.monotonic(), live)
     try:
         bootstrap(program, suite, rootfs, progress)
         _trim(rootfs)
-        progress.show(f"packing {fmt.size(_folder_size(rootfs), 'mb')} into a tar")
+        progress.show(_("packing {size} into a tar").format(size=fmt.size(_folder_size(rootfs), "mb")))
         tar = ["tar", "--numeric-owner", "-C", str(rootfs), "-cf", str(tar_path), "."]
         try:
             packed = subprocess.run(tar, capture_output=True, text=True, timeout=TAR_TIMEOUT, check=False)

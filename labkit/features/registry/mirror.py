@@ -114,14 +114,19 @@ def serves_daemon() -> bool:
 def _mirror_note(listen_port: int) -> str | None:
     """A warning when the daemon will not ask this registry for Docker Hub images."""
     if listen_port != DEFAULT_PORT:
-        return f"note: the daemon's mirror must be {MIRROR_URL} for `docker run hello-world` to use this registry; it listens on {listen_port}"
+        return _(
+            "note: the daemon's mirror must be {url} for `docker run hello-world` to use this registry; it listens on {port}"
+        ).format(url=MIRROR_URL, port=listen_port)
     try:
         mirrors = daemon_mirrors()
     except LabkitError:
         return None
     if MIRROR_URL in mirrors:
         return None
-    return f"note: this daemon does not use {MIRROR_URL} as its registry mirror, so `docker run` will not pull from it (`labkit doctor` says how to set it)"
+    return _(
+        "note: this daemon does not use {url} as its registry mirror, so `docker run` will not pull from it "
+        "(`labkit doctor` says how to set it)"
+    ).format(url=MIRROR_URL)
 
 
 def _gated() -> bool:

@@ -457,9 +457,9 @@ def half_running() -> str | None:
     registry_up = record is not None and is_ours(record)
     gate_up = gate is not None and gate_is_ours(gate)
     if registry_up and not gate_up:
-        return "the registry runs without its gate (anyone could push to it)"
+        return _("the registry runs without its gate (anyone could push to it)")
     if gate_up and not registry_up:
-        return "the registry behind the gate stopped"
+        return _("the registry behind the gate stopped")
     return None
 
 

@@ -231,3 +231,12 @@ def test_every_sentence_marked_in_these_areas_has_a_catalog_entry() -> None:
 def test_a_progress_line_pads_chinese_by_columns() -> None:
     assert fmt.ljust("尚未通过", 12) + "|" == "尚未通过    |"
     assert fmt.ljust("not yet", 12) == f"{'not yet':<12}"
+
+
+def test_counted_sentences_keep_english_plurals_and_speak_chinese(monkeypatch: pytest.MonkeyPatch) -> None:
+    from labkit.core.cleanup import ResetReport
+
+    assert str(ResetReport(containers=1, networks=2, other=3)) == "removed 1 container, 2 networks, 3 other"
+    assert str(ResetReport()) == "nothing to remove: the lab is clean"
+    monkeypatch.setenv("LABKIT_LANG", "zh_CN")
+    assert str(ResetReport(containers=1, networks=2, other=3)) == "已删除1个容器，2个网络，3个其他资源"

@@ -90,7 +90,7 @@ def find_static_busybox() -> Path:
                     _("apt-get install busybox-static (it replaces the dynamic busybox)"),
                 )
             return path
-    raise NotSupported(_("no busybox binary to build the busybox image from"), _("apt-get install busybox-static"))
+    raise NotSupported(_("no busybox binary to build the busybox image from"), "apt-get install busybox-static")
 
 
 def is_dynamic_elf(data: bytes) -> bool:

@@ -141,8 +141,9 @@ class Trace:
         return cells if self.stable else [f"{row.t:.3f}", str(row.conn), *cells]
 
     def _header(self) -> list[str]:
-        cells = [_("step"), _("request"), _("status"), _("what it does")]
-        return cells if self.stable else [_("t (s)"), _("conn"), *cells]
+        # One message per header row ("|" between cells): "status" alone is another area's word.
+        cells = _("step|request|status|what it does").split("|")
+        return cells if self.stable else [*_("t (s)|conn").split("|"), *cells]
 
     def _title(self) -> str:
         n = len(self.calls)

@@ -192,7 +192,7 @@ def _boot_once(files: GuestFiles, accelerator: str, probe: float | None, timeout
         )
     except FileNotFoundError as e:
         raise NotSupported(
-            _("{program} is not installed").format(program=QEMU), _("apt-get install qemu-system-x86")
+            _("{program} is not installed").format(program=QEMU), "apt-get install qemu-system-x86"
         ) from e
     console = _Console(proc)
     try:

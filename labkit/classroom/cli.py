@@ -14,6 +14,7 @@ from labkit.classroom.limits import EVENTS_PER_MINUTE, MAX_LEARNERS
 from labkit.classroom.store import Store
 from labkit.core.commands import Subcommands
 from labkit.core.errors import ExitCode, UsageError
+from labkit.core.i18n import _
 from labkit.core.paths import state_dir
 
 
@@ -32,31 +33,33 @@ def default_db() -> Path:
 def register(subcommands: Subcommands) -> None:
     """Add ``classroom`` to labkit's sub-commands."""
     p = subcommands.add_parser(
-        "classroom", help="a live view of learners' check results for the instructor; join one as a learner"
+        "classroom", help=_("a live view of learners' check results for the instructor; join one as a learner")
     )
     p.add_argument("action", choices=["serve", "join", "leave", "status", "flush", "forget", "rotate"])
-    p.add_argument("args", nargs="*", metavar="ARG", help="join URL TOKEN; forget NAME")
-    p.add_argument("--name", help="join: your name, as the instructor sees it")
-    p.add_argument("--host", help="serve: address to listen on (default 127.0.0.1; another needs --public)")
-    p.add_argument("--port", type=int, help="serve: port (default 8787; 0 picks a free one)")
+    p.add_argument("args", nargs="*", metavar="ARG", help=_("join URL TOKEN; forget NAME"))
+    p.add_argument("--name", help=_("join: your name, as the instructor sees it"))
+    p.add_argument("--host", help=_("serve: address to listen on (default 127.0.0.1; another needs --public)"))
+    p.add_argument("--port", type=int, help=_("serve: port (default 8787; 0 picks a free one)"))
     p.add_argument(
-        "--public", action="store_true", help="serve: listen on the classroom network (0.0.0.0 unless --host)"
+        "--public", action="store_true", help=_("serve: listen on the classroom network (0.0.0.0 unless --host)")
     )
-    p.add_argument("--db", help="serve/forget/rotate: the sqlite file (default <state dir>/classroom/classroom.db)")
+    p.add_argument("--db", help=_("serve/forget/rotate: the sqlite file (default <state dir>/classroom/classroom.db)"))
     p.add_argument(
         "--max-learners",
         type=int,
         default=MAX_LEARNERS,
-        help=f"serve: learners the class takes (default {MAX_LEARNERS})",
+        help=_("serve: learners the class takes (default {n})").format(n=MAX_LEARNERS),
     )
     p.add_argument(
         "--events-per-minute",
         type=float,
         default=EVENTS_PER_MINUTE,
-        help=f"serve: events one learner may post a minute, with four minutes' worth at once (default {EVENTS_PER_MINUTE})",
+        help=_("serve: events one learner may post a minute, with four minutes' worth at once (default {n})").format(
+            n=EVENTS_PER_MINUTE
+        ),
     )
-    p.add_argument("--timeout", type=float, default=10.0, help="flush: seconds to wait for a busy sender")
-    p.add_argument("--json", action="store_true", help="status: as JSON")
+    p.add_argument("--timeout", type=float, default=10.0, help=_("flush: seconds to wait for a busy sender"))
+    p.add_argument("--json", action="store_true", help=_("status: as JSON"))
     p.set_defaults(func=command)
 
 
@@ -78,19 +81,19 @@ def command(args: argparse.Namespace) -> ExitCode:
     """
     if args.action == "join":
         if len(args.args) != 2 or not args.name:
-            raise _usage("join needs URL TOKEN --name NAME (the command your instructor gave you)")
+            raise _usage(_("join needs URL TOKEN --name NAME (the command your instructor gave you)"))
         url, token = args.args
     elif args.action == "forget":
         if len(args.args) != 1:
-            raise _usage("forget needs the learner's NAME")
+            raise _usage(_("forget needs the learner's NAME"))
         (name,) = args.args
     elif args.args:
-        raise _usage(f"{args.action} takes no arguments")
+        raise _usage(_("{action} takes no arguments").format(action=args.action))
     if args.action == "serve":
         from labkit.classroom.server import DEFAULT_PORT, serve  # reason: starlette adds ~25 ms to every labkit command
 
         if args.max_learners < 1 or args.events_per_minute <= 0:
-            raise _usage("--max-learners and --events-per-minute must be positive")
+            raise _usage(_("--max-learners and --events-per-minute must be positive"))
         port = DEFAULT_PORT if args.port is None else args.port
         serve(_db(args), args.host, port, args.public, args.max_learners, args.events_per_minute)
         return ExitCode.DONE
@@ -100,22 +103,34 @@ def command(args: argparse.Namespace) -> ExitCode:
             join_token, instructor_token = store.rotate()
         finally:
             store.close()
-        print(f"new join token:       {join_token}")
-        print(f"new instructor token: {instructor_token}")
-        print("the old tokens and every open instructor page stop working (in a running server within a second);")
+        print(_("new join token:       {token}").format(token=join_token))
+        print(_("new instructor token: {token}").format(token=instructor_token))
+        print(_("the old tokens and every open instructor page stop working (in a running server within a second);"))
         print(
-            "learners who joined run `labkit classroom join URL NEW_JOIN_TOKEN --name NAME` again and keep their name;"
+            _(
+                "learners who joined run `labkit classroom join URL NEW_JOIN_TOKEN --name NAME` again and keep their name;"
+            )
         )
-        print("open the page again at URL/?token=NEW_INSTRUCTOR_TOKEN. Both tokens are shown only now.")
+        print(_("open the page again at URL/?token=NEW_INSTRUCTOR_TOKEN. Both tokens are shown only now."))
         return ExitCode.DONE
     if args.action == "join":
         cfg = client.join(url, token, args.name)
-        print(f"joined {cfg['url']} as {cfg['learner']}: your checks and hints now go to the instructor's page too")
+        print(
+            _("joined {url} as {learner}: your checks and hints now go to the instructor's page too").format(
+                url=cfg["url"], learner=cfg["learner"]
+            )
+        )
         return ExitCode.DONE
     if args.action == "leave":
         dropped = client.leave()
-        extra = f" ({dropped} queued result(s) dropped; your local progress record keeps them)" if dropped else ""
-        print(f"left the classroom{extra}")
+        if dropped:
+            print(
+                _("left the classroom ({n} queued result(s) dropped; your local progress record keeps them)").format(
+                    n=dropped
+                )
+            )
+        else:
+            print(_("left the classroom"))
         return ExitCode.DONE
     if args.action == "forget":
         store = Store(_db(args))
@@ -123,26 +138,32 @@ def command(args: argparse.Namespace) -> ExitCode:
             freed = store.forget(name)
         finally:
             store.close()
-        print(f"{name!r} can join again" if freed else f"no learner named {name!r} has joined")
+        print((_("{name!r} can join again") if freed else _("no learner named {name!r} has joined")).format(name=name))
         return ExitCode.DONE if freed else ExitCode.NOT_YET
     repaired = client.repair_queue()
     if repaired:
         print(f"labkit: {repaired}", file=sys.stderr)
     if args.action == "flush":
         sent = client.flush(timeout=args.timeout)
-        print(f"sent {sent} result(s); {client.queued()} still queued")
+        print(_("sent {sent} result(s); {queued} still queued").format(sent=sent, queued=client.queued()))
         return ExitCode.DONE
     info = client.status()
     if args.json:
         print(json.dumps(info, indent=2, sort_keys=True))
     elif not info["joined"]:
-        print(f"not in a classroom (join with: labkit classroom join URL TOKEN --name NAME); {info['queued']} queued")
+        print(
+            _("not in a classroom (join with: labkit classroom join URL TOKEN --name NAME); {n} queued").format(
+                n=info["queued"]
+            )
+        )
     else:
-        print(f"classroom: {info['url']} ({info['server']})")
-        print(f"learner:   {info['learner']}")
-        print(f"queued:    {info['queued']} result(s) waiting to be sent")
+        print(_("classroom: {url} ({server})").format(url=info["url"], server=info["server"]))
+        print(_("learner:   {learner}").format(learner=info["learner"]))
+        print(_("queued:    {n} result(s) waiting to be sent").format(n=info["queued"]))
         if info["rejected"]:
             print(
-                f"rejected:  {info['rejected']} result(s) the server refused (see {info['state_dir']}/classroom-rejected.jsonl)"
+                _("rejected:  {n} result(s) the server refused (see {folder}/classroom-rejected.jsonl)").format(
+                    n=info["rejected"], folder=info["state_dir"]
+                )
             )
     return ExitCode.DONE

@@ -25,6 +25,7 @@ from labkit.classroom import hub_cli
 from labkit.cli.exits import Parser, exit_status, run
 from labkit.core import activity
 from labkit.core.commands import Subcommands
+from labkit.core.i18n import _
 from labkit.course import cli as course_cli
 from labkit.exercises import cli as exercises_cli
 from labkit.features import cli as features_cli
@@ -52,7 +53,7 @@ GROUPS: tuple[Callable[[Subcommands], None], ...] = (
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``labkit`` parser, with every package's sub-commands."""
-    parser: argparse.ArgumentParser = Parser(prog="labkit", description="Hands-on Docker course helper.")
+    parser: argparse.ArgumentParser = Parser(prog="labkit", description=_("Hands-on Docker course helper."))
     subcommands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for register in GROUPS:
         register(subcommands)

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import NoReturn
 
 from labkit.core.errors import ExitCode, LabkitError, UsageError
+from labkit.core.i18n import _
 
 INTERRUPTED = 130
 
@@ -45,7 +46,7 @@ def exit_status(error: BaseException, program: str = "labkit") -> tuple[int, str
     if isinstance(error, LabkitError):
         return int(error.exit_code), f"{program}: {error}"
     if isinstance(error, KeyboardInterrupt):
-        return INTERRUPTED, f"{program}: interrupted"
+        return INTERRUPTED, _("{program}: interrupted").format(program=program)
     if isinstance(error, BrokenPipeError):
         # `labkit ... | head`: the reader left; say nothing more, like other Unix tools.
         return ExitCode.DONE, None

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TextIO
 
 from labkit.core import fmt
+from labkit.core.i18n import _
 
 #: Seconds an operation runs before any progress is shown.
 DELAY = 1.0
@@ -93,9 +94,16 @@ class Snapshot:
             if fraction is None:
                 words = fmt.size(self.done, "progress") if self.done else ""
             else:
-                words = f"{int(fraction * 100)}% ({fmt.size(self.done, 'progress')} of {fmt.size(self.total or 0, 'progress')})"
+                words = _("{percent}% ({done} of {total})").format(
+                    percent=int(fraction * 100),
+                    done=fmt.size(self.done, "progress"),
+                    total=fmt.size(self.total or 0, "progress"),
+                )
         elif self.unit == "steps":
-            words = f"step {self.done}/{self.total}" if self.total else (f"step {self.done}" if self.done else "")
+            if self.total:
+                words = _("step {done}/{total}").format(done=self.done, total=self.total)
+            else:
+                words = _("step {done}").format(done=self.done) if self.done else ""
         else:
             count = f"{self.done}/{self.total}" if self.total else (str(self.done) if self.done else "")
             return f"{self.note} ({count})" if self.note and count else self.note or count

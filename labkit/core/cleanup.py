@@ -15,6 +15,7 @@ from typing import Any
 import docker.errors
 
 from labkit.core import engine
+from labkit.core.i18n import _, ngettext
 
 
 def already_going(e: docker.errors.APIError) -> bool:
@@ -34,8 +35,17 @@ class ResetReport:
     other: int = 0
 
     def __str__(self) -> str:
-        parts = [f"{n} {kind if n != 1 or kind == 'other' else kind[:-1]}" for kind, n in vars(self).items() if n]
-        return "removed " + ", ".join(parts) if parts else "nothing to remove: the lab is clean"
+        counted = {
+            "containers": lambda n: ngettext("{n} container", "{n} containers", n),
+            "networks": lambda n: ngettext("{n} network", "{n} networks", n),
+            "volumes": lambda n: ngettext("{n} volume", "{n} volumes", n),
+            "images": lambda n: ngettext("{n} image", "{n} images", n),
+            "other": lambda n: ngettext("{n} other", "{n} other", n),
+        }
+        parts = [counted[kind](n).format(n=n) for kind, n in vars(self).items() if n]
+        if not parts:
+            return _("nothing to remove: the lab is clean")
+        return _("removed {things}").format(things=_(", ").join(parts))
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         printer.text(str(self))

@@ -22,6 +22,7 @@ import requests.exceptions
 
 from labkit.core import owner
 from labkit.core.errors import DaemonUnavailable, ImageMissing, LabkitError
+from labkit.core.i18n import N_, _
 
 #: Seconds a first ping may take before the daemon counts as unavailable.
 PING_TIMEOUT = 4.0
@@ -98,14 +99,14 @@ def _describe(exc: BaseException) -> str:
     """A short cause for a connection failure, without the library's noise."""
     text = str(exc)
     for needle, short in (
-        ("No such file or directory", "socket not found"),
-        ("Connection refused", "connection refused"),
-        ("Permission denied", "permission denied: add yourself to the docker group or use sudo"),
-        ("timed out", "no answer"),
-        ("Read timed out", "no answer"),
+        ("No such file or directory", N_("socket not found")),
+        ("Connection refused", N_("connection refused")),
+        ("Permission denied", N_("permission denied: add yourself to the docker group or use sudo")),
+        ("timed out", N_("no answer")),
+        ("Read timed out", N_("no answer")),
     ):
         if needle in text:
-            return short
+            return _(short)
     return text.splitlines()[0][:120] if text else type(exc).__name__
 
 
@@ -164,7 +165,8 @@ def converted(image: str | None = None) -> Iterator[None]:
         if isinstance(reason, bytes):
             reason = reason.decode(errors="replace")
         raise LabkitError(
-            f"the Docker daemon refused: {reason}", "read the message; `labkit doctor` checks the setup"
+            _("the Docker daemon refused: {reason}").format(reason=reason),
+            _("read the message; `labkit doctor` checks the setup"),
         ) from e
     except (requests.exceptions.ConnectionError, ConnectionError) as e:
         raise DaemonUnavailable(docker_host(), _describe(e)) from e

@@ -10,6 +10,8 @@ from __future__ import annotations
 import enum
 import html
 
+from labkit.core.i18n import N_, _
+
 
 class ExitCode(enum.IntEnum):
     """What every labkit command's exit status means."""
@@ -50,9 +52,11 @@ class DaemonUnavailable(LabkitError):
         self.host = host
         self.cause = cause
         super().__init__(
-            f"Docker daemon not reachable at {host} ({cause})",
-            "start Docker (on Linux as root: scripts/provision-docker; otherwise start "
-            "Docker Desktop), or point DOCKER_HOST at a running daemon",
+            _("Docker daemon not reachable at {host} ({cause})").format(host=host, cause=cause),
+            _(
+                "start Docker (on Linux as root: scripts/provision-docker; otherwise start "
+                "Docker Desktop), or point DOCKER_HOST at a running daemon"
+            ),
         )
 
 
@@ -69,7 +73,7 @@ class CommandFailed(LabkitError):
     """
 
     #: What to do, when nothing more specific is known.
-    FIX = "the command's own message above says why: correct the command and run the cell again"
+    FIX = N_("the command's own message above says why: correct the command and run the cell again")
 
     def __init__(
         self,
@@ -86,11 +90,16 @@ class CommandFailed(LabkitError):
         self.output = output
         self.expected = expected
         tail = " | ".join(line for line in output.strip().splitlines()[-3:] if line.strip())
-        want = " or ".join(str(c) for c in expected)
-        super().__init__(
-            message or f"`{command}` exited with {returncode} (expected {want})" + (f": {tail}" if tail else ""),
-            fix if fix is not None else self.FIX,
-        )
+        want = str(expected[0]) if expected else ""
+        for other in expected[1:]:
+            want = _("{first} or {second}").format(first=want, second=other)
+        if message is None:
+            if tail:
+                message = _("`{command}` exited with {code} (expected {want}): {tail}")
+            else:
+                message = _("`{command}` exited with {code} (expected {want})")
+            message = message.format(command=command, code=returncode, want=want, tail=tail)
+        super().__init__(message, fix if fix is not None else _(self.FIX))
 
 
 class NameConflict(CommandFailed):
@@ -100,14 +109,21 @@ class NameConflict(CommandFailed):
         self, command: str, returncode: int, output: str, expected: tuple[int, ...], name: str, lesson: str
     ) -> None:
         self.name = name
-        again = f'run `labkit.begin("{lesson}")` again' if lesson != "notebook" else "run the lesson's first cell again"
+        if lesson != "notebook":
+            fix = _(
+                'remove it (`docker rm -f {name}`) or run `labkit.begin("{lesson}")` again, then run this cell again'
+            )
+        else:
+            fix = _("remove it (`docker rm -f {name}`) or run the lesson's first cell again, then run this cell again")
         super().__init__(
             command,
             returncode,
             output,
             expected,
-            message=f"`{command}` failed: a container named {name} already exists, from an earlier run",
-            fix=f"remove it (`docker rm -f {name}`) or {again}, then run this cell again",
+            message=_("`{command}` failed: a container named {name} already exists, from an earlier run").format(
+                command=command, name=name
+            ),
+            fix=fix.format(name=name, lesson=lesson),
         )
 
 
@@ -121,8 +137,8 @@ class NoSuchContainer(CommandFailed):
             returncode,
             output,
             expected,
-            message=f"`{command}` failed: there is no container named {name}",
-            fix=f"run the cells above first (or the cell that creates {name}), then this one again",
+            message=_("`{command}` failed: there is no container named {name}").format(command=command, name=name),
+            fix=_("run the cells above first (or the cell that creates {name}), then this one again").format(name=name),
         )
 
 
@@ -135,9 +151,13 @@ class NeedsTerminal(CommandFailed):
             returncode,
             output,
             expected,
-            message=f"`{command}` needs a terminal (that is what -it asks for), and a notebook cell is not one",
-            fix=f'run it with `labkit.interactive("{command}")` (lesson 08 shows how), '
-            "or type it in a Terminal (File > New > Terminal)",
+            message=_(
+                "`{command}` needs a terminal (that is what -it asks for), and a notebook cell is not one"
+            ).format(command=command),
+            fix=_(
+                'run it with `labkit.interactive("{command}")` (lesson 08 shows how), '
+                "or type it in a Terminal (File > New > Terminal)"
+            ).format(command=command),
         )
 
 
@@ -151,11 +171,16 @@ class Interrupted(LabkitError):
         self.runs_a_container = runs_a_container
         if runs_a_container:
             super().__init__(
-                f"stopped waiting for `{command}`; the container may still be running: `docker ps` shows it",
-                "to run a container in the background, add --detach (-d) to `docker run`",
+                _("stopped waiting for `{command}`; the container may still be running: `docker ps` shows it").format(
+                    command=command
+                ),
+                _("to run a container in the background, add --detach (-d) to `docker run`"),
             )
         else:
-            super().__init__(f"stopped `{command}` before it finished", "run the cell again when you are ready")
+            super().__init__(
+                _("stopped `{command}` before it finished").format(command=command),
+                _("run the cell again when you are ready"),
+            )
 
 
 class CommandNotFound(LabkitError):
@@ -163,7 +188,10 @@ class CommandNotFound(LabkitError):
 
     def __init__(self, program: str) -> None:
         self.program = program
-        super().__init__(f"`{program}` is not installed or not on PATH", f"install {program} and try again")
+        super().__init__(
+            _("`{program}` is not installed or not on PATH").format(program=program),
+            _("install {program} and try again").format(program=program),
+        )
 
 
 class WaitTimeout(LabkitError):
@@ -173,9 +201,13 @@ class WaitTimeout(LabkitError):
         self.what = what
         self.seconds = seconds
         self.detail = detail
+        if detail:
+            message = _("gave up after {seconds:g} s waiting for {what} ({detail})")
+        else:
+            message = _("gave up after {seconds:g} s waiting for {what}")
         super().__init__(
-            f"gave up after {seconds:g} s waiting for {what}" + (f" ({detail})" if detail else ""),
-            "check `docker ps -a` and the container's logs, then run the cell again",
+            message.format(seconds=seconds, what=what, detail=detail),
+            _("check `docker ps -a` and the container's logs, then run the cell again"),
         )
 
 
@@ -185,8 +217,8 @@ class ImageMissing(LabkitError):
     def __init__(self, image: str) -> None:
         self.image = image
         super().__init__(
-            f"image {image} is not on this daemon and could not be pulled",
-            "run `labkit images ensure` and `labkit registry up` (both work offline), or check the name",
+            _("image {image} is not on this daemon and could not be pulled").format(image=image),
+            _("run `labkit images ensure` and `labkit registry up` (both work offline), or check the name"),
         )
 
 
@@ -197,8 +229,8 @@ class PortInUse(LabkitError):
         self.port = port
         self.holder = holder
         super().__init__(
-            f"host port {port} is already in use by {holder}",
-            "stop that container or process (`labkit reset` removes the lab's), or use another port",
+            _("host port {port} is already in use by {holder}").format(port=port, holder=holder),
+            _("stop that container or process (`labkit reset` removes the lab's), or use another port"),
         )
 
 
@@ -207,8 +239,11 @@ class UnknownExercise(LabkitError):
 
     def __init__(self, exercise_id: str, suggestion: str | None = None) -> None:
         self.exercise_id = exercise_id
-        hint = f"did you mean {suggestion!r}? " if suggestion else ""
-        super().__init__(f"no exercise named {exercise_id!r}", f"{hint}`labkit exercise list` shows them all")
+        if suggestion:
+            fix = _("did you mean {suggestion!r}? `labkit exercise list` shows them all").format(suggestion=suggestion)
+        else:
+            fix = _("`labkit exercise list` shows them all")
+        super().__init__(_("no exercise named {exercise_id!r}").format(exercise_id=exercise_id), fix)
 
 
 class SolutionsHidden(LabkitError):
@@ -218,9 +253,11 @@ class SolutionsHidden(LabkitError):
         self.exercise_id = exercise_id
         self.marker = marker
         super().__init__(
-            f"this is a student workspace ({marker}): it does not show reference solutions",
-            f"ask for hints instead (`labkit hint {exercise_id} --level 2`; the last level names the command); "
-            "an instructor enables solutions with LABKIT_SOLUTIONS=1 or `labkit release --allow-solutions`",
+            _("this is a student workspace ({marker}): it does not show reference solutions").format(marker=marker),
+            _(
+                "ask for hints instead (`labkit hint {exercise_id} --level 2`; the last level names the command); "
+                "an instructor enables solutions with LABKIT_SOLUTIONS=1 or `labkit release --allow-solutions`"
+            ).format(exercise_id=exercise_id),
         )
 
 
@@ -232,9 +269,13 @@ class InteractiveError(LabkitError):
         self.problem = problem
         self.transcript = transcript
         tail = " | ".join(line for line in transcript.strip().splitlines()[-3:] if line.strip())
+        if tail:
+            message = _("interactive `{command}`: {problem}; last output: {tail}")
+        else:
+            message = _("interactive `{command}`: {problem}")
         super().__init__(
-            f"interactive `{command}`: {problem}" + (f"; last output: {tail}" if tail else ""),
-            "run the cell again; if it keeps failing, try the command in a terminal",
+            message.format(command=command, problem=problem, tail=tail),
+            _("run the cell again; if it keeps failing, try the command in a terminal"),
         )
 
 
@@ -248,7 +289,7 @@ class UsageError(LabkitError):
     def __init__(self, prog: str, problem: str) -> None:
         self.prog = prog
         self.problem = problem
-        super().__init__(problem, f"see `{prog} --help`")
+        super().__init__(problem, _("see `{prog} --help`").format(prog=prog))
 
 
 class DamagedState(LabkitError):
@@ -258,13 +299,13 @@ class DamagedState(LabkitError):
         self.path = path
         self.problem = problem
         self.moved_to = moved_to
-        where = f"moved it to {moved_to}" if moved_to else "could not move it aside"
-        fix = (
-            "run the command again: it starts from a fresh file"
-            if moved_to
-            else f"delete {path}, then run the command again"
-        )
-        super().__init__(f"{path} was damaged ({problem}); {where}", fix)
+        if moved_to:
+            message = _("{path} was damaged ({problem}); moved it to {moved_to}")
+            fix = _("run the command again: it starts from a fresh file")
+        else:
+            message = _("{path} was damaged ({problem}); could not move it aside")
+            fix = _("delete {path}, then run the command again")
+        super().__init__(message.format(path=path, problem=problem, moved_to=moved_to), fix.format(path=path))
 
 
 # --- features -------------------------------------------------------------------------------
@@ -276,7 +317,9 @@ class NoSuchImage(ImageMissing):
     def __init__(self, image: str) -> None:
         self.image = image
         LabkitError.__init__(
-            self, f"there is no image {image} on this daemon", "build it first: run the cells above that make it"
+            self,
+            _("there is no image {image} on this daemon").format(image=image),
+            _("build it first: run the cells above that make it"),
         )
 
 
@@ -287,7 +330,8 @@ class RegistryUnreachable(LabkitError):
         self.base = base
         self.cause = cause
         super().__init__(
-            f"no registry answers at {base} ({cause})", "start the course's registry: `labkit registry up`"
+            _("no registry answers at {base} ({cause})").format(base=base, cause=cause),
+            _("start the course's registry: `labkit registry up`"),
         )
 
 
@@ -300,9 +344,10 @@ class RegistryRefused(LabkitError):
         self.status = status
         self.code = code
         self.detail = detail
+        answer = f"{status}" + (f" {code}" if code else "") + (f": {detail}" if detail else "")
         super().__init__(
-            f"{method} {url} answered {status}" + (f" {code}" if code else "") + (f": {detail}" if detail else ""),
-            "check the repository and tag (`registry_api.tags(REPOSITORY)` lists the tags)",
+            _("{method} {url} answered {answer}").format(method=method, url=url, answer=answer),
+            _("check the repository and tag (`registry_api.tags(REPOSITORY)` lists the tags)"),
         )
 
 
@@ -314,8 +359,10 @@ class VmTimeout(LabkitError):
         self.seconds = seconds
         self.last_output = last_output
         super().__init__(
-            f"gave up after {seconds:g} s waiting for {what} (last console line: {last_output})",
-            "the machine may be busy: run the cell again, or give it longer with labkit.vm.boot(timeout=180)",
+            _("gave up after {seconds:g} s waiting for {what} (last console line: {last_output})").format(
+                seconds=seconds, what=what, last_output=last_output
+            ),
+            _("the machine may be busy: run the cell again, or give it longer with labkit.vm.boot(timeout=180)"),
         )
 
 
@@ -328,7 +375,7 @@ class ReleaseError(LabkitError):
     def __init__(self, where: str, problem: str, fix: str) -> None:
         self.where = where
         self.problem = problem
-        super().__init__(f"{where}: {problem}", fix)
+        super().__init__(_("{where}: {problem}").format(where=where, problem=problem), fix)
 
 
 class ClassroomError(LabkitError):
@@ -350,7 +397,10 @@ class HttpUnreachable(LabkitError):
         self.cause = cause
         #: The connection was refused: nothing listens there (as opposed to a slow or non-HTTP answer).
         self.refused = refused
-        super().__init__(f"no HTTP answer from {url} ({cause})", "check that the server runs and the address is right")
+        super().__init__(
+            _("no HTTP answer from {url} ({cause})").format(url=url, cause=cause),
+            _("check that the server runs and the address is right"),
+        )
 
 
 class InvalidReference(LabkitError):
@@ -360,6 +410,6 @@ class InvalidReference(LabkitError):
         self.ref = ref
         self.problem = problem
         super().__init__(
-            f"{ref!r} is not a valid image name: {problem}",
-            "image names look like busybox, lab/app:v1 or localhost:5000/lab/app",
+            _("{ref!r} is not a valid image name: {problem}").format(ref=ref, problem=problem),
+            _("image names look like busybox, lab/app:v1 or localhost:5000/lab/app"),
         )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import html
 import re
+import unicodedata
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -165,3 +166,23 @@ def code_spans(escaped: str) -> str:
 def text_html(text: str) -> str:
     """Plain text as HTML: everything escaped, backtick spans as code."""
     return code_spans(html.escape(text))
+
+
+def columns(text: str) -> int:
+    """Terminal columns ``text`` takes: a Chinese (wide) character takes two, so Chinese tables line up.
+
+    Example:
+        >>> columns("Disk space"), columns("磁盘空间")
+        (10, 8)
+    """
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def ljust(text: str, width: int) -> str:
+    """``text`` padded with spaces to ``width`` terminal columns (``f"{text:<{width}}"`` counts characters).
+
+    Example:
+        >>> ljust("通过", 6) + "|", ljust("passed", 8) + "|"
+        ('通过  |', 'passed  |')
+    """
+    return text + " " * max(0, width - columns(text))

@@ -36,6 +36,7 @@ import pexpect
 
 from labkit.core import engine, owner
 from labkit.core.errors import CommandFailed, InteractiveError, LabkitError
+from labkit.core.i18n import _
 from labkit.core.pty_session import SIZE, PtySession, _strip_echo
 from labkit.core.shell import _RUN_OR_CREATE, labelled, runs_docker
 from labkit.core.transcript import clean, present
@@ -109,7 +110,7 @@ class Terminal(PtySession):
         """
         if not expect_exit and not self.shell and self.prompt is None:
             raise InteractiveError(
-                self.command, "run() needs a prompt to know where output ends: pass prompt=r'...' to interactive()"
+                self.command, _("run() needs a prompt to know where output ends: pass prompt=r'...' to interactive()")
             )
         self.sendline(line)
         self._last_line = line
@@ -122,7 +123,7 @@ class Terminal(PtySession):
             # window-size change makes line editors redraw their prompt (a false match).
             first = line.split("\n", 1)[0].rstrip()
             if first:
-                self._expect(re.escape(first) + r"\r*\n", timeout, f"the echo of `{first}`")
+                self._expect(re.escape(first) + r"\r*\n", timeout, _("the echo of `{line}`").format(line=first))
         return self.wait_prompt(timeout, expect, typed=line)
 
     def wait_prompt(
@@ -144,10 +145,10 @@ class Terminal(PtySession):
             WaitTimeout: no prompt within ``timeout``.
             InteractiveError: the program ended first, or it has no known prompt.
         """
-        what = f"the prompt after `{self._last_line}`" if self._last_line else "the prompt"
+        what = _("the prompt after `{line}`").format(line=self._last_line) if self._last_line else _("the prompt")
         if not self.shell:
             if self.prompt is None:
-                raise InteractiveError(self.command, "no prompt to wait for: pass prompt=r'...' to interactive()")
+                raise InteractiveError(self.command, _("no prompt to wait for: pass prompt=r'...' to interactive()"))
             return clean(self._expect(self.prompt, timeout, what))
         # Echo is off; stripping it anyway covers an image without stty.
         out = _strip_echo(clean(self._expect(self._marker, timeout, what, record=False)), typed)

@@ -23,6 +23,7 @@ import pexpect
 
 from labkit.core import owner, wait
 from labkit.core.errors import CommandNotFound, InteractiveError, WaitTimeout
+from labkit.core.i18n import _
 from labkit.core.transcript import Transcript, clean
 
 #: Terminal size the program sees (rows, columns); fixed so output wraps the same every run.
@@ -119,7 +120,7 @@ class PtySession:
             if self.shell:
                 self._start_shell(start_timeout)
             elif self.prompt is not None:
-                self._expect(self.prompt, start_timeout, "the first prompt")
+                self._expect(self.prompt, start_timeout, _("the first prompt"))
         except InteractiveError as e:
             missing = _EXEC_NOT_FOUND.search(e.transcript)
             if missing:  # docker run/exec of a program the image does not have
@@ -147,9 +148,9 @@ class PtySession:
             f'PS1="[lk-""{token}:\\$?:$(id -u 2>/dev/null):\\$PWD:{token}]" PS2= PROMPT_COMMAND=; export PS1;'
             f' echo "[lk-ready-""{token}]"'
         )
-        before = self._expect(rf"\[lk-ready-{token}\]", start_timeout, "the shell to start", record=False)
+        before = self._expect(rf"\[lk-ready-{token}\]", start_timeout, _("the shell to start"), record=False)
         self._output(before + self._child.after)
-        self._expect(self._marker, self.timeout, "the shell's prompt", record=False)
+        self._expect(self._marker, self.timeout, _("the shell's prompt"), record=False)
         self._at_prompt(self._child.match)
 
     def _prompt_for(self, match: re.Match[str]) -> str:
@@ -164,7 +165,7 @@ class PtySession:
 
     def _live(self) -> Any:
         if self._child is None or self._closed:
-            raise InteractiveError(self.command, "the session is closed", self.transcript)
+            raise InteractiveError(self.command, _("the session is closed"), self.transcript)
         return self._child
 
     def _expect(self, pattern: Any, timeout: float | None, what: str, record: bool = True) -> str:
@@ -174,11 +175,14 @@ class PtySession:
         try:
             child.expect(pattern, timeout=seconds)
         except pexpect.TIMEOUT as e:
-            raise WaitTimeout(f"{what} in `{self.command}`", seconds, self._last_output()) from e
+            where = _("{what} in `{command}`").format(what=what, command=self.command)
+            raise WaitTimeout(where, seconds, self._last_output()) from e
         except pexpect.EOF as e:
             self._output(child.before)
             self._reap(self._deadline(2.0))
-            problem = f"the program ended (exit status {self.exit_status}) while waiting for {what}"
+            problem = _("the program ended (exit status {status}) while waiting for {what}").format(
+                status=self.exit_status, what=what
+            )
             raise InteractiveError(self.command, problem, self.transcript) from e
         before: str = child.before
         if record:
@@ -271,10 +275,17 @@ class PtySession:
         assert status is not None
         wanted = (expect,) if isinstance(expect, int) else expect
         if wanted is not None and status not in wanted:
-            want = " or ".join(str(code) for code in wanted)
-            problem = f"exited with status {status} (expected {want})"
+            want = str(wanted[0]) if wanted else ""
+            for other in wanted[1:]:
+                want = _("{first} or {second}").format(first=want, second=other)
             if self.shell and status == self.last_status:
-                problem += f"; a shell's `exit` returns the last command's status: use `exit 0` or expect={status}"
+                problem = _(
+                    "exited with status {status} (expected {want}); a shell's `exit` returns the last command's "
+                    "status: use `exit 0` or expect={status}"
+                )
+            else:
+                problem = _("exited with status {status} (expected {want})")
+            problem = problem.format(status=status, want=want)
             raise InteractiveError(self.command, problem, self.transcript)
         return status
 
@@ -288,7 +299,7 @@ class PtySession:
         try:
             child.expect(pexpect.EOF, timeout=seconds)
         except pexpect.TIMEOUT as e:
-            raise WaitTimeout(f"`{self.command}` to end", seconds, self._last_output()) from e
+            raise WaitTimeout(_("`{command}` to end").format(command=self.command), seconds, self._last_output()) from e
         out = clean(child.before)
         if self.shell and typed:  # shown already as input: drop the echo of an image without stty
             out = _strip_echo(out, typed)
@@ -351,7 +362,7 @@ class PtySession:
         child = self._child
         with contextlib.suppress(pexpect.ExceptionPexpect, OSError):
             with contextlib.suppress(pexpect.TIMEOUT, pexpect.EOF):
-                for _ in range(16):  # keep what it printed last, bounded: it may print forever
+                for _round in range(16):  # keep what it printed last, bounded: it may print forever
                     self._output(child.read_nonblocking(65536, timeout=0))
             grace = 0.0 if os.path.basename(child.command or "") == "docker" else HANGUP_GRACE
             for sig, seconds in ((signal.SIGHUP, grace), (signal.SIGKILL, 5.0)):

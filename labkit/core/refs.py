@@ -24,6 +24,7 @@ import re
 from dataclasses import dataclass
 
 from labkit.core.errors import InvalidReference
+from labkit.core.i18n import _
 
 #: Docker Hub's canonical name; ``index.docker.io`` is the same registry.
 DOCKER_HUB = "docker.io"
@@ -88,16 +89,16 @@ def parse(ref: str) -> Reference:
     """
     text = ref.strip()
     if _IMAGE_ID.fullmatch(text):
-        raise InvalidReference(ref, "that is an image ID, not a name")
+        raise InvalidReference(ref, _("that is an image ID, not a name"))
     name, at, digest = text.partition("@")
     if at and not _DIGEST.fullmatch(digest):
-        raise InvalidReference(ref, f"{digest!r} is not a digest (sha256:<hex>)")
+        raise InvalidReference(ref, _("{digest!r} is not a digest (sha256:<hex>)").format(digest=digest))
     first, slash, rest = name.partition("/")
     # A first part with upper case is a host too: Docker says so, then refuses the name if it is not one.
     if slash and ("." in first or ":" in first or first == "localhost" or first != first.lower()):
         host, path = first, rest
         if not _DOMAIN.fullmatch(host):
-            raise InvalidReference(ref, f"{host!r} is not a registry address")
+            raise InvalidReference(ref, _("{host!r} is not a registry address").format(host=host))
     else:
         host, path = DOCKER_HUB, name
     if host in _HUB_ALIASES:
@@ -108,11 +109,11 @@ def parse(ref: str) -> Reference:
     if ":" in path.rsplit("/", 1)[-1]:
         repository, tag = path.rsplit(":", 1)
         if not _TAG.fullmatch(tag):
-            raise InvalidReference(ref, f"{tag!r} is not a tag")
+            raise InvalidReference(ref, _("{tag!r} is not a tag").format(tag=tag))
     if repository != repository.lower():
-        raise InvalidReference(ref, "repository names must be lower case")
+        raise InvalidReference(ref, _("repository names must be lower case"))
     if not all(_PATH_PART.fullmatch(part) for part in repository.split("/")):
-        raise InvalidReference(ref, "each part of the name is letters and digits, joined by . _ or -")
+        raise InvalidReference(ref, _("each part of the name is letters and digits, joined by . _ or -"))
     return Reference(host, repository, tag or ("" if digest else "latest"), digest)
 
 

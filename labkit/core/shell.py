@@ -34,6 +34,7 @@ from labkit.core.errors import (
     PortInUse,
     WaitTimeout,
 )
+from labkit.core.i18n import _
 from labkit.core.probes import port_publishers
 
 # `docker run`/`create`, maybe after environment assignments (`DOCKER_HOST=… docker run …`).
@@ -112,7 +113,7 @@ def _port_holder(port: int) -> str:
         holders = port_publishers(engine.client()).get(port)
     except LabkitError:
         holders = None
-    return f"container {holders[0][1]}" if holders else "another program"
+    return _("container {name}").format(name=holders[0][1]) if holders else _("another program")
 
 
 class _Tail:
@@ -139,7 +140,7 @@ class _Tail:
     def finish(self) -> str:
         """What was kept. When something was let go, it starts on a whole line, after a first line
         saying how much was not kept (counted in :attr:`dropped`). Call it once, at the end."""
-        kept = "".join(text for text, _ in self._chunks)
+        kept = "".join(text for text, _size in self._chunks)
         if not self.dropped:
             return kept
         start = max(0, len(kept) - self.limit)
@@ -147,7 +148,8 @@ class _Tail:
             newline = kept.find("\n", start)
             start = newline + 1 if newline != -1 else start
         self.dropped += len(kept[:start].encode(errors="replace"))
-        return f"… first {fmt.size(self.dropped, 'mb')} of output not kept (labkit keeps the end)\n{kept[start:]}"
+        line = _("… first {size} of output not kept (labkit keeps the end)").format(size=fmt.size(self.dropped, "mb"))
+        return f"{line}\n{kept[start:]}"
 
 
 @dataclass(frozen=True)
@@ -279,7 +281,7 @@ def sh(
             while True:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise WaitTimeout(f"`{command}` to finish", timeout, "it was stopped")
+                    raise WaitTimeout(_("`{command}` to finish").format(command=command), timeout, _("it was stopped"))
                 if not sel.select(min(remaining, 1.0)):
                     continue
                 data = os.read(fd, 65536)
@@ -292,7 +294,7 @@ def sh(
                     sys.stdout.flush()
         exit_code = proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
     except subprocess.TimeoutExpired as e:
-        raise WaitTimeout(f"`{command}` to finish", timeout, "it was stopped") from e
+        raise WaitTimeout(_("`{command}` to finish").format(command=command), timeout, _("it was stopped")) from e
     except KeyboardInterrupt as e:
         # The notebook's Stop (or Ctrl-C): end the command as Ctrl-C in a terminal would
         # (`docker run` passes the signal on to its container), kill it if it lingers, and

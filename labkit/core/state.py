@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 
 from labkit.core.errors import DamagedState, LabkitError
+from labkit.core.i18n import _
 
 T = TypeVar("T")
 
@@ -263,11 +264,14 @@ def read_json(path: Path, check: Callable[[Any], T], *, default: T) -> T:
     except FileNotFoundError:
         return default
     except OSError as e:
-        raise LabkitError(f"cannot read {path} ({e.strerror or e})", "check its permissions, or move it away") from e
+        raise LabkitError(
+            _("cannot read {path} ({cause})").format(path=path, cause=e.strerror or e),
+            _("check its permissions, or move it away"),
+        ) from e
     try:
         data = json.loads(raw)
     except ValueError as e:  # truncated, or not JSON at all (UnicodeDecodeError is a ValueError too)
-        problem = "empty" if not raw.strip() else f"not JSON: {e}"
+        problem = _("empty") if not raw.strip() else _("not JSON: {error}").format(error=e)
     else:
         try:
             return check(data)

@@ -8,6 +8,7 @@ from typing import TypeVar
 
 from labkit.core import http
 from labkit.core.errors import WaitTimeout
+from labkit.core.i18n import _
 
 T = TypeVar("T")
 
@@ -62,7 +63,7 @@ def http_ok(url: str, timeout: float = 20.0) -> int:
     """
     return until(
         lambda: (status := http.status(url)) is not None and 200 <= status < 300 and status,
-        f"{url} to answer",
+        _("{url} to answer").format(url=url),
         timeout=timeout,
     )
 
@@ -83,9 +84,13 @@ def container_running(container: object, timeout: float = 20.0) -> None:
             tail = container.logs(tail=3).decode(errors="replace").strip()  # type: ignore[attr-defined]
         except Exception:  # the container may be gone: the timeout message is what matters
             tail = ""
-        return f"status {container.status}" + (f", last log: {tail}" if tail else "")  # type: ignore[attr-defined]
+        status = container.status  # type: ignore[attr-defined]
+        if tail:
+            return _("status {status}, last log: {tail}").format(status=status, tail=tail)
+        return _("status {status}").format(status=status)
 
-    until(running, f"container {container.name} to run", timeout=timeout, detail=last_log)  # type: ignore[attr-defined]
+    what = _("container {name} to run").format(name=container.name)  # type: ignore[attr-defined]
+    until(running, what, timeout=timeout, detail=last_log)
 
 
 def log_line(container: object, needle: str, timeout: float = 20.0) -> None:
@@ -96,6 +101,6 @@ def log_line(container: object, needle: str, timeout: float = 20.0) -> None:
     """
     until(
         lambda: needle.encode() in container.logs(),  # type: ignore[attr-defined]
-        f"{needle!r} in the logs of {container.name}",  # type: ignore[attr-defined]
+        _("{needle!r} in the logs of {name}").format(needle=needle, name=container.name),  # type: ignore[attr-defined]
         timeout=timeout,
     )

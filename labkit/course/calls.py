@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from IPython.core.inputtransformer2 import TransformerManager
 
 from labkit.core.errors import ReleaseError
+from labkit.core.i18n import _
 
 #: ``labkit.<name>(...)`` calls that would apply or print an answer in a learner's copy.
 _GIVEAWAY = ("solve", "solution")
@@ -95,13 +96,13 @@ def student_panels(where: str, source: str) -> str | None:
     if python is None:
         if re.search(r"\blabkit\s*\.\s*exercise\s*\(", source):
             raise ReleaseError(
-                where, "calls labkit.exercise() in a cell release cannot read as Python", "fix the cell's syntax"
+                where, _("calls labkit.exercise() in a cell release cannot read as Python"), _("fix the cell's syntax")
             )
         return None
     cannot = ReleaseError(
         where,
-        "calls labkit.exercise() in a form release cannot rewrite",
-        'write it as labkit.exercise("<id>", ...) with a literal id, on lines of its own',
+        _("calls labkit.exercise() in a form release cannot rewrite"),
+        _('write it as labkit.exercise("<id>", ...) with a literal id, on lines of its own'),
     )
     edits: list[tuple[int, int, str]] = []
     for call in _labkit_calls(python, ("exercise",)):
@@ -116,8 +117,8 @@ def student_panels(where: str, source: str) -> str | None:
             if not (isinstance(solution.value, ast.Constant) and solution.value.value is False):
                 raise ReleaseError(
                     where,
-                    "shows an exercise panel with its Show-solution button",
-                    "drop the solution= argument: release gives learners solution=False",
+                    _("shows an exercise panel with its Show-solution button"),
+                    _("drop the solution= argument: release gives learners solution=False"),
                 )
             continue
         arguments: list[ast.expr | ast.keyword] = [*call.args, *call.keywords]

@@ -6,8 +6,10 @@ import argparse
 import json
 from pathlib import Path
 
+from labkit.core import fmt
 from labkit.core.commands import Subcommands
 from labkit.core.errors import ExitCode, LabkitError
+from labkit.core.i18n import _
 from labkit.course import grade
 from labkit.exercises.machinery import record
 
@@ -15,29 +17,29 @@ from labkit.exercises.machinery import record
 def register(subcommands: Subcommands) -> None:
     """Add ``release``, ``progress`` and ``grade`` to labkit's sub-commands."""
     p = subcommands.add_parser(
-        "release", help="write the student notebooks: solutions replaced by prompts, outputs cleared"
+        "release", help=_("write the student notebooks: solutions replaced by prompts, outputs cleared")
     )
-    p.add_argument("--out", type=Path, default=None, help="folder to write to (default: build/student)")
+    p.add_argument("--out", type=Path, default=None, help=_("folder to write to (default: build/student)"))
     p.add_argument(
-        "--from", dest="source", type=Path, default=None, help="the solution notebooks (default: the course's)"
+        "--from", dest="source", type=Path, default=None, help=_("the solution notebooks (default: the course's)")
     )
     p.add_argument(
         "--allow-solutions",
         action="store_true",
-        help="let `labkit solution` show reference solutions in this release (by default it refuses there)",
+        help=_("let `labkit solution` show reference solutions in this release (by default it refuses there)"),
     )
     p.set_defaults(func=release_command)
 
-    p = subcommands.add_parser("progress", help="your progress record: every check and hint, per exercise")
+    p = subcommands.add_parser("progress", help=_("your progress record: every check and hint, per exercise"))
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=progress_command)
 
     p = subcommands.add_parser(
-        "grade", help="a gradebook (CSV + results.json) from a folder of learners' progress records"
+        "grade", help=_("a gradebook (CSV + results.json) from a folder of learners' progress records")
     )
-    p.add_argument("dir", type=Path, help="one folder or NAME.jsonl per learner")
+    p.add_argument("dir", type=Path, help=_("one folder or NAME.jsonl per learner"))
     p.add_argument(
-        "--out", type=Path, default=None, help="where to write gradebook.csv and results.json (default: DIR)"
+        "--out", type=Path, default=None, help=_("where to write gradebook.csv and results.json (default: DIR)")
     )
     p.set_defaults(func=grade_command)
 
@@ -65,7 +67,10 @@ def progress_command(args: argparse.Namespace) -> ExitCode:
         events, damaged = record.read()
     except OSError as e:
         raise LabkitError(
-            f"cannot read your progress record {record.store_path()} ({e.strerror or e})", "check its permissions"
+            _("cannot read your progress record {path} ({cause})").format(
+                path=record.store_path(), cause=e.strerror or e
+            ),
+            _("check its permissions"),
         ) from e
     learner = record.learner_name()
     book = grade.Gradebook()
@@ -80,22 +85,24 @@ def progress_command(args: argparse.Namespace) -> ExitCode:
         )
         return ExitCode.DONE
     print(
-        f"{learner}: {row.total}/{len(row.exercises)} exercises passed ({row.percent:.1f}%) — record: {record.store_path()}"
+        _("{learner}: {passed}/{total} exercises passed ({percent:.1f}%) — record: {path}").format(
+            learner=learner, passed=row.total, total=len(row.exercises), percent=row.percent, path=record.store_path()
+        )
     )
     for exercise_id, entry in [*row.exercises.items(), *row.unknown.items()]:
         mark = "✔" if entry.passed else ("✗" if entry.attempts else "·")
-        state = "passed" if entry.passed else ("not yet" if entry.attempts else "not started")
-        detail = ", ".join(
+        state = _("passed") if entry.passed else (_("not yet") if entry.attempts else _("not started"))
+        detail = _(", ").join(
             part
             for part in (
-                f"{entry.attempts} check(s)" * bool(entry.attempts),
-                f"hint level {entry.hints_used}" * bool(entry.hints_used),
+                _("{n} check(s)").format(n=entry.attempts) * bool(entry.attempts),
+                _("hint level {level}").format(level=entry.hints_used) * bool(entry.hints_used),
             )
             if part
         )
-        print(f"  {mark} {exercise_id:<32} {state:<12} {detail}")
+        print(f"  {mark} {exercise_id:<32} {fmt.ljust(state, 12)} {detail}")
     if damaged:
-        print(f"  ({damaged} damaged line(s) in the record were skipped)")
+        print(_("  ({n} damaged line(s) in the record were skipped)").format(n=damaged))
     return ExitCode.DONE
 
 
@@ -109,5 +116,5 @@ def grade_command(args: argparse.Namespace) -> ExitCode:
     for learner in book.learners():
         print(learner.summary())
     csv_path, json_path = book.write(args.out or args.dir)
-    print(f"wrote {csv_path} and {json_path}")
+    print(_("wrote {csv} and {json}").format(csv=csv_path, json=json_path))
     return ExitCode.DONE

@@ -41,12 +41,13 @@ from pathlib import Path
 from typing import Any
 
 from labkit.core.errors import LabkitError
+from labkit.core.i18n import N_, _
 from labkit.exercises.machinery.catalog import all_exercises
 from labkit.exercises.machinery.events import validate_event
 from labkit.exercises.machinery.learner_names import name_key
 from labkit.exercises.machinery.record import read
 
-RULE = "an exercise counts as passed when the learner's latest check of it passed"
+RULE = N_("an exercise counts as passed when the learner's latest check of it passed")
 CSV_NAME = "gradebook.csv"
 JSON_NAME = "results.json"
 STORE_NAME = "progress.jsonl"
@@ -102,13 +103,22 @@ class LearnerGrades:
         """One line for the terminal."""
         checks = sum(r.attempts for r in self.exercises.values())
         hinted = sum(r.hints_used > 0 for r in self.exercises.values())
-        line = f"{self.name}: {self.total}/{len(self.exercises)} passed ({self.percent:.1f}%), {checks} check(s), hints on {hinted} exercise(s)"
+        line = _(
+            "{name}: {passed}/{total} passed ({percent:.1f}%), {checks} check(s), hints on {hinted} exercise(s)"
+        ).format(
+            name=self.name,
+            passed=self.total,
+            total=len(self.exercises),
+            percent=self.percent,
+            checks=checks,
+            hinted=hinted,
+        )
         if self.unknown:
-            line += f", {len(self.unknown)} unknown exercise(s): {', '.join(self.unknown)}"
+            line += _(", {n} unknown exercise(s): {ids}").format(n=len(self.unknown), ids=", ".join(self.unknown))
         if self.damaged:
-            line += f", {self.damaged} damaged line(s) skipped"
+            line += _(", {n} damaged line(s) skipped").format(n=self.damaged)
         if self.also_named:
-            line += f" (also named {', '.join(repr(n) for n in self.also_named)})"
+            line += _(" (also named {names})").format(names=", ".join(repr(n) for n in self.also_named))
         return line
 
 
@@ -250,7 +260,9 @@ class Gradebook:
             learner.name: {
                 "score": learner.total,
                 "max_score": len(self.exercises),
-                "output": f"{learner.total}/{len(self.exercises)} exercises passed ({RULE})",
+                "output": _("{passed}/{total} exercises passed ({rule})").format(
+                    passed=learner.total, total=len(self.exercises), rule=_(RULE)
+                ),
                 "tests": [
                     {
                         "name": exercise_id,
@@ -279,16 +291,22 @@ class Gradebook:
             json_path.write_text(json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         except OSError as e:
             raise LabkitError(
-                f"cannot write the gradebook to {out} ({e.strerror or e})", "choose another --out folder"
+                _("cannot write the gradebook to {out} ({cause})").format(out=out, cause=e.strerror or e),
+                _("choose another --out folder"),
             ) from e
         return csv_path, json_path
 
 
 def _gradescope_output(record: ExerciseRecord) -> str:
     if not record.attempts:
-        return "not checked yet"
-    first = f", first passed {record.first_passed_at}" if record.first_passed_at else ""
-    return f"{record.attempts} check(s), last {record.last_checked_at}{first}, hints used: {record.hints_used}"
+        return _("not checked yet")
+    if record.first_passed_at:
+        line = _("{n} check(s), last {last}, first passed {first}, hints used: {hints}")
+    else:
+        line = _("{n} check(s), last {last}, hints used: {hints}")
+    return line.format(
+        n=record.attempts, last=record.last_checked_at, first=record.first_passed_at, hints=record.hints_used
+    )
 
 
 def grade_events(
@@ -331,7 +349,10 @@ def grade_dir(folder: Path, exercises: Sequence[str] | None = None) -> Gradebook
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise LabkitError(f"{folder} is not a folder", "give the folder holding one folder or .jsonl file per learner")
+        raise LabkitError(
+            _("{folder} is not a folder").format(folder=folder),
+            _("give the folder holding one folder or .jsonl file per learner"),
+        )
     book = Gradebook(exercises)
     found = 0
     for entry in sorted(folder.iterdir()):
@@ -351,11 +372,17 @@ def grade_dir(folder: Path, exercises: Sequence[str] | None = None) -> Gradebook
         try:
             events, damaged = read(store)
         except OSError as e:
-            raise LabkitError(f"cannot read {store} ({e.strerror or e})", "check the file's permissions") from e
+            raise LabkitError(
+                _("cannot read {path} ({cause})").format(path=store, cause=e.strerror or e),
+                _("check the file's permissions"),
+            ) from e
         book.add(name, events, damaged)
     if not found:
         raise LabkitError(
-            f"{folder} holds no learner's progress",
-            "put one folder (a copy of the learner's labkit state folder) or one NAME.jsonl (their progress.jsonl) per learner in it",
+            _("{folder} holds no learner's progress").format(folder=folder),
+            _(
+                "put one folder (a copy of the learner's labkit state folder) or one NAME.jsonl "
+                "(their progress.jsonl) per learner in it"
+            ),
         )
     return book

@@ -64,6 +64,7 @@ from nbformat import NotebookNode
 
 from labkit.core import i18n
 from labkit.core.errors import LabkitError, ReleaseError, UnknownExercise
+from labkit.core.i18n import _
 from labkit.core.paths import RELEASE_MARKER, REPO_DIR, release_marker
 from labkit.course.calls import checked_ids, gives_away, student_panels
 from labkit.exercises.machinery.catalog import get
@@ -108,8 +109,12 @@ class ReleaseReport:
 
     def __str__(self) -> str:
         count = sum(len(n.exercises) for n in self.notebooks)
-        lines = [f"wrote {len(self.notebooks)} student notebook(s) with {count} exercise(s) to {self.out}"]
-        lines += [f"  {n.name}: {', '.join(n.exercises) or 'no exercises'}" for n in self.notebooks]
+        lines = [
+            _("wrote {notebooks} student notebook(s) with {count} exercise(s) to {out}").format(
+                notebooks=len(self.notebooks), count=count, out=self.out
+            )
+        ]
+        lines += [f"  {n.name}: {', '.join(n.exercises) or _('no exercises')}" for n in self.notebooks]
         return "\n".join(lines)
 
 
@@ -119,11 +124,14 @@ def _source(cell: Mapping[str, Any]) -> str:
 
 
 def _describe(notebook: str, index: int, cell: Mapping[str, Any]) -> str:
-    first = next((line.strip() for line in _source(cell).splitlines() if line.strip()), "(empty)")
+    first = next((line.strip() for line in _source(cell).splitlines() if line.strip()), _("(empty)"))
     if len(first) > 60:
         first = first[:57] + "..."
-    cell_id = f" id {cell['id']}" if cell.get("id") else ""
-    return f"{notebook} cell #{index + 1}{cell_id} ({first!r})"
+    if cell.get("id"):
+        where = _("{notebook} cell #{number} id {id} ({first!r})")
+    else:
+        where = _("{notebook} cell #{number} ({first!r})")
+    return where.format(notebook=notebook, number=index + 1, id=cell.get("id"), first=first)
 
 
 def _exercise_of(notebook: str, index: int, cell: Mapping[str, Any]) -> str | None:
@@ -133,23 +141,28 @@ def _exercise_of(notebook: str, index: int, cell: Mapping[str, Any]) -> str | No
     where = _describe(notebook, index, cell)
     if len(ids) > 1:
         raise ReleaseError(
-            where, f"names {len(ids)} exercises ({', '.join(ids)})", "a cell solves one exercise: split it"
+            where,
+            _("names {n} exercises ({ids})").format(n=len(ids), ids=", ".join(ids)),
+            _("a cell solves one exercise: split it"),
         )
     if not ids:
         return None
     try:
         return get(ids[0]).id
     except UnknownExercise as e:
-        raise ReleaseError(where, f"tag exercise:{ids[0]} names no exercise ({e.fix})", "fix the tag") from e
+        raise ReleaseError(
+            where, _("tag exercise:{id} names no exercise ({fix})").format(id=ids[0], fix=e.fix), _("fix the tag")
+        ) from e
 
 
 def _prompt_comment(exercise_id: str, indent: str = "") -> list[str]:
     exercise = get(exercise_id)
-    prompt = [line.strip() for line in exercise.prompt.strip().splitlines() if line.strip()]
-    lines = [f"# Exercise {exercise.id}: {prompt[0]}"] + [f"# {line}" for line in prompt[1:]]
+    prompt = [line.strip() for line in _(exercise.prompt).strip().splitlines() if line.strip()]
+    lines = [_("# Exercise {id}: {prompt}").format(id=exercise.id, prompt=prompt[0])]
+    lines += [f"# {line}" for line in prompt[1:]]
     if exercise.is_answer:
-        lines.append(f'# Submit your answer here: labkit.check("{exercise.id}", answer=...)')
-    lines.append(f'# Stuck? labkit.hint("{exercise.id}") gives a hint; level=2 gives a bigger one.')
+        lines.append(_('# Submit your answer here: labkit.check("{id}", answer=...)').format(id=exercise.id))
+    lines.append(_('# Stuck? labkit.hint("{id}") gives a hint; level=2 gives a bigger one.').format(id=exercise.id))
     return [indent + line for line in lines]
 
 
@@ -165,7 +178,7 @@ def _strip_markers(notebook: str, index: int, cell: Mapping[str, Any], exercise_
     where = _describe(notebook, index, cell)
     if exercise_id is None:
         raise ReleaseError(
-            where, "has # BEGIN SOLUTION markers but no exercise:<id> tag", "tag the cell with its exercise"
+            where, _("has # BEGIN SOLUTION markers but no exercise:<id> tag"), _("tag the cell with its exercise")
         )
     out: list[str] = []
     opened: int | None = None
@@ -175,8 +188,10 @@ def _strip_markers(notebook: str, index: int, cell: Mapping[str, Any], exercise_
             if opened is not None:
                 raise ReleaseError(
                     where,
-                    f"line {number}: # BEGIN SOLUTION inside the block opened on line {opened}",
-                    "close the first block with # END SOLUTION",
+                    _("line {number}: # BEGIN SOLUTION inside the block opened on line {opened}").format(
+                        number=number, opened=opened
+                    ),
+                    _("close the first block with # END SOLUTION"),
                 )
             opened = number
             # The placeholder keeps the cell valid Python, even when the block was an `if` body.
@@ -185,15 +200,17 @@ def _strip_markers(notebook: str, index: int, cell: Mapping[str, Any], exercise_
             if opened is None:
                 raise ReleaseError(
                     where,
-                    f"line {number}: # END SOLUTION with no # BEGIN SOLUTION before it",
-                    "add the BEGIN marker or remove this line",
+                    _("line {number}: # END SOLUTION with no # BEGIN SOLUTION before it").format(number=number),
+                    _("add the BEGIN marker or remove this line"),
                 )
             opened = None
         elif opened is None:
             out.append(line)
     if opened is not None:
         raise ReleaseError(
-            where, f"line {opened}: # BEGIN SOLUTION is never closed", "add # END SOLUTION after the answer"
+            where,
+            _("line {number}: # BEGIN SOLUTION is never closed").format(number=opened),
+            _("add # END SOLUTION after the answer"),
         )
     return "\n".join(out)
 
@@ -215,12 +232,14 @@ def _required(notebook: str, index: int, cell: Mapping[str, Any], solved_above: 
         try:
             exercise_id = get(name).id
         except UnknownExercise as e:
-            raise ReleaseError(where, f"tag requires:{name} names no exercise ({e.fix})", "fix the tag") from e
+            raise ReleaseError(
+                where, _("tag requires:{name} names no exercise ({fix})").format(name=name, fix=e.fix), _("fix the tag")
+            ) from e
         if exercise_id not in solved_above:
             raise ReleaseError(
                 where,
-                f"requires {exercise_id}, but no cell above it is that exercise's solution",
-                "move the cell below the solution, or fix the tag",
+                _("requires {id}, but no cell above it is that exercise's solution").format(id=exercise_id),
+                _("move the cell below the solution, or fix the tag"),
             )
         required.append(exercise_id)
     return required
@@ -259,8 +278,8 @@ def student_notebook(notebook: Mapping[str, Any], name: str = "notebook") -> tup
         if is_solution and exercise_id is None:
             raise ReleaseError(
                 where,
-                'is tagged "solution" but names no exercise',
-                'add the tag "exercise:<id>" naming the exercise it solves',
+                _('is tagged "solution" but names no exercise'),
+                _('add the tag "exercise:<id>" naming the exercise it solves'),
             )
         if is_solution and cell.cell_type != "code":
             continue  # prose that discusses the answer: solution notebooks only
@@ -284,14 +303,22 @@ def student_notebook(notebook: Mapping[str, Any], name: str = "notebook") -> tup
             continue
         required = _required(name, index, cell, exercises)
         if required:
-            note = f"# Runs once you have solved {' and '.join(required)} above; until then it stops with a labkit error.\n"
+            names = required[0]
+            for other in required[1:]:
+                names = _("{first} and {second}").format(first=names, second=other)
+            note = (
+                _("# Runs once you have solved {names} above; until then it stops with a labkit error.").format(
+                    names=names
+                )
+                + "\n"
+            )
             cell.source = note + cell.source
             cell.metadata["tags"] = tags + ([RAISES_TAG] if RAISES_TAG not in tags else [])
         elif gives_away(cell.source):
             raise ReleaseError(
                 where,
-                "calls labkit.solve() or labkit.solution(), which would hand learners the answer",
-                "move the call into the exercise's solution cell, or remove it",
+                _("calls labkit.solve() or labkit.solution(), which would hand learners the answer"),
+                _("move the call into the exercise's solution cell, or remove it"),
             )
     nb.cells = kept
     checked = checked_ids(cell.source for cell in kept if cell.cell_type == "code")
@@ -299,8 +326,8 @@ def student_notebook(notebook: Mapping[str, Any], name: str = "notebook") -> tup
         if exercise_id not in checked:
             raise ReleaseError(
                 name,
-                f'has a solution for {exercise_id} but no labkit.check("{exercise_id}") cell a learner keeps',
-                "add a check cell for it (before and after the learner's cell)",
+                _('has a solution for {id} but no labkit.check("{id}") cell a learner keeps').format(id=exercise_id),
+                _("add a check cell for it (before and after the learner's cell)"),
             )
     for cell in kept:
         if cell.cell_type == "code":
@@ -320,14 +347,14 @@ def _validate(name: str, nb: NotebookNode) -> None:
         ReleaseError: the notebook breaks the schema, or two cells share an id (nbformat's
             ``validate`` would replace one with a random id, and releases must be stable).
     """
-    fix = "open the solution notebook in JupyterLab and save it again"
+    fix = _("open the solution notebook in JupyterLab and save it again")
     for error in nbformat.validator.iter_validate(nb):
         problem = str(error.message).splitlines()[0][:200]
-        raise ReleaseError(name, f"would be released as an invalid notebook ({problem})", fix)
+        raise ReleaseError(name, _("would be released as an invalid notebook ({problem})").format(problem=problem), fix)
     ids = [cell.get("id") for cell in nb.cells if cell.get("id") is not None]
     twice = sorted({cell_id for cell_id in ids if ids.count(cell_id) > 1})
     if twice:
-        raise ReleaseError(name, f"has two cells with the id {twice[0]!r}", fix)
+        raise ReleaseError(name, _("has two cells with the id {id!r}").format(id=twice[0]), fix)
 
 
 def render(notebook: Mapping[str, Any]) -> str:
@@ -345,12 +372,16 @@ def build(source: Path = SOURCE_DIR) -> list[Released]:
     released = []
     paths = sorted(Path(source).glob("*.ipynb"))
     if not paths:
-        raise ReleaseError(str(source), "holds no .ipynb notebooks", "point --from at the course's notebooks/ folder")
+        raise ReleaseError(
+            str(source), _("holds no .ipynb notebooks"), _("point --from at the course's notebooks/ folder")
+        )
     for path in paths:
         try:
             notebook = nbformat.read(path, as_version=4)
         except (OSError, ValueError) as e:  # nbformat's NotJSONError is a ValueError
-            raise ReleaseError(str(path), f"cannot be read as a notebook ({e})", "restore it from git") from e
+            raise ReleaseError(
+                str(path), _("cannot be read as a notebook ({error})").format(error=e), _("restore it from git")
+            ) from e
         student, exercises = student_notebook(notebook, path.name)
         released.append(Released(path.name, exercises, student))
     return released
@@ -468,6 +499,7 @@ def release(out: Path | None = None, source: Path | None = None, *, allow_soluti
             (target / RELEASE_MARKER).write_text(release_marker(allow_solutions))
     except OSError as e:
         raise LabkitError(
-            f"cannot write the student notebooks to {out} ({e.strerror or e})", "choose another --out folder"
+            _("cannot write the student notebooks to {out} ({cause})").format(out=out, cause=e.strerror or e),
+            _("choose another --out folder"),
         ) from e
     return ReleaseReport(out.resolve(), released)

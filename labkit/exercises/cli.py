@@ -12,38 +12,39 @@ import argparse
 from labkit import exercises
 from labkit.core.commands import Subcommands, print_json
 from labkit.core.errors import ExitCode, UsageError
+from labkit.core.i18n import _
 from labkit.exercises.machinery.model import CheckResult
 from labkit.exercises.machinery.reset import reset
 
 
 def register_reset(subcommands: Subcommands) -> None:
     """Add ``reset`` to labkit's sub-commands (it comes second in ``labkit --help``)."""
-    p = subcommands.add_parser("reset", help="remove everything the lab created")
-    p.add_argument("--session", help="only this labkit.session's resources")
-    p.add_argument("--lesson", help="only this lesson's exercises and resources, e.g. 00")
+    p = subcommands.add_parser("reset", help=_("remove everything the lab created"))
+    p.add_argument("--session", help=_("only this labkit.session's resources"))
+    p.add_argument("--lesson", help=_("only this lesson's exercises and resources, e.g. 00"))
     p.set_defaults(func=reset_command)
 
 
 def register(subcommands: Subcommands) -> None:
     """Add ``exercise``, ``check``, ``hint`` and ``solution`` to labkit's sub-commands."""
-    p = subcommands.add_parser("exercise", help="list, set up or solve exercises")
+    p = subcommands.add_parser("exercise", help=_("list, set up or solve exercises"))
     p.add_argument("action", choices=["list", "setup", "solve", "show"])
     p.add_argument("id", nargs="?")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=exercise_command)
 
-    p = subcommands.add_parser("check", help="check an exercise against the live daemon (exit 0 passed, 1 not yet)")
+    p = subcommands.add_parser("check", help=_("check an exercise against the live daemon (exit 0 passed, 1 not yet)"))
     p.add_argument("id")
-    p.add_argument("--answer", help="your answer, for exercises that ask for a value")
+    p.add_argument("--answer", help=_("your answer, for exercises that ask for a value"))
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=check_command)
 
-    p = subcommands.add_parser("hint", help="a hint for an exercise")
+    p = subcommands.add_parser("hint", help=_("a hint for an exercise"))
     p.add_argument("id")
     p.add_argument("--level", type=int, default=1)
     p.set_defaults(func=hint_command)
 
-    p = subcommands.add_parser("solution", help="the reference solution of an exercise")
+    p = subcommands.add_parser("solution", help=_("the reference solution of an exercise"))
     p.add_argument("id")
     p.set_defaults(func=solution_command)
 
@@ -68,24 +69,28 @@ def exercise_command(args: argparse.Namespace) -> ExitCode:
             print_json([{"id": i, "lesson": lesson, "title": t} for i, lesson, t in rows])
         else:
             for exercise_id, lesson, title in rows:
-                print(f"{exercise_id:<32} lesson {lesson}  {title}")
+                print(_("{id:<32} lesson {lesson}  {title}").format(id=exercise_id, lesson=lesson, title=_(title)))
         return ExitCode.DONE
     if not args.id:
-        raise UsageError("labkit exercise", f"exercise {args.action} needs an exercise ID (see `labkit exercise list`)")
+        raise UsageError(
+            "labkit exercise",
+            _("exercise {action} needs an exercise ID (see `labkit exercise list`)").format(action=args.action),
+        )
     if args.action == "setup":
         info = exercises.setup(args.id)
         if args.json:
             print_json(info)
         else:
             exercise = exercises.get(args.id)
-            print(f"{exercise.id}: ready. {exercise.prompt}")
+            print(_("{id}: ready. {prompt}").format(id=exercise.id, prompt=_(exercise.prompt)))
             for key, value in info.shown():
                 print(f"  {key}: {value}")
         return ExitCode.DONE
     if args.action == "solve":
         return _verdict(exercises.solve(args.id, quiet=args.json), args.json)
     exercise = exercises.get(args.id)
-    print(f"{exercise.id} (lesson {exercise.lesson}): {exercise.title}\n{exercise.prompt}")
+    print(_("{id} (lesson {lesson}): {title}").format(id=exercise.id, lesson=exercise.lesson, title=_(exercise.title)))
+    print(_(exercise.prompt))
     return ExitCode.DONE
 
 

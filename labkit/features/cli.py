@@ -6,12 +6,13 @@ import argparse
 
 from labkit.core.commands import Subcommands, print_json
 from labkit.core.errors import ExitCode
+from labkit.core.i18n import _
 from labkit.features.doctor import run_doctor
 
 
 def register(subcommands: Subcommands) -> None:
     """Add ``doctor`` to labkit's sub-commands."""
-    p = subcommands.add_parser("doctor", help="is this machine ready for the lab?")
+    p = subcommands.add_parser("doctor", help=_("is this machine ready for the lab?"))
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=doctor)
 

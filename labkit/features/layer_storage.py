@@ -17,6 +17,7 @@ import docker.errors
 
 from labkit.core import engine
 from labkit.core.errors import LabkitError
+from labkit.core.i18n import _
 
 
 @dataclass(frozen=True)
@@ -42,31 +43,33 @@ class Storage:
 
     def __str__(self) -> str:
         if self.driver != "overlay2" or not self.upper:
-            return (
-                f"{self.container} uses the {self.driver or 'unknown'} storage driver, which does not report "
+            return _(
+                "{container} uses the {driver} storage driver, which does not report "
                 "lower and upper directories: the ideas are the same, the folders are not shown."
-            )
+            ).format(container=self.container, driver=self.driver or _("unknown"))
         init = sum(1 for d in self.lower if d.rstrip("/").endswith("-init/diff"))
         lines = [
-            f"{self.container} uses overlay2:",
+            _("{container} uses overlay2:").format(container=self.container),
             f"  UpperDir  {self.upper}",
-            "            the container's own writable layer",
-            (
-                f"  LowerDir  {len(self.lower)} folders, top first: {init} init layer (Docker's /etc/hosts & co.) "
-                f"+ {len(self.lower) - init} image layers"
-            ),
+            _("            the container's own writable layer"),
+            _(
+                "  LowerDir  {folders} folders, top first: {init} init layer (Docker's /etc/hosts & co.) "
+                "+ {layers} image layers"
+            ).format(folders=len(self.lower), init=init, layers=len(self.lower) - init),
         ]
         lines.extend(f"            {d}" for d in self.lower)
         lines += [
             f"  MergedDir {self.merged}",
-            "            what the container sees: upper over lower",
+            _("            what the container sees: upper over lower"),
             f"  WorkDir   {self.work}",
-            "            scratch space overlayfs needs for copy-up",
+            _("            scratch space overlayfs needs for copy-up"),
         ]
         if not self.visible:
             lines.append(
-                "These folders are not reachable from here (Docker Desktop keeps them inside its VM; "
-                "a remote or rootless daemon keeps them elsewhere)."
+                _(
+                    "These folders are not reachable from here (Docker Desktop keeps them inside its VM; "
+                    "a remote or rootless daemon keeps them elsewhere)."
+                )
             )
         return "\n".join(lines)
 
@@ -85,7 +88,10 @@ def storage(container: str, client: docker.DockerClient | None = None) -> Storag
         try:
             found = client.containers.get(container)
         except docker.errors.NotFound as e:
-            raise LabkitError(f"there is no container named {container}", "run the cells above that start it") from e
+            raise LabkitError(
+                _("there is no container named {container}").format(container=container),
+                _("run the cells above that start it"),
+            ) from e
         image_attrs = client.images.get(found.attrs["Image"]).attrs if found.attrs.get("Image") else {}
     graph = found.attrs.get("GraphDriver") or {}
     data = graph.get("Data") or {}
@@ -112,28 +118,33 @@ def upper_report(container: str, paths: Sequence[str], client: docker.DockerClie
     """
     where = storage(container, client)
     if where.driver != "overlay2" or not where.upper:
-        return (
-            f"{where.container} uses the {where.driver or 'unknown'} storage driver: there is no UpperDir to look into."
+        return _("{container} uses the {driver} storage driver: there is no UpperDir to look into.").format(
+            container=where.container, driver=where.driver or _("unknown")
         )
     if not where.visible:
-        return (
-            f"The writable layer of {where.container} is at {where.upper}, but not on this machine's filesystem "
+        return _(
+            "The writable layer of {container} is at {upper}, but not on this machine's filesystem "
             "(on Docker Desktop it is inside the Docker VM), so labkit cannot show it."
-        )
-    lines = [f"In UpperDir ({where.upper}):"]
+        ).format(container=where.container, upper=where.upper)
+    lines = [_("In UpperDir ({upper}):").format(upper=where.upper)]
     for path in paths:
         host = where.host_path(path)
         assert host is not None
         try:
             info = os.lstat(host)
         except FileNotFoundError:
-            lines.append(f"  {path}: not there (the container has not changed it)")
+            lines.append(_("  {path}: not there (the container has not changed it)").format(path=path))
             continue
         if stat.S_ISCHR(info.st_mode) and info.st_rdev == 0:
-            lines.append(f"  {path}: a whiteout (character device 0/0) hiding the image's file")
+            lines.append(_("  {path}: a whiteout (character device 0/0) hiding the image's file").format(path=path))
         elif stat.S_ISREG(info.st_mode):
             text = host.read_text(errors="replace").strip().splitlines()
-            lines.append(f"  {path}: a regular file, first line {text[0]!r}" if text else f"  {path}: an empty file")
+            if text:
+                lines.append(_("  {path}: a regular file, first line {line!r}").format(path=path, line=text[0]))
+            else:
+                lines.append(_("  {path}: an empty file").format(path=path))
+        elif stat.S_ISDIR(info.st_mode):
+            lines.append(_("  {path}: a directory").format(path=path))
         else:
-            lines.append(f"  {path}: {'a directory' if stat.S_ISDIR(info.st_mode) else 'present'}")
+            lines.append(_("  {path}: present").format(path=path))
     return "\n".join(lines)

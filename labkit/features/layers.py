@@ -27,6 +27,7 @@ import docker
 
 from labkit.core import engine, fmt
 from labkit.core.errors import ImageMissing, LabkitError, NoSuchImage
+from labkit.core.i18n import _, ngettext
 from labkit.core.paths import PACKAGE_DIR
 from labkit.features.layer_storage import Storage, storage, upper_report
 
@@ -255,15 +256,25 @@ class Shared:
         a, b = self.first.ref, self.second.ref
         n = len(self.layers)
         if not n:
-            return f"{a} and {b} share no layers: each stores all of its own."
-        lines = [f"{a} and {b} share {plural(n, 'layer')} ({fmt.size(self.size)}), stored once on disk:"]
+            return _("{a} and {b} share no layers: each stores all of its own.").format(a=a, b=b)
+        lines = [
+            ngettext(
+                "{a} and {b} share {n} layer ({size}), stored once on disk:",
+                "{a} and {b} share {n} layers ({size}), stored once on disk:",
+                n,
+            ).format(a=a, b=b, n=n, size=fmt.size(self.size))
+        ]
         for step in self.first.layer_steps[:n]:
-            lines.append(f"  shared: {short(step.layer or '')}  {step.label}")
+            lines.append(_("  shared: {layer}  {label}").format(layer=short(step.layer or ""), label=step.label))
         for image in (self.first, self.second):
             own = len(image.diff_ids) - n
+            total = ngettext("{n} layer", "{n} layers", len(image.diff_ids)).format(n=len(image.diff_ids))
+            common = _("the shared one") if n == 1 else _("the {n} shared").format(n=n)
+            own_layers = ngettext("{n} layer", "{n} layers", own).format(n=own)
             lines.append(
-                f"{image.ref} has {plural(len(image.diff_ids), 'layer')}: "
-                f"{'the shared one' if n == 1 else f'the {n} shared'} + {plural(own, 'layer')} of its own."
+                _("{image} has {total}: {shared} + {own} of its own.").format(
+                    image=image.ref, total=total, shared=common, own=own_layers
+                )
             )
         return "\n".join(lines)
 
@@ -297,7 +308,10 @@ def lesson_dir(name: str) -> Path:
     """
     path = PACKAGE_DIR / "lessons" / name
     if not (path / "Dockerfile").is_file():
-        raise LabkitError(f"lesson materials {name!r} are missing at {path}", "reinstall labkit (`make lab` does it)")
+        raise LabkitError(
+            _("lesson materials {name!r} are missing at {path}").format(name=name, path=path),
+            _("reinstall labkit (`make lab` does it)"),
+        )
     return path
 
 
@@ -308,9 +322,9 @@ def _layer_files(folder: Path, limit: int = 4) -> str:
     """A short, sorted listing of what one layer folder holds."""
     files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if not p.is_dir())
     if len(files) <= limit:
-        return ", ".join(files) if files else "(no files)"
+        return ", ".join(files) if files else _("(no files)")
     top = sorted(p.name + ("/" if p.is_dir() else "") for p in folder.iterdir())
-    return f"files under {', '.join(top)}"
+    return _("files under {names}").format(names=", ".join(top))
 
 
 def lower_report(container: str, client: docker.DockerClient | None = None) -> str:
@@ -322,25 +336,35 @@ def lower_report(container: str, client: docker.DockerClient | None = None) -> s
     client = client or engine.client()
     where = storage(container, client)
     if where.driver != "overlay2" or not where.lower:
-        return f"{where.container} uses the {where.driver or 'unknown'} storage driver: there are no lower folders to list."
+        return _("{container} uses the {driver} storage driver: there are no lower folders to list.").format(
+            container=where.container, driver=where.driver or _("unknown")
+        )
     if not where.visible:
-        return f"The layers of {where.container} are not on this machine's filesystem (on Docker Desktop they are inside its VM)."
+        return _(
+            "The layers of {container} are not on this machine's filesystem (on Docker Desktop they are inside its VM)."
+        ).format(container=where.container)
     with engine.converted():
         image_ref = client.containers.get(container).attrs["Image"]
     image = read(image_ref, client)
     makers = list(reversed(image.layer_steps))  # LowerDir lists the top layer first
-    lines = [f"LowerDir of {where.container}, top first:"]
+    lines = [_("LowerDir of {container}, top first:").format(container=where.container)]
     k = 0
     for folder in where.lower:
         path = Path(folder)
         if folder.rstrip("/").endswith("-init/diff"):
-            lines.append(f"  init layer: {_layer_files(path)}  (made by Docker for every container)")
+            lines.append(
+                _("  init layer: {files}  (made by Docker for every container)").format(files=_layer_files(path))
+            )
             continue
         step = makers[k] if k < len(makers) else None
         k += 1
         number = len(makers) - k + 1
         made_by = step.label if step else "?"
-        lines.append(f"  image layer {number}: {_layer_files(path)}  ← {made_by}")
+        lines.append(
+            _("  image layer {number}: {files}  ← {made_by}").format(
+                number=number, files=_layer_files(path), made_by=made_by
+            )
+        )
     return "\n".join(lines)
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from labkit.core.errors import LabkitError
+from labkit.core.i18n import _
 
 #: The packages each engine's root filesystem gets: the engine, the firewall tool it
 #: programs, and ``ps`` (``docker top`` runs the daemon's own).
@@ -50,7 +51,9 @@ def lookup(name: str) -> Engine:
         return ENGINES[name]
     except KeyError:
         known = ", ".join(ENGINES)
-        raise LabkitError(f"there is no engine called {name!r}", f"choose one of: {known}") from None
+        raise LabkitError(
+            _("there is no engine called {name!r}").format(name=name), _("choose one of: {known}").format(known=known)
+        ) from None
 
 
 def engines_dir() -> Path:

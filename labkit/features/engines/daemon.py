@@ -34,6 +34,7 @@ import requests
 
 from labkit.core import fmt, procs, wait
 from labkit.core.errors import LabkitError, NotSupported, WaitTimeout
+from labkit.core.i18n import _
 from labkit.features.engines import rootfs
 from labkit.features.engines.catalog import ENGINES, Engine, data_dir, engines_dir, rootfs_dir
 from labkit.features.registry.process import MIRROR_URL
@@ -120,7 +121,7 @@ def _run(command: list[str], stdin: str | None = None) -> str:
     except subprocess.TimeoutExpired as e:
         raise WaitTimeout(f"`{' '.join(command)}`", 60) from e
     if done.returncode != 0:
-        raise LabkitError(f"`{' '.join(command)}` failed: {done.stderr.strip()[:200]}", "read the message above")
+        raise LabkitError(f"`{' '.join(command)}` failed: {done.stderr.strip()[:200]}", _("read the message above"))
     return done.stdout
 
 
@@ -190,11 +191,11 @@ def _stop_machine_engine(out: TextIO) -> None:
         pid = 0
     if pid <= 0 or not procs.is_running({"pid": pid, "start": procs.start_time(pid)}, _is_dockerd):
         raise LabkitError(
-            f"a Docker daemon labkit did not start answers at {SOCKET}",
-            "stop it yourself, then run `labkit engine up` again",
+            _("a Docker daemon labkit did not start answers at {socket}").format(socket=SOCKET),
+            _("stop it yourself, then run `labkit engine up` again"),
         )
     procs.terminate(pid, "the machine's dockerd", STOP_TIMEOUT)
-    print(f"stopped the machine's dockerd (pid {pid})", file=out, flush=True)
+    print(_("stopped the machine's dockerd (pid {pid})").format(pid=pid), file=out, flush=True)
 
 
 def up(engine: Engine, out: TextIO) -> dict[str, Any]:
@@ -207,16 +208,21 @@ def up(engine: Engine, out: TextIO) -> dict[str, Any]:
         WaitTimeout: the engine did not answer in time (its log's tail says why).
     """
     if os.geteuid() != 0 or not shutil.which("unshare"):
-        raise NotSupported("running another Docker engine needs root and unshare", "run it with sudo, on Linux")
+        raise NotSupported(_("running another Docker engine needs root and unshare"), _("run it with sudo, on Linux"))
     current = running()
     if current is not None:
         if current.get("engine") == engine.name:
-            print(f"{engine.name}: already running (pid {current['pid']})", file=out)
+            print(_("{name}: already running (pid {pid})").format(name=engine.name, pid=current["pid"]), file=out)
             return current
-        raise LabkitError(f"the {current.get('engine')} engine runs now", "run `labkit engine down` first")
+        raise LabkitError(
+            _("the {engine} engine runs now").format(engine=current.get("engine")), _("run `labkit engine down` first")
+        )
     prepared = rootfs.record(engine)
     if prepared is None:
-        raise LabkitError(f"the {engine.name} engine is not built yet", f"run `labkit engine prepare {engine.name}`")
+        raise LabkitError(
+            _("the {name} engine is not built yet").format(name=engine.name),
+            _("run `labkit engine prepare {name}`").format(name=engine.name),
+        )
     _stop_machine_engine(out)
     home = engines_dir()
     home.mkdir(parents=True, exist_ok=True)
@@ -247,11 +253,18 @@ def up(engine: Engine, out: TextIO) -> dict[str, Any]:
 
     def answering() -> tuple[str, str] | None:
         if proc.poll() is not None:
-            raise LabkitError(f"the {engine.name} engine exited with code {proc.returncode}: {tail()}", f"read {log}")
+            raise LabkitError(
+                _("the {name} engine exited with code {code}: {tail}").format(
+                    name=engine.name, code=proc.returncode, tail=tail()
+                ),
+                _("read {log}").format(log=log),
+            )
         return server_version()
 
     try:
-        version, api = wait.until(answering, f"the {engine.name} engine", timeout=START_TIMEOUT, detail=tail) or (
+        version, api = wait.until(
+            answering, _("the {name} engine").format(name=engine.name), timeout=START_TIMEOUT, detail=tail
+        ) or (
             "?",
             "?",
         )
@@ -259,7 +272,12 @@ def up(engine: Engine, out: TextIO) -> dict[str, Any]:
         down(out)
         raise
     took = fmt.duration(time.monotonic() - started)
-    print(f"{engine.name}: Engine {version} (API {api}) answers at {SOCKET} after {took} (log: {log})", file=out)
+    print(
+        _("{name}: Engine {version} (API {api}) answers at {socket} after {took} (log: {log})").format(
+            name=engine.name, version=version, api=api, socket=SOCKET, took=took, log=log
+        ),
+        file=out,
+    )
     return {**record, "version": version, "api": api}
 
 
@@ -267,14 +285,16 @@ def down(out: TextIO) -> bool:
     """Stop the engine labkit runs and restore the firewall; False when none ran."""
     record = procs.read_record(_state_file())
     if record is None:
-        print("no engine started by labkit is running", file=out)
+        print(_("no engine started by labkit is running"), file=out)
         return False
     if procs.is_running(record, _is_dockerd):
         procs.terminate(int(record["pid"]), f"the {record.get('engine')} engine's dockerd", STOP_TIMEOUT)
     restore_firewall(engines_dir())
     _state_file().unlink(missing_ok=True)
     print(
-        f"{record.get('engine')}: stopped, firewall restored; `scripts/provision-docker` starts the machine's engine",
+        _("{engine}: stopped, firewall restored; `scripts/provision-docker` starts the machine's engine").format(
+            engine=record.get("engine")
+        ),
         file=out,
     )
     return True

@@ -20,6 +20,7 @@ from typing import Any, TextIO
 
 from labkit.core import activity, fmt
 from labkit.core.errors import CommandFailed, WaitTimeout
+from labkit.core.i18n import _
 from labkit.features.engines.catalog import PACKAGES, Engine, rootfs_dir
 from labkit.features.images import debootstrap
 
@@ -74,7 +75,9 @@ def _in_chroot(target: Path, command: list[str], timeout: float) -> str:
     try:
         done = subprocess.run(full, capture_output=True, text=True, timeout=timeout, check=False, env=env)
     except subprocess.TimeoutExpired as e:
-        raise WaitTimeout(f"`{' '.join(command)}` in the {target.name} root filesystem", timeout) from e
+        raise WaitTimeout(
+            _("`{command}` in the {name} root filesystem").format(command=" ".join(command), name=target.name), timeout
+        ) from e
     if done.returncode != 0:
         tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
         raise CommandFailed(" ".join(command), done.returncode, tail)
@@ -99,10 +102,16 @@ def prepare(engine: Engine, out: TextIO) -> dict[str, Any]:
     """
     done = record(engine)
     if done is not None:
-        print(f"{engine.name}: ready (docker.io {done['packages'].get('docker.io', '?')})", file=out, flush=True)
+        print(
+            _("{name}: ready (docker.io {version})").format(
+                name=engine.name, version=done["packages"].get("docker.io", "?")
+            ),
+            file=out,
+            flush=True,
+        )
         return done
     program = debootstrap.require_debootstrap(
-        f"building the {engine.name} engine", "or run the course on the machine's own engine"
+        _("building the {name} engine").format(name=engine.name), _("or run the course on the machine's own engine")
     )
     final = rootfs_dir(engine)
     building = final.with_name("rootfs.building")
@@ -135,5 +144,10 @@ def prepare(engine: Engine, out: TextIO) -> dict[str, Any]:
     debootstrap.remove_tree(final)
     building.rename(final)
     took = fmt.duration(time.monotonic() - started)
-    print(f"{engine.name}: docker.io {packages.get('docker.io', '?')} ready in {took} ({final})", file=out)
+    print(
+        _("{name}: docker.io {version} ready in {took} ({final})").format(
+            name=engine.name, version=packages.get("docker.io", "?"), took=took, final=final
+        ),
+        file=out,
+    )
     return made

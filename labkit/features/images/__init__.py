@@ -22,6 +22,7 @@ from typing import Any, Literal, TextIO
 
 from labkit.core import engine, fmt
 from labkit.core.errors import LabkitError
+from labkit.core.i18n import _
 from labkit.features.images.archive import bundle, load
 from labkit.features.images.builders import build
 from labkit.features.images.catalog import CATALOG, LABEL_IMAGE, CatalogImage, find, resolve
@@ -150,7 +151,7 @@ def ensure(names: list[str] | None = None, *, out: TextIO = sys.stdout) -> list[
         stale = summary is not None and entry.is_stale(summary.get("Labels"))
         if summary is not None and not stale:
             states.append(_state(entry, summary, "present"))
-            print(f"{entry.name:<26} present", file=out, flush=True)
+            print(_("{name:<26} present").format(name=entry.name), file=out, flush=True)
             continue
         why: str | None
         if stale:
@@ -159,18 +160,31 @@ def ensure(names: list[str] | None = None, *, out: TextIO = sys.stdout) -> list[
             why = "LABKIT_OFFLINE=1" if offline() else try_pull(entry.name, out=out)
         if why is None and (summary := _local(entry.repository).get(entry.name)) is not None:
             state = _state(entry, summary, "pulled", time.monotonic() - started)
-            print(f"{entry.name:<26} pulled in {fmt.duration(state.seconds)}", file=out, flush=True)
+            print(
+                _("{name:<26} pulled in {duration}").format(name=entry.name, duration=fmt.duration(state.seconds)),
+                file=out,
+                flush=True,
+            )
         else:
             why = why or "pulled, yet not on the daemon"
             build(entry, out)
             summary = _local(entry.repository).get(entry.name)
             state = _state(entry, summary, "built", time.monotonic() - started, why)
             if summary is None:
-                raise LabkitError(f"{entry.name} was built but the daemon does not list it", "run `labkit doctor`")
+                raise LabkitError(
+                    _("{name} was built but the daemon does not list it").format(name=entry.name),
+                    _("run `labkit doctor`"),
+                )
             if stale:
                 _drop_old(str(local[entry.name]["Id"]))
             how = _HOW.get(entry.build, f"from contexts/{entry.context}/Dockerfile")
             pull_note = why if why.startswith(("LABKIT_", "its build")) else f"pull: {why}"
-            print(f"{entry.name:<26} built in {fmt.duration(state.seconds)} {how} ({pull_note})", file=out, flush=True)
+            print(
+                _("{name:<26} built in {duration} {how} ({pull_note})").format(
+                    name=entry.name, duration=fmt.duration(state.seconds), how=how, pull_note=pull_note
+                ),
+                file=out,
+                flush=True,
+            )
         states.append(state)
     return states

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from labkit.core.errors import NotSupported
+from labkit.core.i18n import _
 
 #: Overrides the apt sources when set (a URL such as the classroom's own mirror).
 MIRROR_ENV = "LABKIT_DEBIAN_MIRROR"
@@ -138,6 +139,8 @@ def debian_mirror(root: Path = Path("/")) -> str:
         if source.is_base_mirror():
             return source.uri
     raise NotSupported(
-        f"no Debian mirror with `main` in {root / 'etc/apt/sources.list'} or sources.list.d/",
-        f"set {MIRROR_ENV} to your Debian mirror's URL, or load a bundle with `labkit images load FILE`",
+        _("no Debian mirror with `main` in {path} or sources.list.d/").format(path=root / "etc/apt/sources.list"),
+        _("set {variable} to your Debian mirror's URL, or load a bundle with `labkit images load FILE`").format(
+            variable=MIRROR_ENV
+        ),
     )

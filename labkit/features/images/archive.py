@@ -19,6 +19,7 @@ import requests.exceptions
 
 from labkit.core import activity, engine, fmt
 from labkit.core.errors import ImageMissing, LabkitError
+from labkit.core.i18n import _, ngettext
 from labkit.features.images.catalog import resolve
 from labkit.features.streams import CountingReader
 
@@ -60,7 +61,9 @@ def bundle(path: str | os.PathLike[str], names: list[str] | None = None, *, out:
     compress = target.suffix == ".gz"
     started = time.monotonic()
     print(
-        f"saving {len(wanted)} image{'s' if len(wanted) != 1 else ''} ({', '.join(wanted)}) to {target}",
+        ngettext(
+            "saving {n} image ({names}) to {target}", "saving {n} images ({names}) to {target}", len(wanted)
+        ).format(n=len(wanted), names=", ".join(wanted), target=target),
         file=out,
         flush=True,
     )
@@ -72,12 +75,16 @@ def bundle(path: str | os.PathLike[str], names: list[str] | None = None, *, out:
             response = api.get(api._url("/images/get"), params={"names": wanted}, stream=True, timeout=None)
             if response.status_code != 200:
                 raise LabkitError(
-                    f"the daemon could not save {', '.join(wanted)}: {response.text.strip()[:200]}",
-                    "run `labkit doctor`",
+                    _("the daemon could not save {names}: {text}").format(
+                        names=", ".join(wanted), text=response.text.strip()[:200]
+                    ),
+                    _("run `labkit doctor`"),
                 )
             # the estimate is the images' unpacked size; the archive is about that, never exactly
             with (
-                activity.task(f"saving to {target.name}", total=estimate or None, out=out) as progress,
+                activity.task(
+                    _("saving to {name}").format(name=target.name), total=estimate or None, out=out
+                ) as progress,
                 gzip.open(partial, "wb", compresslevel=6) if compress else open(partial, "wb") as sink,
             ):
                 written = 0
@@ -87,16 +94,21 @@ def bundle(path: str | os.PathLike[str], names: list[str] | None = None, *, out:
                     progress.update(written, total=max(estimate, written) or None)
         partial.replace(target)
     except requests.exceptions.RequestException as e:  # an OSError too: catch it first
-        raise LabkitError(f"saving the images was interrupted: {e}", "run the command again") from e
+        raise LabkitError(
+            _("saving the images was interrupted: {error}").format(error=e), _("run the command again")
+        ) from e
     except OSError as e:
         raise LabkitError(
-            f"cannot write {target}: {e.strerror or e}", "choose a folder you can write to, with enough free space"
+            _("cannot write {target}: {cause}").format(target=target, cause=e.strerror or e),
+            _("choose a folder you can write to, with enough free space"),
         ) from e
     finally:
         partial.unlink(missing_ok=True)
     kind = " (gzip)" if compress else ""
     print(
-        f"bundle ready: {target}, {fmt.size(target.stat().st_size, 'mb')}{kind} in {time.monotonic() - started:.1f} s",
+        _("bundle ready: {target}, {size}{kind} in {seconds:.1f} s").format(
+            target=target, size=fmt.size(target.stat().st_size, "mb"), kind=kind, seconds=time.monotonic() - started
+        ),
         file=out,
         flush=True,
     )
@@ -113,12 +125,16 @@ def load(path: str | os.PathLike[str], *, out: TextIO = sys.stdout) -> list[str]
     source = Path(path).expanduser()
     if not source.is_file():
         raise LabkitError(
-            f"no image bundle at {source}",
-            "check the path; `labkit images bundle FILE` makes one on a prepared machine",
+            _("no image bundle at {source}").format(source=source),
+            _("check the path; `labkit images bundle FILE` makes one on a prepared machine"),
         )
     started = time.monotonic()
-    print(f"loading {source} ({fmt.size(source.stat().st_size, 'mb')})", file=out, flush=True)
-    fix = "make it again with `labkit images bundle FILE` and copy it whole"
+    print(
+        _("loading {source} ({size})").format(source=source, size=fmt.size(source.stat().st_size, "mb")),
+        file=out,
+        flush=True,
+    )
+    fix = _("make it again with `labkit images bundle FILE` and copy it whole")
     tags: list[str] = []
     api = engine.client().api
     try:
@@ -126,14 +142,17 @@ def load(path: str | os.PathLike[str], *, out: TextIO = sys.stdout) -> list[str]
         with (
             open(source, "rb") as raw,
             engine.converted(),
-            activity.task(f"loading {source.name}", total=size, out=out) as progress,
+            activity.task(_("loading {name}").format(name=source.name), total=size, out=out) as progress,
         ):
             data = CountingReader(raw, size, progress.advance)
             try:
                 for message in api.load_image(data, quiet=True):
                     if message.get("error"):
                         raise LabkitError(
-                            f"{source} is not an image bundle Docker can load ({message['error'].strip()})", fix
+                            _("{source} is not an image bundle Docker can load ({error})").format(
+                                source=source, error=message["error"].strip()
+                            ),
+                            fix,
                         )
                     text = str(message.get("stream", "")).strip()
                     if text.startswith("Loaded image: "):
@@ -141,23 +160,35 @@ def load(path: str | os.PathLike[str], *, out: TextIO = sys.stdout) -> list[str]
                         print(f"  {tags[-1]}", file=out, flush=True)
                     elif text.startswith("Loaded image ID: "):
                         print(
-                            f"  an image without a name: {text.removeprefix('Loaded image ID: ')[:19]}",
+                            _("  an image without a name: {text}").format(
+                                text=text.removeprefix("Loaded image ID: ")[:19]
+                            ),
                             file=out,
                             flush=True,
                         )
             except docker.errors.APIError as e:
                 reason = e.explanation or str(e)
                 raise LabkitError(
-                    f"{source} is not an image bundle Docker can load ({str(reason).strip()[:160]})", fix
+                    _("{source} is not an image bundle Docker can load ({reason})").format(
+                        source=source, reason=str(reason).strip()[:160]
+                    ),
+                    fix,
                 ) from e
     except requests.exceptions.RequestException as e:  # an OSError too: catch it first
-        raise LabkitError(f"loading {source} was interrupted: {e}", "run the command again") from e
+        raise LabkitError(
+            _("loading {source} was interrupted: {error}").format(source=source, error=e), _("run the command again")
+        ) from e
     except OSError as e:
-        raise LabkitError(f"cannot read {source}: {e.strerror or e}", "check the file's permissions") from e
+        raise LabkitError(
+            _("cannot read {source}: {cause}").format(source=source, cause=e.strerror or e),
+            _("check the file's permissions"),
+        ) from e
     if not tags:
-        raise LabkitError(f"{source} held no named images", fix)
+        raise LabkitError(_("{source} held no named images").format(source=source), fix)
     print(
-        f"loaded {len(tags)} image{'s' if len(tags) != 1 else ''} in {time.monotonic() - started:.1f} s",
+        ngettext("loaded {n} image in {seconds:.1f} s", "loaded {n} images in {seconds:.1f} s", len(tags)).format(
+            n=len(tags), seconds=time.monotonic() - started
+        ),
         file=out,
         flush=True,
     )

@@ -23,6 +23,7 @@ from typing import TextIO
 
 from labkit.core import activity, engine
 from labkit.core.errors import CommandFailed, LabkitError, NotSupported, WaitTimeout
+from labkit.core.i18n import _
 from labkit.features.images import debootstrap
 from labkit.features.images.catalog import CatalogImage
 from labkit.features.streams import BuildSteps
@@ -64,7 +65,8 @@ def _import(entry: CatalogImage, src: str | bytes) -> None:
             continue
         if isinstance(message, dict) and message.get("error"):
             raise LabkitError(
-                f"docker import of {entry.name} failed: {message['error']}", "run `labkit doctor` and try again"
+                _("docker import of {name} failed: {error}").format(name=entry.name, error=message["error"]),
+                _("run `labkit doctor` and try again"),
             )
 
 
@@ -82,11 +84,13 @@ def find_static_busybox() -> Path:
         if path.is_file():
             if is_dynamic_elf(path.read_bytes()):
                 raise NotSupported(
-                    f"{path} is linked against the host's libraries and cannot run alone in an image",
-                    "apt-get install busybox-static (it replaces the dynamic busybox)",
+                    _("{path} is linked against the host's libraries and cannot run alone in an image").format(
+                        path=path
+                    ),
+                    _("apt-get install busybox-static (it replaces the dynamic busybox)"),
                 )
             return path
-    raise NotSupported("no busybox binary to build the busybox image from", "apt-get install busybox-static")
+    raise NotSupported(_("no busybox binary to build the busybox image from"), "apt-get install busybox-static")
 
 
 def is_dynamic_elf(data: bytes) -> bool:
@@ -202,11 +206,15 @@ def build_dockerfile(entry: CatalogImage, out: TextIO) -> None:
     context = entry.context_dir
     if not (context / "Dockerfile").is_file():
         raise LabkitError(
-            f"no Dockerfile for {entry.name} in {context}", "reinstall labkit: its image contexts are missing"
+            _("no Dockerfile for {name} in {context}").format(name=entry.name, context=context),
+            _("reinstall labkit: its image contexts are missing"),
         )
     api = engine.client().api
     steps = BuildSteps()
-    with activity.task(f"building {entry.name}", unit="steps", out=out) as progress, engine.converted():
+    with (
+        activity.task(_("building {name}").format(name=entry.name), unit="steps", out=out) as progress,
+        engine.converted(),
+    ):
         stream = api.build(
             fileobj=io.BytesIO(context_tar(context)),
             custom_context=True,
@@ -225,7 +233,7 @@ def build_dockerfile(entry: CatalogImage, out: TextIO) -> None:
         reason = steps.error or "the daemon did not report an image"
         raise LabkitError(
             f"building {entry.name} failed: {reason}" + (f" ({tail})" if tail else ""),
-            "run `labkit doctor`; the images it is built FROM must be present",
+            _("run `labkit doctor`; the images it is built FROM must be present"),
         )
 
 
@@ -272,7 +280,8 @@ def build_relabelled(base: str, labels: Mapping[str, str], tag: str | None = Non
         if steps.error is not None or steps.image_id is None:
             reason = steps.error or "the daemon did not report an image"
             raise LabkitError(
-                f"making an image from {base} failed: {reason}", "run `labkit doctor`; `labkit images ensure` makes it"
+                _("making an image from {base} failed: {reason}").format(base=base, reason=reason),
+                _("run `labkit doctor`; `labkit images ensure` makes it"),
             )
         return str(engine.client().images.get(steps.image_id).id)
 

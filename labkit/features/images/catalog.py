@@ -16,6 +16,7 @@ from typing import Literal
 from labkit.core import refs
 from labkit.core.engine import LABEL_OFFLINE
 from labkit.core.errors import LabkitError
+from labkit.core.i18n import _
 
 #: Every catalog image carries this label, whose value is its catalog name.
 LABEL_IMAGE = "labkit.image"
@@ -154,7 +155,10 @@ def find(name: str, catalog: tuple[CatalogImage, ...] = CATALOG) -> CatalogImage
         if entry.name in (wanted, f"labkit/{wanted}") or name in (entry.repository, refs.parse(entry.name).short_name):
             return entry
     known = ", ".join(e.name for e in catalog)
-    raise LabkitError(f"no image named {name!r} in labkit's catalog", f"the catalog has {known}")
+    raise LabkitError(
+        _("no image named {name!r} in labkit's catalog").format(name=name),
+        _("the catalog has {known}").format(known=known),
+    )
 
 
 def resolve(names: list[str] | None = None, catalog: tuple[CatalogImage, ...] = CATALOG) -> list[CatalogImage]:
@@ -179,13 +183,15 @@ def resolve(names: list[str] | None = None, catalog: tuple[CatalogImage, ...] = 
             return
         if entry.name in visiting:
             raise LabkitError(
-                f"the image catalog has a loop through {entry.name}", "fix `needs` in labkit/images/catalog.py"
+                _("the image catalog has a loop through {name}").format(name=entry.name),
+                _("fix `needs` in labkit/images/catalog.py"),
             )
         visiting.add(entry.name)
         for need in entry.needs:
             if need not in by_name:
                 raise LabkitError(
-                    f"{entry.name} needs {need}, which is not in the catalog", "add it to labkit/images/catalog.py"
+                    _("{name} needs {need}, which is not in the catalog").format(name=entry.name, need=need),
+                    _("add it to labkit/images/catalog.py"),
                 )
             visit(by_name[need])
         visiting.discard(entry.name)

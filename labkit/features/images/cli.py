@@ -6,16 +6,17 @@ import argparse
 
 from labkit.core.commands import Subcommands
 from labkit.core.errors import ExitCode, UsageError
+from labkit.core.i18n import _
 from labkit.features import images
 
 
 def register(subcommands: Subcommands) -> None:
     """Add ``images`` to labkit's sub-commands."""
-    p = subcommands.add_parser("images", help="the course's images, offline")
+    p = subcommands.add_parser("images", help=_("the course's images, offline"))
     p.add_argument("action", choices=["ensure", "list", "bundle", "load"])
-    p.add_argument("args", nargs="*", metavar="ARG", help="ensure|list [NAME...]; bundle FILE [NAME...]; load FILE")
+    p.add_argument("args", nargs="*", metavar="ARG", help=_("ensure|list [NAME...]; bundle FILE [NAME...]; load FILE"))
     p.add_argument(
-        "-q", "--quiet", action="store_true", help="no progress on stderr while building, pulling, saving or loading"
+        "-q", "--quiet", action="store_true", help=_("no progress on stderr while building, pulling, saving or loading")
     )
     p.set_defaults(func=command)
 
@@ -28,7 +29,7 @@ def command(args: argparse.Namespace) -> ExitCode:
     """
     if args.action in ("bundle", "load"):
         if not args.args:
-            raise UsageError("labkit images", f"images {args.action} needs a FILE")
+            raise UsageError("labkit images", _("images {action} needs a FILE").format(action=args.action))
         path, names = args.args[0], args.args[1:]
         if args.action == "bundle":
             images.bundle(path, names or None)
@@ -43,6 +44,6 @@ def command(args: argparse.Namespace) -> ExitCode:
     states = [s for s in images.status() if wanted is None or s.name in wanted]
     for state in states:
         mark = "✔" if state.present else "✗"
-        origin = " (built offline by labkit)" if state.offline_built else ""
+        origin = _(" (built offline by labkit)") if state.offline_built else ""
         print(f"{mark} {state.name:<28} {state.source}{origin}")
     return ExitCode.DONE if all(s.present for s in states) else ExitCode.NOT_YET

@@ -23,6 +23,7 @@ from typing import TextIO
 from labkit.core import activity, fmt, paths
 from labkit.core.activity import Task
 from labkit.core.errors import CommandFailed, LabkitError, NotSupported, WaitTimeout
+from labkit.core.i18n import _
 from labkit.features.images import apt
 
 #: Seconds debootstrap may take before it is stopped (a slow mirror takes minutes).
@@ -119,7 +120,7 @@ def _stream_lines(proc: subprocess.Popen[bytes], deadline: float, on_line: Calla
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
                 raise WaitTimeout(
-                    "debootstrap to finish", DEBOOTSTRAP_TIMEOUT, "it was stopped; is the mirror reachable?"
+                    _("debootstrap to finish"), DEBOOTSTRAP_TIMEOUT, _("it was stopped; is the mirror reachable?")
                 )
             if not selector.select(min(remaining, 1.0)):
                 continue
@@ -163,7 +164,8 @@ def remove_tree(path: Path) -> None:
     left = _mounts_below(path)
     if left:
         raise LabkitError(
-            f"{left[0]} is still mounted; {path} was not removed", f"umount it, then delete {path} by hand"
+            _("{left} is still mounted; {path} was not removed").format(left=left[0], path=path),
+            _("umount it, then delete {path} by hand").format(path=path),
         )
     shutil.rmtree(path, ignore_errors=True)
 
@@ -196,10 +198,13 @@ def require_debootstrap(what: str, fix: str) -> str:
     """
     program = shutil.which("debootstrap")
     if program is None:
-        raise NotSupported(f"{what} needs debootstrap", f"apt-get install debootstrap, {fix}")
+        raise NotSupported(
+            _("{what} needs debootstrap").format(what=what), _("apt-get install debootstrap, {fix}").format(fix=fix)
+        )
     if os.geteuid() != 0:
         raise NotSupported(
-            f"{what} needs root (debootstrap creates device files and chroots)", f"run it with sudo, {fix}"
+            _("{what} needs root (debootstrap creates device files and chroots)").format(what=what),
+            _("run it with sudo, {fix}").format(fix=fix),
         )
     return program
 
@@ -213,7 +218,11 @@ def bootstrap(program: str, suite: str, target: Path, progress: DebootstrapProgr
         WaitTimeout: it ran past :data:`DEBOOTSTRAP_TIMEOUT`.
     """
     mirror = apt.debian_mirror()
-    print(f"  debootstrap --variant=minbase {suite} from {mirror}", file=progress.out, flush=True)
+    print(
+        _("  debootstrap --variant=minbase {suite} from {mirror}").format(suite=suite, mirror=mirror),
+        file=progress.out,
+        flush=True,
+    )
     command = [program, "--variant=minbase", suite, str(target), mirror]
     proc = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
@@ -250,21 +259,23 @@ def rootfs_tar(suite: str, image: str, out: TextIO) -> Iterator[tuple[Path, Debo
         CommandFailed: debootstrap or tar failed (debootstrap's log is kept in the state folder).
         WaitTimeout: it ran past :data:`DEBOOTSTRAP_TIMEOUT`.
     """
-    fix = "or copy the image from a prepared machine: `labkit images bundle FILE` there, `labkit images load FILE` here"
-    program = require_debootstrap(f"building {image} offline", fix)
+    fix = _(
+        "or copy the image from a prepared machine: `labkit images bundle FILE` there, `labkit images load FILE` here"
+    )
+    program = require_debootstrap(_("building {name} offline").format(name=image), fix)
     work = Path(tempfile.mkdtemp(prefix="labkit-debootstrap-"))
     rootfs, tar_path = work / "rootfs", work / "rootfs.tar"
-    live = activity.start(f"building {image}", unit="items", out=out)
+    live = activity.start(_("building {name}").format(name=image), unit="items", out=out)
     progress = DebootstrapProgress(out, time.monotonic(), live)
     try:
         bootstrap(program, suite, rootfs, progress)
         _trim(rootfs)
-        progress.show(f"packing {fmt.size(_folder_size(rootfs), 'mb')} into a tar")
+        progress.show(_("packing {size} into a tar").format(size=fmt.size(_folder_size(rootfs), "mb")))
         tar = ["tar", "--numeric-owner", "-C", str(rootfs), "-cf", str(tar_path), "."]
         try:
             packed = subprocess.run(tar, capture_output=True, text=True, timeout=TAR_TIMEOUT, check=False)
         except subprocess.TimeoutExpired as e:
-            raise WaitTimeout("tar to pack the root filesystem", TAR_TIMEOUT) from e
+            raise WaitTimeout(_("tar to pack the root filesystem"), TAR_TIMEOUT) from e
         if packed.returncode != 0:
             raise CommandFailed(" ".join(tar), packed.returncode, packed.stderr)
         yield tar_path, progress

@@ -19,6 +19,7 @@ import requests.exceptions
 
 from labkit.core import activity, engine
 from labkit.core.errors import LabkitError
+from labkit.core.i18n import _
 from labkit.features.streams import LayerTally
 
 #: Seconds one pull attempt may take (``LABKIT_PULL_TIMEOUT`` overrides).
@@ -81,10 +82,10 @@ def try_pull(name: str, timeout: float | None = None, *, out: TextIO | None = No
     tally = LayerTally()
     try:
         api = engine.client().api
-        registry, _ = docker.auth.resolve_repository_name(repository)
+        registry, _name = docker.auth.resolve_repository_name(repository)
         header = docker.auth.get_config_header(api, registry)
         deadline = time.monotonic() + seconds
-        with activity.task(f"pulling {name}", out=out) as progress:
+        with activity.task(_("pulling {name}").format(name=name), out=out) as progress:
             response = api._post(
                 api._url("/images/create"),
                 params={"fromImage": repository, "tag": tag or "latest"},

@@ -30,6 +30,7 @@ from typing import Any
 from labkit.core import http, refs
 from labkit.core.errors import HttpUnreachable, LabkitError, RegistryRefused, RegistryUnreachable
 from labkit.core.http import Response
+from labkit.core.i18n import _
 from labkit.features.registry import mirror
 
 #: A single-platform image, Docker's format (what ``docker push`` stores).
@@ -208,12 +209,17 @@ def parse_manifest(repository: str, reference: str, media_type: str, body: bytes
         doc = json.loads(body)
     except ValueError as e:
         raise LabkitError(
-            f"the registry's manifest for {repository}:{reference} is not JSON", "report this: the registry is broken"
+            _("the registry's manifest for {repository}:{reference} is not JSON").format(
+                repository=repository, reference=reference
+            ),
+            _("report this: the registry is broken"),
         ) from e
     if not isinstance(doc, dict):
         raise LabkitError(
-            f"the registry's manifest for {repository}:{reference} is not a JSON object",
-            "report this: the registry is broken",
+            _("the registry's manifest for {repository}:{reference} is not a JSON object").format(
+                repository=repository, reference=reference
+            ),
+            _("report this: the registry is broken"),
         )
     kind = media_type or str(doc.get("mediaType", ""))
     config = _descriptor(doc["config"]) if isinstance(doc.get("config"), dict) else None
@@ -279,7 +285,8 @@ def tags(repository: str, *, base: str | None = None) -> list[str]:
         return sorted(json.loads(answer.body).get("tags") or [])
     except (ValueError, AttributeError) as e:
         raise LabkitError(
-            f"the registry's tag list for {repository} is not JSON", "report this: the registry is broken"
+            _("the registry's tag list for {repository} is not JSON").format(repository=repository),
+            _("report this: the registry is broken"),
         ) from e
 
 
@@ -297,7 +304,7 @@ def catalog(*, base: str | None = None) -> list[str]:
     try:
         return sorted(json.loads(answer.body).get("repositories") or [])
     except (ValueError, AttributeError) as e:
-        raise LabkitError("the registry's catalog is not JSON", "report this: the registry is broken") from e
+        raise LabkitError(_("the registry's catalog is not JSON"), _("report this: the registry is broken")) from e
 
 
 def blob(repository: str, digest: str, *, base: str | None = None) -> Descriptor | None:

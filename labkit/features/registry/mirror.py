@@ -25,6 +25,7 @@ from typing import Any, TextIO
 
 from labkit.core import engine, procs
 from labkit.core.errors import LabkitError, PortInUse
+from labkit.core.i18n import _
 from labkit.features.registry import credentials
 from labkit.features.registry.process import (
     DEFAULT_PORT,
@@ -113,14 +114,19 @@ def serves_daemon() -> bool:
 def _mirror_note(listen_port: int) -> str | None:
     """A warning when the daemon will not ask this registry for Docker Hub images."""
     if listen_port != DEFAULT_PORT:
-        return f"note: the daemon's mirror must be {MIRROR_URL} for `docker run hello-world` to use this registry; it listens on {listen_port}"
+        return _(
+            "note: the daemon's mirror must be {url} for `docker run hello-world` to use this registry; it listens on {port}"
+        ).format(url=MIRROR_URL, port=listen_port)
     try:
         mirrors = daemon_mirrors()
     except LabkitError:
         return None
     if MIRROR_URL in mirrors:
         return None
-    return f"note: this daemon does not use {MIRROR_URL} as its registry mirror, so `docker run` will not pull from it (`labkit doctor` says how to set it)"
+    return _(
+        "note: this daemon does not use {url} as its registry mirror, so `docker run` will not pull from it "
+        "(`labkit doctor` says how to set it)"
+    ).format(url=MIRROR_URL)
 
 
 def _gated() -> bool:
@@ -149,10 +155,18 @@ def log_in(listen_port: int, out: TextIO) -> None:
         else:
             failed.append(f"{host}: {problem}")
     if done:
-        print(f"docker logged in to {' and '.join(done)} as {login.username} (pushes need it)", file=out, flush=True)
+        print(
+            _("docker logged in to {names} as {username} (pushes need it)").format(
+                names=" and ".join(done), username=login.username
+            ),
+            file=out,
+            flush=True,
+        )
     if failed:
         print(
-            f"note: docker login failed ({'; '.join(failed)}), so `docker push` to this registry will be refused",
+            _("note: docker login failed ({names}), so `docker push` to this registry will be refused").format(
+                names="; ".join(failed)
+            ),
             file=out,
             flush=True,
         )
@@ -182,15 +196,15 @@ def up(*, out: TextIO = sys.stdout) -> RegistryStatus:
     base = url()
     broken = half_running()
     if broken:
-        print(f"restarting the registry: {broken}", file=out, flush=True)
+        print(_("restarting the registry: {broken}").format(broken=broken), file=out, flush=True)
         down()
     kind, detail = probe(base)
     if kind == "other":
-        raise PortInUse(listen_port, f"a program that is not a Docker registry ({detail})")
+        raise PortInUse(listen_port, _("a program that is not a Docker registry ({detail})").format(detail=detail))
     if kind == "registry":
         record = recorded()
         mine = f" (pid {record['pid']})" if record and is_ours(record) else ""
-        print(f"registry already running at {base}{mine}", file=out, flush=True)
+        print(_("registry already running at {base}{mine}").format(base=base, mine=mine), file=out, flush=True)
     else:
         program = registry_program()
         if program:

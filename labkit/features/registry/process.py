@@ -26,6 +26,7 @@ import docker.errors
 
 from labkit.core import engine, http, paths, procs, wait
 from labkit.core.errors import HttpUnreachable, LabkitError, NotSupported, WaitTimeout
+from labkit.core.i18n import _
 from labkit.features.registry import credentials
 from labkit.features.registry.credentials import Credentials
 from labkit.features.registry.remote import probe, repositories
@@ -79,7 +80,9 @@ def port() -> int:
     if not raw:
         return DEFAULT_PORT
     if not raw.isdigit() or not 0 < int(raw) < 65536:
-        raise LabkitError(f"LABKIT_REGISTRY_PORT={raw!r} is not a port number", "unset it to use 5000")
+        raise LabkitError(
+            _("LABKIT_REGISTRY_PORT={raw!r} is not a port number").format(raw=raw), _("unset it to use 5000")
+        )
     return int(raw)
 
 
@@ -209,7 +212,10 @@ def _prepare_socket(path: Path) -> None:
         LabkitError: the path is too long for a unix socket.
     """
     if len(str(path)) > MAX_UNIX_PATH:
-        raise LabkitError(f"socket path too long for a unix socket: {path}", "set LABKIT_STATE_DIR to a shorter folder")
+        raise LabkitError(
+            _("socket path too long for a unix socket: {path}").format(path=path),
+            _("set LABKIT_STATE_DIR to a shorter folder"),
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     os.chmod(path.parent, 0o700)
     path.unlink(missing_ok=True)  # only a registry labkit started listens here, and it has been stopped
@@ -264,13 +270,17 @@ def start_process(program: str, listen_port: int, out: TextIO) -> int:
     def answering() -> bool:
         if proc.poll() is not None:
             raise LabkitError(
-                f"the registry exited with code {proc.returncode}: {_log_tail(log, offset) or 'no output'}",
-                f"read {log}",
+                _("the registry exited with code {code}: {tail}").format(
+                    code=proc.returncode, tail=_log_tail(log, offset) or _("no output")
+                ),
+                _("read {log}").format(log=log),
             )
         if gate.poll() is not None:
             raise LabkitError(
-                f"the registry's gate exited with code {gate.returncode}: {_log_tail(gate_log, gate_offset) or 'no output'}",
-                f"read {gate_log}",
+                _("the registry's gate exited with code {code}: {tail}").format(
+                    code=gate.returncode, tail=_log_tail(gate_log, gate_offset) or _("no output")
+                ),
+                _("read {log}").format(log=gate_log),
             )
         # Through the gate, with the login: proves the gate, the socket and the registry all answer.
         try:
@@ -282,7 +292,7 @@ def start_process(program: str, listen_port: int, out: TextIO) -> int:
     try:
         wait.until(
             answering,
-            f"the registry at {base}",
+            _("the registry at {base}").format(base=base),
             timeout=START_TIMEOUT,
             detail=lambda: f"log: {_log_tail(log, offset)} ({log}); gate: {_log_tail(gate_log, gate_offset)}",
         )
@@ -292,7 +302,13 @@ def start_process(program: str, listen_port: int, out: TextIO) -> int:
         _gate_pid_file().unlink(missing_ok=True)
         _pid_file().unlink(missing_ok=True)
         raise
-    print(f"registry started at {base} (pid {proc.pid}; data in {data}; log in {log})", file=out, flush=True)
+    print(
+        _("registry started at {base} (pid {pid}; data in {data}; log in {log})").format(
+            base=base, pid=proc.pid, data=data, log=log
+        ),
+        file=out,
+        flush=True,
+    )
     return proc.pid
 
 
@@ -340,8 +356,12 @@ def start_container(listen_port: int, out: TextIO) -> None:
             client.images.get(FALLBACK_IMAGE)
         except docker.errors.ImageNotFound:
             raise NotSupported(
-                f"no registry to run: the docker-registry program is not installed and the {FALLBACK_IMAGE} image is not on this daemon",
-                f"apt-get install docker-registry (Debian, Ubuntu), or load {FALLBACK_IMAGE} from an image bundle",
+                _(
+                    "no registry to run: the docker-registry program is not installed and the {image} image is not on this daemon"
+                ).format(image=FALLBACK_IMAGE),
+                _("apt-get install docker-registry (Debian, Ubuntu), or load {image} from an image bundle").format(
+                    image=FALLBACK_IMAGE
+                ),
             ) from None
         old = engine.find_container(FALLBACK_CONTAINER)
         if old is not None and old.labels.get(engine.LABEL_LESSON) == "registry":
@@ -367,14 +387,22 @@ def start_container(listen_port: int, out: TextIO) -> None:
 
     wait.until(
         lambda: probe(base)[0] == "registry",
-        f"the registry container at {base}",
+        _("the registry container at {base}").format(base=base),
         timeout=START_TIMEOUT,
         detail=last_log,
     )
-    print(f"registry started at {base} (container {FALLBACK_CONTAINER}, from {FALLBACK_IMAGE})", file=out, flush=True)
     print(
-        "note: this registry container has no login gate: anyone on this machine can push to it "
-        "(install docker-registry for labkit's gated one)",
+        _("registry started at {base} (container {container}, from {image})").format(
+            base=base, container=FALLBACK_CONTAINER, image=FALLBACK_IMAGE
+        ),
+        file=out,
+        flush=True,
+    )
+    print(
+        _(
+            "note: this registry container has no login gate: anyone on this machine can push to it "
+            "(install docker-registry for labkit's gated one)"
+        ),
         file=out,
         flush=True,
     )
@@ -429,9 +457,9 @@ def half_running() -> str | None:
     registry_up = record is not None and is_ours(record)
     gate_up = gate is not None and gate_is_ours(gate)
     if registry_up and not gate_up:
-        return "the registry runs without its gate (anyone could push to it)"
+        return _("the registry runs without its gate (anyone could push to it)")
     if gate_up and not registry_up:
-        return "the registry behind the gate stopped"
+        return _("the registry behind the gate stopped")
     return None
 
 

@@ -10,6 +10,7 @@ from typing import Literal
 
 from labkit.core import http
 from labkit.core.errors import HttpUnreachable
+from labkit.core.i18n import _
 
 #: What a registry may store under a tag: a single image (Docker or OCI) or a multi-platform index.
 MANIFEST_TYPES = (
@@ -45,11 +46,11 @@ def probe(base: str) -> tuple[Literal["registry", "other", "none"], str]:
         answer = _request(f"{base}/v2/")
     except HttpUnreachable as e:
         if e.refused:
-            return "none", "connection refused"
-        return "other", f"no HTTP answer on /v2/: {e.cause}"
+            return "none", _("connection refused")
+        return "other", _("no HTTP answer on /v2/: {cause}").format(cause=e.cause)
     if answer.header("Docker-Distribution-Api-Version").startswith("registry/2"):
         return "registry", f"HTTP {answer.status}"
-    return "other", f"it answered GET /v2/ with HTTP {answer.status} and no registry header"
+    return "other", _("it answered GET /v2/ with HTTP {status} and no registry header").format(status=answer.status)
 
 
 def repositories(base: str) -> list[str]:

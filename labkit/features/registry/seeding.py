@@ -11,6 +11,7 @@ import docker.errors
 
 from labkit.core import activity, engine, refs
 from labkit.core.errors import LabkitError
+from labkit.core.i18n import _
 from labkit.features import images
 from labkit.features.registry.credentials import Credentials
 from labkit.features.registry.process import folder, push_login
@@ -34,17 +35,17 @@ def _push(name: str, remote: str, tag: str, out: TextIO | None = None, login: Cr
         api.tag(name, remote, tag)
         tally = LayerTally()
         try:
-            with activity.task(f"pushing {name}", out=out) as progress:
+            with activity.task(_("pushing {name}").format(name=name), out=out) as progress:
                 auth = login.auth_config() if login is not None else None
                 for message in api.push(remote, tag=tag, stream=True, decode=True, auth_config=auth):
                     if message.get("error"):
                         said = str(message["error"])
                         refused = "unauthorized" in said.lower() or "authentication required" in said.lower()
                         raise LabkitError(
-                            f"pushing {name} to {host} failed: {said}",
-                            "pushes need the registry's login: run `labkit registry up` as the user who started it"
+                            _("pushing {name} to {host} failed: {said}").format(name=name, host=host, said=said),
+                            _("pushes need the registry's login: run `labkit registry up` as the user who started it")
                             if refused
-                            else f"read {folder() / 'registry.log'}",
+                            else _("read {log}").format(log=folder() / "registry.log"),
                         )
                     tally.feed(message)
                     progress.update(tally.done, total=tally.total, note=tally.note(), phase=tally.phase)
@@ -70,16 +71,22 @@ def seed(base: str, out: TextIO = sys.stdout) -> None:
     for entry, state in zip(images.CATALOG, images.status(), strict=True):
         label = f"  {entry.name:<26}"
         if not state.present:
-            print(f"{label} not on this daemon: skipped (`labkit images ensure` makes it)", file=out, flush=True)
+            print(
+                _("{label} not on this daemon: skipped (`labkit images ensure` makes it)").format(label=label),
+                file=out,
+                flush=True,
+            )
             continue
         held = remote_config(base, entry.registry_path, entry.tag)
         if held is not None and held in ("", state.image_id):
-            print(f"{label} already in the registry", file=out, flush=True)
+            print(_("{label} already in the registry").format(label=label), file=out, flush=True)
             continue
         started = time.monotonic()
         _push(entry.name, f"{host}/{entry.registry_path}", entry.tag, out, login)
         print(
-            f"{label} pushed as {entry.registry_path}:{entry.tag} in {time.monotonic() - started:.1f} s",
+            _("{label} pushed as {registry_path}:{tag} in {seconds:.1f} s").format(
+                label=label, registry_path=entry.registry_path, tag=entry.tag, seconds=time.monotonic() - started
+            ),
             file=out,
             flush=True,
         )

@@ -21,6 +21,7 @@ from typing import Any, TextIO
 
 from labkit.core import engine, paths, procs, wait
 from labkit.core.errors import DaemonUnavailable, LabkitError, WaitTimeout
+from labkit.core.i18n import _
 from labkit.features.trace.proxy import _connect, parse_address
 from labkit.features.trace.tls import make_credentials
 
@@ -158,7 +159,7 @@ def _check_upstream(upstream: str, listen: str) -> None:
         DaemonUnavailable: the daemon's socket is missing.
         LabkitError: DOCKER_HOST points at the proxy.
     """
-    kind, where, _ = parse_address(upstream)
+    kind, where, _port = parse_address(upstream)
     certs = os.environ.get("DOCKER_CERT_PATH")
     if (
         upstream == listen
@@ -166,14 +167,16 @@ def _check_upstream(upstream: str, listen: str) -> None:
         or (certs and Path(certs) == tls_folder())
     ):
         raise LabkitError(
-            f"DOCKER_HOST ({upstream}) points at the trace proxy itself",
-            "unset DOCKER_HOST DOCKER_TLS_VERIFY DOCKER_CERT_PATH (or point DOCKER_HOST at the daemon's socket) "
-            "before `labkit trace start`",
+            _("DOCKER_HOST ({upstream}) points at the trace proxy itself").format(upstream=upstream),
+            _(
+                "unset DOCKER_HOST DOCKER_TLS_VERIFY DOCKER_CERT_PATH (or point DOCKER_HOST at the daemon's socket) "
+                "before `labkit trace start`"
+            ),
         )
     if os.environ.get("DOCKER_TLS_VERIFY"):
         raise LabkitError(
-            "labkit trace cannot relay a TLS connection to the daemon",
-            "unset DOCKER_TLS_VERIFY or trace a local daemon",
+            _("labkit trace cannot relay a TLS connection to the daemon"),
+            _("unset DOCKER_TLS_VERIFY or trace a local daemon"),
         )
     if kind == "unix" and not Path(where).exists():
         raise DaemonUnavailable(upstream, "socket not found")
@@ -187,8 +190,8 @@ def _prepare_unix(path: Path) -> None:
     """
     if len(str(path)) > MAX_UNIX_PATH:
         raise LabkitError(
-            f"socket path too long for a unix socket: {path}",
-            "set LABKIT_STATE_DIR to a shorter folder, or use --tcp PORT",
+            _("socket path too long for a unix socket: {path}").format(path=path),
+            _("set LABKIT_STATE_DIR to a shorter folder, or use --tcp PORT"),
         )
     if not path.exists() and not path.is_symlink():
         return
@@ -198,7 +201,8 @@ def _prepare_unix(path: Path) -> None:
         path.unlink(missing_ok=True)  # nobody listens: a leftover from a killed proxy
         return
     raise LabkitError(
-        f"socket path {path} is in use by another program", "stop it, or give labkit trace another --socket path"
+        _("socket path {path} is in use by another program").format(path=path),
+        _("stop it, or give labkit trace another --socket path"),
     )
 
 
@@ -273,13 +277,13 @@ def start(socket_file: str | Path | None = None, tcp: int | None = None, *, out:
             return False
 
     try:
-        wait.until(listening, f"the trace proxy on {listen}", timeout=START_TIMEOUT)
+        wait.until(listening, _("the trace proxy on {listen}").format(listen=listen), timeout=START_TIMEOUT)
     except WaitTimeout:
         stop()
         raise
     result = status()
     if out is not None:
-        print(f"{result} (pid {proc.pid}; log {log})", file=out, flush=True)
+        print(_("{result} (pid {pid}; log {log})").format(result=result, pid=proc.pid, log=log), file=out, flush=True)
     return result
 
 

@@ -31,6 +31,7 @@ from typing import Any, Protocol
 import h11
 
 from labkit.core.errors import LabkitError
+from labkit.core.i18n import _
 from labkit.features.trace.framing import (
     Gate,
     ProtocolError,
@@ -102,10 +103,11 @@ def parse_address(url: str) -> tuple[str, str, int]:
         rest = url.split("://", 1)[1].rstrip("/")
         host, sep, port = rest.rpartition(":")
         if not sep or not port.isdigit():
-            raise LabkitError(f"{url} names no port", "write DOCKER_HOST as tcp://HOST:PORT")
+            raise LabkitError(_("{url} names no port").format(url=url), _("write DOCKER_HOST as tcp://HOST:PORT"))
         return "tcp", host.strip("[]") or "127.0.0.1", int(port)
     raise LabkitError(
-        f"labkit trace cannot reach a daemon at {url}", "it works with unix:// and tcp:// daemon addresses"
+        _("labkit trace cannot reach a daemon at {url}").format(url=url),
+        _("it works with unix:// and tcp:// daemon addresses"),
     )
 
 
@@ -204,7 +206,7 @@ def refusal(request: h11.Request, hosts: frozenset[str] | None) -> str | None:
         >>> refusal(start, frozenset({"127.0.0.1:2376"}))
         "Host 127.0.0.1:2375 is not the proxy's address"
     """
-    sent = {name for name, _ in request.headers}  # h11 gives names lower-cased
+    sent = {name for name, _value in request.headers}  # h11 gives names lower-cased
     for name in BROWSER_HEADERS:
         if name.encode() in sent:
             return f"a web browser's request (it carries {name.title()})"
@@ -262,11 +264,14 @@ class Proxy:
                 os.chmod(where, 0o600)
             else:
                 if where not in ("127.0.0.1", "localhost"):
-                    raise LabkitError(f"labkit trace listens on 127.0.0.1 only, not {where}", "use --tcp PORT")
+                    raise LabkitError(
+                        _("labkit trace listens on 127.0.0.1 only, not {where}").format(where=where),
+                        _("use --tcp PORT"),
+                    )
                 if self.tls is None:
                     raise LabkitError(
-                        "labkit trace listens on TCP only with TLS and a client certificate",
-                        "use labkit trace start --tcp PORT, which makes them",
+                        _("labkit trace listens on TCP only with TLS and a client certificate"),
+                        _("use labkit trace start --tcp PORT, which makes them"),
                     )
                 self._context = server_context(self.tls)
                 server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -274,8 +279,8 @@ class Proxy:
                 server.bind(("127.0.0.1", port))
         except OSError as e:
             raise LabkitError(
-                f"cannot listen on {self.listen}: {e.strerror or e}",
-                "stop what uses it, or choose another socket or port",
+                _("cannot listen on {listen}: {cause}").format(listen=self.listen, cause=e.strerror or e),
+                _("stop what uses it, or choose another socket or port"),
             ) from e
         server.listen(64)
         self._server = server
@@ -295,7 +300,7 @@ class Proxy:
         assert self._server is not None, "bind() first"
         while not self._closed.is_set():
             try:
-                client, _ = self._server.accept()
+                client, _address = self._server.accept()
             except OSError:
                 if self._closed.is_set():
                     return
@@ -309,7 +314,7 @@ class Proxy:
             with contextlib.suppress(OSError):
                 self._server.shutdown(socket.SHUT_RDWR)
             self._server.close()
-        kind, where, _ = parse_address(self.listen)
+        kind, where, _port = parse_address(self.listen)
         if kind == "unix":
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(where)

@@ -27,6 +27,7 @@ import threading
 from pathlib import Path
 
 from labkit.core.errors import LabkitError
+from labkit.core.i18n import _
 
 #: The files the docker CLI reads from ``DOCKER_CERT_PATH``.
 CA, CERT, KEY = "ca.pem", "cert.pem", "key.pem"
@@ -78,14 +79,19 @@ def _openssl(*args: str, cwd: Path) -> None:
         )
     except FileNotFoundError as e:
         raise LabkitError(
-            "labkit trace --tcp needs the openssl command to make its TLS certificates",
-            "install openssl (Debian: apt-get install openssl), or trace through the unix socket (no --tcp)",
+            _("labkit trace --tcp needs the openssl command to make its TLS certificates"),
+            _("install openssl (Debian: apt-get install openssl), or trace through the unix socket (no --tcp)"),
         ) from e
     except subprocess.TimeoutExpired as e:
-        raise LabkitError(f"openssl {args[0]} took more than {OPENSSL_TIMEOUT:.0f} s") from e
+        raise LabkitError(
+            _("openssl {command} took more than {seconds:.0f} s").format(command=args[0], seconds=OPENSSL_TIMEOUT)
+        ) from e
     if done.returncode != 0:
         said = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
-        raise LabkitError(f"openssl {args[0]} failed: {said}", "check that `openssl version` works")
+        raise LabkitError(
+            _("openssl {command} failed: {said}").format(command=args[0], said=said),
+            _("check that `openssl version` works"),
+        )
 
 
 def make_credentials(folder: Path) -> Path:
@@ -154,8 +160,8 @@ def server_context(folder: Path) -> ssl.SSLContext:
         context.load_cert_chain(str(folder / SERVER_CERT), str(folder / SERVER_KEY))
     except (OSError, ssl.SSLError) as e:
         raise LabkitError(
-            f"cannot read the trace proxy's TLS files in {folder}: {e}",
-            "start it again with labkit trace start --tcp PORT (it makes new ones)",
+            _("cannot read the trace proxy's TLS files in {folder}: {error}").format(folder=folder, error=e),
+            _("start it again with labkit trace start --tcp PORT (it makes new ones)"),
         ) from e
     return context
 

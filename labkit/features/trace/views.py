@@ -12,28 +12,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from labkit.core import fmt
+from labkit.core.i18n import N_, _, ngettext
 from labkit.features.trace.log import _HEX_ID, Call, load, normalize_path
 
 #: The six steps of ``docker run hello-world`` (lesson 00), by number.
 STEPS = {
-    1: "you type the command",
-    2: "the client reaches the daemon's API",
-    3: "the image is not found locally",
-    4: "the daemon pulls the image",
-    5: "the daemon creates the container",
-    6: "the daemon starts it; output streams back",
+    1: N_("you type the command"),
+    2: N_("the client reaches the daemon's API"),
+    3: N_("the image is not found locally"),
+    4: N_("the daemon pulls the image"),
+    5: N_("the daemon creates the container"),
+    6: N_("the daemon starts it; output streams back"),
 }
 
 _STEP_RULES: tuple[tuple[str, str, Callable[[int | None], bool], int, str], ...] = (
-    ("HEAD", "/_ping", lambda s: True, 2, "ping: is a daemon there, which API version?"),
-    ("GET", "/_ping", lambda s: True, 2, "ping: is a daemon there, which API version?"),
-    ("GET", "/version", lambda s: True, 2, "version details"),
-    ("POST", "/containers/create", lambda s: s == 404, 3, "create fails: no such image"),
-    ("POST", "/images/create", lambda s: True, 4, "pull the image (progress streams back)"),
-    ("POST", "/containers/create", lambda s: s is not None and 200 <= s < 300, 5, "create the container"),
-    ("POST", "/containers/{id}/attach", lambda s: True, 6, "attach to its output (hijacked stream)"),
-    ("POST", "/containers/{id}/wait", lambda s: True, 6, "wait for it to exit"),
-    ("POST", "/containers/{id}/start", lambda s: True, 6, "start it"),
+    ("HEAD", "/_ping", lambda s: True, 2, N_("ping: is a daemon there, which API version?")),
+    ("GET", "/_ping", lambda s: True, 2, N_("ping: is a daemon there, which API version?")),
+    ("GET", "/version", lambda s: True, 2, N_("version details")),
+    ("POST", "/containers/create", lambda s: s == 404, 3, N_("create fails: no such image")),
+    ("POST", "/images/create", lambda s: True, 4, N_("pull the image (progress streams back)")),
+    ("POST", "/containers/create", lambda s: s is not None and 200 <= s < 300, 5, N_("create the container")),
+    ("POST", "/containers/{id}/attach", lambda s: True, 6, N_("attach to its output (hijacked stream)")),
+    ("POST", "/containers/{id}/wait", lambda s: True, 6, N_("wait for it to exit")),
+    ("POST", "/containers/{id}/start", lambda s: True, 6, N_("start it")),
 )
 
 
@@ -45,12 +47,12 @@ def step_of(call: Call) -> tuple[int | None, str]:
         (4, 'pull the image (progress streams back)')
     """
     if call.refused:  # it never reached the daemon: no step of a run
-        return None, "refused by the proxy"
+        return None, N_("refused by the proxy")
     route = call.route
     for method, pattern, status_ok, step, what in _STEP_RULES:
         if call.method == method and route == pattern and status_ok(call.status):
             return step, what
-    return None, "other"
+    return None, N_("other")
 
 
 def _short(value: str) -> str:
@@ -135,26 +137,31 @@ class Trace:
         return len(self.calls)
 
     def _columns(self, row: Row) -> list[str]:
-        cells = [str(row.step) if row.step else "–", f"{row.method} {row.path}", row.status, row.what]
+        cells = [str(row.step) if row.step else "–", f"{row.method} {row.path}", row.status, _(row.what)]
         return cells if self.stable else [f"{row.t:.3f}", str(row.conn), *cells]
 
     def _header(self) -> list[str]:
-        cells = ["step", "request", "status", "what it does"]
-        return cells if self.stable else ["t (s)", "conn", *cells]
+        # One message per header row ("|" between cells): "status" alone is another area's word.
+        cells = _("step|request|status|what it does").split("|")
+        return cells if self.stable else [*_("t (s)|conn").split("|"), *cells]
 
     def _title(self) -> str:
-        versions = f" (API version {', '.join(self.api_versions)})" if self.api_versions else ""
-        return f"{len(self.calls)} API call{'s' if len(self.calls) != 1 else ''}{versions}"
+        n = len(self.calls)
+        if self.api_versions:
+            title = ngettext("{n} API call (API version {versions})", "{n} API calls (API version {versions})", n)
+        else:
+            title = ngettext("{n} API call", "{n} API calls", n)
+        return title.format(n=n, versions=", ".join(self.api_versions))
 
     def __str__(self) -> str:
         if not self.calls:
-            return "no API calls recorded yet"
+            return _("no API calls recorded yet")
         table = [self._header()] + [self._columns(r) for r in self.rows()]
-        widths = [max(len(line[i]) for line in table) for i in range(len(table[0]) - 1)]
+        widths = [max(fmt.columns(line[i]) for line in table) for i in range(len(table[0]) - 1)]
         lines = [self._title()]
         for line in table:
             lines.append(
-                "  ".join([*(cell.ljust(w) for cell, w in zip(line, widths, strict=False)), line[-1]]).rstrip()
+                "  ".join([*(fmt.ljust(cell, w) for cell, w in zip(line, widths, strict=False)), line[-1]]).rstrip()
             )
         return "\n".join(lines)
 
@@ -163,7 +170,7 @@ class Trace:
 
     def _repr_html_(self) -> str:
         if not self.calls:
-            return "<p><i>no API calls recorded yet</i></p>"
+            return f"<p><i>{html.escape(_('no API calls recorded yet'))}</i></p>"
         esc = html.escape
         cell = "padding:2px 8px;text-align:left"
         head = "".join(f"<th style='{cell}'>{esc(h)}</th>" for h in self._header())
@@ -202,7 +209,7 @@ class Diagram:
         for row in self.rows:
             step = f"[{row.step}]" if row.step else "[–]"
             lines.append(f"{step} → {row.method} {row.path}")
-            lines.append(f"    ← {row.status}   — {row.what}")
+            lines.append(f"    ← {row.status}   — {_(row.what)}")
         return "\n".join(lines)
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
@@ -237,7 +244,7 @@ class Diagram:
                 f'<line x1="{self.LEFT}" y1="{y}" x2="{self.RIGHT}" y2="{y}" stroke="{color}" marker-end="url(#lk-arrow)"/>'
             )
             parts.append(
-                f'<text x="{self.LEFT + 6}" y="{y + 13}" fill="#666" font-style="italic">{esc(row.what)}</text>'
+                f'<text x="{self.LEFT + 6}" y="{y + 13}" fill="#666" font-style="italic">{esc(_(row.what))}</text>'
             )
             parts.append(
                 f'<text x="{self.RIGHT - 6}" y="{y + 13}" text-anchor="end" fill="#444">{esc(row.status)}</text>'

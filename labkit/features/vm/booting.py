@@ -20,6 +20,7 @@ from typing import Any
 
 from labkit.core import fmt
 from labkit.core.errors import LabkitError, NotSupported, VmTimeout
+from labkit.core.i18n import _
 from labkit.features.vm.guest import MARK, QEMU, GuestFiles, prepare
 
 #: A working KVM reaches init in well under a second; a guest that says nothing by then is stuck.
@@ -101,15 +102,19 @@ class BootReport:
     notes: tuple[str, ...] = ()
 
     def __str__(self) -> str:
-        rss = fmt.size(self.qemu_rss_kb * 1024, "mib") if self.qemu_rss_kb else "unknown"
+        rss = fmt.size(self.qemu_rss_kb * 1024, "mib") if self.qemu_rss_kb else _("unknown")
         lines = [
-            f"accelerator: {self.accelerator}",
-            *(f"  ({note})" for note in self.notes),
-            f"boot to /init: {self.boot_seconds:.2f} s (the guest's own uptime then: {self.guest_uptime_seconds:.2f} s)",
-            f"guest kernel: {self.kernel_release}",
-            f"guest MemTotal: {fmt.size(self.mem_total_kb * 1024, 'mib')}",
-            f"qemu process RSS on the host: {rss}",
-            f"powered off cleanly: {'yes' if self.clean_shutdown else 'no'} (whole run {self.total_seconds:.2f} s)",
+            _("accelerator: {accelerator}").format(accelerator=self.accelerator),
+            *(_("  ({note})").format(note=note) for note in self.notes),
+            _("boot to /init: {boot:.2f} s (the guest's own uptime then: {uptime:.2f} s)").format(
+                boot=self.boot_seconds, uptime=self.guest_uptime_seconds
+            ),
+            _("guest kernel: {release}").format(release=self.kernel_release),
+            _("guest MemTotal: {size}").format(size=fmt.size(self.mem_total_kb * 1024, "mib")),
+            _("qemu process RSS on the host: {rss}").format(rss=rss),
+            _("powered off cleanly: {answer} (whole run {seconds:.2f} s)").format(
+                answer=_("yes") if self.clean_shutdown else _("no"), seconds=self.total_seconds
+            ),
         ]
         return "\n".join(lines)
 
@@ -186,18 +191,30 @@ def _boot_once(files: GuestFiles, accelerator: str, probe: float | None, timeout
             start_new_session=True,
         )
     except FileNotFoundError as e:
-        raise NotSupported(f"{QEMU} is not installed", "apt-get install qemu-system-x86") from e
+        raise NotSupported(
+            _("{program} is not installed").format(program=QEMU), "apt-get install qemu-system-x86"
+        ) from e
     console = _Console(proc)
     try:
         at_init = console.until("kernel", min(deadline, started + probe) if probe else deadline)
         if at_init is None:
             if proc.poll() is not None or probe:
                 if proc.poll() is not None:
-                    raise _Stuck(f"{accelerator}: qemu exited at once ({console.last_line()})")
-                raise _Stuck(f"{accelerator}: the guest did not reach /init within {probe:g} s")
-            raise VmTimeout(f"the VM ({accelerator}) to reach /init", timeout, console.last_line())
+                    raise _Stuck(
+                        _("{accelerator}: qemu exited at once ({line})").format(
+                            accelerator=accelerator, line=console.last_line()
+                        )
+                    )
+                raise _Stuck(
+                    _("{accelerator}: the guest did not reach /init within {seconds:g} s").format(
+                        accelerator=accelerator, seconds=probe
+                    )
+                )
+            raise VmTimeout(
+                _("the VM ({accelerator}) to reach /init").format(accelerator=accelerator), timeout, console.last_line()
+            )
         if console.until("ready", deadline) is None:
-            raise VmTimeout("the VM's /init to report", timeout, console.last_line())
+            raise VmTimeout(_("the VM's /init to report"), timeout, console.last_line())
         rss = _rss_kb(proc.pid)  # sampled while the guest sits in `read`, alive
         assert proc.stdin is not None
         proc.stdin.write(b"poweroff\n")
@@ -222,8 +239,8 @@ def _boot_once(files: GuestFiles, accelerator: str, probe: float | None, timeout
             )
         except (KeyError, ValueError) as e:
             raise LabkitError(
-                f"the VM printed markers labkit cannot read: {markers}",
-                "delete the vm folder in labkit's state dir and retry",
+                _("the VM printed markers labkit cannot read: {markers}").format(markers=markers),
+                _("delete the vm folder in labkit's state dir and retry"),
             ) from e
     finally:
         console.close()
@@ -256,9 +273,10 @@ def boot(timeout: float = BOOT_TIMEOUT, memory_mb: int = GUEST_MEMORY_MB, accele
         try:
             report = _boot_once(files, name, probe, timeout, memory_mb)
         except _Stuck as e:
-            notes.append(f"{e}, so qemu fell back to the next accelerator")
+            notes.append(_("{problem}, so qemu fell back to the next accelerator").format(problem=e))
             continue
         return BootReport(**{**report.__dict__, "notes": tuple(notes)})
     raise LabkitError(
-        f"the VM did not boot with any accelerator ({'; '.join(notes)})", "run `labkit doctor`, then the cell again"
+        _("the VM did not boot with any accelerator ({names})").format(names="; ".join(notes)),
+        _("run `labkit doctor`, then the cell again"),
     )

@@ -6,13 +6,14 @@ import argparse
 
 from labkit.core.commands import Subcommands
 from labkit.core.errors import ExitCode
+from labkit.core.i18n import _
 from labkit.features import vm
 
 
 def register(subcommands: Subcommands) -> None:
     """Add ``vm`` to labkit's sub-commands."""
     p = subcommands.add_parser(
-        "vm", help="the VM of lesson 01: fetch and build its kernel and initramfs ahead of class"
+        "vm", help=_("the VM of lesson 01: fetch and build its kernel and initramfs ahead of class")
     )
     p.add_argument("action", choices=["prepare"])
     p.set_defaults(func=command)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit.core import engine, fmt, wait
+from labkit.core.i18n import _
 from labkit.core.shell import sh
 
 LESSON = "01"
@@ -99,15 +100,17 @@ class ContainerReport:
     top: tuple[str, ...] = field(default=())
 
     def __str__(self) -> str:
-        mem = fmt.size(self.memory_bytes, "mib") if self.memory_bytes is not None else "unknown"
+        mem = fmt.size(self.memory_bytes, "mib") if self.memory_bytes is not None else _("unknown")
         return "\n".join(
             [
-                f"docker run -d → running: {self.start_seconds:.2f} s",
-                f"docker run --rm busybox true, whole round trip: {self.roundtrip_seconds:.2f} s",
-                f"kernel seen inside (uname -r): {self.kernel_release}",
-                f"daemon's kernel (docker info): {self.daemon_kernel}",
-                f"this computer's kernel (platform.release()): {self.host_kernel}",
-                f"container memory from its cgroup: {mem} ({self.memory_source})",
+                _("docker run -d → running: {seconds:.2f} s").format(seconds=self.start_seconds),
+                _("docker run --rm busybox true, whole round trip: {seconds:.2f} s").format(
+                    seconds=self.roundtrip_seconds
+                ),
+                _("kernel seen inside (uname -r): {release}").format(release=self.kernel_release),
+                _("daemon's kernel (docker info): {release}").format(release=self.daemon_kernel),
+                _("this computer's kernel (platform.release()): {release}").format(release=self.host_kernel),
+                _("container memory from its cgroup: {size} ({source})").format(size=mem, source=self.memory_source),
             ]
         )
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from labkit.core import fmt, state
 from labkit.core.errors import CommandFailed, LabkitError, NotSupported, WaitTimeout
+from labkit.core.i18n import _
 from labkit.core.paths import state_dir
 from labkit.features.images.builders import find_static_busybox
 
@@ -57,7 +58,9 @@ def vm_dir() -> Path:
 def qemu_missing() -> str | None:
     """Why the VM half cannot run here, or ``None`` when ``qemu-system-x86_64`` is installed."""
     if shutil.which(QEMU) is None:
-        return f"{QEMU} is not installed (on Debian or Ubuntu: apt-get install qemu-system-x86)"
+        return _("{program} is not installed (on Debian or Ubuntu: apt-get install qemu-system-x86)").format(
+            program=QEMU
+        )
     return None
 
 
@@ -94,7 +97,8 @@ def _run(argv: list[str], timeout: float, cwd: str | None = None) -> subprocess.
         return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, cwd=cwd)
     except FileNotFoundError as e:
         raise NotSupported(
-            f"`{argv[0]}` is not available to fetch a kernel for the VM", "the VM half needs Debian or Ubuntu (apt)"
+            _("`{program}` is not available to fetch a kernel for the VM").format(program=argv[0]),
+            _("the VM half needs Debian or Ubuntu (apt)"),
         ) from e
     except subprocess.TimeoutExpired as e:
         raise WaitTimeout(f"`{' '.join(argv)}`", timeout) from e
@@ -121,8 +125,8 @@ def kernel_package() -> str:
             if update.returncode != 0:
                 raise CommandFailed("apt-get update", update.returncode, update.stdout + update.stderr)
     raise NotSupported(
-        "apt knows no Linux kernel package (linux-image-amd64) to boot the VM with",
-        "run `apt-get update` as root, then run the cell again",
+        _("apt knows no Linux kernel package (linux-image-amd64) to boot the VM with"),
+        _("run `apt-get update` as root, then run the cell again"),
     )
 
 
@@ -150,7 +154,7 @@ def extract_vmlinuz(deb: Path, dest: Path) -> Path:
         if stream.stdout is not None:
             stream.stdout.close()
         stream.wait()
-    raise LabkitError(f"{deb.name} holds no /boot/vmlinuz-*", "delete it and run the cell again")
+    raise LabkitError(_("{name} holds no /boot/vmlinuz-*").format(name=deb.name), _("delete it and run the cell again"))
 
 
 def ensure_kernel(package: str | None = None) -> Path:
@@ -185,10 +189,10 @@ def ensure_kernel(package: str | None = None) -> Path:
                 (line for line in (done.stderr + done.stdout).splitlines() if line.startswith("E:")), "no .deb appeared"
             )
             raise LabkitError(
-                f"could not download the VM's kernel {package}: {reason}",
-                "check that `apt-get download "
-                + package
-                + "` works (run `apt-get update` first), then run the cell again",
+                _("could not download the VM's kernel {package}: {reason}").format(package=package, reason=reason),
+                _(
+                    "check that `apt-get download {package}` works (run `apt-get update` first), then run the cell again"
+                ).format(package=package),
             )
         extracted = extract_vmlinuz(debs[0], Path(tmp))
         os.replace(extracted, target)
@@ -285,10 +289,11 @@ class GuestFiles:
         return self.kernel.name.removeprefix("vmlinuz-")
 
     def __str__(self) -> str:
-        return (
-            f"kernel: Linux {self.kernel_release} from Debian ({fmt.size(self.kernel.stat().st_size, 'mib')})\n"
-            f"initramfs: busybox + /init ({fmt.size(self.initrd.stat().st_size, 'mib')})"
+        kernel = _("kernel: Linux {release} from Debian ({size})").format(
+            release=self.kernel_release, size=fmt.size(self.kernel.stat().st_size, "mib")
         )
+        initramfs = _("initramfs: busybox + /init ({size})").format(size=fmt.size(self.initrd.stat().st_size, "mib"))
+        return f"{kernel}\n{initramfs}"
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         printer.text(str(self))
@@ -304,7 +309,8 @@ def prepare() -> GuestFiles:
     missing = qemu_missing()
     if missing:
         raise NotSupported(
-            f"cannot boot a VM here: {missing}", "install it, or read on: the container half works without it"
+            _("cannot boot a VM here: {missing}").format(missing=missing),
+            _("install it, or read on: the container half works without it"),
         )
     return GuestFiles(ensure_kernel(), ensure_initramfs())
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 
 from labkit.core import fmt
+from labkit.core.i18n import _
 from labkit.features.vm.booting import GUEST_MEMORY_MB, BootReport
 from labkit.features.vm.container import ContainerReport
 
@@ -17,7 +18,7 @@ def bar_chart_svg(rows: list[tuple[str, float]], width: int = 560, unit: str = "
         2
     """
     label_w, bar_w, row_h = 200, width - 200 - 70, 28
-    top = max((value for _, value in rows), default=0) or 1.0
+    top = max((value for _label, value in rows), default=0) or 1.0
     parts = [
         (
             f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{row_h * len(rows) + 8}" '
@@ -38,33 +39,35 @@ def comparison_table(vm: BootReport | None, box: ContainerReport, vm_skipped: st
     """The side-by-side table as HTML; values are formatted so nbval's sanitizers can mask them."""
 
     def mib(value: float | None) -> str:
-        return fmt.size(value, "mib") if value is not None else "unknown"
+        return fmt.size(value, "mib") if value is not None else _("unknown")
 
-    skipped = html.escape(vm_skipped or "not measured")
+    skipped = html.escape(vm_skipped or _("not measured"))
     rows = [
         (
-            "Start-up",
-            f"{vm.boot_seconds:.2f} s to /init" if vm else skipped,
-            f"{box.start_seconds:.2f} s from <code>docker run -d</code> to running",
+            _("Start-up"),
+            _("{seconds:.2f} s to /init").format(seconds=vm.boot_seconds) if vm else skipped,
+            _("{seconds:.2f} s from <code>docker run -d</code> to running").format(seconds=box.start_seconds),
         ),
         (
-            "Kernel",
-            f"its own: {html.escape(vm.kernel_release)}" if vm else skipped,
-            f"the host's: {html.escape(box.kernel_release)}",
+            _("Kernel"),
+            _("its own: {release}").format(release=html.escape(vm.kernel_release)) if vm else skipped,
+            _("the host's: {release}").format(release=html.escape(box.kernel_release)),
         ),
         (
-            "Memory",
-            f"{mib(vm.qemu_rss_kb * 1024 if vm.qemu_rss_kb else None)} (qemu's RSS; the guest was given {GUEST_MEMORY_MB} MiB)"
+            _("Memory"),
+            _("{rss} (qemu's RSS; the guest was given {mib} MiB)").format(
+                rss=mib(vm.qemu_rss_kb * 1024 if vm.qemu_rss_kb else None), mib=GUEST_MEMORY_MB
+            )
             if vm
             else skipped,
             f"{mib(box.memory_bytes)} ({html.escape(box.memory_source)})",
         ),
         (
-            "What runs it",
-            "a hypervisor (qemu) emulating a whole computer, with a guest kernel inside",
-            "the container runtime starting isolated processes on the host kernel",
+            _("What runs it"),
+            _("a hypervisor (qemu) emulating a whole computer, with a guest kernel inside"),
+            _("the container runtime starting isolated processes on the host kernel"),
         ),
     ]
-    head = "<tr><th></th><th>Virtual machine</th><th>Container</th></tr>"
+    head = f"<tr><th></th><th>{_('Virtual machine')}</th><th>{_('Container')}</th></tr>"
     body = "".join(f"<tr><th>{label}</th><td>{a}</td><td>{b}</td></tr>" for label, a, b in rows)
     return f'<table class="labkit-compare">{head}{body}</table>'

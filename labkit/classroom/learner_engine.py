@@ -502,8 +502,18 @@ def remove_cgroups(groups: Sequence[Path]) -> None:
             continue  # a damaged record: labkit removes only its own labkit/lk-* groups
         with contextlib.suppress(WaitTimeout):
             wait.until(functools.partial(_emptied, group), f"{group} to empty", timeout=10)
-        with contextlib.suppress(OSError):
-            group.rmdir()
+        with contextlib.suppress(WaitTimeout):  # the kernel may hold an emptied group for a moment (EBUSY)
+            wait.until(functools.partial(_removed, group), f"{group} to be removed", timeout=5)
+
+
+def _removed(group: Path) -> bool:
+    try:
+        group.rmdir()
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return True
 
 
 def _emptied(group: Path) -> bool:

@@ -421,7 +421,7 @@ def test_a_learners_lab_works_like_a_laptops_and_lasts(hub: Hub) -> None:
     wait.until(lambda: le.status(user) == "stopped", "the culler to stop the idle lab", timeout=60, detail=hub.tail)
     wait.until(lambda: not _learner_processes(user.uid), "no process of the learner left", timeout=15)
     print(f"hub with the culler started -> idle lab culled: {time.monotonic() - culled:.1f} s")
-    assert not le.learner_cgroups(user)
+    wait.until(lambda: not le.learner_cgroups(user), "the learner's cgroups to go", timeout=15)
     hub.stop()
 
 

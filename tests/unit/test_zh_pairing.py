@@ -234,7 +234,6 @@ def test_the_chinese_lesson_is_its_english_twin_translated(english: Path, chines
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.xfail(strict=False, reason="issue 14: the lessons are being translated; remove this marker when they are")
 def test_every_english_lesson_has_a_chinese_twin() -> None:
     missing = [f"notebooks/zh_CN/{en.name}" for en in _english() if not (ZH / en.name).exists()]
     assert not missing, f"{len(missing)} English lesson(s) have no Chinese twin: {', '.join(missing)}"

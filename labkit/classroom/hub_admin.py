@@ -506,8 +506,19 @@ def down(folder: Path, purge: bool = False) -> dict[str, Any]:
     if pid is not None:
         with contextlib.suppress(LabkitError, WaitTimeout):
             stopped = stop(folder, [], every=True)
+        try:  # its services (grader, culler) and proxy: they must not outlive it
+            helpers = psutil.Process(pid).children(recursive=True)
+        except psutil.Error:
+            helpers = []
         with contextlib.suppress(WaitTimeout):
             procs.terminate(pid, "JupyterHub", 30)
+        for proc in helpers:
+            with contextlib.suppress(psutil.Error):
+                proc.terminate()
+        _, alive = psutil.wait_procs(helpers, timeout=5)
+        for proc in alive:
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
     _record(folder).unlink(missing_ok=True)
     _stop_proxy(folder)
     swept = 0

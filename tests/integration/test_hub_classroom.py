@@ -132,6 +132,17 @@ def hub() -> Iterator[Hub]:
                 le.remove_user(user)
         assert down.returncode == 0, down.stderr
         assert not leftovers, f"`labkit hub down` left learner processes: {[p.info for p in leftovers]}"
+        assert not _mentioning(state), f"`labkit hub down` left the hub's processes: {_mentioning(state)}"
+
+
+def _mentioning(state: Path) -> list[str]:
+    """Processes whose command line names the hub's state folder (the hub, its grader, its proxy)."""
+    found = []
+    for proc in psutil.process_iter():
+        line = _cmdline(proc)
+        if str(state) in line and "pytest" not in line:
+            found.append(f"{proc.pid}: {line[:200]}")
+    return found
 
 
 def _login(hub: Hub, name: str, password: str, next_page: str = "") -> requests.Session:
@@ -337,6 +348,9 @@ def test_a_learner_cannot_reach_another_learner_the_host_or_the_hubs_admin(hub: 
 def test_a_notebook_in_a_hub_lab_shows_the_hubs_verdict(hub: Hub) -> None:
     """`labkit.check` in a kernel of the learner's lab: the verdict comes from the hub's grader."""
     a = hub.learners[0]
+    # A's lab was stopped and started: their daemon stopped the container with it, and it stays stopped
+    started = le.run_as(hub.engine(a), ["docker", "start", "hello-docker-container"])
+    assert started.returncode == 0, started.stderr
     session = _login(hub, a, hub.passwords[a], next_page="/hub/home")
     xsrf = session.cookies.get("_xsrf", path="/hub/") or session.cookies["_xsrf"]
     made = session.post(
@@ -403,6 +417,7 @@ def test_a_public_hub_with_a_certificate_serves_https_and_warns_without_one(tmp_
     finally:
         down = subprocess.run([*base, "down", "--purge", "--state", str(state)], capture_output=True, text=True)
         assert down.returncode == 0, down.stderr
+        assert not _mentioning(state), f"`labkit hub down` left the hub's processes: {_mentioning(state)}"
 
 
 def test_up_answers_a_taken_port_or_a_non_root_user_in_one_line(tmp_path: Path) -> None:

@@ -26,11 +26,13 @@ from labkit.exercises.machinery.reset import reset
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
-NOTEBOOKS = sorted(p.name for p in (REPO_DIR / "notebooks").glob("*.ipynb"))
+#: (language folder, notebook): English at the top of the release, Chinese in ``zh_CN/``.
+NOTEBOOKS = [(lang, p.name) for lang in ("", "zh_CN") for p in sorted((REPO_DIR / "notebooks" / lang).glob("*.ipynb"))]
 _CHECK_CALL = re.compile(r"\blabkit\.check\(")
 _BARE_CHECK = re.compile(r"^labkit\.check\(.*\)\s*$")
 _STATUS = re.compile(r'data-status="([^"]+)"')
-_TEXT_STATUS = re.compile(r"^[✔✗] \S+ — (passed|not yet):", re.MULTILINE)
+_TEXT_STATUS = re.compile(r"^[✔✗] \S+ — (passed|not yet|通过|尚未通过)：?:?", re.MULTILINE)
+_STATUS_WORDS = {"通过": "passed", "尚未通过": "not yet"}
 
 
 @pytest.fixture(scope="module")
@@ -54,15 +56,17 @@ def _statuses(cell: Any) -> list[str]:
             found += _STATUS.findall("".join(data["text/html"]))
         elif output.get("output_type") == "stream" or "text/plain" in data:
             text = "".join(output.get("text", "")) or "".join(data.get("text/plain", ""))
-            found += _TEXT_STATUS.findall(text)
+            found += [_STATUS_WORDS.get(word, word) for word in _TEXT_STATUS.findall(text)]
     return found
 
 
-@pytest.mark.parametrize("name", NOTEBOOKS)
+@pytest.mark.parametrize(("lang", "name"), NOTEBOOKS, ids=[f"{lang or 'en'}-{name}" for lang, name in NOTEBOOKS])
 def test_student_notebook_runs_and_every_check_says_not_yet(
-    name: str, student_dir: Path, docker_client: object
+    lang: str, name: str, student_dir: Path, docker_client: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     lesson = name.split("-", 1)[0]
+    monkeypatch.setenv("LABKIT_LANG", lang or "en")  # the kernel inherits it: labkit speaks the lesson's language
+    student_dir = student_dir / lang if lang else student_dir
     notebook = nbformat.read(student_dir / name, as_version=4)
     started = fmt.utc_now()
     # allow_errors: run to the end so one report names every cell that broke, not just the first.

@@ -1,4 +1,3 @@
-# ruff: noqa: RUF001 - the Chinese lines are meant to have full-width punctuation
 """labkit's core, features, CLI and course speak Chinese with ``LABKIT_LANG=zh_CN``, and English unchanged without it.
 
 English is the source: each test pins the English line byte for byte (the stored notebook

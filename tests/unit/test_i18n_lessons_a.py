@@ -1,4 +1,3 @@
-# ruff: noqa: RUF001 - Chinese text uses full-width punctuation on purpose
 """Lessons 00–05 and the exercise machinery in Simplified Chinese (issue 14), English untouched.
 
 Pure: no daemon. Every title, prompt and hint tier of lessons 00–05 has a Chinese translation

@@ -4,7 +4,6 @@ English stays the source: the same calls with no LABKIT_LANG (or ``en``) give th
 the other unit tests compare byte for byte.
 """
 
-# ruff: noqa: RUF001  (Chinese text uses full-width punctuation on purpose)
 from __future__ import annotations
 
 import json

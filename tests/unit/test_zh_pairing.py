@@ -1,4 +1,3 @@
-# ruff: noqa: RUF001, RUF002 - Chinese punctuation is the point here
 """Each Chinese lesson is its English lesson, translated: same cells, same code, prose in Chinese.
 
 ``notebooks/zh_CN/NN-name.ipynb`` is the twin of ``notebooks/NN-name.ipynb``. nbval runs both, but

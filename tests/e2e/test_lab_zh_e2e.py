@@ -24,7 +24,7 @@ import pytest
 
 from labkit.core import wait
 from labkit.core.paths import REPO_DIR
-from tests.e2e.conftest import _free_port, isolated_jupyter
+from tests.e2e.conftest import _free_port, isolated_jupyter, need
 from tests.e2e.test_lab_e2e import ARTIFACTS, CELL_TIMEOUT_MS, Learner, _press
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -35,6 +35,9 @@ CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
 def test_a_chinese_lesson_and_its_check_panel_in_chinese_jupyterlab(tmp_path: Path, browser: Any) -> None:
+    fonts = subprocess.run(["fc-list", ":lang=zh", "family"], capture_output=True, text=True, check=False).stdout
+    if not fonts.strip():  # without one, Chromium draws every Chinese character as a box in the screenshot
+        need("a Chinese font for Chromium (scripts/provision-docker installs fonts-wqy-microhei)")
     if not (REPO_DIR / "notebooks" / "zh_CN" / LESSON).exists():
         pytest.fail(f"notebooks/zh_CN/{LESSON} is missing: the Chinese lessons are not translated yet")
     workspace, port, token = tmp_path / "work", _free_port(), "e2e-zh-" + secrets.token_hex(8)

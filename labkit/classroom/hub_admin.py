@@ -401,6 +401,7 @@ def status(folder: Path) -> dict[str, Any]:
         "url": settings.url,
         "state": str(folder),
         "admin": settings.admin,
+        "lang": settings.lang,
         "limits": {
             "memory": settings.memory,
             "pids": settings.pids,

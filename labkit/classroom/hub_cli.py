@@ -12,6 +12,7 @@ from pathlib import Path
 
 from labkit.classroom import hub_admin
 from labkit.classroom.hub_config import Settings, state_folder
+from labkit.core import i18n
 from labkit.core.commands import Subcommands
 from labkit.core.errors import ExitCode, UsageError
 from labkit.core.i18n import _
@@ -42,6 +43,11 @@ def register(subcommands: Subcommands) -> None:
     p.add_argument("--idle-timeout", type=int, default=3600, help=_("up: stop a lab idle this many seconds (0: never)"))
     p.add_argument("--memory", default="2G", help=_("up: memory limit per learner, e.g. 2G (`none`: no limit)"))
     p.add_argument("--pids", default="2048", help=_("up: process limit per learner (`none`: no limit)"))
+    p.add_argument(
+        "--lang",
+        choices=["en", "zh_CN"],
+        help=_("up: the course's language in every lab (default: LABKIT_LANG, else this machine's locale)"),
+    )
     p.add_argument(
         "--purge", action="store_true", help=_("down: also delete learners' users, homes and the hub's state")
     )
@@ -80,6 +86,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         idle_timeout=max(0, args.idle_timeout),
         memory=_limit(args.memory, "memory"),
         pids=int(pids) if pids else None,
+        lang=args.lang or i18n.language(),
     )
 
 

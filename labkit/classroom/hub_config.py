@@ -79,6 +79,7 @@ class Settings:
     memory: str | None = "2G"
     pids: int | None = 2048
     image_archive: str = str(le.IMAGE_CACHE)
+    lang: str = "en"
     proxy_bin: str = ""
     python: str = sys.executable
 
@@ -188,3 +189,8 @@ def apply(c: Any, folder: str | os.PathLike[str]) -> None:
     grader = state / "grader"
     grader.mkdir(mode=0o700, exist_ok=True)
     hub_grader.configure(c, grader, s.grader_port)
+    # the course's language: the labs (notebooks, labkit, JupyterLab's menus) and the grader's verdicts
+    c.LearnerEngineSpawner.language = s.lang
+    for service in c.JupyterHub.services:
+        if service.get("name") == hub_grader.SERVICE:
+            service["environment"] = {**service.get("environment", {}), "LABKIT_LANG": s.lang}

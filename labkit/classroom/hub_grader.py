@@ -275,7 +275,7 @@ def run_on_server(name: str, argv: list[str]) -> subprocess.CompletedProcess[str
         argv,
         timeout=CHECK_TIMEOUT,
         netns=True,
-        env={"DOCKER_HOST": f"unix://{pinned}", **_python_path()},
+        env={"DOCKER_HOST": f"unix://{pinned}", **_python_path(), **_language()},
     )
 
 
@@ -300,6 +300,12 @@ async def run_check(name: str, exercise_id: str, answer: str | None, pods: PodEx
             _("try again; if it keeps happening, ask the instructor"),
         ) from e
     return result_from_run(done.returncode, done.stdout, done.stderr)
+
+
+def _language() -> dict[str, str]:
+    """The hub's course language (``LABKIT_LANG``), so the verdict a lab shows speaks it."""
+    lang = os.environ.get("LABKIT_LANG")
+    return {"LABKIT_LANG": lang} if lang else {}
 
 
 def _python_path() -> dict[str, str]:

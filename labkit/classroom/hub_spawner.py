@@ -94,19 +94,25 @@ def lab_argv(port: int, workspace: Path, runtime: Path) -> list[str]:
     ]
 
 
-def lab_env(user: le.LearnerUser) -> dict[str, str]:
+def lab_env(user: le.LearnerUser, language: str = "") -> dict[str, str]:
     """What the lab adds to the hub's environment: the learner's own, the lab's kernel spec first.
 
     The kernels are the hub's Python (``PATH``), with labkit loaded (the ``python3`` kernel
     spec on ``JUPYTER_PATH``); a terminal is bash, in the workspace, with ``DOCKER_HOST``.
+    With a ``language`` (``zh_CN``) the notebooks, labkit's messages and JupyterLab's menus
+    are in it (``LABKIT_LANG``).
     """
     state = user.home / STATE
-    return le.user_env(user) | {
-        "PATH": f"{Path(sys.executable).parent}:{le.PATH}",
-        "SHELL": "/bin/bash",
-        "LABKIT_STATE_DIR": str(state),
-        "JUPYTER_PATH": str(state / "lab" / "jupyter"),
-    }
+    return (
+        le.user_env(user)
+        | {
+            "PATH": f"{Path(sys.executable).parent}:{le.PATH}",
+            "SHELL": "/bin/bash",
+            "LABKIT_STATE_DIR": str(state),
+            "JUPYTER_PATH": str(state / "lab" / "jupyter"),
+        }
+        | ({"LABKIT_LANG": language} if language else {})
+    )
 
 
 def configure_culler(c: Config, timeout: int, every: int) -> None:
@@ -141,6 +147,9 @@ class LearnerEngineSpawner(Spawner):  # type: ignore[misc]  # jupyterhub ships n
         str(le.IMAGE_CACHE), help="the course images' tar (learner_engine.cache_images); skipped when missing"
     ).tag(config=True)
     engine_timeout = Float(60.0, help="seconds for a learner's daemon to answer").tag(config=True)
+    language = Unicode(
+        "", help="the course's language in every lab (LABKIT_LANG: zh_CN or en); empty: labkit's default"
+    ).tag(config=True)
     relayed_ports = List(
         Int(), help="ports of the host's 127.0.0.1 relayed into each lab's namespace besides the hub's API"
     ).tag(config=True)
@@ -206,7 +215,7 @@ class LearnerEngineSpawner(Spawner):  # type: ignore[misc]  # jupyterhub ships n
         command = [sys.executable, "-m", "labkit.lab", "--no-start", f"--workspace={workspace}"]
         sync = subprocess.run(
             le.in_cgroup(engine.cgroup_procs, le.as_user(user, ["sh", "-c", 'exec "$@"', "sh", *command])),
-            env=lab_env(user),
+            env=lab_env(user, self.language),
             cwd=user.home,
             capture_output=True,
             text=True,
@@ -237,7 +246,7 @@ class LearnerEngineSpawner(Spawner):  # type: ignore[misc]  # jupyterhub ships n
         self.port = port
         engine = await asyncio.to_thread(self._prepare, port)
         await self._relay_hub_api(engine)
-        env = self.get_env() | lab_env(engine.user)
+        env = self.get_env() | lab_env(engine.user, self.language)
         workspace = engine.user.home / WORKSPACE
         argv = le.in_netns(engine, lab_argv(port, workspace, engine.user.home / STATE / "lab"))
         self.log.info("starting %s's lab on 127.0.0.1:%d: %s", engine.user.unix_user, port, argv)

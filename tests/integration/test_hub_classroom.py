@@ -15,6 +15,7 @@ import csv
 import io
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -130,6 +131,7 @@ def hub() -> Iterator[Hub]:
             user = le._lookup(le.unix_name(name))
             if user is not None:
                 le.remove_user(user)
+        shutil.rmtree(state.parent, ignore_errors=True)  # the rosters written beside the state
         assert down.returncode == 0, down.stderr
         assert not leftovers, f"`labkit hub down` left learner processes: {[p.info for p in leftovers]}"
         assert not _mentioning(state), f"`labkit hub down` left the hub's processes: {_mentioning(state)}"

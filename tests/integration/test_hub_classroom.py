@@ -32,7 +32,7 @@ import websocket
 
 from labkit.classroom import learner_engine as le
 from labkit.core import wait
-from tests.integration.test_hub import execute
+from tests.integration.test_hub import _cmdline, _free_port, execute
 
 pytest.importorskip("jupyterhub", reason="JupyterHub is the optional extra `hub`: pip install -e '.[hub]'")
 
@@ -70,12 +70,6 @@ class Hub:
         engine = le.running(user)
         assert engine is not None, f"{name}'s engine is not running"
         return engine
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _uids(names: list[str]) -> set[int]:
@@ -165,13 +159,6 @@ def _lab_ready(hub: Hub, session: requests.Session, name: str) -> None:
         return session.get(f"{hub.url}/user/{name}/api/status", timeout=10).status_code == 200
 
     wait.until(answers, f"{name}'s lab", timeout=120, retry_on=(requests.RequestException,))
-
-
-def _cmdline(proc: psutil.Process) -> str:
-    try:
-        return " ".join(proc.cmdline())
-    except psutil.Error:  # gone, or a zombie its parent has not reaped yet
-        return ""
 
 
 def _lab_env(engine: le.LearnerEngine) -> dict[str, str]:

@@ -63,7 +63,9 @@ def test_grid_updates_live_in_chromium(tmp_path: Path) -> None:
             try:
                 page = browser.new_page(viewport={"width": 1400, "height": 500})
                 page.goto(f"{srv.url}/?token={srv.instructor_token}")
-                page.wait_for_function("document.getElementById('connection').textContent === 'live'", timeout=10000)
+                page.wait_for_function(
+                    "() => document.getElementById('connection').textContent === 'live'", timeout=10000
+                )
                 assert "token=" not in page.url  # dropped from the address bar; the cookie keeps the session
                 cell = page.locator('td[data-learner="ada"][data-exercise="welcome.first-container"]')
                 assert "not started" in cell.inner_text()
@@ -97,7 +99,9 @@ def test_grid_updates_live_in_chromium(tmp_path: Path) -> None:
 
                 # A reload keeps working without the token in the address (cookie), and shows the same grid.
                 page.reload()
-                page.wait_for_function("document.getElementById('connection').textContent === 'live'", timeout=10000)
+                page.wait_for_function(
+                    "() => document.getElementById('connection').textContent === 'live'", timeout=10000
+                )
                 assert "✔ 4" in cell.inner_text()
                 csv = page.request.get(f"{srv.url}/api/gradebook.csv")
                 assert csv.status == 200 and "ada,1" in csv.text()
